@@ -1,0 +1,281 @@
+//! What must hold, checked over a [`History`]: Jepsen's *checker*.
+//!
+//! Four counts, two of them safety violations:
+//! - **lost updates**: acknowledged counter increments that a later accepted write overwrote
+//!   without having seen them (safety);
+//! - **token-order breaks**: the storage accepted an operation on a key after it had accepted
+//!   one with a higher token on that key (safety: exactly what fencing exists to prevent);
+//! - **stale acceptances**: the storage accepted an operation after the lock had passed to
+//!   another client (harmless exactly when token order still holds);
+//! - **false rejections**: the storage refused the current holder (liveness).
+//!
+//! "The lock had passed" means, in true time, another client had been told it holds the lock
+//! with a higher token. The checker never panics: a history it cannot make sense of yields
+//! anomalies in the verdict.
+
+use crate::history::{EventKind, History, OpResult};
+use crate::protocol::Op;
+use crate::workload::COUNTER_KEY;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What kind of finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    LostUpdate,
+    TokenOrderBreak,
+    StaleAcceptance,
+    FalseRejection,
+}
+
+impl FindingKind {
+    pub fn is_violation(self) -> bool {
+        matches!(self, FindingKind::LostUpdate | FindingKind::TokenOrderBreak)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::LostUpdate => "lost update",
+            FindingKind::TokenOrderBreak => "token-order break",
+            FindingKind::StaleAcceptance => "stale acceptance",
+            FindingKind::FalseRejection => "false rejection",
+        }
+    }
+}
+
+/// One finding, pointing at the event that shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// Index into `History::events`.
+    pub event: usize,
+    pub true_us: u64,
+    pub node: String,
+    pub detail: String,
+}
+
+/// The checker's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Verdict {
+    pub lost_updates: u64,
+    pub token_order_breaks: u64,
+    pub stale_acceptances: u64,
+    pub false_rejections: u64,
+    /// Counter increments the clients saw acknowledged.
+    pub acked_increments: u64,
+    /// The counter's value at the end (0 when absent).
+    pub final_counter: u64,
+    pub findings: Vec<Finding>,
+    /// Things in the history that should not be there (never expected; reported, not panicked).
+    pub anomalies: Vec<String>,
+}
+
+impl Verdict {
+    /// A safety violation: a lost update or a token-order break.
+    pub fn violates(&self) -> bool {
+        self.lost_updates > 0 || self.token_order_breaks > 0
+    }
+
+    fn add(&mut self, kind: FindingKind, event: usize, true_us: u64, node: &str, detail: String) {
+        match kind {
+            FindingKind::LostUpdate => self.lost_updates += 1,
+            FindingKind::TokenOrderBreak => self.token_order_breaks += 1,
+            FindingKind::StaleAcceptance => self.stale_acceptances += 1,
+            FindingKind::FalseRejection => self.false_rejections += 1,
+        }
+        self.findings.push(Finding {
+            kind,
+            event,
+            true_us,
+            node: node.to_string(),
+            detail,
+        });
+    }
+}
+
+/// What the checker knows of an invoked operation.
+#[derive(Debug, Clone)]
+struct Invoked<'a> {
+    node: &'a str,
+    token: i64,
+    acked: bool,
+}
+
+/// An accepted write to the counter, in storage order.
+#[derive(Debug, Clone)]
+struct CounterWrite<'a> {
+    event: usize,
+    true_us: u64,
+    node: &'a str,
+    value: Option<u64>,
+    acked: bool,
+}
+
+/// Checks a history.
+pub fn check(history: &History) -> Verdict {
+    let mut v = Verdict::default();
+    let events = &history.events;
+
+    // Pass 1: operations by id (node, token, acknowledged).
+    let mut invoked: BTreeMap<u64, Invoked<'_>> = BTreeMap::new();
+    for e in events {
+        match &e.kind {
+            EventKind::Invoke { op_id, token, .. } => {
+                if invoked
+                    .insert(
+                        *op_id,
+                        Invoked {
+                            node: &e.node,
+                            token: *token,
+                            acked: false,
+                        },
+                    )
+                    .is_some()
+                {
+                    v.anomalies.push(format!("op {op_id} invoked twice"));
+                }
+            }
+            EventKind::Complete { op_id, outcome } => match invoked.get_mut(op_id) {
+                Some(op) => op.acked = matches!(outcome, OpResult::Ok { .. }),
+                None => v.anomalies.push(format!("op {op_id} completed, never invoked")),
+            },
+            _ => {}
+        }
+    }
+
+    // Pass 2: in true (= recording) order, follow the lock and the storage.
+    let mut highest_granted: Option<(i64, &str)> = None;
+    let mut highest_accepted: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut counter_writes: Vec<CounterWrite<'_>> = Vec::new();
+    let mut last_true_us = 0;
+    for (i, e) in events.iter().enumerate() {
+        if e.true_us < last_true_us {
+            v.anomalies
+                .push(format!("event {i} goes back in true time"));
+        }
+        last_true_us = e.true_us;
+        match &e.kind {
+            EventKind::Acquired { token, .. } => {
+                if let Some((t, holder)) = highest_granted {
+                    if *token <= t {
+                        v.anomalies.push(format!(
+                            "lock service gave {} token {token} after {holder} got {t}",
+                            e.node
+                        ));
+                    }
+                }
+                if highest_granted.is_none_or(|(t, _)| *token > t) {
+                    highest_granted = Some((*token, &e.node));
+                }
+            }
+            EventKind::StorageApplied {
+                op_id,
+                op,
+                key,
+                val,
+                version,
+                accepted,
+                err,
+            } => {
+                let known = op_id.and_then(|id| invoked.get(&id));
+                if known.is_none() {
+                    v.anomalies.push(format!(
+                        "storage applied an op it cannot tie to a client (event {i})"
+                    ));
+                }
+                let (node, token, acked) = known
+                    .map(|o| (o.node, o.token, o.acked))
+                    .unwrap_or(("?", *version, false));
+                if *accepted {
+                    let highest = highest_accepted.entry(key.as_str()).or_insert(i64::MIN);
+                    if token < *highest {
+                        v.add(
+                            FindingKind::TokenOrderBreak,
+                            i,
+                            e.true_us,
+                            node,
+                            format!(
+                                "{} {key} with token {token} accepted after token {} was",
+                                op.as_str(),
+                                *highest
+                            ),
+                        );
+                    }
+                    *highest = (*highest).max(token);
+                    if let Some((t, holder)) = highest_granted {
+                        if token < t {
+                            v.add(
+                                FindingKind::StaleAcceptance,
+                                i,
+                                e.true_us,
+                                node,
+                                format!(
+                                    "{} {key} with token {token} accepted while {holder} held token {t}",
+                                    op.as_str()
+                                ),
+                            );
+                        }
+                    }
+                    if *op == Op::Write && key == COUNTER_KEY {
+                        counter_writes.push(CounterWrite {
+                            event: i,
+                            true_us: e.true_us,
+                            node,
+                            value: val.parse().ok(),
+                            acked,
+                        });
+                    }
+                } else if highest_granted.is_some_and(|(t, _)| t == token) {
+                    v.add(
+                        FindingKind::FalseRejection,
+                        i,
+                        e.true_us,
+                        node,
+                        format!("current holder's {} {key} refused: {err}", op.as_str()),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Lost updates: an acknowledged increment is lost when the next accepted write to the
+    // counter stores a value no higher than it: that writer never saw it.
+    for (k, w) in counter_writes.iter().enumerate() {
+        if w.acked {
+            v.acked_increments += 1;
+        }
+        let Some(value) = w.value else {
+            v.anomalies
+                .push(format!("counter write at event {} is not a number", w.event));
+            continue;
+        };
+        let Some(next) = counter_writes.get(k + 1) else {
+            continue;
+        };
+        if w.acked && next.value.is_some_and(|n| n <= value) {
+            v.add(
+                FindingKind::LostUpdate,
+                next.event,
+                next.true_us,
+                next.node,
+                format!(
+                    "{}'s acknowledged write of {value} was overwritten with {}",
+                    w.node,
+                    next.value.unwrap_or_default()
+                ),
+            );
+        }
+    }
+    v.final_counter = history
+        .final_entries
+        .get(COUNTER_KEY)
+        .and_then(|e| e.val.parse().ok())
+        .unwrap_or(0);
+    if history.dropped_events > 0 {
+        v.anomalies
+            .push(format!("{} events were dropped", history.dropped_events));
+    }
+    v
+}

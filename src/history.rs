@@ -1,0 +1,281 @@
+//! What happened in a run: one ordered log of events stamped with true time.
+//!
+//! Jepsen's *history*, extended with what only a simulation can see: the storage's own
+//! acceptance order, lock acquisitions, and the faults the nemesis injected. Events are
+//! appended in execution order, which for equal true times is the order madsim ran them.
+
+use crate::protocol::Op;
+use crate::storage::Entry;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// Most events one run may record: a limit on everything (a 20 s standard run records ~1,000).
+pub const EVENTS_MAX: usize = 1_000_000;
+
+/// How an operation ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum OpResult {
+    /// The storage accepted it (a read of a missing key is accepted too).
+    Ok { val: String, version: i64 },
+    /// The storage refused it (fencing).
+    Rejected { err: String },
+    /// It surely did not take effect (e.g. connection refused before sending).
+    Failed { err: String },
+    /// No answer (timeout, crash): it may or may not have taken effect.
+    Unknown { err: String },
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A session's lease was granted.
+    LeaseGranted { lease_id: i64, ttl_s: i64 },
+    /// The client learned its lease is gone (keepalive refused or unanswered past the TTL).
+    LeaseLost { lease_id: i64, why: String },
+    /// The client was told it holds the lock.
+    Acquired { lease_id: i64, token: i64 },
+    /// The client gave up waiting for the lock and revoked its lease.
+    CampaignTimedOut { lease_id: i64 },
+    /// The client released the lock (resign + revoke).
+    Released { lease_id: i64, token: i64 },
+    /// The client's own lease check refused to write (local deadline passed).
+    LocalCheckRefused { token: i64, deadline_us: i64 },
+    /// A client sent an operation.
+    Invoke {
+        op_id: u64,
+        op: Op,
+        key: String,
+        val: String,
+        /// What went on the wire as `version`.
+        version: i64,
+        lease_id: i64,
+        token: i64,
+    },
+    /// A client got (or gave up on) the answer.
+    Complete { op_id: u64, outcome: OpResult },
+    /// The storage applied a request: its true serialization order.
+    StorageApplied {
+        op_id: Option<u64>,
+        op: Op,
+        key: String,
+        val: String,
+        version: i64,
+        accepted: bool,
+        err: String,
+    },
+    /// The nemesis did something.
+    Fault { what: String },
+    /// A client node started (again, after a crash).
+    NodeStarted { incarnation: u32 },
+}
+
+/// An event with its node and times.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Event {
+    /// True time, microseconds since the world started.
+    pub true_us: u64,
+    /// The node's own reading of the time, when it has one.
+    pub perceived_us: Option<i64>,
+    pub node: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A whole run's record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub events: Vec<Event>,
+    /// The storage's contents when the run ended.
+    pub final_entries: BTreeMap<String, Entry>,
+    /// Events that could not be recorded because of [`EVENTS_MAX`].
+    pub dropped_events: u64,
+}
+
+impl History {
+    /// A 64-bit FNV-1a hash of the canonical JSON: equal runs give equal hashes.
+    pub fn hash(&self) -> u64 {
+        let json = serde_json::to_vec(self).expect("history serializes");
+        fnv1a(&json)
+    }
+
+    /// Pairs each invocation with its completion.
+    pub fn ops(&self) -> Vec<OpView<'_>> {
+        let mut index: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut ops: Vec<OpView<'_>> = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            match &e.kind {
+                EventKind::Invoke { op_id, .. } => {
+                    index.insert(*op_id, ops.len());
+                    ops.push(OpView {
+                        invoke: e,
+                        invoke_index: i,
+                        complete: None,
+                    });
+                }
+                EventKind::Complete { op_id, .. } => {
+                    if let Some(&k) = index.get(op_id) {
+                        ops[k].complete = Some(e);
+                    }
+                }
+                _ => {}
+            }
+        }
+        ops
+    }
+}
+
+/// An operation: its invocation and, when it came, its completion.
+#[derive(Debug, Clone, Copy)]
+pub struct OpView<'a> {
+    pub invoke: &'a Event,
+    pub invoke_index: usize,
+    pub complete: Option<&'a Event>,
+}
+
+impl OpView<'_> {
+    pub fn outcome(&self) -> Option<&OpResult> {
+        match self.complete.map(|e| &e.kind) {
+            Some(EventKind::Complete { outcome, .. }) => Some(outcome),
+            _ => None,
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, stable across Rust releases (unlike `DefaultHasher`).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Appends events with the true time; shared by every node of one world.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    origin: Instant,
+    inner: Arc<Mutex<History>>,
+    next_op_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Recorder {
+    pub fn new(origin: Instant) -> Self {
+        Recorder {
+            origin,
+            inner: Arc::new(Mutex::new(History::default())),
+            next_op_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    pub fn true_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+
+    /// A fresh operation id, unique within the run.
+    pub fn next_op_id(&self) -> u64 {
+        self.next_op_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn record(&self, node: &str, perceived_us: Option<i64>, kind: EventKind) {
+        let true_us = self.true_us();
+        let mut h = self.inner.lock().expect("recorder lock");
+        if h.events.len() >= EVENTS_MAX {
+            h.dropped_events += 1;
+            return;
+        }
+        h.events.push(Event {
+            true_us,
+            perceived_us,
+            node: node.to_string(),
+            kind,
+        });
+    }
+
+    pub fn set_final_entries(&self, entries: BTreeMap<String, Entry>) {
+        self.inner.lock().expect("recorder lock").final_entries = entries;
+    }
+
+    /// Takes the history out, leaving an empty one.
+    pub fn take(&self) -> History {
+        std::mem::take(&mut *self.inner.lock().expect("recorder lock"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_the_reference_value() {
+        // Reference values of FNV-1a 64.
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn history_round_trips_through_json() {
+        let h = History {
+            events: vec![Event {
+                true_us: 5,
+                perceived_us: Some(7),
+                node: "client1".into(),
+                kind: EventKind::Complete {
+                    op_id: 1,
+                    outcome: OpResult::Rejected { err: "no".into() },
+                },
+            }],
+            ..History::default()
+        };
+        let s = serde_json::to_string(&h).unwrap();
+        let back: History = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.hash(), h.hash());
+    }
+}
+
+/// One node's pen on the history: records with the node's name and its perceived time.
+/// Without a recorder (real mode) it records nothing.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    recorder: Option<Recorder>,
+    node: Arc<str>,
+    clock: crate::clock::NodeClock,
+}
+
+impl Probe {
+    pub fn new(recorder: Option<Recorder>, node: &str, clock: crate::clock::NodeClock) -> Self {
+        Probe {
+            recorder,
+            node: node.into(),
+            clock,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn record(&self, kind: EventKind) {
+        if let Some(r) = &self.recorder {
+            r.record(&self.node, Some(self.clock.now_us()), kind);
+        }
+    }
+
+    /// A fresh operation id (1, 2, ... per probe when there is no recorder).
+    pub fn next_op_id(&self) -> u64 {
+        match &self.recorder {
+            Some(r) => r.next_op_id(),
+            None => 0,
+        }
+    }
+}

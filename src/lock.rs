@@ -1,0 +1,252 @@
+//! A lease-based lock over etcd: session (lease + keepalive), acquire, release.
+//!
+//! Only the etcd API subset that both the simulated (`madsim-etcd-client`) and the real
+//! `etcd-client` offer: leases, the election API (the simulated etcd has no Lock API), no
+//! Watch. Each acquisition yields two numbers: the session's **lease ID** (what the seed sends
+//! as "version") and a **fencing token**, the revision at which the lock key was created,
+//! which strictly increases from one holder to the next.
+
+use crate::clock::NodeClock;
+use crate::history::{EventKind, Probe};
+use etcd_client::{Client, LeaderKey, ResignOptions};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The election every client campaigns in.
+pub const LOCK_NAME: &str = "/fencelab/lock";
+/// Shortest lease: the simulated etcd's 1 s tick always expires a 1 s lease, and real etcd
+/// raises shorter TTLs to 2 s anyway.
+pub const TTL_S_MIN: i64 = 2;
+pub const TTL_S_MAX: i64 = 60;
+
+/// Knobs of the lock client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockConfig {
+    pub ttl_s: i64,
+    /// How long to wait for the lock before giving up (and revoking the lease).
+    pub campaign_timeout: Duration,
+    /// How long to wait for any other etcd answer.
+    pub request_timeout: Duration,
+}
+
+/// Why a lock operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockError {
+    Etcd(String),
+    Timeout(&'static str),
+    CampaignTimeout,
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Etcd(e) => write!(f, "etcd: {e}"),
+            LockError::Timeout(what) => write!(f, "etcd {what} timed out"),
+            LockError::CampaignTimeout => f.write_str("gave up waiting for the lock"),
+        }
+    }
+}
+
+fn etcd_err(e: etcd_client::Error) -> LockError {
+    LockError::Etcd(e.to_string())
+}
+
+/// What the client believes about its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LeaseView {
+    /// Perceived time (µs) after which the lease may be gone: the send time of the last
+    /// answered keepalive plus the TTL, as etcd's Go client computes it.
+    deadline_us: i64,
+    lost: Option<String>,
+}
+
+/// A session: one lease kept alive every TTL/3 by the node's own clock.
+pub struct Session {
+    lease_id: i64,
+    ttl_s: i64,
+    view: Arc<Mutex<LeaseView>>,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// Grants a lease and starts keeping it alive.
+    pub async fn start(
+        etcd: &Client,
+        clock: &NodeClock,
+        probe: &Probe,
+        cfg: &LockConfig,
+    ) -> Result<Session, LockError> {
+        assert!((TTL_S_MIN..=TTL_S_MAX).contains(&cfg.ttl_s), "ttl_s out of range");
+        let sent_us = clock.now_us();
+        let grant = clock
+            .timeout(cfg.request_timeout, etcd.lease_client().grant(cfg.ttl_s, None))
+            .await
+            .map_err(|_| LockError::Timeout("lease grant"))?
+            .map_err(etcd_err)?;
+        let lease_id = grant.id();
+        probe.record(EventKind::LeaseGranted {
+            lease_id,
+            ttl_s: grant.ttl(),
+        });
+        let view = Arc::new(Mutex::new(LeaseView {
+            deadline_us: sent_us + grant.ttl() * 1_000_000,
+            lost: None,
+        }));
+        let keepalive = tokio::spawn(keep_alive(
+            etcd.clone(),
+            clock.clone(),
+            probe.clone(),
+            *cfg,
+            lease_id,
+            grant.ttl(),
+            view.clone(),
+        ));
+        Ok(Session {
+            lease_id,
+            ttl_s: grant.ttl(),
+            view,
+            keepalive,
+        })
+    }
+
+    pub fn lease_id(&self) -> i64 {
+        self.lease_id
+    }
+
+    pub fn ttl_s(&self) -> i64 {
+        self.ttl_s
+    }
+
+    /// Perceived time (µs) until which the client believes its lease is valid.
+    pub fn deadline_us(&self) -> i64 {
+        self.view.lock().expect("lease view").deadline_us
+    }
+
+    /// Why the client knows its lease is gone, if it knows.
+    pub fn lost(&self) -> Option<String> {
+        self.view.lock().expect("lease view").lost.clone()
+    }
+
+    /// Stops the keepalive and revokes the lease (best effort: it expires anyway).
+    pub async fn close(self, etcd: &Client, clock: &NodeClock, cfg: &LockConfig) {
+        self.keepalive.abort();
+        let _ = clock
+            .timeout(cfg.request_timeout, etcd.lease_client().revoke(self.lease_id))
+            .await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A session never outlives its owner's interest in it.
+        self.keepalive.abort();
+    }
+}
+
+async fn keep_alive(
+    etcd: Client,
+    clock: NodeClock,
+    probe: Probe,
+    cfg: LockConfig,
+    lease_id: i64,
+    ttl_s: i64,
+    view: Arc<Mutex<LeaseView>>,
+) {
+    let period = Duration::from_millis(ttl_s as u64 * 1000 / 3);
+    let mut lease = etcd.lease_client();
+    let mut stream = None;
+    // Bounded: a lease cannot be renewed more than this often in the longest run we allow.
+    for _ in 0..1_000_000u32 {
+        clock.sleep(period).await;
+        let sent_us = clock.now_us();
+        let renewed = clock
+            .timeout(cfg.request_timeout, async {
+                if stream.is_none() {
+                    // The first keepalive travels with the stream's opening.
+                    let (keeper, s) = lease.keep_alive(lease_id).await?;
+                    stream = Some((keeper, s));
+                    return Ok::<i64, etcd_client::Error>(ttl_s);
+                }
+                let (keeper, s) = stream.as_mut().expect("stream open");
+                keeper.keep_alive().await?;
+                Ok(s.message().await?.map_or(0, |r| r.ttl()))
+            })
+            .await;
+        let lost = match renewed {
+            Ok(Ok(ttl)) if ttl > 0 => {
+                view.lock().expect("lease view").deadline_us = sent_us + ttl * 1_000_000;
+                continue;
+            }
+            Ok(Ok(_)) => "keepalive answered TTL 0: the lease expired".to_string(),
+            Ok(Err(e)) => format!("keepalive refused: {e}"),
+            Err(_) => {
+                // A late answer would be read as the next one's: open a fresh stream.
+                stream = None;
+                if clock.now_us() < view.lock().expect("lease view").deadline_us {
+                    continue;
+                }
+                "no keepalive answer before the lease deadline".to_string()
+            }
+        };
+        probe.record(EventKind::LeaseLost {
+            lease_id,
+            why: lost.clone(),
+        });
+        view.lock().expect("lease view").lost = Some(lost);
+        return;
+    }
+}
+
+/// The lock, held.
+#[derive(Debug, Clone)]
+pub struct Holding {
+    pub leader: LeaderKey,
+    pub lease_id: i64,
+    /// The lock key's creation revision: the fencing token.
+    pub token: i64,
+}
+
+/// Campaigns for the lock under the session's lease. On timeout the caller must revoke the
+/// lease: the waiting key stays in etcd otherwise and would take the lock later.
+pub async fn acquire(
+    etcd: &Client,
+    session: &Session,
+    clock: &NodeClock,
+    cfg: &LockConfig,
+    value: &str,
+) -> Result<Holding, LockError> {
+    let mut election = etcd.election_client();
+    let resp = clock
+        .timeout(
+            cfg.campaign_timeout,
+            election.campaign(LOCK_NAME, value, session.lease_id()),
+        )
+        .await
+        .map_err(|_| LockError::CampaignTimeout)?
+        .map_err(etcd_err)?;
+    let leader = resp
+        .leader()
+        .cloned()
+        .ok_or_else(|| LockError::Etcd("campaign answered without a leader key".into()))?;
+    Ok(Holding {
+        lease_id: session.lease_id(),
+        token: leader.rev(),
+        leader,
+    })
+}
+
+/// Releases the lock: resign, then the caller closes the session (revoke).
+pub async fn resign(
+    etcd: &Client,
+    holding: &Holding,
+    clock: &NodeClock,
+    cfg: &LockConfig,
+) -> Result<(), LockError> {
+    let opts = ResignOptions::new().with_leader(holding.leader.clone());
+    clock
+        .timeout(cfg.request_timeout, etcd.election_client().resign(Some(opts)))
+        .await
+        .map_err(|_| LockError::Timeout("resign"))?
+        .map_err(etcd_err)?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The storage wire protocol of etcd's `contrib/lock` example, unchanged.
+//!
+//! One endpoint, `POST /`, JSON bodies:
+//! request `{"op": "read"|"write", "key", "val", "version"}`,
+//! response `{"val", "version", "err"}` with `err` empty on success.
+//! `version` carries the client's fencing value (the lease ID in the seed, the lock key's
+//! revision under the token policies). A client written for the seed talks to our storage
+//! unchanged, and ours to the seed's.
+
+use serde::{Deserialize, Serialize};
+
+/// Optional HTTP header naming the history operation a request belongs to.
+///
+/// Why a header and not a JSON field: the body stays exactly the seed's protocol, while the
+/// storage's own log can still be joined with the client history. Clients that do not send
+/// it (the seed's Go client) are served the same.
+pub const OP_HEADER: &str = "x-fencelab-op";
+
+/// The largest request body the storage accepts, in bytes. A limit on everything.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Read,
+    Write,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+        }
+    }
+}
+
+/// A storage request, exactly the seed's JSON shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub op: Op,
+    pub key: String,
+    #[serde(default)]
+    pub val: String,
+    pub version: i64,
+}
+
+/// A storage response, exactly the seed's JSON shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub val: String,
+    pub version: i64,
+    pub err: String,
+}
+
+impl Response {
+    pub fn ok(val: impl Into<String>, version: i64) -> Self {
+        Response {
+            val: val.into(),
+            version,
+            err: String::new(),
+        }
+    }
+
+    pub fn error(err: impl Into<String>) -> Self {
+        Response {
+            val: String::new(),
+            version: -1,
+            err: err.into(),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.err.is_empty()
+    }
+}
+
+/// Why a request body could not be turned into a [`Request`]: a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses a request body. Never panics; every failure names what is wrong.
+pub fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
+    if body.len() > BODY_BYTES_MAX {
+        return Err(ParseError(format!(
+            "request body of {} bytes is over the limit of {} bytes",
+            body.len(),
+            BODY_BYTES_MAX
+        )));
+    }
+    serde_json::from_slice::<Request>(body)
+        .map_err(|e| ParseError(format!("malformed request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seed_request() {
+        let r = parse_request(br#"{"op":"write","key":"key0","val":"v","version":7}"#).unwrap();
+        assert_eq!(r.op, Op::Write);
+        assert_eq!(r.key, "key0");
+        assert_eq!(r.version, 7);
+    }
+
+    #[test]
+    fn refuses_unknown_op_and_bad_types() {
+        let e = parse_request(br#"{"op":"delete","key":"k","val":"","version":1}"#).unwrap_err();
+        assert!(e.0.contains("unknown variant"), "{e}");
+        assert!(parse_request(br#"{"op":"read","key":"k","version":"x"}"#).is_err());
+        assert!(parse_request(br#"{"op":"read","key":"k"}"#).is_err());
+        assert!(parse_request(b"{").is_err());
+        assert!(parse_request(&vec![b' '; BODY_BYTES_MAX + 1]).is_err());
+    }
+
+    #[test]
+    fn response_shape_is_the_seeds() {
+        let s = serde_json::to_string(&Response::ok("v", 3)).unwrap();
+        assert_eq!(s, r#"{"val":"v","version":3,"err":""}"#);
+    }
+}

@@ -1,0 +1,116 @@
+//! Words for people: the story of a run and the checker's verdict.
+
+use crate::checker::Verdict;
+use crate::history::{EventKind, History, OpResult};
+use crate::world::Run;
+use std::fmt::Write;
+
+fn secs(us: u64) -> String {
+    format!("{:>8.3} s", us as f64 / 1e6)
+}
+
+/// One line per event, in true time.
+pub fn story(history: &History) -> String {
+    let mut out = String::new();
+    for e in &history.events {
+        let what = match &e.kind {
+            EventKind::NodeStarted { incarnation: 0 } => "starts".to_string(),
+            EventKind::NodeStarted { incarnation } => {
+                format!("starts again (incarnation {incarnation}), with no session")
+            }
+            EventKind::LeaseGranted { lease_id, ttl_s } => {
+                format!("gets lease {lease_id:x} (TTL {ttl_s} s)")
+            }
+            EventKind::LeaseLost { lease_id, why } => format!("loses lease {lease_id:x}: {why}"),
+            EventKind::Acquired { lease_id, token } => {
+                format!("acquires the lock: lease {lease_id:x}, token {token}")
+            }
+            EventKind::CampaignTimedOut { lease_id } => {
+                format!("gives up waiting for the lock, revokes lease {lease_id:x}")
+            }
+            EventKind::Released { token, .. } => format!("releases the lock (token {token})"),
+            EventKind::LocalCheckRefused { token, deadline_us } => format!(
+                "local lease check: deadline {:.3} s has passed, does not write (token {token})",
+                *deadline_us as f64 / 1e6
+            ),
+            EventKind::Invoke {
+                op, key, val, version, token, ..
+            } => match op {
+                crate::protocol::Op::Read => {
+                    format!("sends read {key} (version {version}, token {token})")
+                }
+                crate::protocol::Op::Write => {
+                    format!("sends write {key}={val:?} (version {version}, token {token})")
+                }
+            },
+            EventKind::Complete { outcome, .. } => match outcome {
+                OpResult::Ok { val, version } => format!("gets ok: val {val:?}, version {version}"),
+                OpResult::Rejected { err } => format!("is refused: {err}"),
+                OpResult::Failed { err } => format!("fails: {err}"),
+                OpResult::Unknown { err } => format!("gets no answer: {err}"),
+            },
+            EventKind::StorageApplied {
+                op,
+                key,
+                val,
+                version,
+                accepted,
+                err,
+                ..
+            } => {
+                let what = match op {
+                    crate::protocol::Op::Read => format!("read {key}"),
+                    crate::protocol::Op::Write => format!("write {key}={val:?}"),
+                };
+                if *accepted {
+                    format!("ACCEPTS {what} with version {version}")
+                } else {
+                    format!("REJECTS {what} with version {version}: {err}")
+                }
+            }
+            EventKind::Fault { what } => format!("** {what}"),
+        };
+        let _ = writeln!(out, "{}  {:<8} {}", secs(e.true_us), e.node, what);
+    }
+    out
+}
+
+/// The verdict in words.
+pub fn verdict(v: &Verdict) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "verdict: {} (lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {})",
+        if v.violates() { "VIOLATED" } else { "safe" },
+        v.lost_updates,
+        v.token_order_breaks,
+        v.stale_acceptances,
+        v.false_rejections
+    );
+    for f in &v.findings {
+        let _ = writeln!(
+            out,
+            "  {}  {:<8} {}: {}",
+            secs(f.true_us),
+            f.node,
+            f.kind.as_str(),
+            f.detail
+        );
+    }
+    for a in &v.anomalies {
+        let _ = writeln!(out, "  anomaly: {a}");
+    }
+    out
+}
+
+/// Story and verdict of a run, with its identity.
+pub fn run_report(title: &str, run: &Run) -> String {
+    format!(
+        "== {title}: fencing={} seed={} history={:016x}\n{}{}",
+        run.fencing,
+        run.seed,
+        run.history_hash(),
+        story(&run.history),
+        verdict(&run.verdict)
+    )
+}

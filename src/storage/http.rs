@@ -1,0 +1,305 @@
+//! The storage's HTTP/1.1 transport (hyper), the same code over madsim TCP and real TCP.
+//!
+//! Server: `POST /` with the seed's JSON. Errors in the request never stop the server: each
+//! gets a JSON body in the seed's response shape with `err` set and a fitting HTTP status.
+//! Client: one keep-alive connection, re-opened after any failure.
+
+use super::{Applied, Store};
+use crate::history::{EventKind, Recorder};
+use crate::protocol::{self, Request, Response, BODY_BYTES_MAX, OP_HEADER};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, StatusCode};
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long the server waits for a request body before answering 408.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections the server serves at once; past it, new ones wait in the accept queue.
+pub const CONNECTIONS_MAX: usize = 1024;
+
+/// Adapts a tokio-style stream (madsim's or tokio's `TcpStream`) to hyper's IO traits.
+///
+/// Why not hyper-util's `TokioIo`: madsim's `poll_flush` sends a message even when nothing
+/// was written, and hyper flushes on every poll, so an empty flush must send nothing here or
+/// the simulated network fills with empty messages.
+pub struct Io<T> {
+    inner: T,
+    unflushed: bool,
+}
+
+impl<T> Io<T> {
+    pub fn new(inner: T) -> Self {
+        Io {
+            inner,
+            unflushed: false,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> hyper::rt::Read for Io<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: tokio's ReadBuf only writes initialized bytes into the unfilled part and
+        // reports how many; we advance the cursor by exactly that many.
+        let filled = unsafe {
+            let mut tbuf = tokio::io::ReadBuf::uninit(buf.as_mut());
+            match Pin::new(&mut self.inner).poll_read(cx, &mut tbuf) {
+                Poll::Ready(Ok(())) => tbuf.filled().len(),
+                other => return other,
+            }
+        };
+        unsafe { buf.advance(filled) };
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> hyper::rt::Write for Io<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.unflushed = true;
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.unflushed = false;
+        }
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The server's shared state: the store and, in a simulated world, the history.
+#[derive(Clone)]
+pub struct Server {
+    store: Arc<Mutex<Store>>,
+    recorder: Option<Recorder>,
+    node: Arc<str>,
+}
+
+impl Server {
+    pub fn new(store: Arc<Mutex<Store>>, recorder: Option<Recorder>, node: &str) -> Self {
+        Server {
+            store,
+            recorder,
+            node: node.into(),
+        }
+    }
+
+    /// Accepts connections until the listener fails.
+    pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
+        let open = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+        loop {
+            let permit = open
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
+            let (stream, _) = listener.accept().await?;
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, Infallible>(server.handle(req).await) }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                // Why: hyper caches the Date header per thread, which differs between two runs
+                // of the same seed on one thread. Real mode keeps the header.
+                #[cfg(madsim)]
+                builder.auto_date_header(false);
+                // A broken connection only ends that connection.
+                let _ = builder.serve_connection(Io::new(stream), service).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn handle(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+        if req.method() != Method::POST {
+            let err = format!("method {} is not allowed: use POST", req.method());
+            return reply(StatusCode::METHOD_NOT_ALLOWED, &Response::error(err));
+        }
+        let op_id = req
+            .headers()
+            .get(OP_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let body = Limited::new(req.into_body(), BODY_BYTES_MAX);
+        let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, body.collect()).await {
+            Err(_) => {
+                let err = "timed out reading the request body";
+                return reply(StatusCode::REQUEST_TIMEOUT, &Response::error(err));
+            }
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                let err = format!("request body is over the limit of {BODY_BYTES_MAX} bytes");
+                return reply(StatusCode::PAYLOAD_TOO_LARGE, &Response::error(err));
+            }
+            Ok(Err(e)) => {
+                let err = format!("could not read the request body: {e}");
+                return reply(StatusCode::BAD_REQUEST, &Response::error(err));
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        let request = match protocol::parse_request(&bytes) {
+            Ok(r) => r,
+            Err(e) => return reply(StatusCode::BAD_REQUEST, &Response::error(e.0)),
+        };
+        let Applied { response, accepted } = {
+            let mut store = self.store.lock().expect("store lock");
+            let applied = store.apply(&request);
+            // Why record under the store lock: the log order must be the apply order.
+            if let Some(rec) = &self.recorder {
+                rec.record(
+                    &self.node,
+                    None,
+                    EventKind::StorageApplied {
+                        op_id,
+                        op: request.op,
+                        key: request.key.clone(),
+                        val: request.val.clone(),
+                        version: request.version,
+                        accepted: applied.accepted,
+                        err: applied.response.err.clone(),
+                    },
+                );
+            }
+            applied
+        };
+        let _ = accepted;
+        reply(StatusCode::OK, &response)
+    }
+}
+
+fn reply(status: StatusCode, body: &Response) -> hyper::Response<Full<Bytes>> {
+    let json = serde_json::to_vec(body).expect("response serializes");
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json)))
+        .expect("static response parts are valid")
+}
+
+/// Why a call did not produce a storage response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Nothing was sent: it surely did not take effect.
+    NotSent(String),
+    /// Sent, no answer: it may have taken effect.
+    NoAnswer(String),
+    /// The server refused the request at the HTTP level (it did not apply it).
+    Http(StatusCode, String),
+}
+
+/// A storage client over one keep-alive HTTP/1.1 connection.
+pub struct Client {
+    /// `host:port`.
+    addr: String,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    /// `addr` is `host:port` or `http://host:port[/]`.
+    pub fn new(addr: &str) -> Self {
+        let addr = addr
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        Client { addr, sender: None }
+    }
+
+    /// Drops the connection; the next call opens a new one. Call it after a timeout, since a
+    /// late answer on the old connection would otherwise be taken for the next request's.
+    pub fn reset(&mut self) {
+        self.sender = None;
+    }
+
+    async fn connect(
+        &mut self,
+    ) -> Result<&mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, CallError> {
+        if self.sender.as_ref().is_some_and(|s| s.is_closed()) {
+            self.sender = None;
+        }
+        if self.sender.is_none() {
+            let stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| CallError::NotSent(format!("connect {}: {e}", self.addr)))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(Io::new(stream))
+                .await
+                .map_err(|e| CallError::NotSent(format!("handshake: {e}")))?;
+            tokio::spawn(async move {
+                // Ends when the sender is dropped or the peer closes.
+                let _ = conn.await;
+            });
+            self.sender = Some(sender);
+        }
+        Ok(self.sender.as_mut().expect("just connected"))
+    }
+
+    /// Sends one request and waits for its answer.
+    pub async fn call(&mut self, req: &Request, op_id: Option<u64>) -> Result<Response, CallError> {
+        let body = serde_json::to_vec(req).expect("request serializes");
+        let mut builder = hyper::Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header("host", self.addr.as_str())
+            .header("content-type", "application/json");
+        if let Some(id) = op_id {
+            builder = builder.header(OP_HEADER, id);
+        }
+        let http_req = builder
+            .body(Full::new(Bytes::from(body)))
+            .expect("request parts are valid");
+        let sender = self.connect().await?;
+        if sender.ready().await.is_err() {
+            self.sender = None;
+            return Err(CallError::NotSent("connection closed".into()));
+        }
+        let result = async {
+            let resp = sender
+                .send_request(http_req)
+                .await
+                .map_err(|e| CallError::NoAnswer(e.to_string()))?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), BODY_BYTES_MAX)
+                .collect()
+                .await
+                .map_err(|e| CallError::NoAnswer(e.to_string()))?
+                .to_bytes();
+            let parsed: Response = serde_json::from_slice(&bytes)
+                .map_err(|e| CallError::NoAnswer(format!("malformed response: {e}")))?;
+            if status != StatusCode::OK {
+                return Err(CallError::Http(status, parsed.err));
+            }
+            Ok(parsed)
+        }
+        .await;
+        if matches!(result, Err(CallError::NoAnswer(_))) {
+            self.sender = None;
+        }
+        result
+    }
+}

@@ -1,0 +1,279 @@
+//! The storage: a key-value store guarded by a fencing policy.
+//!
+//! [`Store`] is a plain value: `apply(request) -> response`, no I/O, no clock. The HTTP
+//! transport in [`http`] wraps it and the simulated and real builds share both.
+
+pub mod http;
+
+use crate::protocol::{Op, Request, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How the storage checks the `version` a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fencing {
+    /// Accept everything. Versions are still logged, so the checker sees the tokens.
+    None,
+    /// The seed's check: an absent key takes any version; a present key accepts only a write
+    /// carrying the version already stored. Reads are not checked.
+    LeaseId,
+    /// Reject a write whose token is below the highest token written to that key (equal is
+    /// accepted). Reads are not checked.
+    TokenWrites,
+    /// As `TokenWrites`, and reads carry the token too: a read below the highest is rejected and
+    /// an accepted read raises the highest. Needed for read-modify-write.
+    Token,
+}
+
+impl Fencing {
+    pub const ALL: [Fencing; 4] = [
+        Fencing::None,
+        Fencing::LeaseId,
+        Fencing::TokenWrites,
+        Fencing::Token,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fencing::None => "none",
+            Fencing::LeaseId => "lease-id",
+            Fencing::TokenWrites => "token-writes",
+            Fencing::Token => "token",
+        }
+    }
+
+    /// Whether clients send the lease ID (the seed's "version") rather than the lock revision.
+    pub fn sends_lease_id(self) -> bool {
+        self == Fencing::LeaseId
+    }
+}
+
+impl std::fmt::Display for Fencing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Fencing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Fencing::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown fencing policy '{s}' (expected none, lease-id, token-writes or token)")
+            })
+    }
+}
+
+/// One stored value with the version it was written under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub val: String,
+    pub version: i64,
+}
+
+/// The fenced key-value state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    fencing: Fencing,
+    entries: BTreeMap<String, Entry>,
+    /// Highest token seen per key (only under the token policies).
+    highest_token: BTreeMap<String, i64>,
+}
+
+/// What [`Store::apply`] did: the answer, and whether the policy let the request through.
+/// A read of a missing key is accepted even though its answer carries an error text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub response: Response,
+    pub accepted: bool,
+}
+
+/// The seed's text for a missing key.
+pub const KEY_NOT_FOUND: &str = "key not found";
+
+impl Store {
+    pub fn new(fencing: Fencing) -> Self {
+        Store {
+            fencing,
+            entries: BTreeMap::new(),
+            highest_token: BTreeMap::new(),
+        }
+    }
+
+    pub fn fencing(&self) -> Fencing {
+        self.fencing
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    pub fn entries(&self) -> &BTreeMap<String, Entry> {
+        &self.entries
+    }
+
+    /// Applies one request and answers it. Total: every request gets a response.
+    pub fn apply(&mut self, req: &Request) -> Applied {
+        match self.refusal(req) {
+            Some(refusal) => Applied {
+                response: Response::error(refusal),
+                accepted: false,
+            },
+            None => Applied {
+                response: self.accept(req),
+                accepted: true,
+            },
+        }
+    }
+
+    fn accept(&mut self, req: &Request) -> Response {
+        if self.fences_op(req.op) {
+            let highest = self.highest_token.entry(req.key.clone()).or_insert(i64::MIN);
+            // Positive space: an accepted op never lowers the highest token.
+            assert!(req.version >= *highest, "accepted a token below the highest");
+            *highest = req.version;
+        }
+        match req.op {
+            Op::Read => match self.entries.get(&req.key) {
+                Some(e) => Response::ok(e.val.clone(), e.version),
+                None => Response {
+                    val: String::new(),
+                    version: -1,
+                    err: KEY_NOT_FOUND.to_string(),
+                },
+            },
+            Op::Write => {
+                self.entries.insert(
+                    req.key.clone(),
+                    Entry {
+                        val: req.val.clone(),
+                        version: req.version,
+                    },
+                );
+                Response::ok(req.val.clone(), req.version)
+            }
+        }
+    }
+
+    /// Whether the policy compares tokens for this kind of op.
+    fn fences_op(&self, op: Op) -> bool {
+        match self.fencing {
+            Fencing::None | Fencing::LeaseId => false,
+            Fencing::TokenWrites => op == Op::Write,
+            Fencing::Token => true,
+        }
+    }
+
+    /// The policy's reason to refuse, if any.
+    fn refusal(&self, req: &Request) -> Option<String> {
+        match self.fencing {
+            Fencing::None => None,
+            Fencing::LeaseId => {
+                let existing = self.entries.get(&req.key)?;
+                (req.op == Op::Write && existing.version != req.version).then(|| {
+                    format!(
+                        "given version ({:x}) is different from the existing version ({:x})",
+                        req.version, existing.version
+                    )
+                })
+            }
+            Fencing::TokenWrites | Fencing::Token => {
+                if !self.fences_op(req.op) {
+                    return None;
+                }
+                let highest = *self.highest_token.get(&req.key)?;
+                (req.version < highest).then(|| {
+                    format!(
+                        "given token ({}) is lower than the highest token seen ({}) for key {}",
+                        req.version, highest, req.key
+                    )
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(op: Op, key: &str, val: &str, version: i64) -> Request {
+        Request {
+            op,
+            key: key.into(),
+            val: val.into(),
+            version,
+        }
+    }
+
+    #[test]
+    fn none_accepts_everything() {
+        let mut s = Store::new(Fencing::None);
+        assert!(s.apply(&req(Op::Write, "k", "a", 5)).accepted);
+        assert!(s.apply(&req(Op::Write, "k", "b", 3)).accepted);
+        assert_eq!(s.get("k").unwrap().val, "b");
+    }
+
+    #[test]
+    fn read_of_missing_key_is_the_seeds() {
+        let mut s = Store::new(Fencing::None);
+        let r = s.apply(&req(Op::Read, "k", "", 1));
+        assert_eq!(r.response.err, KEY_NOT_FOUND);
+        assert_eq!(r.response.version, -1);
+    }
+
+    #[test]
+    fn lease_id_is_the_seeds_equality_check() {
+        let mut s = Store::new(Fencing::LeaseId);
+        assert!(s.apply(&req(Op::Write, "key0", "c2", 0x2a)).accepted);
+        let r = s.apply(&req(Op::Write, "key0", "c1", 0x1f));
+        assert_eq!(
+            r.response.err,
+            "given version (1f) is different from the existing version (2a)"
+        );
+        // Equal version is accepted, reads are never checked.
+        assert!(s.apply(&req(Op::Write, "key0", "again", 0x2a)).accepted);
+        assert!(s.apply(&req(Op::Read, "key0", "", 0x1)).accepted);
+        // The flaw: a stale first writer owns the key, a newer holder is refused.
+        let mut s = Store::new(Fencing::LeaseId);
+        assert!(s.apply(&req(Op::Write, "key0", "stale", 0x99)).accepted);
+        assert!(!s.apply(&req(Op::Write, "key0", "new", 0x100)).accepted);
+    }
+
+    #[test]
+    fn token_writes_fences_writes_only() {
+        let mut s = Store::new(Fencing::TokenWrites);
+        assert!(s.apply(&req(Op::Write, "k", "a", 5)).accepted);
+        assert!(s.apply(&req(Op::Write, "k", "b", 5)).accepted, "equal is accepted");
+        let r = s.apply(&req(Op::Write, "k", "c", 4));
+        assert!(r.response.err.contains("(4)") && r.response.err.contains("(5)"), "{}", r.response.err);
+        // A read with a lower token passes and does not raise the highest.
+        assert!(s.apply(&req(Op::Read, "k", "", 1)).accepted);
+        assert!(s.apply(&req(Op::Read, "k", "", 9)).accepted);
+        assert!(s.apply(&req(Op::Write, "k", "d", 6)).accepted);
+        // Keys are fenced independently.
+        assert!(s.apply(&req(Op::Write, "other", "x", 1)).accepted);
+    }
+
+    #[test]
+    fn token_fences_reads_and_reads_raise_the_highest() {
+        let mut s = Store::new(Fencing::Token);
+        assert_eq!(s.apply(&req(Op::Read, "k", "", 7)).response.err, KEY_NOT_FOUND);
+        // The read above raised the highest to 7 even though the key was absent.
+        assert!(!s.apply(&req(Op::Write, "k", "stale", 6)).accepted);
+        assert!(s.apply(&req(Op::Write, "k", "new", 7)).accepted);
+        assert!(!s.apply(&req(Op::Read, "k", "", 3)).accepted);
+        assert_eq!(s.get("k").unwrap().val, "new");
+    }
+
+    #[test]
+    fn fencing_names_round_trip() {
+        for f in Fencing::ALL {
+            assert_eq!(f.as_str().parse::<Fencing>().unwrap(), f);
+        }
+        assert!("tokens".parse::<Fencing>().is_err());
+    }
+}
