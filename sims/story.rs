@@ -1,0 +1,228 @@
+//! The seed's walkthrough, told by the simulation, asserted under every fencing policy.
+#![cfg(madsim)]
+
+use fencelab::checker::FindingKind;
+use fencelab::history::{EventKind, History, OpResult};
+use fencelab::nemesis::FaultPlan;
+use fencelab::protocol::Op;
+use fencelab::scenario::Scenario;
+use fencelab::storage::Fencing;
+use fencelab::stories;
+use fencelab::world::{self, Run};
+
+const SEED: u64 = 7;
+
+/// The outcome the client saw of its write to `key0`.
+fn write_outcome(h: &History, node: &str) -> OpResult {
+    let ops = h.ops();
+    let op = ops
+        .iter()
+        .find(|o| {
+            o.invoke.node == node
+                && matches!(o.invoke.kind, EventKind::Invoke { op: Op::Write, .. })
+        })
+        .unwrap_or_else(|| panic!("{node} never wrote"));
+    op.outcome()
+        .cloned()
+        .unwrap_or_else(|| panic!("{node}'s write never completed"))
+}
+
+fn token_of(h: &History, node: &str) -> i64 {
+    h.events
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::Acquired { token, .. } if e.node == node => Some(token),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{node} never acquired"))
+}
+
+fn lease_of(h: &History, node: &str) -> i64 {
+    h.events
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::Acquired { lease_id, .. } if e.node == node => Some(lease_id),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn kinds(run: &Run) -> Vec<(FindingKind, String)> {
+    run.verdict
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.node.clone()))
+        .collect()
+}
+
+fn walkthrough(fencing: Fencing) -> Run {
+    let (scenario, plan) = stories::seed_walkthrough();
+    let run = world::run(&scenario, &plan, fencing, SEED);
+    assert!(
+        run.verdict.anomalies.is_empty(),
+        "{:?}",
+        run.verdict.anomalies
+    );
+    // The story happened as told: client 2 took the lock after client 1, with a higher token,
+    // and client 2's write landed.
+    let h = &run.history;
+    assert!(token_of(h, "client2") > token_of(h, "client1"));
+    assert!(matches!(write_outcome(h, "client2"), OpResult::Ok { .. }));
+    run
+}
+
+#[test]
+fn none_accepts_the_stale_write_and_the_checker_says_so() {
+    let run = walkthrough(Fencing::None);
+    assert!(matches!(
+        write_outcome(&run.history, "client1"),
+        OpResult::Ok { .. }
+    ));
+    assert_eq!(run.verdict.token_order_breaks, 1);
+    assert_eq!(run.verdict.stale_acceptances, 1);
+    assert!(run.verdict.violates());
+    assert_eq!(
+        run.history.final_entries["key0"].val, "value from client1",
+        "the stale write won"
+    );
+}
+
+#[test]
+fn lease_id_rejects_client1_with_the_seeds_message() {
+    let run = walkthrough(Fencing::LeaseId);
+    let h = &run.history;
+    let expected = format!(
+        "given version ({:x}) is different from the existing version ({:x})",
+        lease_of(h, "client1"),
+        lease_of(h, "client2")
+    );
+    assert_eq!(
+        write_outcome(h, "client1"),
+        OpResult::Rejected { err: expected }
+    );
+    assert!(!run.verdict.violates());
+    assert_eq!(run.verdict.false_rejections, 0);
+}
+
+#[test]
+fn token_policies_reject_client1_naming_both_tokens() {
+    for fencing in [Fencing::TokenWrites, Fencing::Token] {
+        let run = walkthrough(fencing);
+        let h = &run.history;
+        let (t1, t2) = (token_of(h, "client1"), token_of(h, "client2"));
+        match write_outcome(h, "client1") {
+            OpResult::Rejected { err } => {
+                assert!(
+                    err.contains(&format!("({t1})")) && err.contains(&format!("({t2})")),
+                    "{err}"
+                )
+            }
+            other => panic!("{fencing}: client 1 should be rejected, got {other:?}"),
+        }
+        assert!(!run.verdict.violates(), "{fencing}");
+        assert_eq!(run.verdict.stale_acceptances, 0, "{fencing}");
+        assert_eq!(h.final_entries["key0"].val, "value from client2");
+    }
+}
+
+fn stalled(fencing: Fencing) -> Run {
+    let (scenario, plan) = stories::seed_walkthrough_stalled();
+    let run = world::run(&scenario, &plan, fencing, SEED);
+    assert!(
+        run.verdict.anomalies.is_empty(),
+        "{:?}",
+        run.verdict.anomalies
+    );
+    let h = &run.history;
+    assert!(token_of(h, "client1") < token_of(h, "client2"));
+    assert!(token_of(h, "client2") < token_of(h, "client3"));
+    // Client 1's stale write lands first, whatever the policy: the key is still absent.
+    assert!(matches!(write_outcome(h, "client1"), OpResult::Ok { .. }));
+    run
+}
+
+#[test]
+fn lease_id_shows_the_seeds_flaw_when_client2_stalls() {
+    let run = stalled(Fencing::LeaseId);
+    let h = &run.history;
+    assert!(matches!(
+        write_outcome(h, "client2"),
+        OpResult::Rejected { .. }
+    ));
+    assert!(matches!(
+        write_outcome(h, "client3"),
+        OpResult::Rejected { .. }
+    ));
+    assert_eq!(
+        kinds(&run),
+        vec![
+            (FindingKind::StaleAcceptance, "client1".into()),
+            (FindingKind::FalseRejection, "client2".into()),
+            (FindingKind::FalseRejection, "client3".into()),
+        ]
+    );
+    assert_eq!(
+        h.final_entries["key0"].val, "value from client1",
+        "the stale holder owns the key"
+    );
+}
+
+#[test]
+fn token_policies_accept_the_stale_write_in_token_order_then_the_holders() {
+    for fencing in [Fencing::TokenWrites, Fencing::Token] {
+        let run = stalled(fencing);
+        let h = &run.history;
+        assert!(
+            matches!(write_outcome(h, "client2"), OpResult::Ok { .. }),
+            "{fencing}"
+        );
+        assert!(
+            matches!(write_outcome(h, "client3"), OpResult::Ok { .. }),
+            "{fencing}"
+        );
+        assert_eq!(
+            kinds(&run),
+            vec![(FindingKind::StaleAcceptance, "client1".into())],
+            "{fencing}"
+        );
+        assert!(!run.verdict.violates());
+        assert_eq!(h.final_entries["key0"].val, "value from client3");
+    }
+}
+
+#[test]
+fn counter_without_faults_is_clean_under_every_policy() {
+    let scenario = Scenario::standard();
+    for fencing in Fencing::ALL {
+        for seed in 0..5 {
+            let run = world::run(&scenario, &FaultPlan::none(), fencing, seed);
+            let v = &run.verdict;
+            assert!(
+                v.anomalies.is_empty(),
+                "{fencing} seed {seed}: {:?}",
+                v.anomalies
+            );
+            assert!(!v.violates(), "{fencing} seed {seed}: {v:?}");
+            assert_eq!(v.stale_acceptances, 0, "{fencing} seed {seed}");
+            if fencing == Fencing::LeaseId {
+                // The seed's check lets only the first writer's lease (one session, one
+                // cycle) ever write the counter: every later holder is refused.
+                assert_eq!(v.acked_increments, 1, "seed {seed}");
+                assert!(
+                    v.false_rejections >= 20,
+                    "seed {seed}: {}",
+                    v.false_rejections
+                );
+            } else {
+                // Positive space: the clients really worked, and every acked increment counts.
+                assert!(
+                    v.acked_increments >= 20,
+                    "{fencing} seed {seed}: only {}",
+                    v.acked_increments
+                );
+                assert_eq!(v.false_rejections, 0, "{fencing} seed {seed}");
+                assert_eq!(v.final_counter, v.acked_increments, "{fencing} seed {seed}");
+            }
+        }
+    }
+}

@@ -122,23 +122,20 @@ pub fn check(history: &History) -> Verdict {
     for e in events {
         match &e.kind {
             EventKind::Invoke { op_id, token, .. } => {
-                if invoked
-                    .insert(
-                        *op_id,
-                        Invoked {
-                            node: &e.node,
-                            token: *token,
-                            acked: false,
-                        },
-                    )
-                    .is_some()
-                {
+                let op = Invoked {
+                    node: &e.node,
+                    token: *token,
+                    acked: false,
+                };
+                if invoked.insert(*op_id, op).is_some() {
                     v.anomalies.push(format!("op {op_id} invoked twice"));
                 }
             }
             EventKind::Complete { op_id, outcome } => match invoked.get_mut(op_id) {
                 Some(op) => op.acked = matches!(outcome, OpResult::Ok { .. }),
-                None => v.anomalies.push(format!("op {op_id} completed, never invoked")),
+                None => v
+                    .anomalies
+                    .push(format!("op {op_id} completed, never invoked")),
             },
             _ => {}
         }
@@ -247,8 +244,10 @@ pub fn check(history: &History) -> Verdict {
             v.acked_increments += 1;
         }
         let Some(value) = w.value else {
-            v.anomalies
-                .push(format!("counter write at event {} is not a number", w.event));
+            v.anomalies.push(format!(
+                "counter write at event {} is not a number",
+                w.event
+            ));
             continue;
         };
         let Some(next) = counter_writes.get(k + 1) else {

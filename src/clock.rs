@@ -59,7 +59,10 @@ impl Skew {
             ));
         }
         if self.steps.len() > STEPS_MAX {
-            return Err(format!("{} clock steps, at most {STEPS_MAX}", self.steps.len()));
+            return Err(format!(
+                "{} clock steps, at most {STEPS_MAX}",
+                self.steps.len()
+            ));
         }
         if let Some(s) = self.steps.iter().find(|s| s.delta_ms.abs() > OFFSET_MS_MAX) {
             return Err(format!(
@@ -147,7 +150,10 @@ mod tests {
         let s = Skew::default();
         assert_eq!(s.perceived_us(0), 0);
         assert_eq!(s.perceived_us(1_234_567), 1_234_567);
-        assert_eq!(s.true_duration(Duration::from_secs(2)), Duration::from_secs(2));
+        assert_eq!(
+            s.true_duration(Duration::from_secs(2)),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
@@ -156,12 +162,21 @@ mod tests {
             offset_ms: 100,
             drift_ppm: 500,
             steps: vec![
-                ClockStep { at_ms: 5_000, delta_ms: -2_000 },
-                ClockStep { at_ms: 8_000, delta_ms: 300 },
+                ClockStep {
+                    at_ms: 5_000,
+                    delta_ms: -2_000,
+                },
+                ClockStep {
+                    at_ms: 8_000,
+                    delta_ms: 300,
+                },
             ],
         };
         // At 10 s true: 100 ms offset + 10 s + 5 ms drift - 2 s + 0.3 s.
-        assert_eq!(s.perceived_us(10_000_000), 100_000 + 10_000_000 + 5_000 - 2_000_000 + 300_000);
+        assert_eq!(
+            s.perceived_us(10_000_000),
+            100_000 + 10_000_000 + 5_000 - 2_000_000 + 300_000
+        );
         // Before the first step only offset and drift count.
         assert_eq!(s.perceived_us(4_999_999), 100_000 + 4_999_999 + 2_499);
         // A backward step makes perceived time go back: the negative space is real.
@@ -170,8 +185,14 @@ mod tests {
 
     #[test]
     fn fast_clock_sleeps_shorter_in_true_time() {
-        let fast = Skew { drift_ppm: 100_000, ..Skew::default() };
-        let slow = Skew { drift_ppm: -100_000, ..Skew::default() };
+        let fast = Skew {
+            drift_ppm: 100_000,
+            ..Skew::default()
+        };
+        let slow = Skew {
+            drift_ppm: -100_000,
+            ..Skew::default()
+        };
         let d = Duration::from_millis(1100);
         assert_eq!(fast.true_duration(d), Duration::from_millis(1000));
         assert!(slow.true_duration(d) > d);
@@ -179,9 +200,15 @@ mod tests {
 
     #[test]
     fn limits_are_enforced_with_the_field_named() {
-        let s = Skew { drift_ppm: 200_000, ..Skew::default() };
+        let s = Skew {
+            drift_ppm: 200_000,
+            ..Skew::default()
+        };
         assert!(s.validate().unwrap_err().contains("drift_ppm"));
-        let s = Skew { offset_ms: i64::MAX, ..Skew::default() };
+        let s = Skew {
+            offset_ms: i64::MAX,
+            ..Skew::default()
+        };
         assert!(s.validate().unwrap_err().contains("offset_ms"));
         assert!(Skew::default().validate().is_ok());
     }

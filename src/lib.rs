@@ -25,11 +25,11 @@ pub mod history;
 pub mod lock;
 pub mod nemesis;
 pub mod protocol;
+#[cfg(madsim)]
+pub mod report;
 pub mod scenario;
 pub mod storage;
 pub mod stories;
 pub mod workload;
 #[cfg(madsim)]
 pub mod world;
-#[cfg(madsim)]
-pub mod report;

@@ -76,10 +76,16 @@ impl Session {
         probe: &Probe,
         cfg: &LockConfig,
     ) -> Result<Session, LockError> {
-        assert!((TTL_S_MIN..=TTL_S_MAX).contains(&cfg.ttl_s), "ttl_s out of range");
+        assert!(
+            (TTL_S_MIN..=TTL_S_MAX).contains(&cfg.ttl_s),
+            "ttl_s out of range"
+        );
         let sent_us = clock.now_us();
         let grant = clock
-            .timeout(cfg.request_timeout, etcd.lease_client().grant(cfg.ttl_s, None))
+            .timeout(
+                cfg.request_timeout,
+                etcd.lease_client().grant(cfg.ttl_s, None),
+            )
             .await
             .map_err(|_| LockError::Timeout("lease grant"))?
             .map_err(etcd_err)?;
@@ -131,7 +137,10 @@ impl Session {
     pub async fn close(self, etcd: &Client, clock: &NodeClock, cfg: &LockConfig) {
         self.keepalive.abort();
         let _ = clock
-            .timeout(cfg.request_timeout, etcd.lease_client().revoke(self.lease_id))
+            .timeout(
+                cfg.request_timeout,
+                etcd.lease_client().revoke(self.lease_id),
+            )
             .await;
     }
 }
@@ -244,7 +253,10 @@ pub async fn resign(
 ) -> Result<(), LockError> {
     let opts = ResignOptions::new().with_leader(holding.leader.clone());
     clock
-        .timeout(cfg.request_timeout, etcd.election_client().resign(Some(opts)))
+        .timeout(
+            cfg.request_timeout,
+            etcd.election_client().resign(Some(opts)),
+        )
         .await
         .map_err(|_| LockError::Timeout("resign"))?
         .map_err(etcd_err)?;

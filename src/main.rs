@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "fencelab", version, about = "Deterministic simulation of lease-based locking and fencing tokens")]
+#[command(
+    name = "fencelab",
+    version,
+    about = "Deterministic simulation of lease-based locking and fencing tokens"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

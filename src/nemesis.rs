@@ -189,7 +189,10 @@ impl FaultPlan {
     /// Checks limits and node names; the message names the fault.
     pub fn validate(&self, nodes: &[String]) -> Result<(), String> {
         if self.faults.len() > FAULTS_MAX {
-            return Err(format!("{} faults, at most {FAULTS_MAX}", self.faults.len()));
+            return Err(format!(
+                "{} faults, at most {FAULTS_MAX}",
+                self.faults.len()
+            ));
         }
         let known = |n: &str| n == ETCD || n == STORAGE || nodes.iter().any(|m| m == n);
         for (i, f) in self.faults.iter().enumerate() {
@@ -216,14 +219,25 @@ impl FaultPlan {
                 return bad("this fault applies to client nodes only".into());
             }
             match f {
-                Fault::Pause { duration_ms, at, .. } | Fault::HoldRequest { duration_ms, at, .. } => {
+                Fault::Pause {
+                    duration_ms, at, ..
+                }
+                | Fault::HoldRequest {
+                    duration_ms, at, ..
+                } => {
                     if *duration_ms > FAULT_MS_MAX {
                         return bad(format!("duration_ms above {FAULT_MS_MAX}"));
                     }
                     if matches!(at, Trigger::Point { nth: 0, .. }) {
                         return bad("nth counts from 1".into());
                     }
-                    if matches!(f, Fault::HoldRequest { at: Trigger::AtMs(_), .. }) {
+                    if matches!(
+                        f,
+                        Fault::HoldRequest {
+                            at: Trigger::AtMs(_),
+                            ..
+                        }
+                    ) {
                         return bad("a held request is aimed at a code point".into());
                     }
                 }
@@ -273,7 +287,8 @@ mod tests {
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
-        plan.validate(&["client1".into(), "client2".into()]).unwrap();
+        plan.validate(&["client1".into(), "client2".into()])
+            .unwrap();
     }
 
     #[test]

@@ -34,7 +34,12 @@ pub fn story(history: &History) -> String {
                 *deadline_us as f64 / 1e6
             ),
             EventKind::Invoke {
-                op, key, val, version, token, ..
+                op,
+                key,
+                val,
+                version,
+                token,
+                ..
             } => match op {
                 crate::protocol::Op::Read => {
                     format!("sends read {key} (version {version}, token {token})")

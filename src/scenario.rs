@@ -26,7 +26,9 @@ impl std::str::FromStr for Workload {
         match s {
             "single" => Ok(Workload::Single),
             "counter" => Ok(Workload::Counter),
-            _ => Err(format!("unknown workload '{s}' (expected single or counter)")),
+            _ => Err(format!(
+                "unknown workload '{s}' (expected single or counter)"
+            )),
         }
     }
 }
@@ -49,10 +51,16 @@ impl MsRange {
 
     fn validate(&self, name: &str, limit: u64) -> Result<(), String> {
         if self.min > self.max {
-            return Err(format!("{name}: min {} is above max {}", self.min, self.max));
+            return Err(format!(
+                "{name}: min {} is above max {}",
+                self.min, self.max
+            ));
         }
         if self.max > limit {
-            return Err(format!("{name}: max {} is above the limit {limit}", self.max));
+            return Err(format!(
+                "{name}: max {} is above the limit {limit}",
+                self.max
+            ));
         }
         Ok(())
     }
@@ -142,7 +150,10 @@ impl Scenario {
     /// Checks every limit; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=CLIENTS_MAX).contains(&self.clients) {
-            return Err(format!("clients: {} is outside 1..={CLIENTS_MAX}", self.clients));
+            return Err(format!(
+                "clients: {} is outside 1..={CLIENTS_MAX}",
+                self.clients
+            ));
         }
         if !(TTL_S_MIN..=TTL_S_MAX).contains(&self.ttl_s) {
             return Err(format!(
@@ -157,7 +168,10 @@ impl Scenario {
             ));
         }
         if self.drain_ms > DURATION_MS_MAX {
-            return Err(format!("drain_ms: {} is above {DURATION_MS_MAX}", self.drain_ms));
+            return Err(format!(
+                "drain_ms: {} is above {DURATION_MS_MAX}",
+                self.drain_ms
+            ));
         }
         self.critical_ms.validate("critical_ms", SECTION_MS_MAX)?;
         self.think_ms.validate("think_ms", SECTION_MS_MAX)?;

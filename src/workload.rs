@@ -238,7 +238,9 @@ impl ClientRun {
         let val = match self.spec.workload {
             Workload::Single => format!("value from {}", self.name()),
             Workload::Counter => {
-                let read = self.send(Op::Read, COUNTER_KEY, String::new(), holding).await;
+                let read = self
+                    .send(Op::Read, COUNTER_KEY, String::new(), holding)
+                    .await;
                 let current = match read {
                     OpResult::Ok { val, .. } if val.is_empty() => 0,
                     OpResult::Ok { val, .. } => match val.parse::<u64>() {

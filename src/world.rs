@@ -2,6 +2,7 @@
 //! supervisor, everything recorded, every node killed before the runtime returns.
 
 use crate::checker::{self, Verdict};
+use crate::clock::NodeClock;
 use crate::history::{EventKind, History, Probe, Recorder};
 use crate::lock::LockConfig;
 use crate::nemesis::{Fault, FaultPlan, Point, Trigger, ETCD, STORAGE};
@@ -9,7 +10,6 @@ use crate::scenario::{client_name, Scenario};
 use crate::storage::http::Server;
 use crate::storage::{Fencing, Store};
 use crate::workload::{ClientRun, ClientSpec, PointHit, Points};
-use crate::clock::NodeClock;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use madsim::task::NodeId;
 use serde::{Deserialize, Serialize};
@@ -201,7 +201,10 @@ async fn supervise(
         let start = Duration::from_millis(script.map_or(0, |s| s.start_ms));
         let clock = NodeClock::new(origin, plan.skew_of(&name));
         let probe = Probe::new(Some(recorder.clone()), &name, clock.clone());
-        let points = Points::new(aimed.get(&name).cloned().unwrap_or_default(), hit_tx.clone());
+        let points = Points::new(
+            aimed.get(&name).cloned().unwrap_or_default(),
+            hit_tx.clone(),
+        );
         let incarnation = Arc::new(AtomicU32::new(0));
         let (stop, finished) = (stop.clone(), finished.clone());
         let node = handle
@@ -254,13 +257,21 @@ async fn supervise(
                 duration_ms,
             } => {
                 at(&mut timeline, *at_ms, Action::Clog(a.clone(), b.clone()));
-                at(&mut timeline, *at_ms + duration_ms, Action::Unclog(a.clone(), b.clone()));
+                at(
+                    &mut timeline,
+                    *at_ms + duration_ms,
+                    Action::Unclog(a.clone(), b.clone()),
+                );
             }
             Fault::Crash {
                 node,
                 at_ms,
                 restart_after_ms,
-            } => at(&mut timeline, *at_ms, Action::Crash(node.clone(), *restart_after_ms)),
+            } => at(
+                &mut timeline,
+                *at_ms,
+                Action::Crash(node.clone(), *restart_after_ms),
+            ),
             _ => {}
         }
     }

@@ -62,7 +62,9 @@ impl std::str::FromStr for Fencing {
             .into_iter()
             .find(|f| f.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown fencing policy '{s}' (expected none, lease-id, token-writes or token)")
+                format!(
+                    "unknown fencing policy '{s}' (expected none, lease-id, token-writes or token)"
+                )
             })
     }
 }
@@ -131,9 +133,15 @@ impl Store {
 
     fn accept(&mut self, req: &Request) -> Response {
         if self.fences_op(req.op) {
-            let highest = self.highest_token.entry(req.key.clone()).or_insert(i64::MIN);
+            let highest = self
+                .highest_token
+                .entry(req.key.clone())
+                .or_insert(i64::MIN);
             // Positive space: an accepted op never lowers the highest token.
-            assert!(req.version >= *highest, "accepted a token below the highest");
+            assert!(
+                req.version >= *highest,
+                "accepted a token below the highest"
+            );
             *highest = req.version;
         }
         match req.op {
@@ -247,9 +255,16 @@ mod tests {
     fn token_writes_fences_writes_only() {
         let mut s = Store::new(Fencing::TokenWrites);
         assert!(s.apply(&req(Op::Write, "k", "a", 5)).accepted);
-        assert!(s.apply(&req(Op::Write, "k", "b", 5)).accepted, "equal is accepted");
+        assert!(
+            s.apply(&req(Op::Write, "k", "b", 5)).accepted,
+            "equal is accepted"
+        );
         let r = s.apply(&req(Op::Write, "k", "c", 4));
-        assert!(r.response.err.contains("(4)") && r.response.err.contains("(5)"), "{}", r.response.err);
+        assert!(
+            r.response.err.contains("(4)") && r.response.err.contains("(5)"),
+            "{}",
+            r.response.err
+        );
         // A read with a lower token passes and does not raise the highest.
         assert!(s.apply(&req(Op::Read, "k", "", 1)).accepted);
         assert!(s.apply(&req(Op::Read, "k", "", 9)).accepted);
@@ -261,7 +276,10 @@ mod tests {
     #[test]
     fn token_fences_reads_and_reads_raise_the_highest() {
         let mut s = Store::new(Fencing::Token);
-        assert_eq!(s.apply(&req(Op::Read, "k", "", 7)).response.err, KEY_NOT_FOUND);
+        assert_eq!(
+            s.apply(&req(Op::Read, "k", "", 7)).response.err,
+            KEY_NOT_FOUND
+        );
         // The read above raised the highest to 7 even though the key was absent.
         assert!(!s.apply(&req(Op::Write, "k", "stale", 6)).accepted);
         assert!(s.apply(&req(Op::Write, "k", "new", 7)).accepted);
