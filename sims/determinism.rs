@@ -42,3 +42,22 @@ fn scripted_story_replays_interleaved_with_other_runs() {
     let again = world::run(&scenario, &plan, Fencing::LeaseId, 3).history_hash();
     assert_eq!(first, again);
 }
+
+#[test]
+fn a_thousand_random_plans_replay_whatever_the_thread_split() {
+    use fencelab::sweep;
+    let scenario = Scenario::standard();
+    let one = sweep::sweep(&scenario, Fencing::None, 0..1000, 1, &|_| {});
+    let all = sweep::sweep(
+        &scenario,
+        Fencing::None,
+        0..1000,
+        sweep::default_jobs().max(2),
+        &|_| {},
+    );
+    assert_eq!(one.len(), 1000);
+    for (a, b) in one.iter().zip(&all) {
+        assert_eq!(a.seed, b.seed);
+        assert_eq!(a.history_hash, b.history_hash, "seed {} differs", a.seed);
+    }
+}

@@ -30,6 +30,8 @@ pub mod report;
 pub mod scenario;
 pub mod storage;
 pub mod stories;
+#[cfg(madsim)]
+pub mod sweep;
 pub mod workload;
 #[cfg(madsim)]
 pub mod world;

@@ -3,8 +3,15 @@
 //! A plan is a plain serde value: print it, save it as JSON, load it, diff it, shrink it,
 //! replay it. The world applies it; nothing else decides what goes wrong.
 
-use crate::clock::Skew;
+use crate::clock::{ClockStep, Skew};
+use crate::scenario::{MsRange, Scenario};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// Mixed into the seed for the nemesis' own RNG stream, so the plan does not depend on what
+/// the world draws (and the same plan can be run under every fencing policy).
+const NEMESIS_STREAM: u64 = 0x6e65_6d65_7369_7321;
 
 /// Most faults in one plan: a limit on everything.
 pub const FAULTS_MAX: usize = 256;
@@ -260,9 +267,200 @@ impl FaultPlan {
     }
 }
 
+/// Draws a fault plan for `seed` from the scenario's nemesis configuration.
+pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
+    let cfg = &scenario.nemesis;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ NEMESIS_STREAM);
+    let clients = scenario.client_names();
+    let duration_ms = scenario.duration_ms.max(1);
+    let mut faults = Vec::new();
+    let pick = |rng: &mut ChaCha8Rng, v: &[String]| v[rng.gen_range(0..v.len())].clone();
+    let span = |rng: &mut ChaCha8Rng, r: MsRange| rng.gen_range(r.min..=r.max);
+    let aim = |rng: &mut ChaCha8Rng| Trigger::Point {
+        point: Point::BeforeWrite,
+        nth: rng.gen_range(1..=cfg.aim_nth_max),
+    };
+
+    for _ in 0..rng.gen_range(0..=cfg.pauses_max) {
+        faults.push(Fault::Pause {
+            node: pick(&mut rng, &clients),
+            at: Trigger::AtMs(rng.gen_range(0..duration_ms)),
+            duration_ms: span(&mut rng, cfg.pause_ms),
+        });
+    }
+    for _ in 0..rng.gen_range(0..=cfg.aimed_pauses_max) {
+        faults.push(Fault::Pause {
+            node: pick(&mut rng, &clients),
+            at: aim(&mut rng),
+            duration_ms: span(&mut rng, cfg.pause_ms),
+        });
+    }
+    for node in &clients {
+        if rng.gen_range(0..1000) >= cfg.skew_permille {
+            continue;
+        }
+        let steps = (0..rng.gen_range(0..=cfg.steps_max))
+            .map(|_| ClockStep {
+                at_ms: rng.gen_range(0..duration_ms),
+                delta_ms: rng.gen_range(-cfg.step_ms_max..=cfg.step_ms_max),
+            })
+            .collect();
+        faults.push(Fault::Skew {
+            node: node.clone(),
+            skew: Skew {
+                offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
+                drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+                steps,
+            },
+        });
+    }
+    let mut everyone = clients.clone();
+    everyone.extend([ETCD.to_string(), STORAGE.to_string()]);
+    for _ in 0..rng.gen_range(0..=cfg.partitions_max) {
+        let a = pick(&mut rng, &everyone);
+        let others: Vec<String> = everyone.iter().filter(|n| **n != a).cloned().collect();
+        let b = pick(&mut rng, &others);
+        faults.push(Fault::Partition {
+            a,
+            b,
+            at_ms: rng.gen_range(0..duration_ms),
+            duration_ms: span(&mut rng, cfg.partition_ms),
+        });
+    }
+    for _ in 0..rng.gen_range(0..=cfg.etcd_partitions_max) {
+        faults.push(Fault::Partition {
+            a: pick(&mut rng, &clients),
+            b: ETCD.to_string(),
+            at_ms: rng.gen_range(0..duration_ms),
+            duration_ms: span(&mut rng, cfg.partition_ms),
+        });
+    }
+    for _ in 0..rng.gen_range(0..=cfg.holds_max) {
+        faults.push(Fault::HoldRequest {
+            node: pick(&mut rng, &clients),
+            at: aim(&mut rng),
+            duration_ms: span(&mut rng, cfg.hold_ms),
+        });
+    }
+    for _ in 0..rng.gen_range(0..=cfg.crashes_max) {
+        faults.push(Fault::Crash {
+            node: pick(&mut rng, &clients),
+            at_ms: rng.gen_range(0..duration_ms),
+            restart_after_ms: span(&mut rng, cfg.restart_ms),
+        });
+    }
+    for _ in 0..rng.gen_range(0..=cfg.etcd_stalls_max) {
+        faults.push(Fault::Pause {
+            node: ETCD.to_string(),
+            at: Trigger::AtMs(rng.gen_range(0..duration_ms)),
+            duration_ms: span(&mut rng, cfg.etcd_stall_ms),
+        });
+    }
+    if rng.gen_range(0..1000) < cfg.etcd_timeouts_permille && cfg.etcd_timeout_rate_permille > 0 {
+        faults.push(Fault::EtcdTimeouts {
+            rate_permille: rng.gen_range(1..=cfg.etcd_timeout_rate_permille),
+        });
+    }
+    let plan = FaultPlan { faults };
+    debug_assert!(plan.validate(&clients).is_ok());
+    plan
+}
+
+/// Whether a fault stays within what the lock protocol assumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assumption {
+    Inside,
+    Outside,
+}
+
+/// A fault with its label and the reason for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LabelledFault {
+    pub fault: Fault,
+    pub assumption: Assumption,
+    pub why: String,
+}
+
+/// Realistic drift bound of a quartz clock with NTP: within it, skew is "inside".
+pub const REALISTIC_DRIFT_PPM: i64 = 500;
+
+/// Labels a fault inside or outside the protocol's assumptions for this scenario.
+///
+/// The lease is renewed every TTL/3, so it survives a silence shorter than the renewal slack
+/// (2/3 of the TTL). A pause, partition or held request shorter than that is inside; longer
+/// may outlive the lease and is outside. Clock skew is inside when the drift is realistic and
+/// every step fits in the client's safety margin (none without a local check). A crash that
+/// restarts from scratch and etcd timeouts that never commit are inside.
+pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
+    let slack_ms = scenario.ttl_s as u64 * 1000 * 2 / 3;
+    let silence = |ms: u64, what: &str| {
+        if ms < slack_ms {
+            (
+                Assumption::Inside,
+                format!("{what} of {ms} ms is shorter than the renewal slack of {slack_ms} ms"),
+            )
+        } else {
+            (
+                Assumption::Outside,
+                format!("{what} of {ms} ms can outlive the lease (renewal slack {slack_ms} ms)"),
+            )
+        }
+    };
+    let (assumption, why) = match fault {
+        Fault::Pause {
+            duration_ms, node, ..
+        } if node == ETCD => silence(*duration_ms, "etcd stall"),
+        Fault::Pause { duration_ms, .. } => silence(*duration_ms, "pause"),
+        Fault::Partition { duration_ms, .. } => silence(*duration_ms, "partition"),
+        Fault::HoldRequest { duration_ms, .. } => silence(*duration_ms, "delay"),
+        Fault::Skew { skew, .. } => {
+            let margin_ms = scenario.lease_check_margin_ms.unwrap_or(0) as i64;
+            let step_ms = skew
+                .steps
+                .iter()
+                .map(|s| s.delta_ms.abs())
+                .max()
+                .unwrap_or(0);
+            if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
+                (
+                    Assumption::Outside,
+                    format!(
+                        "drift {} ppm is beyond ±{REALISTIC_DRIFT_PPM} ppm",
+                        skew.drift_ppm
+                    ),
+                )
+            } else if step_ms > margin_ms {
+                (
+                    Assumption::Outside,
+                    format!(
+                        "a clock step of {step_ms} ms exceeds the safety margin of {margin_ms} ms"
+                    ),
+                )
+            } else {
+                (
+                    Assumption::Inside,
+                    "realistic drift, steps within the margin".into(),
+                )
+            }
+        }
+        Fault::Crash { .. } => (
+            Assumption::Inside,
+            "crash-restart starts a new session".into(),
+        ),
+        Fault::EtcdTimeouts { .. } => (Assumption::Inside, "timeouts never commit".into()),
+    };
+    LabelledFault {
+        fault: fault.clone(),
+        assumption,
+        why,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::{client_name, NemesisConfig};
 
     #[test]
     fn plan_round_trips_through_json() {
@@ -289,6 +487,45 @@ mod tests {
         assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
         plan.validate(&["client1".into(), "client2".into()])
             .unwrap();
+    }
+
+    #[test]
+    fn draw_is_deterministic_valid_and_varied() {
+        let scenario = Scenario::standard();
+        let mut sizes = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let a = draw(&scenario, seed);
+            assert_eq!(a, draw(&scenario, seed));
+            a.validate(&scenario.client_names()).unwrap();
+            sizes.insert(a.len());
+        }
+        assert!(sizes.len() > 5, "plans should vary in size: {sizes:?}");
+        let quiet = Scenario {
+            nemesis: NemesisConfig::none(),
+            ..Scenario::standard()
+        };
+        assert!(draw(&quiet, 1).is_empty());
+    }
+
+    #[test]
+    fn labels_follow_the_renewal_slack() {
+        let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
+        let pause = |ms| Fault::Pause {
+            node: client_name(1),
+            at: Trigger::AtMs(0),
+            duration_ms: ms,
+        };
+        assert_eq!(label(&pause(1000), &s).assumption, Assumption::Inside);
+        assert_eq!(label(&pause(3000), &s).assumption, Assumption::Outside);
+        let skew = |drift_ppm| Fault::Skew {
+            node: client_name(1),
+            skew: Skew {
+                drift_ppm,
+                ..Skew::default()
+            },
+        };
+        assert_eq!(label(&skew(400), &s).assumption, Assumption::Inside);
+        assert_eq!(label(&skew(-50_000), &s).assumption, Assumption::Outside);
     }
 
     #[test]

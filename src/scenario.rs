@@ -10,6 +10,9 @@ pub const DURATION_MS_MAX: u64 = 600_000;
 /// Longest critical section or think time, in ms.
 pub const SECTION_MS_MAX: u64 = 60_000;
 
+/// Safety margin of the client-side lease check in the presets, ms.
+pub const LOCAL_CHECK_MARGIN_MS: u64 = 300;
+
 /// What clients do with the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -106,6 +109,187 @@ pub struct Scenario {
     pub loss_rate: f64,
     #[serde(default)]
     pub scripts: Vec<ClientScript>,
+    /// What the random nemesis may draw for a seed.
+    #[serde(default = "NemesisConfig::none")]
+    pub nemesis: NemesisConfig,
+}
+
+/// The random nemesis' rates and ranges. Each `*_max` is the most faults of that kind in one
+/// plan (the number is drawn uniformly from 0 to it); each range bounds a fault's size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NemesisConfig {
+    /// GC-style pauses of a client at a random time.
+    pub pauses_max: u32,
+    pub pause_ms: MsRange,
+    /// Pauses aimed at a client's "before-write" point (Kleppmann's window).
+    pub aimed_pauses_max: u32,
+    /// Chance (per mille) that a client's clock is skewed at all.
+    pub skew_permille: u32,
+    /// Drift is drawn from ±drift_ppm_max.
+    pub drift_ppm_max: i64,
+    /// Initial offset is drawn from ±offset_ms_max.
+    pub offset_ms_max: i64,
+    /// Clock steps per skewed client, each of ±step_ms_max.
+    pub steps_max: u32,
+    pub step_ms_max: i64,
+    /// Partitions between two random nodes (clients, etcd, storage).
+    pub partitions_max: u32,
+    pub partition_ms: MsRange,
+    /// Partitions of a client from etcd only (its keepalives stop, its storage link works).
+    pub etcd_partitions_max: u32,
+    /// Storage requests held in flight (delayed packet), aimed at "before-write".
+    pub holds_max: u32,
+    pub hold_ms: MsRange,
+    /// Client crashes, restarted after `restart_ms`.
+    pub crashes_max: u32,
+    pub restart_ms: MsRange,
+    /// etcd stalls (the etcd node paused).
+    pub etcd_stalls_max: u32,
+    pub etcd_stall_ms: MsRange,
+    /// Chance (per mille) that the run has etcd request timeouts, and their rate (per mille).
+    pub etcd_timeouts_permille: u32,
+    pub etcd_timeout_rate_permille: u32,
+    /// The `nth` of an aimed fault is drawn from 1..=aim_nth_max.
+    pub aim_nth_max: u32,
+}
+
+impl Default for NemesisConfig {
+    fn default() -> Self {
+        NemesisConfig::none()
+    }
+}
+
+impl NemesisConfig {
+    /// No faults at all.
+    pub fn none() -> Self {
+        NemesisConfig {
+            pauses_max: 0,
+            pause_ms: MsRange::new(500, 4_000),
+            aimed_pauses_max: 0,
+            skew_permille: 0,
+            drift_ppm_max: 0,
+            offset_ms_max: 0,
+            steps_max: 0,
+            step_ms_max: 0,
+            partitions_max: 0,
+            partition_ms: MsRange::new(200, 3_000),
+            etcd_partitions_max: 0,
+            holds_max: 0,
+            hold_ms: MsRange::new(1_000, 5_000),
+            crashes_max: 0,
+            restart_ms: MsRange::new(500, 3_000),
+            etcd_stalls_max: 0,
+            etcd_stall_ms: MsRange::new(500, 3_000),
+            etcd_timeouts_permille: 0,
+            etcd_timeout_rate_permille: 0,
+            aim_nth_max: 8,
+        }
+    }
+
+    /// Every kind of fault, at realistic sizes: the standard scenario's nemesis.
+    pub fn standard() -> Self {
+        NemesisConfig {
+            pauses_max: 2,
+            aimed_pauses_max: 2,
+            skew_permille: 500,
+            drift_ppm_max: 500,
+            offset_ms_max: 200,
+            steps_max: 1,
+            step_ms_max: 1_000,
+            partitions_max: 1,
+            etcd_partitions_max: 1,
+            holds_max: 1,
+            crashes_max: 1,
+            etcd_stalls_max: 1,
+            etcd_timeouts_permille: 200,
+            etcd_timeout_rate_permille: 5,
+            ..NemesisConfig::none()
+        }
+    }
+
+    /// Pauses only (timed and aimed).
+    pub fn pauses() -> Self {
+        NemesisConfig {
+            pauses_max: 2,
+            aimed_pauses_max: 2,
+            ..NemesisConfig::none()
+        }
+    }
+
+    /// Skewed clocks (extreme drift, steps) with keepalives cut by client-etcd partitions:
+    /// what a client's local lease check has to judge by its own clock.
+    pub fn skew() -> Self {
+        NemesisConfig {
+            skew_permille: 1_000,
+            drift_ppm_max: 100_000,
+            offset_ms_max: 1_000,
+            steps_max: 2,
+            step_ms_max: 2_000,
+            etcd_partitions_max: 2,
+            partition_ms: MsRange::new(1_000, 5_000),
+            ..NemesisConfig::none()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        use crate::clock::{DRIFT_PPM_MAX, OFFSET_MS_MAX};
+        use crate::nemesis::FAULT_MS_MAX;
+        for (name, v) in [
+            ("nemesis.pauses_max", self.pauses_max),
+            ("nemesis.aimed_pauses_max", self.aimed_pauses_max),
+            ("nemesis.steps_max", self.steps_max),
+            ("nemesis.partitions_max", self.partitions_max),
+            ("nemesis.etcd_partitions_max", self.etcd_partitions_max),
+            ("nemesis.holds_max", self.holds_max),
+            ("nemesis.crashes_max", self.crashes_max),
+            ("nemesis.etcd_stalls_max", self.etcd_stalls_max),
+        ] {
+            if v > 16 {
+                return Err(format!("{name}: {v} is above 16"));
+            }
+        }
+        for (name, r) in [
+            ("nemesis.pause_ms", self.pause_ms),
+            ("nemesis.partition_ms", self.partition_ms),
+            ("nemesis.hold_ms", self.hold_ms),
+            ("nemesis.restart_ms", self.restart_ms),
+            ("nemesis.etcd_stall_ms", self.etcd_stall_ms),
+        ] {
+            r.validate(name, FAULT_MS_MAX)?;
+        }
+        for (name, v) in [
+            ("nemesis.skew_permille", self.skew_permille),
+            (
+                "nemesis.etcd_timeouts_permille",
+                self.etcd_timeouts_permille,
+            ),
+        ] {
+            if v > 1000 {
+                return Err(format!("{name}: {v} is above 1000"));
+            }
+        }
+        if self.etcd_timeout_rate_permille > 500 {
+            return Err("nemesis.etcd_timeout_rate_permille: above 500".into());
+        }
+        if !(0..=DRIFT_PPM_MAX).contains(&self.drift_ppm_max) {
+            return Err(format!(
+                "nemesis.drift_ppm_max: outside 0..={DRIFT_PPM_MAX}"
+            ));
+        }
+        for (name, v) in [
+            ("nemesis.offset_ms_max", self.offset_ms_max),
+            ("nemesis.step_ms_max", self.step_ms_max),
+        ] {
+            if !(0..=OFFSET_MS_MAX).contains(&v) {
+                return Err(format!("{name}: outside 0..={OFFSET_MS_MAX}"));
+            }
+        }
+        if !(1..=1000).contains(&self.aim_nth_max) {
+            return Err("nemesis.aim_nth_max: outside 1..=1000".into());
+        }
+        Ok(())
+    }
 }
 
 impl Scenario {
@@ -125,6 +309,7 @@ impl Scenario {
             latency_ms: MsRange::new(1, 10),
             loss_rate: 0.0,
             scripts: Vec::new(),
+            nemesis: NemesisConfig::standard(),
         }
     }
 
@@ -135,7 +320,44 @@ impl Scenario {
             workload: Workload::Single,
             duration_ms: 30_000,
             critical_ms: MsRange::exactly(0),
+            nemesis: NemesisConfig::none(),
             ..Scenario::standard()
+        }
+    }
+
+    /// Named scenarios, so that a command line can name exactly what a suite ran.
+    pub const PRESETS: [&'static str; 4] = [
+        "standard",
+        "long-critical",
+        "local-check-pauses",
+        "local-check-skew",
+    ];
+
+    /// A named scenario (see [`Scenario::PRESETS`]).
+    pub fn preset(name: &str) -> Result<Scenario, String> {
+        let standard = Scenario::standard();
+        match name {
+            "standard" => Ok(standard),
+            // Holders linger between read and write: room for a stale write in between.
+            "long-critical" => Ok(Scenario {
+                critical_ms: MsRange::new(500, 3_000),
+                ..standard
+            }),
+            // No fencing help expected: the client checks its own lease before writing.
+            "local-check-pauses" => Ok(Scenario {
+                lease_check_margin_ms: Some(LOCAL_CHECK_MARGIN_MS),
+                nemesis: NemesisConfig::pauses(),
+                ..standard
+            }),
+            "local-check-skew" => Ok(Scenario {
+                lease_check_margin_ms: Some(LOCAL_CHECK_MARGIN_MS),
+                nemesis: NemesisConfig::skew(),
+                ..standard
+            }),
+            other => Err(format!(
+                "unknown scenario preset '{other}' (expected one of: {})",
+                Scenario::PRESETS.join(", ")
+            )),
         }
     }
 
@@ -190,6 +412,7 @@ impl Scenario {
         if !(0.0..=0.5).contains(&self.loss_rate) {
             return Err(format!("loss_rate: {} is outside 0..=0.5", self.loss_rate));
         }
+        self.nemesis.validate()?;
         for s in &self.scripts {
             if !(1..=self.clients).contains(&s.client) {
                 return Err(format!("scripts: client {} does not exist", s.client));
@@ -215,6 +438,14 @@ mod tests {
     fn standard_is_valid() {
         Scenario::standard().validate().unwrap();
         Scenario::seed_story(3).validate().unwrap();
+    }
+
+    #[test]
+    fn presets_are_valid_and_unknown_is_refused() {
+        for p in Scenario::PRESETS {
+            Scenario::preset(p).unwrap().validate().unwrap();
+        }
+        assert!(Scenario::preset("nope").unwrap_err().contains("standard"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::checker::{self, Verdict};
 use crate::clock::NodeClock;
 use crate::history::{EventKind, History, Probe, Recorder};
 use crate::lock::LockConfig;
-use crate::nemesis::{Fault, FaultPlan, Point, Trigger, ETCD, STORAGE};
+use crate::nemesis::{self, Fault, FaultPlan, LabelledFault, Point, Trigger, ETCD, STORAGE};
 use crate::scenario::{client_name, Scenario};
 use crate::storage::http::Server;
 use crate::storage::{Fencing, Store};
@@ -42,6 +42,8 @@ pub struct Run {
     pub messages: u64,
     /// Simulated time the run took, ms.
     pub simulated_ms: u64,
+    /// The plan's faults, each labelled inside or outside the protocol's assumptions.
+    pub faults: Vec<LabelledFault>,
 }
 
 impl Run {
@@ -60,12 +62,18 @@ pub fn run(scenario: &Scenario, plan: &FaultPlan, fencing: Fencing, seed: u64) -
     rt.set_time_limit(
         Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK,
     );
+    let plan_labels = plan
+        .faults
+        .iter()
+        .map(|f| nemesis::label(f, scenario))
+        .collect();
     let scenario = scenario.clone();
     let plan = plan.clone();
     let (history, messages, simulated_ms) =
         rt.block_on(async move { supervise(scenario, plan, fencing, seed).await });
     let verdict = checker::check(&history);
     Run {
+        faults: plan_labels,
         seed,
         fencing,
         history,
