@@ -153,12 +153,12 @@ pub fn check(history: &History) -> Verdict {
         }
         last_true_us = e.true_us;
         match &e.kind {
-            EventKind::Acquired { token, .. } => {
-                // A client may learn of its lock late (paused, or the answer delayed) after a
-                // newer holder already has it: "the lock has passed" follows the highest token.
-                if highest_granted.is_none_or(|(t, _)| *token > t) {
-                    highest_granted = Some((*token, &e.node));
-                }
+            // A client may learn of its lock late (paused, or the answer delayed) after a
+            // newer holder already has it: "the lock has passed" follows the highest token.
+            EventKind::Acquired { token, .. }
+                if highest_granted.is_none_or(|(t, _)| *token > t) =>
+            {
+                highest_granted = Some((*token, &e.node));
             }
             EventKind::StorageApplied {
                 op_id,
