@@ -21,6 +21,8 @@
 
 pub mod checker;
 pub mod clock;
+#[cfg(madsim)]
+pub mod explore;
 pub mod history;
 pub mod lock;
 pub mod nemesis;

@@ -1,7 +1,8 @@
-//! The `fencelab` command.
+//! The `fencelab` command: a thin layer over the library.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::io::Write;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -12,6 +13,77 @@ use std::io::Write;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where a scenario comes from, and flags that override it.
+#[derive(Args, Debug, Clone, Default)]
+struct ScenarioArgs {
+    /// A scenario file (TOML); keys left out keep the standard scenario's values.
+    #[arg(long, value_name = "FILE.toml", conflicts_with = "preset")]
+    scenario: Option<PathBuf>,
+    /// A named scenario: standard, long-critical, local-check-pauses, local-check-skew.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Number of clients.
+    #[arg(long)]
+    clients: Option<u32>,
+    /// Lease TTL in seconds (>= 2).
+    #[arg(long)]
+    ttl_s: Option<i64>,
+    /// Simulated time during which clients start lock cycles, ms.
+    #[arg(long)]
+    duration_ms: Option<u64>,
+    /// single or counter.
+    #[arg(long)]
+    workload: Option<String>,
+    /// Time a holder spends between its read and its write, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    critical_ms: Option<String>,
+    /// Client-side lease check before each write, with this margin (ms).
+    #[arg(long)]
+    lease_check_margin_ms: Option<u64>,
+    /// One-way network latency, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    latency_ms: Option<String>,
+    /// Message loss probability (lost messages are retransmitted later).
+    #[arg(long)]
+    loss_rate: Option<f64>,
+    /// Most timed GC pauses per run.
+    #[arg(long)]
+    pauses_max: Option<u32>,
+    /// Most pauses aimed at the before-write point per run.
+    #[arg(long)]
+    aimed_pauses_max: Option<u32>,
+    /// Pause length, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    pause_ms: Option<String>,
+    /// Drift drawn from +-this many ppm.
+    #[arg(long)]
+    drift_ppm_max: Option<i64>,
+    /// Chance per mille that a client's clock is skewed.
+    #[arg(long)]
+    skew_permille: Option<u32>,
+    /// Clock steps per skewed client.
+    #[arg(long)]
+    steps_max: Option<u32>,
+    /// Clock step size, +- ms.
+    #[arg(long)]
+    step_ms_max: Option<i64>,
+    /// Most partitions per run.
+    #[arg(long)]
+    partitions_max: Option<u32>,
+    /// Most storage requests held in flight per run.
+    #[arg(long)]
+    holds_max: Option<u32>,
+    /// Hold length, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    hold_ms: Option<String>,
+    /// Most client crashes per run.
+    #[arg(long)]
+    crashes_max: Option<u32>,
+    /// Most etcd stalls per run.
+    #[arg(long)]
+    etcd_stalls_max: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -29,17 +101,22 @@ enum Command {
         /// none, lease-id, token-writes or token.
         #[arg(long, default_value = "token")]
         fencing: String,
-        /// A named scenario: standard, long-critical, local-check-pauses, local-check-skew.
-        #[arg(long, default_value = "standard")]
-        preset: String,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
         /// Run this fault plan (JSON) instead of the one the seed draws.
-        #[arg(long)]
-        plan: Option<std::path::PathBuf>,
-        /// Print the run (history, verdict, plan) as JSON.
+        #[arg(long, value_name = "FILE.json")]
+        plan: Option<PathBuf>,
+        /// Draw the run as a timeline picture.
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
+        /// Save the experiment (seed, policy, scenario, plan) for `replay`.
+        #[arg(long, value_name = "FILE.json")]
+        save: Option<PathBuf>,
+        /// Print the run (plan, history, verdict) as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Run many seeds on every core and summarize per policy.
+    /// Run many seeds on every core; a table per policy.
     Sweep {
         #[arg(long, default_value_t = 1000)]
         seeds: u64,
@@ -48,14 +125,69 @@ enum Command {
         /// A policy or `all`.
         #[arg(long, default_value = "all")]
         fencing: String,
-        #[arg(long, default_value = "standard")]
-        preset: String,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
         /// Threads (default: every core).
         #[arg(long)]
         jobs: Option<usize>,
         /// One JSON object per policy.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV, a header and one row per policy.
+        #[arg(long)]
+        csv: bool,
+        /// Run only shard I of N (0-based) of the seed range; also read from
+        /// JOB_COMPLETION_INDEX and JOB_COMPLETION_COUNT (Kubernetes indexed Jobs).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Sweep one parameter: pause-ttl, drift or delay.
+        #[arg(long)]
+        vary: Option<String>,
+        /// Steps of the varied parameter.
+        #[arg(long, default_value_t = 6)]
+        steps: u32,
+        /// Where `--vary` draws its plot.
+        #[arg(long, value_name = "FILE.svg", default_value = "sweep.svg")]
+        plot: PathBuf,
+    },
+    /// Search fault schedules with proptest and shrink a violation to a minimal plan.
+    Explore {
+        #[arg(long, default_value = "none")]
+        fencing: String,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Cases to try before giving up.
+        #[arg(long, default_value_t = 256)]
+        cases: u32,
+        /// Longest critical section the search may choose, ms.
+        #[arg(long, default_value_t = 3000)]
+        critical_ms_top: u64,
+        /// Seed of proptest's search.
+        #[arg(long, default_value_t = 0)]
+        search_seed: u64,
+        /// Save the minimal counterexample for `replay`.
+        #[arg(long, value_name = "FILE.json")]
+        save: Option<PathBuf>,
+        /// One JSON object: fencing, found, cases, faults_before, faults_after, plan.
         #[arg(long)]
         json: bool,
+    },
+    /// Re-run a saved experiment (from `run --save` or `explore --save`) and tell its story.
+    Replay {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Combine `sweep --json` outputs of shards into one table.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -69,7 +201,7 @@ fn main() {
             2
         }
     };
-    // A closed pipe (`| head`) is not an error worth a panic.
+    // A closed pipe (`| head`) is not worth a panic.
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     std::process::exit(code);
 }
@@ -80,110 +212,472 @@ fn run(_command: Command, _out: &mut String) -> Result<(), String> {
 }
 
 #[cfg(madsim)]
-fn run(command: Command, out: &mut String) -> Result<(), String> {
-    use fencelab::nemesis::{self, FaultPlan};
-    use fencelab::scenario::Scenario;
-    use fencelab::storage::Fencing;
-    use fencelab::{report, stories, sweep, world};
-    use std::fmt::Write;
+use sim::run;
 
-    let policies = |s: &str| -> Result<Vec<Fencing>, String> {
+#[cfg(madsim)]
+mod sim {
+    use super::{Command, ScenarioArgs};
+    use fencelab::explore;
+    use fencelab::nemesis::{self, FaultPlan};
+    use fencelab::scenario::{MsRange, Scenario};
+    use fencelab::storage::Fencing;
+    use fencelab::sweep::{self, Summary};
+    use fencelab::world::{Experiment, Run};
+    use fencelab::{report, stories};
+    use std::fmt::Write;
+    use std::path::Path;
+
+    fn read(path: &Path) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
+    fn write_file(path: &Path, text: &str) -> Result<(), String> {
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    fn range(flag: &str, s: &str) -> Result<MsRange, String> {
+        s.parse().map_err(|e| format!("--{flag}: {e}"))
+    }
+
+    impl ScenarioArgs {
+        /// The scenario: file or preset, then flags, then validation.
+        fn build(&self) -> Result<Scenario, String> {
+            let mut s = match (&self.scenario, &self.preset) {
+                (Some(path), _) => Scenario::from_toml(&read(path)?)
+                    .map_err(|e| format!("bad scenario {}: {e}", path.display()))?,
+                (None, Some(p)) => Scenario::preset(p)?,
+                (None, None) => Scenario::standard(),
+            };
+            let n = &mut s.nemesis;
+            macro_rules! set {
+                ($($flag:ident => $field:expr),* $(,)?) => {$(
+                    if let Some(v) = self.$flag.clone() { $field = v; }
+                )*};
+            }
+            set!(
+                pauses_max => n.pauses_max,
+                aimed_pauses_max => n.aimed_pauses_max,
+                drift_ppm_max => n.drift_ppm_max,
+                skew_permille => n.skew_permille,
+                steps_max => n.steps_max,
+                step_ms_max => n.step_ms_max,
+                partitions_max => n.partitions_max,
+                holds_max => n.holds_max,
+                crashes_max => n.crashes_max,
+                etcd_stalls_max => n.etcd_stalls_max,
+            );
+            if let Some(r) = &self.pause_ms {
+                n.pause_ms = range("pause-ms", r)?;
+            }
+            if let Some(r) = &self.hold_ms {
+                n.hold_ms = range("hold-ms", r)?;
+            }
+            set!(
+                clients => s.clients,
+                ttl_s => s.ttl_s,
+                duration_ms => s.duration_ms,
+                loss_rate => s.loss_rate,
+            );
+            if let Some(m) = self.lease_check_margin_ms {
+                s.lease_check_margin_ms = Some(m);
+            }
+            if let Some(w) = &self.workload {
+                s.workload = w.parse()?;
+            }
+            if let Some(r) = &self.critical_ms {
+                s.critical_ms = range("critical-ms", r)?;
+            }
+            if let Some(r) = &self.latency_ms {
+                s.latency_ms = range("latency-ms", r)?;
+            }
+            s.validate()?;
+            Ok(s)
+        }
+    }
+
+    fn policies(s: &str) -> Result<Vec<Fencing>, String> {
         if s == "all" {
             Ok(Fencing::ALL.to_vec())
         } else {
             Ok(vec![s.parse()?])
         }
-    };
-    match command {
-        Command::Demo { seed } => {
-            for (title, (scenario, plan)) in [
-                ("the seed's walkthrough", stories::seed_walkthrough()),
-                (
-                    "client 2 stalls before writing",
-                    stories::seed_walkthrough_stalled(),
-                ),
-            ] {
-                for fencing in Fencing::ALL {
-                    let run = world::run(&scenario, &plan, fencing, seed);
-                    let _ = writeln!(out, "{}", report::run_report(title, &run));
-                }
-            }
+    }
+
+    fn tell(out: &mut String, title: &str, exp: &Experiment, run: &Run, json: bool) {
+        if json {
+            let doc = serde_json::json!({ "experiment": exp, "run": run });
+            let _ = writeln!(out, "{doc}");
+            return;
         }
-        Command::Run {
-            seed,
-            fencing,
-            preset,
-            plan,
-            json,
-        } => {
-            let fencing: Fencing = fencing.parse()?;
-            let scenario = Scenario::preset(&preset)?;
-            let plan = match plan {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    let plan: FaultPlan = serde_json::from_str(&text)
-                        .map_err(|e| format!("bad plan {}: {e}", path.display()))?;
-                    plan.validate(&scenario.client_names())
-                        .map_err(|e| format!("bad plan {}: {e}", path.display()))?;
-                    plan
-                }
-                None => nemesis::draw(&scenario, seed),
-            };
-            let run = world::run(&scenario, &plan, fencing, seed);
-            if json {
-                let doc = serde_json::json!({ "plan": plan, "run": run });
-                let _ = writeln!(out, "{doc}");
-            } else {
-                let _ = writeln!(out, "plan ({} faults):", plan.len());
-                for f in &run.faults {
-                    let _ = writeln!(
-                        out,
-                        "  {} [{:?}: {}]",
-                        f.fault.describe(),
-                        f.assumption,
-                        f.why
-                    );
-                }
-                let _ = write!(out, "{}", report::run_report(&preset, &run));
-            }
+        let _ = writeln!(out, "plan ({} faults):", exp.plan.len());
+        for f in &run.faults {
+            let _ = writeln!(
+                out,
+                "  {} [{:?}: {}]",
+                f.fault.describe(),
+                f.assumption,
+                f.why
+            );
         }
-        Command::Sweep {
-            seeds,
-            start,
-            fencing,
-            preset,
-            jobs,
-            json,
-        } => {
-            let scenario = Scenario::preset(&preset)?;
-            let jobs = jobs.unwrap_or_else(sweep::default_jobs);
-            if jobs == 0 || jobs > 1024 {
-                return Err(format!("--jobs {jobs} is outside 1..=1024"));
+        let _ = write!(out, "{}", report::run_report(title, run));
+    }
+
+    const CSV_HEADER: &str = "fencing,seeds,violating_seeds,rate,rate_low,rate_high,lost_updates,token_order_breaks,stale_acceptances,false_rejections,seeds_per_sec";
+
+    fn csv_row(s: &Summary) -> String {
+        format!(
+            "{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{:.1}",
+            s.fencing,
+            s.seeds,
+            s.violating_seeds,
+            s.rate,
+            s.rate_low,
+            s.rate_high,
+            s.lost_updates,
+            s.token_order_breaks,
+            s.stale_acceptances,
+            s.false_rejections,
+            s.seeds_per_sec
+        )
+    }
+
+    fn table(summaries: &[Summary]) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "{:<13} {:>7} {:>9} {:>22} {:>6} {:>6} {:>7} {:>9} {:>8}",
+            "fencing",
+            "seeds",
+            "violating",
+            "rate [95% Wilson]",
+            "lost",
+            "order",
+            "stale",
+            "falserej",
+            "seeds/s"
+        );
+        for s in summaries {
+            let _ = writeln!(
+                t,
+                "{:<13} {:>7} {:>9} {:>6.1}% [{:>5.1}, {:>5.1}] {:>6} {:>6} {:>7} {:>9} {:>8.0}",
+                s.fencing.as_str(),
+                s.seeds,
+                s.violating_seeds,
+                s.rate * 100.0,
+                s.rate_low * 100.0,
+                s.rate_high * 100.0,
+                s.lost_updates,
+                s.token_order_breaks,
+                s.stale_acceptances,
+                s.false_rejections,
+                s.seeds_per_sec
+            );
+        }
+        t
+    }
+
+    fn print_summaries(out: &mut String, summaries: &[Summary], json: bool, csv: bool) {
+        if json {
+            for s in summaries {
+                let _ = writeln!(out, "{}", serde_json::to_string(s).expect("summary json"));
             }
-            if seeds == 0 || seeds > sweep::SEEDS_MAX {
-                return Err(format!(
-                    "--seeds {seeds} is outside 1..={}",
-                    sweep::SEEDS_MAX
-                ));
+        } else if csv {
+            let _ = writeln!(out, "{CSV_HEADER}");
+            for s in summaries {
+                let _ = writeln!(out, "{}", csv_row(s));
             }
-            for fencing in policies(&fencing)? {
-                let (summary, _) =
-                    sweep::sweep_summary(&scenario, fencing, start..start + seeds, jobs);
-                if json {
-                    let _ = writeln!(out, "{}", serde_json::to_string(&summary).unwrap());
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "{} seeds_per_sec={:.0} realtime_x={:.0} peak_rss_mb={:.1}",
-                        summary.line(),
-                        summary.seeds_per_sec,
-                        summary.realtime_x,
-                        sweep::peak_rss_mb().unwrap_or(f64::NAN)
-                    );
-                }
-            }
+        } else {
+            out.push_str(&table(summaries));
         }
     }
-    Ok(())
+
+    /// `I/N` from the flag, else from a Kubernetes indexed Job's environment.
+    fn shard_of(flag: &Option<String>) -> Result<Option<(u64, u64)>, String> {
+        let parse = |i: &str, n: &str, from: &str| -> Result<(u64, u64), String> {
+            let i = i
+                .trim()
+                .parse()
+                .map_err(|_| format!("{from}: bad shard index '{i}'"))?;
+            let n = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("{from}: bad shard count '{n}'"))?;
+            Ok((i, n))
+        };
+        if let Some(s) = flag {
+            let (i, n) = s
+                .split_once('/')
+                .ok_or_else(|| format!("--shard {s}: expected I/N"))?;
+            return parse(i, n, "--shard").map(Some);
+        }
+        match (
+            std::env::var("JOB_COMPLETION_INDEX"),
+            std::env::var("JOB_COMPLETION_COUNT"),
+        ) {
+            (Ok(i), Ok(n)) => parse(&i, &n, "JOB_COMPLETION_INDEX/COUNT").map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs the sweep of one policy with a progress bar on a terminal.
+    fn sweep_one(
+        scenario: &Scenario,
+        fencing: Fencing,
+        seeds: std::ops::Range<u64>,
+        jobs: usize,
+    ) -> Summary {
+        use std::io::IsTerminal;
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(seeds.end - seeds.start);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>13} {bar:40} {pos}/{len} seeds {per_sec} eta {eta}",
+                )
+                .expect("static template"),
+            );
+            bar.set_prefix(fencing.as_str());
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let started = std::time::Instant::now();
+        let results = sweep::sweep(scenario, fencing, seeds, jobs, &|_| bar.inc(1));
+        bar.finish_and_clear();
+        Summary::of(fencing, &results, started.elapsed().as_secs_f64())
+    }
+
+    pub fn run(command: Command, out: &mut String) -> Result<(), String> {
+        match command {
+            Command::Demo { seed } => {
+                for (title, (scenario, plan)) in [
+                    ("the seed's walkthrough", stories::seed_walkthrough()),
+                    (
+                        "client 2 stalls before writing",
+                        stories::seed_walkthrough_stalled(),
+                    ),
+                ] {
+                    for fencing in Fencing::ALL {
+                        let run = fencelab::world::run(&scenario, &plan, fencing, seed);
+                        let _ = writeln!(out, "{}", report::run_report(title, &run));
+                    }
+                }
+            }
+            Command::Run {
+                seed,
+                fencing,
+                scenario,
+                plan,
+                timeline,
+                save,
+                json,
+            } => {
+                let fencing: Fencing = fencing.parse()?;
+                let scenario = scenario.build()?;
+                let plan = match plan {
+                    Some(path) => serde_json::from_str::<FaultPlan>(&read(&path)?)
+                        .map_err(|e| format!("bad plan {}: {e}", path.display()))?,
+                    None => nemesis::draw(&scenario, seed),
+                };
+                let exp = Experiment {
+                    seed,
+                    fencing,
+                    scenario,
+                    plan,
+                };
+                exp.validate()?;
+                let run = exp.run();
+                if let Some(path) = save {
+                    write_file(&path, &serde_json::to_string_pretty(&exp).expect("json"))?;
+                }
+                draw_timeline(&timeline, &exp, &run)?;
+                tell(out, &format!("seed {seed}"), &exp, &run, json);
+            }
+            Command::Replay {
+                file,
+                timeline,
+                json,
+            } => {
+                let exp: Experiment = serde_json::from_str(&read(&file)?)
+                    .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
+                exp.validate()
+                    .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
+                let run = exp.run();
+                draw_timeline(&timeline, &exp, &run)?;
+                tell(
+                    out,
+                    &format!("replay of {}", file.display()),
+                    &exp,
+                    &run,
+                    json,
+                );
+            }
+            Command::Sweep {
+                seeds,
+                start,
+                fencing,
+                scenario,
+                jobs,
+                json,
+                csv,
+                shard,
+                vary,
+                steps,
+                plot,
+            } => {
+                let scenario = scenario.build()?;
+                let jobs = jobs.unwrap_or_else(sweep::default_jobs);
+                if !(1..=1024).contains(&jobs) {
+                    return Err(format!("--jobs {jobs} is outside 1..=1024"));
+                }
+                if !(1..=sweep::SEEDS_MAX).contains(&seeds) {
+                    return Err(format!(
+                        "--seeds {seeds} is outside 1..={}",
+                        sweep::SEEDS_MAX
+                    ));
+                }
+                let end = start
+                    .checked_add(seeds)
+                    .ok_or("--start plus --seeds overflows")?;
+                let mut range = start..end;
+                if let Some((i, n)) = shard_of(&shard)? {
+                    range = sweep::shard(range, i, n)?;
+                }
+                let policies = policies(&fencing)?;
+                if let Some(param) = vary {
+                    return vary_sweep(
+                        out, &scenario, &policies, range, jobs, &param, steps, &plot,
+                    );
+                }
+                let summaries: Vec<Summary> = policies
+                    .iter()
+                    .map(|&f| sweep_one(&scenario, f, range.clone(), jobs))
+                    .collect();
+                print_summaries(out, &summaries, json, csv);
+            }
+            Command::Merge { files, json, csv } => {
+                let mut by_policy: std::collections::BTreeMap<Fencing, Vec<Summary>> =
+                    Default::default();
+                for path in &files {
+                    for (i, line) in read(path)?.lines().enumerate() {
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        let s: Summary = serde_json::from_str(line).map_err(|e| {
+                            format!(
+                                "{}:{}: not a `sweep --json` line: {e}",
+                                path.display(),
+                                i + 1
+                            )
+                        })?;
+                        by_policy.entry(s.fencing).or_default().push(s);
+                    }
+                }
+                let merged = by_policy
+                    .values()
+                    .map(|parts| Summary::merge(parts))
+                    .collect::<Result<Vec<_>, _>>()?;
+                print_summaries(out, &merged, json, csv);
+            }
+            Command::Explore {
+                fencing,
+                scenario,
+                cases,
+                critical_ms_top,
+                search_seed,
+                save,
+                json,
+            } => {
+                let fencing: Fencing = fencing.parse()?;
+                let base = scenario.build()?;
+                if !(1..=1_000_000).contains(&cases) {
+                    return Err(format!("--cases {cases} is outside 1..=1000000"));
+                }
+                let config = explore::config(cases, search_seed, None);
+                let found = explore::explore(&base, fencing, config, critical_ms_top);
+                let exp = found.case.as_ref().map(|c| Experiment {
+                    seed: c.seed,
+                    fencing,
+                    scenario: c.scenario(&base),
+                    plan: c.plan(),
+                });
+                if let (Some(path), Some(exp)) = (&save, &exp) {
+                    write_file(path, &serde_json::to_string_pretty(exp).expect("json"))?;
+                }
+                if json {
+                    let doc = serde_json::json!({
+                        "fencing": fencing,
+                        "found": found.found,
+                        "cases": found.cases,
+                        "faults_before": found.faults_before,
+                        "faults_after": found.faults_after,
+                        "plan": found.plan,
+                    });
+                    let _ = writeln!(out, "{doc}");
+                    return Ok(());
+                }
+                let _ = writeln!(
+                    out,
+                    "explored {} cases in {:.1} s ({:.0} cases/s) under fencing={fencing}",
+                    found.cases,
+                    found.wall_s,
+                    found.cases as f64 / found.wall_s.max(1e-9)
+                );
+                let Some(exp) = exp else {
+                    let _ = writeln!(out, "no violation found");
+                    return Ok(());
+                };
+                let _ = writeln!(
+                    out,
+                    "minimal counterexample: {} fault(s), shrunk from {}; {} clients, TTL {} s, critical sections up to {} ms, seed {}",
+                    found.faults_after,
+                    found.faults_before,
+                    exp.scenario.clients,
+                    exp.scenario.ttl_s,
+                    exp.scenario.critical_ms.max,
+                    exp.seed
+                );
+                let _ = writeln!(
+                    out,
+                    "plan: {}",
+                    serde_json::to_string(&exp.plan).expect("json")
+                );
+                let run = exp.run();
+                tell(out, "minimal counterexample", &exp, &run, false);
+                let _ = writeln!(
+                    out,
+                    "replay: {}cargo run --release -- replay {}",
+                    if save.is_some() {
+                        ""
+                    } else {
+                        "add --save FILE.json, then "
+                    },
+                    save.as_ref()
+                        .map_or("FILE.json".to_string(), |p| p.display().to_string())
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn draw_timeline(
+        _path: &Option<std::path::PathBuf>,
+        _exp: &Experiment,
+        _run: &Run,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn vary_sweep(
+        _out: &mut String,
+        _scenario: &Scenario,
+        _policies: &[Fencing],
+        _range: std::ops::Range<u64>,
+        _jobs: usize,
+        _param: &str,
+        _steps: u32,
+        _plot: &Path,
+    ) -> Result<(), String> {
+        Err("--vary is not wired yet".into())
+    }
 }

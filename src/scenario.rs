@@ -84,8 +84,11 @@ pub struct ClientScript {
 }
 
 /// One experiment's setup, apart from the fencing policy and the fault plan.
+///
+/// In a scenario file (TOML) every key is optional: keys left out keep the standard
+/// scenario's values; unknown keys are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Scenario {
     pub clients: u32,
     pub ttl_s: i64,
@@ -110,7 +113,6 @@ pub struct Scenario {
     #[serde(default)]
     pub scripts: Vec<ClientScript>,
     /// What the random nemesis may draw for a seed.
-    #[serde(default = "NemesisConfig::none")]
     pub nemesis: NemesisConfig,
 }
 
@@ -154,9 +156,10 @@ pub struct NemesisConfig {
     pub aim_nth_max: u32,
 }
 
+/// Keys left out of a scenario file keep the standard nemesis' values.
 impl Default for NemesisConfig {
     fn default() -> Self {
-        NemesisConfig::none()
+        NemesisConfig::standard()
     }
 }
 
@@ -292,7 +295,36 @@ impl NemesisConfig {
     }
 }
 
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario::standard()
+    }
+}
+
+impl std::str::FromStr for MsRange {
+    type Err = String;
+    /// `MIN..MAX` (inclusive) or a single number.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("'{s}' is not a range of milliseconds (MIN..MAX)"))
+        };
+        match s.split_once("..") {
+            Some((a, b)) => Ok(MsRange::new(num(a)?, num(b.trim_start_matches('='))?)),
+            None => Ok(MsRange::exactly(num(s)?)),
+        }
+    }
+}
+
 impl Scenario {
+    /// Reads a scenario file: TOML, keys as in [`Scenario`], validated.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
     /// The standard scenario: 3 clients, counter workload, TTL 2 s, 20 simulated seconds.
     pub fn standard() -> Self {
         Scenario {
@@ -446,6 +478,31 @@ mod tests {
             Scenario::preset(p).unwrap().validate().unwrap();
         }
         assert!(Scenario::preset("nope").unwrap_err().contains("standard"));
+    }
+
+    #[test]
+    fn toml_keeps_defaults_and_refuses_unknown_keys() {
+        let s = Scenario::from_toml("clients = 5\n[nemesis]\npauses_max = 3\n").unwrap();
+        assert_eq!(s.clients, 5);
+        assert_eq!(s.nemesis.pauses_max, 3);
+        assert_eq!(s.nemesis.crashes_max, NemesisConfig::standard().crashes_max);
+        assert_eq!(s.ttl_s, Scenario::standard().ttl_s);
+        let e = Scenario::from_toml("clientz = 5").unwrap_err();
+        assert!(e.contains("clientz"), "{e}");
+        let e = Scenario::from_toml("[nemesis]\npause_msx = 1").unwrap_err();
+        assert!(e.contains("pause_msx"), "{e}");
+        let e = Scenario::from_toml("ttl_s = 1").unwrap_err();
+        assert!(e.contains("ttl_s"), "{e}");
+        let e = Scenario::from_toml("clients = \"three\"").unwrap_err();
+        assert!(e.contains("clients"), "{e}");
+    }
+
+    #[test]
+    fn ms_ranges_parse() {
+        assert_eq!("10..20".parse::<MsRange>().unwrap(), MsRange::new(10, 20));
+        assert_eq!("10..=20".parse::<MsRange>().unwrap(), MsRange::new(10, 20));
+        assert_eq!("7".parse::<MsRange>().unwrap(), MsRange::exactly(7));
+        assert!("a..b".parse::<MsRange>().is_err());
     }
 
     #[test]

@@ -14,6 +14,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// Violating seeds kept as examples per summary.
+const EXAMPLES_MAX: usize = 10;
+
+/// The 95% Wilson score interval of `k` successes in `n` trials (0..1 both ends).
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The seeds of shard `index` (0-based) of `count` over `seeds`: contiguous blocks.
+pub fn shard(seeds: Range<u64>, index: u64, count: u64) -> Result<Range<u64>, String> {
+    if count == 0 || index >= count {
+        return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+    }
+    let n = seeds.end - seeds.start;
+    let at = |i: u64| seeds.start + (n as u128 * i as u128 / count as u128) as u64;
+    Ok(at(index)..at(index + 1))
+}
+
 /// Most seeds one sweep runs: a limit on everything.
 pub const SEEDS_MAX: u64 = 100_000_000;
 
@@ -99,7 +126,17 @@ pub struct Summary {
     pub stale_acceptances: u64,
     pub false_rejections: u64,
     pub anomalies: u64,
+    /// Violating seeds over seeds, with its 95% Wilson score interval.
+    pub rate: f64,
+    pub rate_low: f64,
+    pub rate_high: f64,
     pub seeds_per_sec: f64,
+    /// Wall time the sweep took, seconds.
+    pub wall_s: f64,
+    /// Total simulated seconds of all runs.
+    pub simulated_s: f64,
+    /// Total network messages of all runs.
+    pub messages: u64,
     /// Simulated seconds per wall second, over all threads.
     pub realtime_x: f64,
     pub messages_per_seed: f64,
@@ -110,27 +147,95 @@ pub struct Summary {
 impl Summary {
     pub fn of(fencing: Fencing, results: &[SeedResult], wall_s: f64) -> Summary {
         let sum = |f: fn(&SeedResult) -> u64| results.iter().map(f).sum::<u64>();
-        let seeds = results.len() as u64;
-        let wall_s = wall_s.max(1e-9);
-        Summary {
+        let mut s = Summary {
             fencing,
-            seeds,
+            seeds: results.len() as u64,
             violating_seeds: results.iter().filter(|r| r.violates).count() as u64,
             lost_updates: sum(|r| r.lost_updates),
             token_order_breaks: sum(|r| r.token_order_breaks),
             stale_acceptances: sum(|r| r.stale_acceptances),
             false_rejections: sum(|r| r.false_rejections),
             anomalies: sum(|r| r.anomalies),
-            seeds_per_sec: seeds as f64 / wall_s,
-            realtime_x: sum(|r| r.simulated_ms) as f64 / 1000.0 / wall_s,
-            messages_per_seed: sum(|r| r.messages) as f64 / seeds.max(1) as f64,
+            rate: 0.0,
+            rate_low: 0.0,
+            rate_high: 0.0,
+            seeds_per_sec: 0.0,
+            wall_s,
+            simulated_s: sum(|r| r.simulated_ms) as f64 / 1000.0,
+            messages: sum(|r| r.messages),
+            realtime_x: 0.0,
+            messages_per_seed: 0.0,
             violating_examples: results
                 .iter()
                 .filter(|r| r.violates)
-                .take(10)
+                .take(EXAMPLES_MAX)
                 .map(|r| r.seed)
                 .collect(),
+        };
+        s.derive();
+        s
+    }
+
+    /// Recomputes the ratios from the counts.
+    fn derive(&mut self) {
+        let wall_s = self.wall_s.max(1e-9);
+        (self.rate_low, self.rate_high) = wilson(self.violating_seeds, self.seeds);
+        self.rate = self.violating_seeds as f64 / self.seeds.max(1) as f64;
+        self.seeds_per_sec = self.seeds as f64 / wall_s;
+        self.realtime_x = self.simulated_s / wall_s;
+        self.messages_per_seed = self.messages as f64 / self.seeds.max(1) as f64;
+    }
+
+    /// Combines shards of one policy into the summary of their union. Counts add up exactly;
+    /// speed is seeds over the shards' summed wall time (the throughput per machine).
+    pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
+        let first = parts.first().ok_or("nothing to merge")?;
+        if let Some(p) = parts.iter().find(|p| p.fencing != first.fencing) {
+            return Err(format!("cannot merge {} with {}", first.fencing, p.fencing));
         }
+        let sum = |f: fn(&Summary) -> u64| parts.iter().map(f).sum::<u64>();
+        let mut examples: Vec<u64> = parts
+            .iter()
+            .flat_map(|p| p.violating_examples.iter().copied())
+            .collect();
+        examples.sort_unstable();
+        examples.dedup();
+        examples.truncate(EXAMPLES_MAX);
+        let mut s = Summary {
+            fencing: first.fencing,
+            seeds: sum(|p| p.seeds),
+            violating_seeds: sum(|p| p.violating_seeds),
+            lost_updates: sum(|p| p.lost_updates),
+            token_order_breaks: sum(|p| p.token_order_breaks),
+            stale_acceptances: sum(|p| p.stale_acceptances),
+            false_rejections: sum(|p| p.false_rejections),
+            anomalies: sum(|p| p.anomalies),
+            rate: 0.0,
+            rate_low: 0.0,
+            rate_high: 0.0,
+            seeds_per_sec: 0.0,
+            wall_s: parts.iter().map(|p| p.wall_s).sum(),
+            simulated_s: parts.iter().map(|p| p.simulated_s).sum(),
+            messages: sum(|p| p.messages),
+            realtime_x: 0.0,
+            messages_per_seed: 0.0,
+            violating_examples: examples,
+        };
+        s.derive();
+        Ok(s)
+    }
+
+    /// The counts, without timings: what must agree between a sharded and a whole run.
+    pub fn counts(&self) -> [u64; 7] {
+        [
+            self.seeds,
+            self.violating_seeds,
+            self.lost_updates,
+            self.token_order_breaks,
+            self.stale_acceptances,
+            self.false_rejections,
+            self.anomalies,
+        ]
     }
 
     /// The one-line form tools read.
@@ -177,4 +282,33 @@ pub fn peak_rss_mb() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_matches_reference_values() {
+        // Reference: 0 of 10 -> [0, 0.2775]; 5 of 10 -> [0.2366, 0.7634]; 1000 of 1000 -> [0.99617, 1].
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-4;
+        let (l, h) = wilson(0, 10);
+        assert!(close(l, 0.0) && close(h, 0.2775), "{l} {h}");
+        let (l, h) = wilson(5, 10);
+        assert!(close(l, 0.2366) && close(h, 0.7634), "{l} {h}");
+        let (l, h) = wilson(1000, 1000);
+        assert!(close(l, 0.99617) && close(h, 1.0), "{l} {h}");
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn shards_partition_the_range() {
+        let mut covered = vec![];
+        for i in 0..7 {
+            covered.extend(shard(10..1013, i, 7).unwrap());
+        }
+        assert_eq!(covered, (10..1013).collect::<Vec<_>>());
+        assert!(shard(0..10, 3, 3).is_err());
+        assert!(shard(0..10, 0, 0).is_err());
+    }
 }

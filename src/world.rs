@@ -398,3 +398,25 @@ async fn supervise(
     tokio::time::sleep(Duration::from_millis(1)).await;
     (recorder.take(), messages, simulated_ms)
 }
+
+/// Everything that determines a run: save it, and `replay` gives the same history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub seed: u64,
+    pub fencing: Fencing,
+    pub scenario: Scenario,
+    pub plan: FaultPlan,
+}
+
+impl Experiment {
+    /// Checks the scenario and the plan against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        self.scenario.validate()?;
+        self.plan.validate(&self.scenario.client_names())
+    }
+
+    pub fn run(&self) -> Run {
+        run(&self.scenario, &self.plan, self.fencing, self.seed)
+    }
+}

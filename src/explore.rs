@@ -1,0 +1,363 @@
+//! Property-based exploration of fault schedules (proptest), shrunk to the smallest plan
+//! that still breaks.
+//!
+//! An [`Case`] is a scenario's knobs plus a fault plan in abstract form (client numbers taken
+//! modulo the client count), so every shrink step stays a valid world: proptest shrinks toward
+//! fewer faults, shorter pauses and holds, smaller skew and fewer clients. After proptest's
+//! shrinking a last greedy pass removes any fault whose removal still breaks, so the result is
+//! 1-minimal: removing any one of its faults makes the run pass.
+
+use crate::clock::{ClockStep, Skew};
+use crate::nemesis::{Fault, FaultPlan, Point, Trigger, ETCD, STORAGE};
+use crate::scenario::{client_name, MsRange, NemesisConfig, Scenario};
+use crate::storage::Fencing;
+use crate::world::{self, Run};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+
+/// Most faults in an explored plan.
+pub const CASE_FAULTS_MAX: usize = 6;
+/// Most clients in an explored scenario.
+pub const CASE_CLIENTS_MAX: u32 = 4;
+
+/// A fault in abstract form: `client` is taken modulo the case's client count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FaultSpec {
+    /// A GC pause at a true time.
+    Pause {
+        client: u32,
+        at_ms: u64,
+        duration_ms: u64,
+    },
+    /// A pause in Kleppmann's window, at the client's `nth` before-write point.
+    AimedPause {
+        client: u32,
+        nth: u32,
+        duration_ms: u64,
+    },
+    /// The client's storage request held in the network at its `nth` before-write point.
+    Hold {
+        client: u32,
+        nth: u32,
+        duration_ms: u64,
+    },
+    /// A client partitioned from etcd (its keepalives stop).
+    EtcdPartition {
+        client: u32,
+        at_ms: u64,
+        duration_ms: u64,
+    },
+    /// A skewed client clock.
+    Skew {
+        client: u32,
+        drift_ppm: i64,
+        step_at_ms: u64,
+        step_ms: i64,
+    },
+    /// A client crash and restart.
+    Crash {
+        client: u32,
+        at_ms: u64,
+        restart_after_ms: u64,
+    },
+    /// etcd paused.
+    EtcdStall { at_ms: u64, duration_ms: u64 },
+}
+
+/// One explored case: knobs and faults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Case {
+    pub seed: u64,
+    pub clients: u32,
+    pub ttl_s: i64,
+    pub critical_ms_max: u64,
+    pub faults: Vec<FaultSpec>,
+}
+
+fn client(n: u32, clients: u32) -> String {
+    client_name(n % clients + 1)
+}
+
+impl Case {
+    /// The concrete scenario (the base with this case's knobs, no random nemesis).
+    pub fn scenario(&self, base: &Scenario) -> Scenario {
+        Scenario {
+            clients: self.clients,
+            ttl_s: self.ttl_s,
+            critical_ms: MsRange::new(0, self.critical_ms_max),
+            nemesis: NemesisConfig::none(),
+            ..base.clone()
+        }
+    }
+
+    /// The concrete fault plan.
+    pub fn plan(&self) -> FaultPlan {
+        let c = self.clients;
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| match *f {
+                FaultSpec::Pause {
+                    client: n,
+                    at_ms,
+                    duration_ms,
+                } => Fault::Pause {
+                    node: client(n, c),
+                    at: Trigger::AtMs(at_ms),
+                    duration_ms,
+                },
+                FaultSpec::AimedPause {
+                    client: n,
+                    nth,
+                    duration_ms,
+                } => Fault::Pause {
+                    node: client(n, c),
+                    at: Trigger::Point {
+                        point: Point::BeforeWrite,
+                        nth,
+                    },
+                    duration_ms,
+                },
+                FaultSpec::Hold {
+                    client: n,
+                    nth,
+                    duration_ms,
+                } => Fault::HoldRequest {
+                    node: client(n, c),
+                    at: Trigger::Point {
+                        point: Point::BeforeWrite,
+                        nth,
+                    },
+                    duration_ms,
+                },
+                FaultSpec::EtcdPartition {
+                    client: n,
+                    at_ms,
+                    duration_ms,
+                } => Fault::Partition {
+                    a: client(n, c),
+                    b: ETCD.into(),
+                    at_ms,
+                    duration_ms,
+                },
+                FaultSpec::Skew {
+                    client: n,
+                    drift_ppm,
+                    step_at_ms,
+                    step_ms,
+                } => Fault::Skew {
+                    node: client(n, c),
+                    skew: Skew {
+                        offset_ms: 0,
+                        drift_ppm,
+                        steps: if step_ms == 0 {
+                            vec![]
+                        } else {
+                            vec![ClockStep {
+                                at_ms: step_at_ms,
+                                delta_ms: step_ms,
+                            }]
+                        },
+                    },
+                },
+                FaultSpec::Crash {
+                    client: n,
+                    at_ms,
+                    restart_after_ms,
+                } => Fault::Crash {
+                    node: client(n, c),
+                    at_ms,
+                    restart_after_ms,
+                },
+                FaultSpec::EtcdStall { at_ms, duration_ms } => Fault::Pause {
+                    node: ETCD.into(),
+                    at: Trigger::AtMs(at_ms),
+                    duration_ms,
+                },
+            })
+            .collect();
+        let plan = FaultPlan { faults };
+        // Two skews on one client: the first wins (skew_of); harmless but worth knowing.
+        debug_assert!(!plan.faults.iter().any(|f| f.node() == STORAGE));
+        plan
+    }
+
+    /// The case without its `i`th fault.
+    pub fn without(&self, i: usize) -> Case {
+        let mut c = self.clone();
+        c.faults.remove(i);
+        c
+    }
+
+    pub fn run(&self, base: &Scenario, fencing: Fencing) -> Run {
+        world::run(&self.scenario(base), &self.plan(), fencing, self.seed)
+    }
+}
+
+/// Strategy for one abstract fault; every number shrinks toward the gentlest fault.
+pub fn fault_strategy(duration_ms: u64) -> impl Strategy<Value = FaultSpec> {
+    let at = 0..duration_ms;
+    prop_oneof![
+        (0..CASE_CLIENTS_MAX, at.clone(), 0..8_000u64).prop_map(|(client, at_ms, duration_ms)| {
+            FaultSpec::Pause {
+                client,
+                at_ms,
+                duration_ms,
+            }
+        }),
+        (0..CASE_CLIENTS_MAX, 1..6u32, 0..8_000u64).prop_map(|(client, nth, duration_ms)| {
+            FaultSpec::AimedPause {
+                client,
+                nth,
+                duration_ms,
+            }
+        }),
+        (0..CASE_CLIENTS_MAX, 1..6u32, 0..8_000u64).prop_map(|(client, nth, duration_ms)| {
+            FaultSpec::Hold {
+                client,
+                nth,
+                duration_ms,
+            }
+        }),
+        (0..CASE_CLIENTS_MAX, at.clone(), 0..6_000u64).prop_map(|(client, at_ms, duration_ms)| {
+            FaultSpec::EtcdPartition {
+                client,
+                at_ms,
+                duration_ms,
+            }
+        }),
+        (
+            0..CASE_CLIENTS_MAX,
+            -100_000..=100_000i64,
+            at.clone(),
+            -3_000..=3_000i64
+        )
+            .prop_map(|(client, drift_ppm, step_at_ms, step_ms)| FaultSpec::Skew {
+                client,
+                drift_ppm,
+                step_at_ms,
+                step_ms,
+            }),
+        (0..CASE_CLIENTS_MAX, at.clone(), 0..4_000u64).prop_map(
+            |(client, at_ms, restart_after_ms)| FaultSpec::Crash {
+                client,
+                at_ms,
+                restart_after_ms,
+            }
+        ),
+        (at, 0..4_000u64)
+            .prop_map(|(at_ms, duration_ms)| FaultSpec::EtcdStall { at_ms, duration_ms }),
+    ]
+}
+
+/// Strategy for whole cases. `critical_ms_max` ranges up to `critical_ms_top`.
+pub fn case_strategy(duration_ms: u64, critical_ms_top: u64) -> impl Strategy<Value = Case> {
+    (
+        0..1_000u64,
+        2..=CASE_CLIENTS_MAX,
+        2..=4i64,
+        0..=critical_ms_top,
+        prop::collection::vec(fault_strategy(duration_ms), 0..=CASE_FAULTS_MAX),
+    )
+        .prop_map(|(seed, clients, ttl_s, critical_ms_max, faults)| Case {
+            seed,
+            clients,
+            ttl_s,
+            critical_ms_max,
+            faults,
+        })
+}
+
+/// What an exploration found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exploration {
+    pub fencing: Fencing,
+    pub found: bool,
+    /// Cases run, shrinking included.
+    pub cases: u64,
+    /// Faults in the first breaking case found.
+    pub faults_before: usize,
+    /// Faults in the minimal case.
+    pub faults_after: usize,
+    pub case: Option<Case>,
+    pub plan: Option<FaultPlan>,
+    pub wall_s: f64,
+}
+
+/// Searches for a case whose run violates under `fencing`, and shrinks it.
+pub fn explore(
+    base: &Scenario,
+    fencing: Fencing,
+    config: Config,
+    critical_ms_top: u64,
+) -> Exploration {
+    let started = std::time::Instant::now();
+    let cases = Cell::new(0u64);
+    let first_failure = Cell::new(None::<usize>);
+    let mut runner = TestRunner::new(config);
+    let strategy = case_strategy(base.duration_ms, critical_ms_top);
+    let outcome = runner.run(&strategy, |case| {
+        cases.set(cases.get() + 1);
+        let run = case.run(base, fencing);
+        if run.verdict.violates() {
+            if first_failure.get().is_none() {
+                first_failure.set(Some(case.faults.len()));
+            }
+            return Err(TestCaseError::fail(format!(
+                "violation: {} lost updates, {} token-order breaks",
+                run.verdict.lost_updates, run.verdict.token_order_breaks
+            )));
+        }
+        Ok(())
+    });
+    let minimal = match outcome {
+        Err(TestError::Fail(_, case)) => Some(one_minimal(base, fencing, case, &cases)),
+        Ok(()) | Err(TestError::Abort(_)) => None,
+    };
+    Exploration {
+        fencing,
+        found: minimal.is_some(),
+        cases: cases.get(),
+        faults_before: first_failure.get().unwrap_or(0),
+        faults_after: minimal.as_ref().map_or(0, |c| c.faults.len()),
+        plan: minimal.as_ref().map(Case::plan),
+        case: minimal,
+        wall_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Removes faults one at a time while the case still breaks, until none can go.
+fn one_minimal(base: &Scenario, fencing: Fencing, mut case: Case, cases: &Cell<u64>) -> Case {
+    // Bounded: each successful pass removes a fault.
+    'outer: for _ in 0..=CASE_FAULTS_MAX {
+        for i in 0..case.faults.len() {
+            let smaller = case.without(i);
+            cases.set(cases.get() + 1);
+            if smaller.run(base, fencing).verdict.violates() {
+                case = smaller;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    case
+}
+
+/// A proptest configuration: `cases` to try, a fixed search seed (so an exploration is
+/// reproducible), and optionally a regression file that remembers failures forever.
+pub fn config(cases: u32, search_seed: u64, regressions: Option<&'static str>) -> Config {
+    use proptest::test_runner::{FileFailurePersistence, RngAlgorithm, RngSeed};
+    Config {
+        cases,
+        max_shrink_iters: 2_000,
+        failure_persistence: Some(Box::new(match regressions {
+            Some(path) => FileFailurePersistence::Direct(path),
+            None => FileFailurePersistence::Off,
+        })),
+        rng_algorithm: RngAlgorithm::ChaCha,
+        rng_seed: RngSeed::Fixed(search_seed),
+        ..Config::default()
+    }
+}
