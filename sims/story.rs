@@ -226,3 +226,52 @@ fn counter_without_faults_is_clean_under_every_policy() {
         }
     }
 }
+
+#[test]
+fn scenario_files_are_the_library_stories() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sims/scenarios");
+    let load = |name: &str| {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
+        Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}.toml: {e}"))
+    };
+    assert_eq!(load("standard"), Scenario::standard());
+    for (name, scenario) in stories::all() {
+        assert_eq!(
+            load(name),
+            scenario,
+            "{name}.toml differs from stories::{name}"
+        );
+    }
+}
+
+#[test]
+fn kleppmanns_three_stories_break_unfenced_and_hold_fenced() {
+    for (name, (scenario, plan)) in [
+        ("gc pause", stories::seed_walkthrough()),
+        ("delayed packet", stories::kleppmann_delayed_packet()),
+        ("clock jump", stories::kleppmann_clock_jump()),
+    ] {
+        let none = world::run(&scenario, &plan, Fencing::None, SEED);
+        assert!(none.verdict.violates(), "{name}: {:?}", none.verdict);
+        assert_eq!(
+            none.history.final_entries["key0"].val, "value from client1",
+            "{name}"
+        );
+        for fencing in [Fencing::TokenWrites, Fencing::Token] {
+            let run = world::run(&scenario, &plan, fencing, SEED);
+            assert!(
+                !run.verdict.violates(),
+                "{name} {fencing}: {:?}",
+                run.verdict
+            );
+            assert_eq!(
+                run.history.final_entries["key0"].val, "value from client2",
+                "{name} {fencing}"
+            );
+            assert!(matches!(
+                write_outcome(&run.history, "client1"),
+                OpResult::Rejected { .. } | OpResult::Unknown { .. }
+            ));
+        }
+    }
+}

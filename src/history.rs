@@ -201,6 +201,15 @@ impl Recorder {
         });
     }
 
+    /// The newest lease granted to `node`, if any.
+    pub fn last_lease_of(&self, node: &str) -> Option<i64> {
+        let h = self.inner.lock().expect("recorder lock");
+        h.events.iter().rev().find_map(|e| match e.kind {
+            EventKind::LeaseGranted { lease_id, .. } if e.node == node => Some(lease_id),
+            _ => None,
+        })
+    }
+
     pub fn set_final_entries(&self, entries: BTreeMap<String, Entry>) {
         self.inner.lock().expect("recorder lock").final_entries = entries;
     }

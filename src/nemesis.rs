@@ -93,6 +93,9 @@ pub enum Fault {
         at_ms: u64,
         restart_after_ms: u64,
     },
+    /// etcd ends the client's current lease early, without telling it: the seed's manual
+    /// `etcdctl lease revoke`, or Kleppmann's clock jump on the lock server.
+    RevokeLease { node: String, at: Trigger },
     /// The simulated etcd answers this fraction of requests with a timeout (after 5-15 s,
     /// never committing).
     EtcdTimeouts { rate_permille: u32 },
@@ -105,6 +108,7 @@ impl Fault {
             Fault::Pause { node, .. }
             | Fault::Skew { node, .. }
             | Fault::HoldRequest { node, .. }
+            | Fault::RevokeLease { node, .. }
             | Fault::Crash { node, .. } => node,
             Fault::Partition { a, .. } => a,
             Fault::EtcdTimeouts { .. } => ETCD,
@@ -145,6 +149,7 @@ impl Fault {
                 at_ms,
                 restart_after_ms,
             } => format!("crash {node} at {at_ms} ms, restart {restart_after_ms} ms later"),
+            Fault::RevokeLease { node, at } => format!("etcd revokes {node}'s lease {at}"),
             Fault::EtcdTimeouts { rate_permille } => {
                 format!("etcd times out {rate_permille}‰ of requests")
             }
@@ -215,6 +220,7 @@ impl FaultPlan {
             let client_only = matches!(
                 f,
                 Fault::HoldRequest { .. }
+                    | Fault::RevokeLease { .. }
                     | Fault::Crash { .. }
                     | Fault::Skew { .. }
                     | Fault::Pause {
@@ -267,13 +273,17 @@ impl FaultPlan {
     }
 }
 
-/// Draws a fault plan for `seed` from the scenario's nemesis configuration.
+/// The fault plan of `seed`: the scenario's scripted faults, then what the random nemesis
+/// draws from its configuration.
 pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
     let cfg = &scenario.nemesis;
+    let mut faults = scenario.faults.clone();
+    if !cfg.enabled {
+        return FaultPlan { faults };
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ NEMESIS_STREAM);
     let clients = scenario.client_names();
     let duration_ms = scenario.duration_ms.max(1);
-    let mut faults = Vec::new();
     let pick = |rng: &mut ChaCha8Rng, v: &[String]| v[rng.gen_range(0..v.len())].clone();
     let span = |rng: &mut ChaCha8Rng, r: MsRange| rng.gen_range(r.min..=r.max);
     let aim = |rng: &mut ChaCha8Rng| Trigger::Point {
@@ -447,6 +457,10 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
         Fault::Crash { .. } => (
             Assumption::Inside,
             "crash-restart starts a new session".into(),
+        ),
+        Fault::RevokeLease { .. } => (
+            Assumption::Outside,
+            "the lock service ends a lease its holder still believes valid".into(),
         ),
         Fault::EtcdTimeouts { .. } => (Assumption::Inside, "timeouts never commit".into()),
     };

@@ -112,6 +112,9 @@ pub struct Scenario {
     pub loss_rate: f64,
     #[serde(default)]
     pub scripts: Vec<ClientScript>,
+    /// Scripted faults, in every run's plan before whatever the random nemesis draws.
+    #[serde(default)]
+    pub faults: Vec<crate::nemesis::Fault>,
     /// What the random nemesis may draw for a seed.
     pub nemesis: NemesisConfig,
 }
@@ -121,6 +124,8 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NemesisConfig {
+    /// Whether the random nemesis draws anything at all (scripted stories turn it off).
+    pub enabled: bool,
     /// GC-style pauses of a client at a random time.
     pub pauses_max: u32,
     pub pause_ms: MsRange,
@@ -167,6 +172,7 @@ impl NemesisConfig {
     /// No faults at all.
     pub fn none() -> Self {
         NemesisConfig {
+            enabled: false,
             pauses_max: 0,
             pause_ms: MsRange::new(500, 4_000),
             aimed_pauses_max: 0,
@@ -190,9 +196,18 @@ impl NemesisConfig {
         }
     }
 
+    /// The random nemesis switched off (its ranges kept): for scripted stories.
+    pub fn off() -> Self {
+        NemesisConfig {
+            enabled: false,
+            ..NemesisConfig::standard()
+        }
+    }
+
     /// Every kind of fault, at realistic sizes: the standard scenario's nemesis.
     pub fn standard() -> Self {
         NemesisConfig {
+            enabled: true,
             pauses_max: 2,
             aimed_pauses_max: 2,
             skew_permille: 500,
@@ -214,6 +229,7 @@ impl NemesisConfig {
     /// Pauses only (timed and aimed).
     pub fn pauses() -> Self {
         NemesisConfig {
+            enabled: true,
             pauses_max: 2,
             aimed_pauses_max: 2,
             ..NemesisConfig::none()
@@ -224,6 +240,7 @@ impl NemesisConfig {
     /// what a client's local lease check has to judge by its own clock.
     pub fn skew() -> Self {
         NemesisConfig {
+            enabled: true,
             skew_permille: 1_000,
             drift_ppm_max: 100_000,
             offset_ms_max: 1_000,
@@ -341,6 +358,7 @@ impl Scenario {
             latency_ms: MsRange::new(1, 10),
             loss_rate: 0.0,
             scripts: Vec::new(),
+            faults: Vec::new(),
             nemesis: NemesisConfig::standard(),
         }
     }
@@ -352,7 +370,7 @@ impl Scenario {
             workload: Workload::Single,
             duration_ms: 30_000,
             critical_ms: MsRange::exactly(0),
-            nemesis: NemesisConfig::none(),
+            nemesis: NemesisConfig::off(),
             ..Scenario::standard()
         }
     }
@@ -445,6 +463,11 @@ impl Scenario {
             return Err(format!("loss_rate: {} is outside 0..=0.5", self.loss_rate));
         }
         self.nemesis.validate()?;
+        crate::nemesis::FaultPlan {
+            faults: self.faults.clone(),
+        }
+        .validate(&self.client_names())
+        .map_err(|e| format!("faults: {e}"))?;
         for s in &self.scripts {
             if !(1..=self.clients).contains(&s.client) {
                 return Err(format!("scripts: client {} does not exist", s.client));

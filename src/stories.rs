@@ -1,63 +1,115 @@
-//! Scripted stories: scenarios and fault plans that tell one known tale.
+//! Scripted stories: scenarios whose scripted faults tell one known tale.
+//!
+//! The same stories are committed as scenario files under `sims/scenarios/` (a test keeps the
+//! two equal), so `fencelab run --scenario sims/scenarios/kleppmann-gc-pause.toml` tells them.
 
 use crate::nemesis::{Fault, FaultPlan, Point, Trigger};
-use crate::scenario::{ClientScript, MsRange, Scenario};
+use crate::scenario::{ClientScript, MsRange, NemesisConfig, Scenario};
 
 /// How long client 1 is paused in the seed's walkthrough: well past its 2 s lease.
 pub const SEED_PAUSE_MS: u64 = 5_000;
 
-/// The seed's walkthrough: client 1 takes the lock and is paused (the keyboard wait) longer
-/// than its lease; client 2 takes the lock and writes; client 1 resumes and writes.
+fn script(client: u32, start_ms: u64, critical_ms: Option<MsRange>) -> ClientScript {
+    ClientScript {
+        client,
+        start_ms,
+        critical_ms,
+    }
+}
+
+fn story(clients: u32, scripts: Vec<ClientScript>, faults: Vec<Fault>) -> Scenario {
+    Scenario {
+        scripts,
+        faults,
+        nemesis: NemesisConfig::off(),
+        ..Scenario::seed_story(clients)
+    }
+}
+
+fn with_plan(s: Scenario) -> (Scenario, FaultPlan) {
+    let plan = FaultPlan {
+        faults: s.faults.clone(),
+    };
+    (s, plan)
+}
+
+fn after_acquire() -> Trigger {
+    Trigger::Point {
+        point: Point::AfterAcquire,
+        nth: 1,
+    }
+}
+
+/// The seed's walkthrough, which is also Kleppmann's first story (a GC pause): client 1
+/// takes the lock and is paused longer than its lease; client 2 takes the lock and writes;
+/// client 1 resumes and writes.
 pub fn seed_walkthrough() -> (Scenario, FaultPlan) {
-    let mut scenario = Scenario::seed_story(2);
-    scenario.scripts = vec![
-        ClientScript {
-            client: 1,
-            start_ms: 0,
-            critical_ms: None,
-        },
-        ClientScript {
-            client: 2,
-            start_ms: 1_000,
-            critical_ms: None,
-        },
-    ];
-    (scenario, pause_client1())
+    with_plan(story(
+        2,
+        vec![script(1, 0, None), script(2, 1_000, None)],
+        vec![Fault::Pause {
+            node: "client1".into(),
+            at: after_acquire(),
+            duration_ms: SEED_PAUSE_MS,
+        }],
+    ))
 }
 
 /// The seed's flaw: as the walkthrough, but client 2 stalls (alive, lease kept) before
 /// writing, so client 1's stale write lands first; client 3 takes the lock after client 2.
 pub fn seed_walkthrough_stalled() -> (Scenario, FaultPlan) {
-    let mut scenario = Scenario::seed_story(3);
-    scenario.scripts = vec![
-        ClientScript {
-            client: 1,
-            start_ms: 0,
-            critical_ms: None,
-        },
-        ClientScript {
-            client: 2,
-            start_ms: 1_000,
-            critical_ms: Some(MsRange::exactly(4_000)),
-        },
-        ClientScript {
-            client: 3,
-            start_ms: 3_000,
-            critical_ms: None,
-        },
+    let (mut s, _) = seed_walkthrough();
+    s.clients = 3;
+    s.scripts = vec![
+        script(1, 0, None),
+        script(2, 1_000, Some(MsRange::exactly(4_000))),
+        script(3, 3_000, None),
     ];
-    (scenario, pause_client1())
+    with_plan(s)
 }
 
-fn pause_client1() -> FaultPlan {
-    FaultPlan {
-        faults: vec![Fault::Pause {
+/// Kleppmann's second story: client 1's write packet is delayed in the network past its
+/// lease; it gives up waiting, releases, client 2 takes the lock and writes, then the old
+/// packet arrives.
+pub fn kleppmann_delayed_packet() -> (Scenario, FaultPlan) {
+    with_plan(story(
+        2,
+        vec![script(1, 0, None), script(2, 500, None)],
+        vec![Fault::HoldRequest {
             node: "client1".into(),
             at: Trigger::Point {
-                point: Point::AfterAcquire,
+                point: Point::BeforeWrite,
                 nth: 1,
             },
-            duration_ms: SEED_PAUSE_MS,
+            duration_ms: 5_000,
         }],
-    }
+    ))
+}
+
+/// Kleppmann's third story: the lock server's clock jumps and the lease ends early while
+/// client 1, in a 2 s critical section, still believes it valid; client 2 takes the lock and
+/// writes; client 1 writes after it. (The simulated etcd has one clock, so the jump is
+/// modelled by etcd revoking the lease, as the seed's operator does with `etcdctl`.)
+pub fn kleppmann_clock_jump() -> (Scenario, FaultPlan) {
+    with_plan(story(
+        2,
+        vec![
+            script(1, 0, Some(MsRange::exactly(2_000))),
+            script(2, 500, None),
+        ],
+        vec![Fault::RevokeLease {
+            node: "client1".into(),
+            at: after_acquire(),
+        }],
+    ))
+}
+
+/// Every story by its file name under `sims/scenarios/`.
+pub fn all() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("kleppmann-gc-pause", seed_walkthrough().0),
+        ("seed-stalled-holder", seed_walkthrough_stalled().0),
+        ("kleppmann-delayed-packet", kleppmann_delayed_packet().0),
+        ("kleppmann-clock-jump", kleppmann_clock_jump().0),
+    ]
 }

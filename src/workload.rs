@@ -172,6 +172,8 @@ impl ClientRun {
                 Err(_) => return,
             }
         };
+        // Best effort: a failed connection is retried at the first request.
+        let _ = self.storage.warm_up().await;
         for _ in 0..CYCLES_MAX {
             if self.stop.load(Ordering::Relaxed) {
                 return;

@@ -22,6 +22,9 @@ use tokio::time::Instant;
 
 const ETCD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const STORAGE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+const OPERATOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+/// The node from which the nemesis talks to etcd like an operator with `etcdctl`.
+const OPERATOR: &str = "operator";
 const ETCD_PORT: u16 = 2379;
 const STORAGE_PORT: u16 = 8080;
 /// Margin beyond `duration + drain` after which madsim aborts a run that failed to end.
@@ -92,6 +95,8 @@ enum Action {
     Unclog(String, String),
     /// Lets a held storage request through.
     Release(String),
+    /// Revokes the node's current lease at etcd.
+    Revoke(String),
     Crash(String, u64),
     Restart(String),
     Stop,
@@ -156,6 +161,8 @@ async fn supervise(
         })
         .build();
     nodes.by_name.insert(STORAGE.into(), storage);
+    let operator = handle.create_node().name(OPERATOR).ip(OPERATOR_IP).build();
+    nodes.by_name.insert(OPERATOR.into(), operator.clone());
 
     // Aimed faults, by node and point.
     let mut aimed: BTreeMap<String, BTreeMap<Point, Vec<u32>>> = BTreeMap::new();
@@ -169,6 +176,10 @@ async fn supervise(
             node,
             at: Trigger::Point { point, nth },
             ..
+        }
+        | Fault::RevokeLease {
+            node,
+            at: Trigger::Point { point, nth },
         } = f
         {
             aimed
@@ -237,6 +248,9 @@ async fn supervise(
                     probe.record(EventKind::NodeStarted { incarnation: inc });
                     run.run().await;
                     finished.fetch_add(1, Ordering::Relaxed);
+                    // Stay up: an exited node loses its address, and with it any request
+                    // still in flight, which a real network would still deliver.
+                    std::future::pending::<()>().await;
                 }
             })
             .build();
@@ -280,6 +294,10 @@ async fn supervise(
                 *at_ms,
                 Action::Crash(node.clone(), *restart_after_ms),
             ),
+            Fault::RevokeLease {
+                node,
+                at: Trigger::AtMs(t),
+            } => at(&mut timeline, *t, Action::Revoke(node.clone())),
             _ => {}
         }
     }
@@ -353,6 +371,7 @@ async fn supervise(
                         handle.restart(nodes.id(&node));
                         fault_note(&node, "restarted".into());
                     }
+                    Action::Revoke(node) => revoke(&operator, &recorder, etcd_addr, &node).await,
                     Action::Stop => stop.store(true, Ordering::Relaxed),
                     Action::End => break,
                 }
@@ -379,6 +398,11 @@ async fn supervise(
                             ));
                             at(&mut timeline, now_ms + duration_ms, Action::Release(node.clone()));
                         }
+                        Fault::RevokeLease { node, at: Trigger::Point { point, nth } }
+                            if *node == hit.node && *point == hit.point && *nth == hit.nth =>
+                        {
+                            revoke(&operator, &recorder, etcd_addr, node).await;
+                        }
                         _ => {}
                     }
                 }
@@ -397,6 +421,27 @@ async fn supervise(
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
     (recorder.take(), messages, simulated_ms)
+}
+
+/// Revokes the node's newest lease at etcd, as an operator (or a jumping etcd clock) would.
+/// The request goes from the operator node: the supervisor has no network address.
+async fn revoke(operator: &NodeHandle, recorder: &Recorder, etcd_addr: SocketAddr, node: &str) {
+    let Some(lease_id) = recorder.last_lease_of(node) else {
+        return;
+    };
+    let what = operator
+        .spawn(async move {
+            match etcd_client::Client::connect([etcd_addr.to_string()], None).await {
+                Ok(etcd) => match etcd.lease_client().revoke(lease_id).await {
+                    Ok(_) => format!("etcd revoked lease {lease_id:x}"),
+                    Err(e) => format!("etcd could not revoke lease {lease_id:x}: {e}"),
+                },
+                Err(e) => format!("could not reach etcd to revoke: {e}"),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| format!("operator failed: {e}"));
+    recorder.record(node, None, EventKind::Fault { what });
 }
 
 /// Everything that determines a run: save it, and `replay` gives the same history.

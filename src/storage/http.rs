@@ -22,6 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// How long the server waits for a request body before answering 408.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an abandoned exchange may still wait for its answer before it is dropped.
+pub const EXCHANGE_LINGER: Duration = Duration::from_secs(120);
 /// Most connections the server serves at once; past it, new ones wait in the accept queue.
 pub const CONNECTIONS_MAX: usize = 1024;
 
@@ -237,6 +239,11 @@ impl Client {
         self.sender = None;
     }
 
+    /// Opens the connection now rather than at the first request, as a pooled client would.
+    pub async fn warm_up(&mut self) -> Result<(), CallError> {
+        self.connect().await.map(|_| ())
+    }
+
     async fn connect(
         &mut self,
     ) -> Result<&mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, CallError> {
@@ -278,25 +285,35 @@ impl Client {
             self.sender = None;
             return Err(CallError::NotSent("connection closed".into()));
         }
-        let result = async {
-            let resp = sender
-                .send_request(http_req)
+        // The exchange runs as its own task: if the caller stops waiting (its timeout), the
+        // request stays in flight and may still reach the storage, as on a real network
+        // where a closed socket does not recall packets already sent.
+        let response = sender.send_request(http_req);
+        let exchange = tokio::spawn(async move {
+            let linger = tokio::time::timeout(EXCHANGE_LINGER, async {
+                let resp = response
+                    .await
+                    .map_err(|e| CallError::NoAnswer(e.to_string()))?;
+                let status = resp.status();
+                let bytes = Limited::new(resp.into_body(), BODY_BYTES_MAX)
+                    .collect()
+                    .await
+                    .map_err(|e| CallError::NoAnswer(e.to_string()))?
+                    .to_bytes();
+                let parsed: Response = serde_json::from_slice(&bytes)
+                    .map_err(|e| CallError::NoAnswer(format!("malformed response: {e}")))?;
+                if status != StatusCode::OK {
+                    return Err(CallError::Http(status, parsed.err));
+                }
+                Ok(parsed)
+            });
+            linger
                 .await
-                .map_err(|e| CallError::NoAnswer(e.to_string()))?;
-            let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), BODY_BYTES_MAX)
-                .collect()
-                .await
-                .map_err(|e| CallError::NoAnswer(e.to_string()))?
-                .to_bytes();
-            let parsed: Response = serde_json::from_slice(&bytes)
-                .map_err(|e| CallError::NoAnswer(format!("malformed response: {e}")))?;
-            if status != StatusCode::OK {
-                return Err(CallError::Http(status, parsed.err));
-            }
-            Ok(parsed)
-        }
-        .await;
+                .unwrap_or_else(|_| Err(CallError::NoAnswer("no answer".into())))
+        });
+        let result = exchange
+            .await
+            .unwrap_or_else(|e| Err(CallError::NoAnswer(format!("exchange task: {e}"))));
         if matches!(result, Err(CallError::NoAnswer(_))) {
             self.sender = None;
         }
