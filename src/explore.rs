@@ -20,7 +20,7 @@ use std::cell::Cell;
 /// Most faults in an explored plan.
 pub const CASE_FAULTS_MAX: usize = 6;
 /// Most clients in an explored scenario.
-pub const CASE_CLIENTS_MAX: u32 = 4;
+pub const CASE_CLIENTS_MAX: u32 = crate::lock::ELECTION_CLIENTS_MAX;
 
 /// A fault in abstract form: `client` is taken modulo the case's client count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

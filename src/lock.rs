@@ -8,7 +8,8 @@
 
 use crate::clock::NodeClock;
 use crate::history::{EventKind, Probe};
-use etcd_client::{Client, LeaderKey, ResignOptions};
+use etcd_client::{Client, GetOptions, LeaderKey, PutOptions, ResignOptions};
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +20,48 @@ pub const LOCK_NAME: &str = "/fencelab/lock";
 pub const TTL_S_MIN: i64 = 2;
 pub const TTL_S_MAX: i64 = 60;
 
+/// Where candidate keys of the KV mutex live.
+pub const MUTEX_PREFIX: &str = "/fencelab/mutex/";
+/// How often a waiting KV-mutex candidate looks again (the simulated etcd has no Watch).
+pub const MUTEX_POLL: Duration = Duration::from_millis(50);
+
+/// How a client takes the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMethod {
+    /// etcd's election API: `campaign` waits server-side, `resign` releases.
+    #[default]
+    Election,
+    /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, the seed's lock,
+    /// does): put a key under the lease, hold the lock when it has the lowest create
+    /// revision; the wait polls instead of watching. Needed beyond 3 clients, where the
+    /// simulated etcd's election drops waiters (see `ELECTION_CLIENTS_MAX`).
+    KvMutex,
+}
+
+impl std::str::FromStr for LockMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "election" => Ok(LockMethod::Election),
+            "kv-mutex" => Ok(LockMethod::KvMutex),
+            _ => Err(format!(
+                "unknown lock method '{s}' (expected election or kv-mutex)"
+            )),
+        }
+    }
+}
+
+/// Most clients the election method supports in simulation. Why: the simulated etcd wakes a
+/// waiting `campaign` through a 4-slot event channel and drops the waiter (then panics with
+/// "sender should not drop") when more than 4 events on the election's prefix arrive before
+/// it runs. With at most 3 clients a waiter sees at most one event per other client at once.
+pub const ELECTION_CLIENTS_MAX: u32 = 3;
+
 /// Knobs of the lock client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockConfig {
+    pub method: LockMethod,
     pub ttl_s: i64,
     /// How long to wait for the lock before giving up (and revoking the lease).
     pub campaign_timeout: Duration,
@@ -206,17 +246,25 @@ async fn keep_alive(
     }
 }
 
+/// What releases a held lock.
+#[derive(Debug, Clone)]
+pub enum Held {
+    Election(LeaderKey),
+    /// The candidate key of the KV mutex.
+    Kv(String),
+}
+
 /// The lock, held.
 #[derive(Debug, Clone)]
 pub struct Holding {
-    pub leader: LeaderKey,
+    pub held: Held,
     pub lease_id: i64,
     /// The lock key's creation revision: the fencing token.
     pub token: i64,
 }
 
-/// Campaigns for the lock under the session's lease. On timeout the caller must revoke the
-/// lease: the waiting key stays in etcd otherwise and would take the lock later.
+/// Takes the lock under the session's lease. On timeout the caller must revoke the lease:
+/// the waiting key stays in etcd otherwise and would take the lock later.
 pub async fn acquire(
     etcd: &Client,
     session: &Session,
@@ -224,41 +272,109 @@ pub async fn acquire(
     cfg: &LockConfig,
     value: &str,
 ) -> Result<Holding, LockError> {
-    let mut election = etcd.election_client();
-    let resp = clock
-        .timeout(
-            cfg.campaign_timeout,
-            election.campaign(LOCK_NAME, value, session.lease_id()),
-        )
+    let taken = match cfg.method {
+        LockMethod::Election => campaign(etcd, session, value),
+        LockMethod::KvMutex => Box::pin(kv_mutex(etcd, session, clock, value))
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
+    };
+    clock
+        .timeout(cfg.campaign_timeout, taken)
         .await
         .map_err(|_| LockError::CampaignTimeout)?
-        .map_err(etcd_err)?;
-    let leader = resp
-        .leader()
-        .cloned()
-        .ok_or_else(|| LockError::Etcd("campaign answered without a leader key".into()))?;
-    Ok(Holding {
-        lease_id: session.lease_id(),
-        token: leader.rev(),
-        leader,
+}
+
+fn campaign<'a>(
+    etcd: &'a Client,
+    session: &'a Session,
+    value: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Holding, LockError>> + Send + 'a>> {
+    Box::pin(async move {
+        let resp = etcd
+            .election_client()
+            .campaign(LOCK_NAME, value, session.lease_id())
+            .await
+            .map_err(etcd_err)?;
+        let leader = resp
+            .leader()
+            .cloned()
+            .ok_or_else(|| LockError::Etcd("campaign answered without a leader key".into()))?;
+        Ok(Holding {
+            lease_id: session.lease_id(),
+            token: leader.rev(),
+            held: Held::Election(leader),
+        })
     })
 }
 
-/// Releases the lock: resign, then the caller closes the session (revoke).
+async fn kv_mutex(
+    etcd: &Client,
+    session: &Session,
+    clock: &NodeClock,
+    value: &str,
+) -> Result<Holding, LockError> {
+    let key = format!("{MUTEX_PREFIX}{:016x}", session.lease_id());
+    let mut kv = etcd.kv_client();
+    kv.put(
+        key.as_str(),
+        value,
+        Some(PutOptions::new().with_lease(session.lease_id())),
+    )
+    .await
+    .map_err(etcd_err)?;
+    // Bounded by the caller's campaign timeout; this cap only guards against a missing one.
+    for _ in 0..1_000_000u32 {
+        let listing = kv
+            .get(MUTEX_PREFIX, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(etcd_err)?;
+        let ours = listing
+            .kvs()
+            .iter()
+            .find(|k| k.key() == key.as_bytes())
+            .map(|k| k.create_revision())
+            .ok_or_else(|| LockError::Etcd("lock key gone: the session expired".into()))?;
+        let first = listing.kvs().iter().map(|k| k.create_revision()).min();
+        if first == Some(ours) {
+            return Ok(Holding {
+                lease_id: session.lease_id(),
+                token: ours,
+                held: Held::Kv(key),
+            });
+        }
+        clock.sleep(MUTEX_POLL).await;
+    }
+    Err(LockError::CampaignTimeout)
+}
+
+/// Releases the lock: resign (or delete the mutex key), then the caller closes the session.
 pub async fn resign(
     etcd: &Client,
     holding: &Holding,
     clock: &NodeClock,
     cfg: &LockConfig,
 ) -> Result<(), LockError> {
-    let opts = ResignOptions::new().with_leader(holding.leader.clone());
-    clock
-        .timeout(
-            cfg.request_timeout,
-            etcd.election_client().resign(Some(opts)),
-        )
-        .await
-        .map_err(|_| LockError::Timeout("resign"))?
-        .map_err(etcd_err)?;
+    match &holding.held {
+        Held::Election(leader) => {
+            let opts = ResignOptions::new().with_leader(leader.clone());
+            clock
+                .timeout(
+                    cfg.request_timeout,
+                    etcd.election_client().resign(Some(opts)),
+                )
+                .await
+                .map_err(|_| LockError::Timeout("resign"))?
+                .map_err(etcd_err)?;
+        }
+        Held::Kv(key) => {
+            clock
+                .timeout(
+                    cfg.request_timeout,
+                    etcd.kv_client().delete(key.as_str(), None),
+                )
+                .await
+                .map_err(|_| LockError::Timeout("unlock"))?
+                .map_err(etcd_err)?;
+        }
+    }
     Ok(())
 }

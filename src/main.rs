@@ -36,6 +36,9 @@ struct ScenarioArgs {
     /// single or counter.
     #[arg(long)]
     workload: Option<String>,
+    /// election (at most 3 clients) or kv-mutex.
+    #[arg(long)]
+    lock_method: Option<String>,
     /// Time a holder spends between its read and its write, MIN..MAX ms.
     #[arg(long, value_name = "MIN..MAX")]
     critical_ms: Option<String>,
@@ -283,6 +286,9 @@ mod sim {
             }
             if let Some(w) = &self.workload {
                 s.workload = w.parse()?;
+            }
+            if let Some(m) = &self.lock_method {
+                s.lock_method = m.parse()?;
             }
             if let Some(r) = &self.critical_ms {
                 s.critical_ms = range("critical-ms", r)?;

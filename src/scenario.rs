@@ -97,6 +97,8 @@ pub struct Scenario {
     /// Extra time for cycles under way to finish after `duration_ms`.
     pub drain_ms: u64,
     pub workload: Workload,
+    /// How clients take the lock from etcd.
+    pub lock_method: crate::lock::LockMethod,
     /// Time a holder spends between its read and its write (by its own clock).
     pub critical_ms: MsRange,
     /// Time between two lock cycles of one client.
@@ -350,6 +352,7 @@ impl Scenario {
             duration_ms: 20_000,
             drain_ms: 10_000,
             workload: Workload::Counter,
+            lock_method: crate::lock::LockMethod::Election,
             critical_ms: MsRange::new(0, 300),
             think_ms: MsRange::new(0, 200),
             campaign_timeout_ms: 10_000,
@@ -424,6 +427,15 @@ impl Scenario {
         if !(1..=CLIENTS_MAX).contains(&self.clients) {
             return Err(format!(
                 "clients: {} is outside 1..={CLIENTS_MAX}",
+                self.clients
+            ));
+        }
+        if self.lock_method == crate::lock::LockMethod::Election
+            && self.clients > crate::lock::ELECTION_CLIENTS_MAX
+        {
+            return Err(format!(
+                "lock_method: election supports at most {} clients in the simulated etcd (its campaign waiters overflow); use kv-mutex for {}",
+                crate::lock::ELECTION_CLIENTS_MAX,
                 self.clients
             ));
         }

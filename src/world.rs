@@ -204,6 +204,7 @@ async fn supervise(
             fencing,
             workload: scenario.workload,
             lock: LockConfig {
+                method: scenario.lock_method,
                 ttl_s: scenario.ttl_s,
                 campaign_timeout: Duration::from_millis(scenario.campaign_timeout_ms),
                 request_timeout: Duration::from_millis(scenario.request_timeout_ms),
