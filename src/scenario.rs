@@ -339,7 +339,16 @@ impl std::str::FromStr for MsRange {
 impl Scenario {
     /// Reads a scenario file: TOML, keys as in [`Scenario`], validated.
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            // One line: where, then what (toml's own rendering spans several lines).
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            format!("{at}{}", e.message().trim().replace('\n', " "))
+        })?;
         scenario.validate()?;
         Ok(scenario)
     }
