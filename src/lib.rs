@@ -17,7 +17,8 @@
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`lock`], [`storage`], [`protocol`], [`world`], [`report`].
+//! [`scenario`], [`clock`], [`lock`], [`storage`], [`protocol`], [`world`], [`report`], and
+//! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
 pub mod checker;
 pub mod clock;
@@ -27,6 +28,8 @@ pub mod history;
 pub mod lock;
 pub mod nemesis;
 pub mod protocol;
+#[cfg(not(madsim))]
+pub mod real;
 #[cfg(madsim)]
 pub mod report;
 pub mod scenario;

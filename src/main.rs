@@ -192,6 +192,15 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Real mode: the storage server over real HTTP.
+    #[cfg(not(madsim))]
+    Storage(fencelab::real::StorageArgs),
+    /// Real mode: the seed's client N against a real etcd and storage.
+    #[cfg(not(madsim))]
+    Client(fencelab::real::ClientArgs),
+    /// Real mode: the seed's walkthrough, unattended, against a real etcd, per policy.
+    #[cfg(not(madsim))]
+    RealDemo(fencelab::real::DemoArgs),
 }
 
 fn main() {
@@ -210,8 +219,13 @@ fn main() {
 }
 
 #[cfg(not(madsim))]
-fn run(_command: Command, _out: &mut String) -> Result<(), String> {
-    Err("this subcommand runs the simulation: build without RUSTFLAGS (the default .cargo/config.toml sets --cfg madsim)".into())
+fn run(command: Command, _out: &mut String) -> Result<(), String> {
+    match command {
+        Command::Storage(args) => fencelab::real::storage(args),
+        Command::Client(args) => fencelab::real::client(args),
+        Command::RealDemo(args) => fencelab::real::demo(args),
+        _ => Err("this subcommand runs the simulation: build without RUSTFLAGS (the default .cargo/config.toml sets --cfg madsim)".into()),
+    }
 }
 
 #[cfg(madsim)]

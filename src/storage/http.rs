@@ -24,8 +24,72 @@ use tokio::net::{TcpListener, TcpStream};
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an abandoned exchange may still wait for its answer before it is dropped.
 pub const EXCHANGE_LINGER: Duration = Duration::from_secs(120);
+/// How long the server waits for a request's head (line and headers), idle time between
+/// keep-alive requests included, before closing the connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connections the server serves at once; past it, new ones wait in the accept queue.
 pub const CONNECTIONS_MAX: usize = 1024;
+
+/// Consecutive failed accepts after which the listener is taken for broken.
+const ACCEPT_ERRORS_MAX: u32 = 1_000;
+/// Pause after a failed accept (out of file descriptors: let connections close).
+const ACCEPT_RETRY_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The server's limits. Configurable so that tests need not wait for the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `None` keeps a connection open for as long as the client wants.
+    pub header_read_timeout: Option<Duration>,
+    pub body_read_timeout: Duration,
+    pub connections_max: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            // Why not in the simulation: an idle keep-alive connection would be closed after
+            // the timeout, which changes the simulated histories the suites were written
+            // against. A simulation that wants it sets it.
+            header_read_timeout: if cfg!(madsim) {
+                None
+            } else {
+                Some(HEADER_READ_TIMEOUT)
+            },
+            body_read_timeout: BODY_READ_TIMEOUT,
+            connections_max: CONNECTIONS_MAX,
+        }
+    }
+}
+
+/// hyper's [`hyper::rt::Timer`] over `tokio::time`, so it runs on madsim's clock in the
+/// simulation and on tokio's for real. Why not hyper-util's `TokioTimer`: it panics under
+/// madsim (it needs a real tokio runtime).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timer;
+
+/// A [`hyper::rt::Sleep`] over `tokio::time::Sleep`.
+struct TimerSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl std::future::Future for TimerSleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for TimerSleep {}
+
+impl hyper::rt::Timer for Timer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TimerSleep(Box::pin(tokio::time::sleep(duration))))
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        // Both clocks agree: madsim answers `std::time::Instant::now()` with simulated time.
+        let duration = deadline.saturating_duration_since(std::time::Instant::now());
+        self.sleep(duration)
+    }
+}
 
 /// Adapts a tokio-style stream (madsim's or tokio's `TcpStream`) to hyper's IO traits.
 ///
@@ -101,6 +165,7 @@ pub struct Server {
     store: Arc<Mutex<Store>>,
     recorder: Option<Recorder>,
     node: Arc<str>,
+    limits: ServerLimits,
 }
 
 impl Server {
@@ -109,26 +174,58 @@ impl Server {
             store,
             recorder,
             node: node.into(),
+            limits: ServerLimits::default(),
         }
     }
 
-    /// Accepts connections until the listener fails.
+    /// The same server with other limits.
+    pub fn with_limits(mut self, limits: ServerLimits) -> Self {
+        assert!(
+            limits.connections_max > 0,
+            "connections_max must be positive"
+        );
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> ServerLimits {
+        self.limits
+    }
+
+    /// Accepts connections until the listener fails for good.
     pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
-        let open = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+        let open = Arc::new(tokio::sync::Semaphore::new(self.limits.connections_max));
+        let mut accept_errors: u32 = 0;
         loop {
             let permit = open
                 .clone()
                 .acquire_owned()
                 .await
                 .expect("semaphore never closed");
-            let (stream, _) = listener.accept().await?;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    accept_errors = 0;
+                    stream
+                }
+                // Why retry: a client resetting before accept, or a brief shortage of file
+                // descriptors, is no reason to stop serving everyone else.
+                Err(_) if accept_errors < ACCEPT_ERRORS_MAX => {
+                    accept_errors += 1;
+                    tokio::time::sleep(ACCEPT_RETRY_BACKOFF).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let server = self.clone();
+            let limits = self.limits;
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
                     async move { Ok::<_, Infallible>(server.handle(req).await) }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
+                builder.timer(Timer);
+                builder.header_read_timeout(limits.header_read_timeout);
                 // Why: hyper caches the Date header per thread, which differs between two runs
                 // of the same seed on one thread. Real mode keeps the header.
                 #[cfg(madsim)]
@@ -151,7 +248,8 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let body = Limited::new(req.into_body(), BODY_BYTES_MAX);
-        let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, body.collect()).await {
+        let bytes = match tokio::time::timeout(self.limits.body_read_timeout, body.collect()).await
+        {
             Err(_) => {
                 let err = "timed out reading the request body";
                 return reply(StatusCode::REQUEST_TIMEOUT, &Response::error(err));
