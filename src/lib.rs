@@ -24,6 +24,7 @@ pub mod clock;
 pub mod history;
 pub mod lock;
 pub mod nemesis;
+pub mod plot;
 pub mod protocol;
 #[cfg(madsim)]
 pub mod report;
@@ -32,6 +33,7 @@ pub mod storage;
 pub mod stories;
 #[cfg(madsim)]
 pub mod sweep;
+pub mod timeline;
 pub mod workload;
 #[cfg(madsim)]
 pub mod world;
