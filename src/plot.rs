@@ -18,6 +18,8 @@ const PLOT_HEIGHT_PX: f64 = 340.0;
 /// How far apart sideways the policies' points are drawn, so that equal intervals at the
 /// same x do not hide each other. Small against the plot; said under the plot.
 const DODGE_PX: f64 = 4.0;
+/// Room between the frame and the first and last x.
+const INSET_PX: f64 = 20.0;
 
 /// One point of a policy: `(x, rate, rate_low, rate_high)`, the last two the 95% interval.
 pub type RatePoint = (f64, f64, f64, f64);
@@ -77,7 +79,13 @@ pub fn rate_plot(title: &str, x_label: &str, series: &[Series]) -> String {
     let step = nice_step((x_max - x_min) / 6.0);
     let axis_min = (x_min / step).floor() * step;
     let axis_max = (x_max / step).ceil() * step;
-    let x_px = |x: f64| PLOT_LEFT_PX + (x - axis_min) / (axis_max - axis_min) * PLOT_WIDTH_PX;
+    // Data sit a little inside the frame, so that points, caps and the sideways shift at the
+    // ends of the axis stay inside it.
+    let x_px = |x: f64| {
+        PLOT_LEFT_PX
+            + INSET_PX
+            + (x - axis_min) / (axis_max - axis_min) * (PLOT_WIDTH_PX - 2.0 * INSET_PX)
+    };
     let y_px = |rate: f64| PLOT_TOP_PX + (1.0 - rate) * PLOT_HEIGHT_PX;
     let bottom_px = PLOT_TOP_PX + PLOT_HEIGHT_PX;
     let right_px = PLOT_LEFT_PX + PLOT_WIDTH_PX;
