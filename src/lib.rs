@@ -27,6 +27,7 @@ pub mod explore;
 pub mod history;
 pub mod lock;
 pub mod nemesis;
+pub mod plot;
 pub mod protocol;
 #[cfg(not(madsim))]
 pub mod real;
@@ -37,6 +38,7 @@ pub mod storage;
 pub mod stories;
 #[cfg(madsim)]
 pub mod sweep;
+pub mod timeline;
 pub mod workload;
 #[cfg(madsim)]
 pub mod world;
