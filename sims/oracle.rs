@@ -36,9 +36,10 @@ fn cases() -> u32 {
 fn agree(history: &History) -> Result<brute::Judgement, String> {
     let verdict = checker::check(history);
     let judgement = brute::judge(history);
-    let why = if verdict.violates() != !judgement.legal {
+    let (oracle_violates, oracle_breaks) = (!judgement.legal, !judgement.order_legal);
+    let why = if verdict.violates() != oracle_violates {
         "violates() differs from the oracle"
-    } else if (verdict.token_order_breaks > 0) != !judgement.order_legal {
+    } else if (verdict.token_order_breaks > 0) != oracle_breaks {
         "token-order breaks differ from the oracle's order-legality"
     } else if verdict.lost_updates != judgement.lost_increments {
         "lost updates differ from the oracle's lost increments"

@@ -255,7 +255,7 @@ pub fn check(history: &History) -> Verdict {
             ));
             continue;
         };
-        if !w.acked || !lowest_from[k + 1].is_some_and(|n| n <= value) {
+        if !w.acked || lowest_from[k + 1].is_none_or(|n| n > value) {
             continue;
         }
         // Point at the first write that did not see it: the overwrite that lost it.
