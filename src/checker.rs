@@ -2,7 +2,7 @@
 //!
 //! Four counts, two of them safety violations:
 //! - **lost updates**: acknowledged counter increments that a later accepted write overwrote
-//!   without having seen them (safety);
+//!   without having seen them, directly or through writes nobody acknowledged (safety);
 //! - **token-order breaks**: the storage accepted an operation on a key after it had accepted
 //!   one with a higher token on that key (safety: exactly what fencing exists to prevent);
 //! - **stale acceptances**: the storage accepted an operation after the lock had passed to
@@ -231,8 +231,19 @@ pub fn check(history: &History) -> Verdict {
         }
     }
 
-    // Lost updates: an acknowledged increment is lost when the next accepted write to the
-    // counter stores a value no higher than it: that writer never saw it.
+    // Lost updates: an acknowledged increment is lost when a later accepted write to the
+    // counter stores a value no higher than it: that writer never saw it. "A later" write, not
+    // only the next one: a write nobody acknowledged (its answer timed out, say) may carry the
+    // increment for a while, and the increment is lost all the same when a writer that saw
+    // neither overwrites that one.
+    // The lowest value written from each position on finds those in one backward pass.
+    let mut lowest_from: Vec<Option<u64>> = vec![None; counter_writes.len() + 1];
+    for (k, w) in counter_writes.iter().enumerate().rev() {
+        lowest_from[k] = match (w.value, lowest_from[k + 1]) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
     for (k, w) in counter_writes.iter().enumerate() {
         if w.acked {
             v.acked_increments += 1;
@@ -244,22 +255,25 @@ pub fn check(history: &History) -> Verdict {
             ));
             continue;
         };
-        let Some(next) = counter_writes.get(k + 1) else {
+        if !w.acked || lowest_from[k + 1].is_none_or(|n| n > value) {
+            continue;
+        }
+        // Point at the first write that did not see it: the overwrite that lost it.
+        let later = &counter_writes[k + 1..];
+        let Some(over) = later.iter().find(|n| n.value.is_some_and(|n| n <= value)) else {
             continue;
         };
-        if w.acked && next.value.is_some_and(|n| n <= value) {
-            v.add(
-                FindingKind::LostUpdate,
-                next.event,
-                next.true_us,
-                next.node,
-                format!(
-                    "{}'s acknowledged write of {value} was overwritten with {}",
-                    w.node,
-                    next.value.unwrap_or_default()
-                ),
-            );
-        }
+        v.add(
+            FindingKind::LostUpdate,
+            over.event,
+            over.true_us,
+            over.node,
+            format!(
+                "{}'s acknowledged write of {value} was overwritten with {}",
+                w.node,
+                over.value.unwrap_or_default()
+            ),
+        );
     }
     v.final_counter = history
         .final_entries

@@ -96,7 +96,32 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
         )));
     }
     serde_json::from_slice::<Request>(body)
-        .map_err(|e| ParseError(format!("malformed request: {e}")))
+        .map_err(|e| ParseError(format!("malformed request: {}", explain(body, e))))
+}
+
+/// serde's message, or a plainer one where serde's names nothing: for an `op` that is not a
+/// string, or a body that is not an object, it says "expected value at line 1 column 7".
+fn explain(body: &[u8], e: serde_json::Error) -> String {
+    use serde_json::Value;
+    // Names the JSON type, not the value: the value may be 64 KiB long.
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => match fields.get("op") {
+            Some(op) if !op.is_string() => {
+                format!("field `op` must be \"read\" or \"write\", not {}", kind(op))
+            }
+            _ => e.to_string(),
+        },
+        Ok(other) => format!("the request must be a JSON object, not {}", kind(&other)),
+        Err(_) => e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +143,11 @@ mod tests {
         assert!(parse_request(br#"{"op":"read","key":"k","version":"x"}"#).is_err());
         assert!(parse_request(br#"{"op":"read","key":"k"}"#).is_err());
         assert!(parse_request(b"{").is_err());
+        // serde alone says "expected value" here, naming neither the field nor the fault.
+        let e = parse_request(br#"{"op":7,"key":"k","version":1}"#).unwrap_err();
+        assert!(e.0.contains("field `op` must be"), "{e}");
+        let e = parse_request(b"[1,2]").unwrap_err();
+        assert!(e.0.contains("must be a JSON object, not an array"), "{e}");
         assert!(parse_request(&vec![b' '; BODY_BYTES_MAX + 1]).is_err());
     }
 
