@@ -6,13 +6,21 @@
 //! against clients and simulated duration, and peak memory over many seeds. Each figure is
 //! the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last line is
 //! machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run.
-#![cfg(madsim)]
+#[cfg(not(madsim))]
+fn main() {
+    eprintln!("the benchmark runs the simulation: run `cargo bench` without RUSTFLAGS");
+}
 
+#[cfg(madsim)]
 use fencelab::scenario::Scenario;
+#[cfg(madsim)]
 use fencelab::storage::Fencing;
+#[cfg(madsim)]
 use fencelab::sweep;
+#[cfg(madsim)]
 use std::time::{Duration, Instant};
 
+#[cfg(madsim)]
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -20,11 +28,13 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+#[cfg(madsim)]
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     v[v.len() / 2]
 }
 
+#[cfg(madsim)]
 /// Seeds per second and (simulated s, messages) per seed for one configuration.
 fn measure(scenario: &Scenario, seeds: u64, jobs: usize, start: u64) -> (f64, f64, f64) {
     let began = Instant::now();
@@ -45,6 +55,7 @@ fn measure(scenario: &Scenario, seeds: u64, jobs: usize, start: u64) -> (f64, f6
     )
 }
 
+#[cfg(madsim)]
 /// Wall seconds for `messages` bare madsim messages (request/response pairs between two nodes).
 fn engine_floor_s(messages: u64) -> f64 {
     use madsim::net::Endpoint;
@@ -89,6 +100,7 @@ fn engine_floor_s(messages: u64) -> f64 {
     began.elapsed().as_secs_f64()
 }
 
+#[cfg(madsim)]
 fn main() {
     let repeats = env_u64("FENCELAB_BENCH_REPEATS", 5).max(1) as usize;
     let seeds = env_u64("FENCELAB_BENCH_SEEDS", 400);

@@ -680,24 +680,125 @@ mod sim {
     }
 
     fn draw_timeline(
-        _path: &Option<std::path::PathBuf>,
-        _exp: &Experiment,
-        _run: &Run,
+        path: &Option<std::path::PathBuf>,
+        exp: &Experiment,
+        run: &Run,
     ) -> Result<(), String> {
-        Ok(())
+        let Some(path) = path else {
+            return Ok(());
+        };
+        let title = format!("fencing={} seed={}", exp.fencing, exp.seed);
+        let svg = fencelab::timeline::render(
+            &run.history,
+            &run.verdict,
+            &exp.scenario,
+            &exp.plan,
+            &title,
+        );
+        write_file(path, &svg)
+    }
+
+    /// The scenario of one step of `--vary`, and the x value it stands for.
+    fn vary_step(
+        base: &Scenario,
+        param: &str,
+        step: u32,
+        steps: u32,
+    ) -> Result<(f64, Scenario), String> {
+        use fencelab::scenario::NemesisConfig;
+        let f = if steps <= 1 {
+            1.0
+        } else {
+            step as f64 / (steps - 1) as f64
+        };
+        let ttl_ms = base.ttl_s as f64 * 1000.0;
+        let mut s = base.clone();
+        match param {
+            // Pause length over TTL, 0.25 to 2.5: timed and aimed GC pauses only.
+            "pause-ttl" => {
+                let x = 0.25 + f * 2.25;
+                let ms = (x * ttl_ms).round() as u64;
+                s.nemesis = NemesisConfig {
+                    pause_ms: MsRange::exactly(ms),
+                    ..NemesisConfig::pauses()
+                };
+                Ok((x, s))
+            }
+            // Clock drift bound, 0 to 10%, with keepalives cut by partitions, judged by a
+            // client-side lease check (without it, drift alone cannot matter).
+            "drift" => {
+                let x = (f * 100_000.0).round();
+                s.lease_check_margin_ms = s
+                    .lease_check_margin_ms
+                    .or(Some(fencelab::scenario::LOCAL_CHECK_MARGIN_MS));
+                s.nemesis = NemesisConfig {
+                    drift_ppm_max: x as i64,
+                    steps_max: 0,
+                    ..NemesisConfig::skew()
+                };
+                Ok((x, s))
+            }
+            // Delay of held storage requests, 0 to 3 TTL.
+            "delay" => {
+                let x = (f * 3.0 * ttl_ms).round();
+                s.nemesis = NemesisConfig {
+                    enabled: true,
+                    holds_max: 2,
+                    hold_ms: MsRange::exactly(x as u64),
+                    ..NemesisConfig::none()
+                };
+                Ok((x, s))
+            }
+            other => Err(format!(
+                "--vary {other}: expected pause-ttl, drift or delay"
+            )),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn vary_sweep(
-        _out: &mut String,
-        _scenario: &Scenario,
-        _policies: &[Fencing],
-        _range: std::ops::Range<u64>,
-        _jobs: usize,
-        _param: &str,
-        _steps: u32,
-        _plot: &Path,
+        out: &mut String,
+        scenario: &Scenario,
+        policies: &[Fencing],
+        range: std::ops::Range<u64>,
+        jobs: usize,
+        param: &str,
+        steps: u32,
+        plot: &Path,
     ) -> Result<(), String> {
-        Err("--vary is not wired yet".into())
+        if !(1..=100).contains(&steps) {
+            return Err(format!("--steps {steps} is outside 1..=100"));
+        }
+        let x_label = match param {
+            "pause-ttl" => "pause length / lease TTL",
+            "drift" => "clock drift bound (ppm)",
+            "delay" => "request delay in the network (ms)",
+            other => {
+                return Err(format!(
+                    "--vary {other}: expected pause-ttl, drift or delay"
+                ))
+            }
+        };
+        let mut series: Vec<fencelab::plot::Series> =
+            policies.iter().map(|p| (p.to_string(), vec![])).collect();
+        let _ = writeln!(out, "param,x,{CSV_HEADER}");
+        for step in 0..steps {
+            let (x, s) = vary_step(scenario, param, step, steps)?;
+            s.validate()?;
+            for (i, &fencing) in policies.iter().enumerate() {
+                let summary = sweep_one(&s, fencing, range.clone(), jobs);
+                let _ = writeln!(out, "{param},{x},{}", csv_row(&summary));
+                series[i]
+                    .1
+                    .push((x, summary.rate, summary.rate_low, summary.rate_high));
+            }
+        }
+        let title = format!(
+            "violation rate vs {x_label} ({} seeds/point)",
+            range.end - range.start
+        );
+        write_file(plot, &fencelab::plot::rate_plot(&title, x_label, &series))?;
+        eprintln!("plot written to {}", plot.display());
+        Ok(())
     }
 }

@@ -266,6 +266,8 @@ pub struct SeedClient {
 impl SeedClient {
     fn lock_config(&self) -> LockConfig {
         LockConfig {
+            // The same method the simulated stories use, so real and simulated runs compare.
+            method: crate::lock::LockMethod::Election,
             ttl_s: self.ttl_s,
             campaign_timeout: CAMPAIGN_TIMEOUT,
             request_timeout: ETCD_REQUEST_TIMEOUT,
