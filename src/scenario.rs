@@ -342,10 +342,10 @@ impl Scenario {
         let scenario: Scenario = toml::from_str(text).map_err(|e| {
             // One line: where, then what (toml's own rendering spans several lines).
             let at = e.span().map_or(String::new(), |span| {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {line}, column {column}: ")
+                let start = span.start.min(text.len());
+                let line = text[..start].matches('\n').count() + 1;
+                let source = text.lines().nth(line - 1).unwrap_or("").trim();
+                format!("line {line} `{source}`: ")
             });
             format!("{at}{}", e.message().trim().replace('\n', " "))
         })?;
@@ -526,7 +526,7 @@ mod tests {
 
     #[test]
     fn toml_keeps_defaults_and_refuses_unknown_keys() {
-        let s = Scenario::from_toml("clients = 5\n[nemesis]\npauses_max = 3\n").unwrap();
+        let s = Scenario::from_toml("clients = 5\nlock_method = \"kv-mutex\"\n[nemesis]\npauses_max = 3\n").unwrap();
         assert_eq!(s.clients, 5);
         assert_eq!(s.nemesis.pauses_max, 3);
         assert_eq!(s.nemesis.crashes_max, NemesisConfig::standard().crashes_max);
