@@ -784,6 +784,8 @@ mod sim {
         let _ = writeln!(out, "param,x,{CSV_HEADER}");
         for step in 0..steps {
             let (x, s) = vary_step(scenario, param, step, steps)?;
+            // Printed values stay short: 1.6, not 1.5999999999999999.
+            let x = (x * 1e6).round() / 1e6;
             s.validate()?;
             for (i, &fencing) in policies.iter().enumerate() {
                 let summary = sweep_one(&s, fencing, range.clone(), jobs);
