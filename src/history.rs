@@ -96,10 +96,12 @@ pub struct History {
 }
 
 impl History {
-    /// A 64-bit FNV-1a hash of the canonical JSON: equal runs give equal hashes.
+    /// A 64-bit FNV-1a hash of the canonical JSON: equal runs give equal hashes. The JSON is
+    /// streamed into the hash, never built in memory (a sweep hashes every seed's history).
     pub fn hash(&self) -> u64 {
-        let json = serde_json::to_vec(self).expect("history serializes");
-        fnv1a(&json)
+        let mut h = Fnv1a(FNV_OFFSET);
+        serde_json::to_writer(&mut h, self).expect("history serializes");
+        h.0
     }
 
     /// Pairs each invocation with its completion.
@@ -145,14 +147,37 @@ impl OpView<'_> {
     }
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// FNV-1a, 64 bit: tiny, stable across Rust releases (unlike `DefaultHasher`).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = Fnv1a(FNV_OFFSET);
+    h.update(bytes);
+    h.0
+}
+
+/// An FNV-1a state that bytes can be written into.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
     }
-    h
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Appends events with the true time; shared by every node of one world.
@@ -249,6 +274,8 @@ mod tests {
         let back: History = serde_json::from_str(&s).unwrap();
         assert_eq!(back, h);
         assert_eq!(back.hash(), h.hash());
+        // The streamed hash is the hash of the JSON text.
+        assert_eq!(h.hash(), fnv1a(&serde_json::to_vec(&h).unwrap()));
     }
 }
 

@@ -5,6 +5,16 @@ use crate::history::{EventKind, History, OpResult};
 use crate::world::Run;
 use std::fmt::Write;
 
+/// A version as people know it: lease IDs (huge, random) in hex as etcd prints them, fencing
+/// tokens (revisions, small) in decimal.
+fn shown(v: i64) -> String {
+    if v > u32::MAX as i64 {
+        format!("{v:x}")
+    } else {
+        v.to_string()
+    }
+}
+
 fn secs(us: u64) -> String {
     format!("{:>8.3} s", us as f64 / 1e6)
 }
@@ -42,14 +52,19 @@ pub fn story(history: &History) -> String {
                 ..
             } => match op {
                 crate::protocol::Op::Read => {
-                    format!("sends read {key} (version {version}, token {token})")
+                    format!("sends read {key} (version {}, token {token})", shown(*version))
                 }
                 crate::protocol::Op::Write => {
-                    format!("sends write {key}={val:?} (version {version}, token {token})")
+                    format!(
+                        "sends write {key}={val:?} (version {}, token {token})",
+                        shown(*version)
+                    )
                 }
             },
             EventKind::Complete { outcome, .. } => match outcome {
-                OpResult::Ok { val, version } => format!("gets ok: val {val:?}, version {version}"),
+                OpResult::Ok { val, version: v } => {
+                    format!("gets ok: val {val:?}, version {}", shown(*v))
+                }
                 OpResult::Rejected { err } => format!("is refused: {err}"),
                 OpResult::Failed { err } => format!("fails: {err}"),
                 OpResult::Unknown { err } => format!("gets no answer: {err}"),
@@ -68,9 +83,9 @@ pub fn story(history: &History) -> String {
                     crate::protocol::Op::Write => format!("write {key}={val:?}"),
                 };
                 if *accepted {
-                    format!("ACCEPTS {what} with version {version}")
+                    format!("ACCEPTS {what} with version {}", shown(*version))
                 } else {
-                    format!("REJECTS {what} with version {version}: {err}")
+                    format!("REJECTS {what} with version {}: {err}", shown(*version))
                 }
             }
             EventKind::Fault { what } => format!("** {what}"),
