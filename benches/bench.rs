@@ -145,45 +145,50 @@ fn main() {
         msgs * sps1 / ratio
     );
     println!("| achieved / floor | {ratio:.3} |");
-
-    println!();
-    println!("| clients (kv-mutex) | seeds/s (1 thread) | ms per seed | per client |");
-    println!("|---|---|---|---|");
-    for clients in [3u32, 10, 30] {
-        // The KV mutex for every row: the simulated etcd's election supports 3 clients.
-        let s = Scenario {
-            clients,
-            lock_method: fencelab::lock::LockMethod::KvMutex,
-            ..standard.clone()
-        };
-        let v: Vec<f64> = (0..repeats)
-            .map(|r| measure(&s, seeds / 4, 1, r as u64 * seeds).0)
-            .collect();
-        let sps = median(v);
-        println!(
-            "| {clients} | {sps:.0} | {:.2} | {:.3} |",
-            1000.0 / sps,
-            1000.0 / sps / clients as f64
-        );
-    }
-    println!();
-    println!("| simulated duration | seeds/s (1 thread) | ms per seed | per simulated s |");
-    println!("|---|---|---|---|");
-    for duration_ms in [10_000u64, 20_000, 40_000] {
-        let s = Scenario {
-            duration_ms,
-            ..standard.clone()
-        };
-        let v: Vec<f64> = (0..repeats)
-            .map(|r| measure(&s, seeds / 4, 1, r as u64 * seeds).0)
-            .collect();
-        let sps = median(v);
-        println!(
-            "| {} s | {sps:.0} | {:.2} | {:.3} |",
-            duration_ms / 1000,
-            1000.0 / sps,
-            1000.0 / sps / (duration_ms as f64 / 1000.0)
-        );
+    // The KV mutex for every row: the simulated etcd's election supports 3 clients.
+    let by_clients: Vec<(String, f64, Scenario)> = [3u32, 10, 30]
+        .into_iter()
+        .map(|clients| {
+            let s = Scenario {
+                clients,
+                lock_method: fencelab::lock::LockMethod::KvMutex,
+                ..standard.clone()
+            };
+            (clients.to_string(), clients as f64, s)
+        })
+        .collect();
+    let by_duration: Vec<(String, f64, Scenario)> = [10_000u64, 20_000, 40_000]
+        .into_iter()
+        .map(|duration_ms| {
+            let s = Scenario {
+                duration_ms,
+                ..standard.clone()
+            };
+            (
+                format!("{} s", duration_ms / 1000),
+                duration_ms as f64 / 1000.0,
+                s,
+            )
+        })
+        .collect();
+    for (axis, per, rows) in [
+        ("clients (kv-mutex)", "per client", by_clients),
+        ("simulated duration", "per simulated s", by_duration),
+    ] {
+        println!();
+        println!("| {axis} | seeds/s (1 thread) | ms per seed | {per} |");
+        println!("|---|---|---|---|");
+        for (label, size, s) in rows {
+            let v: Vec<f64> = (0..repeats)
+                .map(|r| measure(&s, seeds / 4, 1, r as u64 * seeds).0)
+                .collect();
+            let sps = median(v);
+            println!(
+                "| {label} | {sps:.0} | {:.2} | {:.3} |",
+                1000.0 / sps,
+                1000.0 / sps / size
+            );
+        }
     }
 
     // Peak memory over many seeds: flat if every node is torn down.

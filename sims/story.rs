@@ -27,24 +27,23 @@ fn write_outcome(h: &History, node: &str) -> OpResult {
         .unwrap_or_else(|| panic!("{node}'s write never completed"))
 }
 
-fn token_of(h: &History, node: &str) -> i64 {
+/// The lease ID and token of the node's first acquisition.
+fn acquired(h: &History, node: &str) -> (i64, i64) {
     h.events
         .iter()
         .find_map(|e| match e.kind {
-            EventKind::Acquired { token, .. } if e.node == node => Some(token),
+            EventKind::Acquired { lease_id, token } if e.node == node => Some((lease_id, token)),
             _ => None,
         })
         .unwrap_or_else(|| panic!("{node} never acquired"))
 }
 
+fn token_of(h: &History, node: &str) -> i64 {
+    acquired(h, node).1
+}
+
 fn lease_of(h: &History, node: &str) -> i64 {
-    h.events
-        .iter()
-        .find_map(|e| match e.kind {
-            EventKind::Acquired { lease_id, .. } if e.node == node => Some(lease_id),
-            _ => None,
-        })
-        .unwrap()
+    acquired(h, node).0
 }
 
 fn kinds(run: &Run) -> Vec<(FindingKind, String)> {

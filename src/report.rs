@@ -52,7 +52,10 @@ pub fn story(history: &History) -> String {
                 ..
             } => match op {
                 crate::protocol::Op::Read => {
-                    format!("sends read {key} (version {}, token {token})", shown(*version))
+                    format!(
+                        "sends read {key} (version {}, token {token})",
+                        shown(*version)
+                    )
                 }
                 crate::protocol::Op::Write => {
                     format!(

@@ -526,7 +526,10 @@ mod tests {
 
     #[test]
     fn toml_keeps_defaults_and_refuses_unknown_keys() {
-        let s = Scenario::from_toml("clients = 5\nlock_method = \"kv-mutex\"\n[nemesis]\npauses_max = 3\n").unwrap();
+        let s = Scenario::from_toml(
+            "clients = 5\nlock_method = \"kv-mutex\"\n[nemesis]\npauses_max = 3\n",
+        )
+        .unwrap();
         assert_eq!(s.clients, 5);
         assert_eq!(s.nemesis.pauses_max, 3);
         assert_eq!(s.nemesis.crashes_max, NemesisConfig::standard().crashes_max);
