@@ -70,7 +70,7 @@ impl std::str::FromStr for Fencing {
 }
 
 /// One stored value with the version it was written under.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub val: String,
     pub version: i64,
