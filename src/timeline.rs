@@ -1365,75 +1365,99 @@ fn draw_legend(out: &mut String, items: &[LegendItem], cols: usize, top_px: f64,
     out.push_str("</g>\n");
 }
 
-fn draw_finding_list(out: &mut String, verdict: &Verdict, top_px: f64) {
+/// A titled list of lines under the picture: the findings, the fault plan.
+struct NoteList<'a> {
+    group: &'a str,
+    head: String,
+    /// What to say when there is nothing to list.
+    empty: &'a str,
+    /// Text class and line height of the items.
+    class: &'a str,
+    first_px: f64,
+    line_px: f64,
+    /// Each item's text, and its colour when it has one.
+    items: Vec<(Option<&'static str>, String)>,
+}
+
+fn draw_note_list(out: &mut String, list: NoteList<'_>, top_px: f64) {
     svg!(
         out,
-        "<g class=\"finding-list\">\n<text class=\"head\" x=\"20\" y=\"{:.1}\">Findings ({})</text>\n",
+        "<g class=\"{}\">\n<text class=\"head\" x=\"20\" y=\"{:.1}\">{}</text>\n",
+        list.group,
         top_px + 12.0,
-        verdict.findings.len()
+        xml_escape(&list.head)
     );
-    if verdict.findings.is_empty() {
+    if list.items.is_empty() {
         svg!(
             out,
-            "<text class=\"note\" x=\"20\" y=\"{:.1}\">none: every accepted operation kept token order and no update was lost</text>\n",
-            top_px + 30.0
+            "<text class=\"{}\" x=\"20\" y=\"{:.1}\">{}</text>\n",
+            list.class,
+            top_px + list.first_px,
+            xml_escape(list.empty)
         );
     }
-    for (n, f) in verdict.findings.iter().enumerate().take(NOTES_MAX) {
+    for (n, (fill, text)) in list.items.iter().enumerate().take(NOTES_MAX) {
+        let fill = fill.map_or(String::new(), |c| format!(" fill=\"{c}\""));
         svg!(
             out,
-            "<text class=\"note\" x=\"20\" y=\"{:.1}\" fill=\"{}\">[{}] {:.3} s  {}  {}: {}</text>\n",
-            top_px + 30.0 + n as f64 * 17.0,
-            finding_colour(f.kind),
-            n + 1,
-            f.true_us as f64 / 1e6,
-            xml_escape(&f.node),
-            f.kind.as_str(),
-            xml_escape(&f.detail)
+            "<text class=\"{}\" x=\"20\" y=\"{:.1}\"{fill}>{}</text>\n",
+            list.class,
+            top_px + list.first_px + n as f64 * list.line_px,
+            xml_escape(text)
         );
     }
-    if verdict.findings.len() > NOTES_MAX {
+    if list.items.len() > NOTES_MAX {
         svg!(
             out,
-            "<text class=\"note\" x=\"20\" y=\"{:.1}\">… and {} more</text>\n",
-            top_px + 30.0 + NOTES_MAX as f64 * 17.0,
-            verdict.findings.len() - NOTES_MAX
+            "<text class=\"{}\" x=\"20\" y=\"{:.1}\">… and {} more</text>\n",
+            list.class,
+            top_px + list.first_px + NOTES_MAX as f64 * list.line_px,
+            list.items.len() - NOTES_MAX
         );
     }
     out.push_str("</g>\n");
 }
 
+fn draw_finding_list(out: &mut String, verdict: &Verdict, top_px: f64) {
+    let items = verdict
+        .findings
+        .iter()
+        .enumerate()
+        .map(|(n, f)| {
+            let text = format!(
+                "[{}] {:.3} s  {}  {}: {}",
+                n + 1,
+                f.true_us as f64 / 1e6,
+                f.node,
+                f.kind.as_str(),
+                f.detail
+            );
+            (Some(finding_colour(f.kind)), text)
+        })
+        .collect();
+    let list = NoteList {
+        group: "finding-list",
+        head: format!("Findings ({})", verdict.findings.len()),
+        empty: "none: every accepted operation kept token order and no update was lost",
+        class: "note",
+        first_px: 30.0,
+        line_px: 17.0,
+        items,
+    };
+    draw_note_list(out, list, top_px);
+}
+
 fn draw_fault_list(out: &mut String, plan: &FaultPlan, top_px: f64) {
-    svg!(
-        out,
-        "<g class=\"fault-list\">\n<text class=\"head\" x=\"20\" y=\"{:.1}\">Fault plan ({} fault(s))</text>\n",
-        top_px + 12.0,
-        plan.faults.len()
-    );
-    if plan.faults.is_empty() {
-        svg!(
-            out,
-            "<text class=\"small\" x=\"20\" y=\"{:.1}\">none</text>\n",
-            top_px + 28.0
-        );
-    }
-    for (n, f) in plan.faults.iter().enumerate().take(NOTES_MAX) {
-        svg!(
-            out,
-            "<text class=\"small\" x=\"20\" y=\"{:.1}\">{}</text>\n",
-            top_px + 28.0 + n as f64 * 15.0,
-            xml_escape(&f.describe())
-        );
-    }
-    if plan.faults.len() > NOTES_MAX {
-        svg!(
-            out,
-            "<text class=\"small\" x=\"20\" y=\"{:.1}\">… and {} more</text>\n",
-            top_px + 28.0 + NOTES_MAX as f64 * 15.0,
-            plan.faults.len() - NOTES_MAX
-        );
-    }
-    out.push_str("</g>\n");
+    let list = NoteList {
+        group: "fault-list",
+        head: format!("Fault plan ({} fault(s))", plan.faults.len()),
+        empty: "none",
+        class: "small",
+        first_px: 28.0,
+        line_px: 15.0,
+        items: plan.faults.iter().map(|f| (None, f.describe())).collect(),
+    };
+    draw_note_list(out, list, top_px);
 }
 
 #[cfg(test)]
