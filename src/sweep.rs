@@ -201,26 +201,18 @@ impl Summary {
         examples.sort_unstable();
         examples.dedup();
         examples.truncate(EXAMPLES_MAX);
-        let mut s = Summary {
-            fencing: first.fencing,
-            seeds: sum(|p| p.seeds),
-            violating_seeds: sum(|p| p.violating_seeds),
-            lost_updates: sum(|p| p.lost_updates),
-            token_order_breaks: sum(|p| p.token_order_breaks),
-            stale_acceptances: sum(|p| p.stale_acceptances),
-            false_rejections: sum(|p| p.false_rejections),
-            anomalies: sum(|p| p.anomalies),
-            rate: 0.0,
-            rate_low: 0.0,
-            rate_high: 0.0,
-            seeds_per_sec: 0.0,
-            wall_s: parts.iter().map(|p| p.wall_s).sum(),
-            simulated_s: parts.iter().map(|p| p.simulated_s).sum(),
-            messages: sum(|p| p.messages),
-            realtime_x: 0.0,
-            messages_per_seed: 0.0,
-            violating_examples: examples,
-        };
+        let mut s = Summary::of(first.fencing, &[], 0.0);
+        s.seeds = sum(|p| p.seeds);
+        s.violating_seeds = sum(|p| p.violating_seeds);
+        s.lost_updates = sum(|p| p.lost_updates);
+        s.token_order_breaks = sum(|p| p.token_order_breaks);
+        s.stale_acceptances = sum(|p| p.stale_acceptances);
+        s.false_rejections = sum(|p| p.false_rejections);
+        s.anomalies = sum(|p| p.anomalies);
+        s.wall_s = parts.iter().map(|p| p.wall_s).sum();
+        s.simulated_s = parts.iter().map(|p| p.simulated_s).sum();
+        s.messages = sum(|p| p.messages);
+        s.violating_examples = examples;
         s.derive();
         Ok(s)
     }
