@@ -12,9 +12,14 @@ const SEEDS: u64 = 100;
 #[test]
 fn standard_scenario_replays_byte_for_byte() {
     let scenario = Scenario::standard();
-    let plan = FaultPlan::none();
     let mut distinct = std::collections::BTreeSet::new();
     for seed in 0..SEEDS {
+        // Half the seeds without faults, half with the plan the nemesis draws.
+        let plan = if seed % 2 == 0 {
+            FaultPlan::none()
+        } else {
+            fencelab::nemesis::draw(&scenario, seed)
+        };
         let a = world::run(&scenario, &plan, Fencing::Token, seed);
         let b = world::run(&scenario, &plan, Fencing::Token, seed);
         let (ja, jb) = (

@@ -62,6 +62,9 @@ pub struct Verdict {
     pub token_order_breaks: u64,
     pub stale_acceptances: u64,
     pub false_rejections: u64,
+    /// Stale operations (token below the highest granted) the storage refused.
+    #[serde(default)]
+    pub fenced_refusals: u64,
     /// Counter increments the clients saw acknowledged.
     pub acked_increments: u64,
     /// The counter's value at the end (0 when absent).
@@ -143,6 +146,9 @@ pub fn check(history: &History) -> Verdict {
 
     // Pass 2: in true (= recording) order, follow the lock and the storage.
     let mut highest_granted: Option<(i64, &str)> = None;
+    // Whether the highest holder still holds: not released, lease not known lost. Only a
+    // refusal of a holder that still holds is a false rejection.
+    let (mut holder_lease, mut holder_holds) = (0i64, false);
     let mut highest_accepted: BTreeMap<&str, i64> = BTreeMap::new();
     let mut counter_writes: Vec<CounterWrite<'_>> = Vec::new();
     let mut last_true_us = 0;
@@ -155,10 +161,16 @@ pub fn check(history: &History) -> Verdict {
         match &e.kind {
             // A client may learn of its lock late (paused, or the answer delayed) after a
             // newer holder already has it: "the lock has passed" follows the highest token.
-            EventKind::Acquired { token, .. }
+            EventKind::Acquired { token, lease_id }
                 if highest_granted.is_none_or(|(t, _)| *token > t) =>
             {
                 highest_granted = Some((*token, &e.node));
+                (holder_lease, holder_holds) = (*lease_id, true);
+            }
+            EventKind::Released { lease_id, .. } | EventKind::LeaseLost { lease_id, .. }
+                if *lease_id == holder_lease =>
+            {
+                holder_holds = false;
             }
             EventKind::StorageApplied {
                 op_id,
@@ -217,7 +229,10 @@ pub fn check(history: &History) -> Verdict {
                             acked,
                         });
                     }
-                } else if highest_granted.is_some_and(|(t, _)| t == token) {
+                } else if highest_granted.is_some_and(|(t, _)| token < t) {
+                    // The storage refused a stale operation: what fencing is for.
+                    v.fenced_refusals += 1;
+                } else if holder_holds && highest_granted.is_some_and(|(t, _)| t == token) {
                     v.add(
                         FindingKind::FalseRejection,
                         i,

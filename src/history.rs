@@ -314,7 +314,7 @@ impl Probe {
         }
     }
 
-    /// A fresh operation id (1, 2, ... per probe when there is no recorder).
+    /// A fresh operation id, unique in the run (0 when there is no recorder: real mode).
     pub fn next_op_id(&self) -> u64 {
         match &self.recorder {
             Some(r) => r.next_op_id(),

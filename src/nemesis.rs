@@ -18,6 +18,9 @@ pub const FAULTS_MAX: usize = 256;
 /// Longest single fault, in ms.
 pub const FAULT_MS_MAX: u64 = 120_000;
 
+/// Latest start of a fault, in ms: the longest run plus its drain.
+pub const START_MS_MAX: u64 = 2 * crate::scenario::DURATION_MS_MAX;
+
 /// The etcd node's name.
 pub const ETCD: &str = "etcd";
 /// The storage node's name.
@@ -73,7 +76,11 @@ pub enum Fault {
     },
     /// The node's clock for the whole run.
     Skew { node: String, skew: Skew },
-    /// Messages between `a` and `b`, both ways, are held until the partition heals.
+    /// Messages between `a` and `b`, both ways, are held until the partition heals. Held
+    /// messages are retransmitted with doubling backoff (madsim's TCP, capped at 10 s, like a
+    /// real RTO), so they arrive at the first retry after the heal: up to about twice the
+    /// partition's length after they were sent. A new connection across the partition is
+    /// refused at once (etcd requests, which each open a connection, fail fast).
     Partition {
         a: String,
         b: String,
@@ -81,7 +88,8 @@ pub enum Fault {
         duration_ms: u64,
     },
     /// The client's next storage request is held in the network for `duration_ms`
-    /// (Kleppmann's delayed packet).
+    /// (Kleppmann's delayed packet); as for a partition, it arrives at the first
+    /// retransmission after the hold ends.
     HoldRequest {
         node: String,
         at: Trigger,
@@ -207,8 +215,40 @@ impl FaultPlan {
             ));
         }
         let known = |n: &str| n == ETCD || n == STORAGE || nodes.iter().any(|m| m == n);
+        let mut skewed: Vec<&str> = Vec::new();
+        let mut timeouts = 0;
         for (i, f) in self.faults.iter().enumerate() {
             let bad = |why: String| Err(format!("fault {} ({}): {why}", i + 1, f.describe()));
+            // Start times are bounded like durations, so `start + duration` cannot overflow.
+            let starts: Vec<u64> = match f {
+                Fault::Pause {
+                    at: Trigger::AtMs(t),
+                    ..
+                }
+                | Fault::RevokeLease {
+                    at: Trigger::AtMs(t),
+                    ..
+                } => vec![*t],
+                Fault::Partition { at_ms, .. } | Fault::Crash { at_ms, .. } => vec![*at_ms],
+                Fault::Skew { skew, .. } => skew.steps.iter().map(|s| s.at_ms).collect(),
+                _ => vec![],
+            };
+            if let Some(t) = starts.iter().find(|t| **t > START_MS_MAX) {
+                return bad(format!(
+                    "starts at {t} ms, after the longest run ({START_MS_MAX} ms)"
+                ));
+            }
+            match f {
+                Fault::Skew { node, .. } if skewed.contains(&node.as_str()) => {
+                    return bad("a second skew for the same node".into());
+                }
+                Fault::Skew { node, .. } => skewed.push(node),
+                Fault::EtcdTimeouts { .. } if timeouts > 0 => {
+                    return bad("a second etcd-timeouts fault".into());
+                }
+                Fault::EtcdTimeouts { .. } => timeouts += 1,
+                _ => {}
+            }
             let node_ok = match f {
                 Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
                 Fault::EtcdTimeouts { .. } => true,
@@ -540,6 +580,28 @@ mod tests {
         };
         assert_eq!(label(&skew(400), &s).assumption, Assumption::Inside);
         assert_eq!(label(&skew(-50_000), &s).assumption, Assumption::Outside);
+    }
+
+    #[test]
+    fn validation_bounds_start_times_and_refuses_duplicates() {
+        let nodes = [client_name(1)];
+        let late = FaultPlan {
+            faults: vec![Fault::Partition {
+                a: client_name(1),
+                b: STORAGE.into(),
+                at_ms: u64::MAX,
+                duration_ms: 10,
+            }],
+        };
+        assert!(late.validate(&nodes).unwrap_err().contains("starts at"));
+        let skew = Fault::Skew {
+            node: client_name(1),
+            skew: Skew::default(),
+        };
+        let twice = FaultPlan {
+            faults: vec![skew.clone(), skew],
+        };
+        assert!(twice.validate(&nodes).unwrap_err().contains("second skew"));
     }
 
     #[test]

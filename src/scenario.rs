@@ -496,6 +496,12 @@ impl Scenario {
             if let Some(r) = &s.critical_ms {
                 r.validate("scripts.critical_ms", SECTION_MS_MAX)?;
             }
+            if s.start_ms > DURATION_MS_MAX {
+                return Err(format!(
+                    "scripts.start_ms: {} is above {DURATION_MS_MAX}",
+                    s.start_ms
+                ));
+            }
         }
         Ok(())
     }

@@ -103,6 +103,67 @@ enum Action {
     End,
 }
 
+/// Overlapping faults on one node or link nest: madsim's pause and clog are single on/off
+/// flags, so a node resumes, and a link heals, only when the last fault on it ends.
+#[derive(Default)]
+struct Nesting {
+    pauses: BTreeMap<String, u32>,
+    clogs: BTreeMap<(String, String), u32>,
+}
+
+impl Nesting {
+    fn pause(&mut self, handle: &Handle, nodes: &Nodes, node: &str) {
+        let n = self.pauses.entry(node.to_string()).or_insert(0);
+        if *n == 0 {
+            handle.pause(nodes.id(node));
+        }
+        *n += 1;
+    }
+
+    /// Whether the node really resumed (its last pause ended).
+    fn resume(&mut self, handle: &Handle, nodes: &Nodes, node: &str) -> bool {
+        let n = self.pauses.entry(node.to_string()).or_insert(0);
+        if *n == 0 {
+            return false; // already ended by a crash
+        }
+        *n -= 1;
+        if *n == 0 {
+            handle.resume(nodes.id(node));
+        }
+        *n == 0
+    }
+
+    fn forget_pauses(&mut self, node: &str) {
+        self.pauses.remove(node);
+    }
+
+    fn clog(&mut self, net: &madsim::net::NetSim, nodes: &Nodes, src: &str, dst: &str) {
+        let n = self
+            .clogs
+            .entry((src.to_string(), dst.to_string()))
+            .or_insert(0);
+        if *n == 0 {
+            net.clog_link(nodes.id(src), nodes.id(dst));
+        }
+        *n += 1;
+    }
+
+    /// Whether the link really healed (its last fault ended).
+    fn unclog(&mut self, net: &madsim::net::NetSim, nodes: &Nodes, src: &str, dst: &str) -> bool {
+        let n = self
+            .clogs
+            .entry((src.to_string(), dst.to_string()))
+            .or_insert(0);
+        // Positive space: every unclog follows its clog.
+        assert!(*n > 0, "unclog of {src}->{dst} without a clog");
+        *n -= 1;
+        if *n == 0 {
+            net.unclog_link(nodes.id(src), nodes.id(dst));
+        }
+        *n == 0
+    }
+}
+
 struct Nodes {
     by_name: BTreeMap<String, NodeHandle>,
 }
@@ -192,7 +253,12 @@ async fn supervise(
     }
     let (hit_tx, mut hit_rx) = tokio::sync::mpsc::unbounded_channel::<PointHit>();
     let stop = Arc::new(AtomicBool::new(false));
-    let finished = Arc::new(AtomicU32::new(0));
+    // One flag per client: a restarted client that runs again is not finished.
+    let finished: Arc<Vec<AtomicBool>> = Arc::new(
+        (0..scenario.clients)
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+    );
 
     for n in 1..=scenario.clients {
         let name = client_name(n);
@@ -246,9 +312,10 @@ async fn supervise(
                     if inc == 0 {
                         tokio::time::sleep(start).await;
                     }
+                    finished[n as usize - 1].store(false, Ordering::Relaxed);
                     probe.record(EventKind::NodeStarted { incarnation: inc });
                     run.run().await;
-                    finished.fetch_add(1, Ordering::Relaxed);
+                    finished[n as usize - 1].store(true, Ordering::Relaxed);
                     // Stay up: an exited node loses its address, and with it any request
                     // still in flight, which a real network would still deliver.
                     std::future::pending::<()>().await;
@@ -314,12 +381,13 @@ async fn supervise(
         recorder.record(node, None, EventKind::Fault { what });
     };
     let mut crashed: BTreeMap<String, bool> = BTreeMap::new();
+    let mut nest = Nesting::default();
     // Bounded: every iteration consumes a timeline entry or a point hit, both finite.
     loop {
         let (&key, _) = timeline.first_key_value().expect("End is always pending");
         let due = origin + Duration::from_millis(key.0);
         let stopping = stop.load(Ordering::Relaxed);
-        if stopping && finished.load(Ordering::Relaxed) == scenario.clients {
+        if stopping && finished.iter().all(|f| f.load(Ordering::Relaxed)) {
             break;
         }
         // After Stop, wake every 100 ms to see whether all clients finished.
@@ -338,31 +406,36 @@ async fn supervise(
                 match action {
                     Action::Pause(node, ms) => {
                         if !crashed.get(&node).copied().unwrap_or(false) {
-                            handle.pause(nodes.id(&node));
+                            nest.pause(&handle, &nodes, &node);
                             fault_note(&node, format!("paused for {ms} ms"));
                             at(&mut timeline, now_ms + ms, Action::Resume(node));
                         }
                     }
                     Action::Resume(node) => {
-                        handle.resume(nodes.id(&node));
-                        fault_note(&node, "resumed".into());
+                        if nest.resume(&handle, &nodes, &node) {
+                            fault_note(&node, "resumed".into());
+                        }
                     }
                     Action::Clog(a, b) => {
-                        net.clog_link(nodes.id(&a), nodes.id(&b));
-                        net.clog_link(nodes.id(&b), nodes.id(&a));
+                        nest.clog(&net, &nodes, &a, &b);
+                        nest.clog(&net, &nodes, &b, &a);
                         fault_note(&a, format!("partitioned from {b}"));
                     }
                     Action::Unclog(a, b) => {
-                        net.unclog_link(nodes.id(&a), nodes.id(&b));
-                        net.unclog_link(nodes.id(&b), nodes.id(&a));
-                        fault_note(&a, format!("partition from {b} healed"));
+                        let healed = nest.unclog(&net, &nodes, &a, &b);
+                        if nest.unclog(&net, &nodes, &b, &a) && healed {
+                            fault_note(&a, format!("partition from {b} healed"));
+                        }
                     }
                     Action::Release(node) => {
-                        net.unclog_link(nodes.id(&node), nodes.id(STORAGE));
-                        fault_note(&node, "held storage request released".into());
+                        if nest.unclog(&net, &nodes, &node, STORAGE) {
+                            fault_note(&node, "held storage request released".into());
+                        }
                     }
                     Action::Crash(node, ms) => {
                         handle.kill(nodes.id(&node));
+                        // A crash ends the node's pauses: it restarts unpaused.
+                        nest.forget_pauses(&node);
                         crashed.insert(node.clone(), true);
                         fault_note(&node, format!("crashed, restart in {ms} ms"));
                         at(&mut timeline, now_ms + ms, Action::Restart(node));
@@ -382,9 +455,10 @@ async fn supervise(
                 for f in &plan.faults {
                     match f {
                         Fault::Pause { node, at: Trigger::Point { point, nth }, duration_ms }
-                            if *node == hit.node && *point == hit.point && *nth == hit.nth =>
+                            if *node == hit.node && *point == hit.point && *nth == hit.nth
+                                && !crashed.get(node).copied().unwrap_or(false) =>
                         {
-                            handle.pause(nodes.id(node));
+                            nest.pause(&handle, &nodes, node);
                             fault_note(node, format!(
                                 "paused at {} #{nth} for {duration_ms} ms", point.as_str()
                             ));
@@ -393,7 +467,7 @@ async fn supervise(
                         Fault::HoldRequest { node, at: Trigger::Point { point, nth }, duration_ms }
                             if *node == hit.node && *point == hit.point && *nth == hit.nth =>
                         {
-                            net.clog_link(nodes.id(node), nodes.id(STORAGE));
+                            nest.clog(&net, &nodes, node, STORAGE);
                             fault_note(node, format!(
                                 "storage request held in the network for {duration_ms} ms"
                             ));
