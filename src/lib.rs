@@ -7,17 +7,20 @@
 //! partitions the network, crashes clients and stalls etcd. The history of what happened is
 //! checked for lost updates and token-order breaks. Same seed, same history, byte for byte.
 //!
-//! ```no_run
+//! ```
+//! # #[cfg(madsim)] {
 //! use fencelab::{nemesis::FaultPlan, scenario::Scenario, storage::Fencing, world};
 //!
 //! let run = world::run(&Scenario::standard(), &FaultPlan::none(), Fencing::Token, 42);
 //! assert!(!run.verdict.violates());
 //! println!("history hash {:016x}", run.history_hash());
+//! # }
 //! ```
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`lock`], [`storage`], [`protocol`], [`world`], [`report`], and
+//! [`scenario`], [`clock`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
+//! [`explore`], [`report`], [`timeline`], [`plot`], [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
 pub mod checker;
