@@ -123,6 +123,27 @@ impl Fault {
         }
     }
 
+    /// Where the fault is aimed, when it strikes at a code point: (node, point, nth).
+    pub fn aim(&self) -> Option<(&str, Point, u32)> {
+        match self {
+            Fault::Pause {
+                node,
+                at: Trigger::Point { point, nth },
+                ..
+            }
+            | Fault::HoldRequest {
+                node,
+                at: Trigger::Point { point, nth },
+                ..
+            }
+            | Fault::RevokeLease {
+                node,
+                at: Trigger::Point { point, nth },
+            } => Some((node.as_str(), *point, *nth)),
+            _ => None,
+        }
+    }
+
     /// A short description in words.
     pub fn describe(&self) -> String {
         match self {

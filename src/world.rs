@@ -227,29 +227,13 @@ async fn supervise(
 
     // Aimed faults, by node and point.
     let mut aimed: BTreeMap<String, BTreeMap<Point, Vec<u32>>> = BTreeMap::new();
-    for f in &plan.faults {
-        if let Fault::Pause {
-            node,
-            at: Trigger::Point { point, nth },
-            ..
-        }
-        | Fault::HoldRequest {
-            node,
-            at: Trigger::Point { point, nth },
-            ..
-        }
-        | Fault::RevokeLease {
-            node,
-            at: Trigger::Point { point, nth },
-        } = f
-        {
-            aimed
-                .entry(node.clone())
-                .or_default()
-                .entry(*point)
-                .or_default()
-                .push(*nth);
-        }
+    for (node, point, nth) in plan.faults.iter().filter_map(Fault::aim) {
+        aimed
+            .entry(node.to_string())
+            .or_default()
+            .entry(point)
+            .or_default()
+            .push(nth);
     }
     let (hit_tx, mut hit_rx) = tokio::sync::mpsc::unbounded_channel::<PointHit>();
     let stop = Arc::new(AtomicBool::new(false));
@@ -452,30 +436,29 @@ async fn supervise(
             }
             Some(hit) = hit_rx.recv() => {
                 let now_ms = recorder.true_us() / 1000;
-                for f in &plan.faults {
+                let struck = plan
+                    .faults
+                    .iter()
+                    .filter(|f| f.aim() == Some((hit.node.as_str(), hit.point, hit.nth)));
+                for f in struck {
                     match f {
-                        Fault::Pause { node, at: Trigger::Point { point, nth }, duration_ms }
-                            if *node == hit.node && *point == hit.point && *nth == hit.nth
-                                && !crashed.get(node).copied().unwrap_or(false) =>
+                        Fault::Pause { node, duration_ms, .. }
+                            if !crashed.get(node).copied().unwrap_or(false) =>
                         {
                             nest.pause(&handle, &nodes, node);
                             fault_note(node, format!(
-                                "paused at {} #{nth} for {duration_ms} ms", point.as_str()
+                                "paused at {} #{} for {duration_ms} ms", hit.point.as_str(), hit.nth
                             ));
                             at(&mut timeline, now_ms + duration_ms, Action::Resume(node.clone()));
                         }
-                        Fault::HoldRequest { node, at: Trigger::Point { point, nth }, duration_ms }
-                            if *node == hit.node && *point == hit.point && *nth == hit.nth =>
-                        {
+                        Fault::HoldRequest { node, duration_ms, .. } => {
                             nest.clog(&net, &nodes, node, STORAGE);
                             fault_note(node, format!(
                                 "storage request held in the network for {duration_ms} ms"
                             ));
                             at(&mut timeline, now_ms + duration_ms, Action::Release(node.clone()));
                         }
-                        Fault::RevokeLease { node, at: Trigger::Point { point, nth } }
-                            if *node == hit.node && *point == hit.point && *nth == hit.nth =>
-                        {
+                        Fault::RevokeLease { node, .. } => {
                             revoke(&operator, &recorder, etcd_addr, node).await;
                         }
                         _ => {}

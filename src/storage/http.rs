@@ -268,7 +268,7 @@ impl Server {
             Ok(r) => r,
             Err(e) => return reply(StatusCode::BAD_REQUEST, &Response::error(e.0)),
         };
-        let Applied { response, accepted } = {
+        let Applied { response, .. } = {
             let mut store = self.store.lock().expect("store lock");
             let applied = store.apply(&request);
             // Why record under the store lock: the log order must be the apply order.
@@ -289,7 +289,6 @@ impl Server {
             }
             applied
         };
-        let _ = accepted;
         reply(StatusCode::OK, &response)
     }
 }
