@@ -133,3 +133,58 @@ fn local_lease_check_cannot_replace_fencing() {
         assert_eq!(t.violating_seeds, 0, "{preset}: {t:?}");
     }
 }
+
+#[test]
+fn kv_mutex_excludes_and_fences_beyond_three_clients() {
+    use fencelab::history::EventKind;
+    use fencelab::lock::LockMethod;
+    use fencelab::scenario::NemesisConfig;
+    const CLIENTS: u32 = 10;
+    let quiet = Scenario {
+        clients: CLIENTS,
+        lock_method: LockMethod::KvMutex,
+        nemesis: NemesisConfig::none(),
+        ..Scenario::standard()
+    };
+    // Without faults the mutex alone must exclude: unfenced storage sees no violation,
+    // tokens grow from one holder to the next, and every waiter gets its turn (FIFO).
+    for seed in 0..20 {
+        let run = world::run(&quiet, &nemesis::FaultPlan::none(), Fencing::None, seed);
+        assert!(!run.verdict.violates(), "seed {seed}: {:?}", run.verdict);
+        assert_eq!(run.verdict.false_rejections, 0, "seed {seed}");
+        let acquired: Vec<(&str, i64)> = run
+            .history
+            .events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Acquired { token, .. } => Some((e.node.as_str(), token)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            acquired.windows(2).all(|w| w[0].1 < w[1].1),
+            "seed {seed}: tokens not increasing: {acquired:?}"
+        );
+        let holders: std::collections::BTreeSet<&str> = acquired.iter().map(|a| a.0).collect();
+        assert_eq!(holders.len(), CLIENTS as usize, "seed {seed}: {acquired:?}");
+    }
+    // With the nemesis, the same mutex breaks unfenced and holds with tokens.
+    let noisy = Scenario {
+        nemesis: NemesisConfig::standard(),
+        ..quiet
+    };
+    let seeds = 0..200;
+    let (none, _) =
+        sweep::sweep_summary(&noisy, Fencing::None, seeds.clone(), sweep::default_jobs());
+    let (token, results) =
+        sweep::sweep_summary(&noisy, Fencing::Token, seeds, sweep::default_jobs());
+    println!(
+        "kv-mutex {CLIENTS} clients: {}\n{}",
+        none.line(),
+        token.line()
+    );
+    assert!(none.violating_seeds > 0, "{none:?}");
+    assert_eq!(token.violating_seeds, 0, "{token:?}");
+    assert_eq!(token.false_rejections, 0, "{token:?}");
+    assert!(results.iter().any(|r| r.fenced_refusals > 0));
+}

@@ -24,6 +24,8 @@ pub const TTL_S_MAX: i64 = 60;
 pub const MUTEX_PREFIX: &str = "/fencelab/mutex/";
 /// How often a waiting KV-mutex candidate looks again (the simulated etcd has no Watch).
 pub const MUTEX_POLL: Duration = Duration::from_millis(50);
+/// Most polls of one KV-mutex wait, whatever the campaign timeout (an hour of polling).
+const MUTEX_POLLS_MAX: u32 = 72_000;
 
 /// How a client takes the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -34,7 +36,8 @@ pub enum LockMethod {
     Election,
     /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, the seed's lock,
     /// does): put a key under the lease, hold the lock when it has the lowest create
-    /// revision; the wait polls instead of watching. Needed beyond 3 clients, where the
+    /// revision, else wait for the key created just before it to go; the wait polls that
+    /// one key instead of watching it. Needed beyond 3 clients, where the
     /// simulated etcd's election drops waiters (see `ELECTION_CLIENTS_MAX`).
     KvMutex,
 }
@@ -322,7 +325,8 @@ async fn kv_mutex(
     .await
     .map_err(etcd_err)?;
     // Bounded by the caller's campaign timeout; this cap only guards against a missing one.
-    for _ in 0..1_000_000u32 {
+    let mut polls_left = MUTEX_POLLS_MAX;
+    while polls_left > 0 {
         let listing = kv
             .get(MUTEX_PREFIX, Some(GetOptions::new().with_prefix()))
             .await
@@ -333,15 +337,32 @@ async fn kv_mutex(
             .find(|k| k.key() == key.as_bytes())
             .map(|k| k.create_revision())
             .ok_or_else(|| LockError::Etcd("lock key gone: the session expired".into()))?;
-        let first = listing.kvs().iter().map(|k| k.create_revision()).min();
-        if first == Some(ours) {
+        // The candidate created last before ours, as etcd's `waitDeletes` picks it.
+        let before = listing
+            .kvs()
+            .iter()
+            .filter(|k| k.create_revision() < ours)
+            .max_by_key(|k| k.create_revision())
+            .map(|k| k.key().to_vec());
+        let Some(before) = before else {
+            debug_assert!(listing.kvs().iter().all(|k| k.create_revision() >= ours));
             return Ok(Holding {
                 lease_id: session.lease_id(),
                 token: ours,
                 held: Held::Kv(key),
             });
+        };
+        // Wait for that one key to go, then look again: candidates before it may remain.
+        // Why one key and not the whole prefix: a poll then costs the same however many
+        // clients wait, so waiting grows linearly with clients, not quadratically.
+        while polls_left > 0 {
+            polls_left -= 1;
+            clock.sleep(MUTEX_POLL).await;
+            let still = kv.get(before.clone(), None).await.map_err(etcd_err)?;
+            if still.kvs().is_empty() {
+                break;
+            }
         }
-        clock.sleep(MUTEX_POLL).await;
     }
     Err(LockError::CampaignTimeout)
 }
