@@ -128,7 +128,7 @@ impl NodeClock {
 
     /// Sleeps for a duration measured by this node's timer.
     pub async fn sleep(&self, perceived: Duration) {
-        tokio::time::sleep(self.skew.true_duration(perceived)).await
+        crate::deadline::sleep(self.skew.true_duration(perceived)).await
     }
 
     /// Runs `fut` with a timeout measured by this node's timer.
@@ -136,8 +136,8 @@ impl NodeClock {
         &self,
         perceived: Duration,
         fut: F,
-    ) -> Result<F::Output, tokio::time::error::Elapsed> {
-        tokio::time::timeout(self.skew.true_duration(perceived), fut).await
+    ) -> Result<F::Output, crate::deadline::Elapsed> {
+        crate::deadline::timeout(self.skew.true_duration(perceived), fut).await
     }
 }
 

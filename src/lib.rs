@@ -19,7 +19,7 @@
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
+//! [`scenario`], [`clock`], [`deadline`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
 //! [`explore`], [`report`], [`timeline`], [`plot`], [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
@@ -33,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod checker;
 pub mod clock;
+pub mod deadline;
 #[cfg(madsim)]
 pub mod explore;
 pub mod history;

@@ -248,22 +248,22 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let body = Limited::new(req.into_body(), BODY_BYTES_MAX);
-        let bytes = match tokio::time::timeout(self.limits.body_read_timeout, body.collect()).await
-        {
-            Err(_) => {
-                let err = "timed out reading the request body";
-                return reply(StatusCode::REQUEST_TIMEOUT, &Response::error(err));
-            }
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                let err = format!("request body is over the limit of {BODY_BYTES_MAX} bytes");
-                return reply(StatusCode::PAYLOAD_TOO_LARGE, &Response::error(err));
-            }
-            Ok(Err(e)) => {
-                let err = format!("could not read the request body: {e}");
-                return reply(StatusCode::BAD_REQUEST, &Response::error(err));
-            }
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let bytes =
+            match crate::deadline::timeout(self.limits.body_read_timeout, body.collect()).await {
+                Err(_) => {
+                    let err = "timed out reading the request body";
+                    return reply(StatusCode::REQUEST_TIMEOUT, &Response::error(err));
+                }
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    let err = format!("request body is over the limit of {BODY_BYTES_MAX} bytes");
+                    return reply(StatusCode::PAYLOAD_TOO_LARGE, &Response::error(err));
+                }
+                Ok(Err(e)) => {
+                    let err = format!("could not read the request body: {e}");
+                    return reply(StatusCode::BAD_REQUEST, &Response::error(err));
+                }
+                Ok(Ok(collected)) => collected.to_bytes(),
+            };
         let request = match protocol::parse_request(&bytes) {
             Ok(r) => r,
             Err(e) => return reply(StatusCode::BAD_REQUEST, &Response::error(e.0)),
@@ -387,7 +387,7 @@ impl Client {
         // where a closed socket does not recall packets already sent.
         let response = sender.send_request(http_req);
         let exchange = tokio::spawn(async move {
-            let linger = tokio::time::timeout(EXCHANGE_LINGER, async {
+            let linger = crate::deadline::timeout(EXCHANGE_LINGER, async {
                 let resp = response
                     .await
                     .map_err(|e| CallError::NoAnswer(e.to_string()))?;
