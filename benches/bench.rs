@@ -2,10 +2,11 @@
 //!
 //! Prints, from one run: seeds per second of the standard scenario on one thread and on all
 //! cores, simulated seconds per wall second, network messages per seed and the engine floor
-//! for that many messages (a bare madsim message exchange measured in the same run), cost
-//! against clients and simulated duration, and peak memory over many seeds. Each figure is
-//! the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last line is
-//! machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run.
+//! for that many messages (a bare madsim message exchange measured in the same run), the
+//! protocol floor (the seed's etcd requests and storage exchanges, each measured alone in the
+//! same run), cost against clients and simulated duration, and peak memory over many seeds.
+//! Each figure is the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last
+//! line is machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run.
 #[cfg(not(madsim))]
 fn main() {
     eprintln!("the benchmark runs the simulation: run `cargo bench` without RUSTFLAGS");
@@ -56,48 +57,157 @@ fn measure(scenario: &Scenario, seeds: u64, jobs: usize, start: u64) -> (f64, f6
 }
 
 #[cfg(madsim)]
-/// Wall seconds for `messages` bare madsim messages (request/response pairs between two nodes).
-fn engine_floor_s(messages: u64) -> f64 {
-    use madsim::net::Endpoint;
+/// What one exchange costs in madsim with nothing else running: wall seconds and network
+/// messages per exchange.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    wall_s: f64,
+    messages: f64,
+}
+
+#[cfg(madsim)]
+/// Runs `client` (which makes `count` exchanges) on a client node against `server` on a
+/// server node at 10.0.0.1, in a fresh runtime, and returns the cost per exchange.
+fn floor<S, SF, C, CF>(count: u64, server: S, client: C) -> Floor
+where
+    S: Fn() -> SF + Send + Sync + 'static,
+    SF: std::future::Future<Output = ()> + 'static,
+    C: FnOnce() -> CF + Send + 'static,
+    CF: std::future::Future<Output = ()> + Send + 'static,
+{
     let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
     let began = Instant::now();
-    rt.block_on(async move {
+    let messages = rt.block_on(async move {
         let h = madsim::runtime::Handle::current();
         let server = h
             .create_node()
             .name("server")
             .ip("10.0.0.1".parse().unwrap())
+            .init(server)
             .build();
-        let client = h
+        let client_node = h
             .create_node()
             .name("client")
             .ip("10.0.0.2".parse().unwrap())
             .build();
-        server.spawn(async move {
+        // Let the server bind before the first request.
+        madsim::time::sleep(Duration::from_millis(10)).await;
+        let net = madsim::net::NetSim::current();
+        let before = net.stat().msg_count;
+        client_node.spawn(client()).await.unwrap();
+        let messages = net.stat().msg_count - before;
+        h.kill(server.id());
+        h.kill(client_node.id());
+        madsim::time::sleep(Duration::from_millis(1)).await;
+        messages
+    });
+    Floor {
+        wall_s: began.elapsed().as_secs_f64() / count as f64,
+        messages: messages as f64 / count as f64,
+    }
+}
+
+#[cfg(madsim)]
+/// The engine floor: one bare madsim message (`Endpoint::send_to`, answered in kind).
+fn bare_floor(pairs: u64) -> Floor {
+    use madsim::net::Endpoint;
+    let f = floor(
+        pairs,
+        || async {
             let ep = Endpoint::bind("10.0.0.1:1").await.unwrap();
             let mut buf = [0u8; 64];
             loop {
                 let (n, from) = ep.recv_from(1, &mut buf).await.unwrap();
                 ep.send_to(from, 2, &buf[..n]).await.unwrap();
             }
-        });
-        let pairs = messages / 2;
-        client
-            .spawn(async move {
-                let ep = Endpoint::bind("10.0.0.2:1").await.unwrap();
-                let mut buf = [0u8; 64];
-                for _ in 0..pairs {
-                    ep.send_to("10.0.0.1:1", 1, b"ping").await.unwrap();
-                    ep.recv_from(2, &mut buf).await.unwrap();
-                }
-            })
-            .await
-            .unwrap();
-        h.kill(server.id());
-        h.kill(client.id());
-        madsim::time::sleep(Duration::from_millis(1)).await;
-    });
-    began.elapsed().as_secs_f64()
+        },
+        move || async move {
+            let ep = Endpoint::bind("10.0.0.2:1").await.unwrap();
+            let mut buf = [0u8; 64];
+            for _ in 0..pairs {
+                ep.send_to("10.0.0.1:1", 1, b"ping").await.unwrap();
+                ep.recv_from(2, &mut buf).await.unwrap();
+            }
+        },
+    );
+    // Per message, not per pair.
+    Floor {
+        wall_s: f.wall_s / f.messages,
+        messages: 1.0,
+    }
+}
+
+#[cfg(madsim)]
+/// One etcd request through madsim-etcd-client to its simulated server (a KV get).
+fn etcd_floor(requests: u64) -> Floor {
+    floor(
+        requests,
+        || async {
+            let _ = etcd_client::SimServer::builder()
+                .serve("10.0.0.1:2379".parse().unwrap())
+                .await;
+        },
+        move || async move {
+            let client = etcd_client::Client::connect(["10.0.0.1:2379"], None)
+                .await
+                .unwrap();
+            let mut kv = client.kv_client();
+            for _ in 0..requests {
+                kv.get("counter", None).await.unwrap();
+            }
+        },
+    )
+}
+
+#[cfg(madsim)]
+/// One storage exchange: fencelab's HTTP/1.1 client and server (hyper), a read.
+fn http_floor(requests: u64) -> Floor {
+    use fencelab::protocol::{Op, Request};
+    use fencelab::storage::{http, Store};
+    use std::sync::{Arc, Mutex};
+    floor(
+        requests,
+        || async {
+            let store = Arc::new(Mutex::new(Store::new(Fencing::Token)));
+            let listener = tokio::net::TcpListener::bind("10.0.0.1:8080")
+                .await
+                .unwrap();
+            let _ = http::Server::new(store, None, "storage")
+                .serve(listener)
+                .await;
+        },
+        move || async move {
+            let mut client = http::Client::new("10.0.0.1:8080");
+            let req = Request {
+                op: Op::Read,
+                key: "counter".into(),
+                val: String::new(),
+                version: 1,
+            };
+            for _ in 0..requests {
+                client.call(&req, None).await.unwrap();
+            }
+        },
+    )
+}
+
+#[cfg(madsim)]
+/// Storage exchanges per seed of `scenario` (every invoke is one HTTP exchange), averaged
+/// over `seeds` runs.
+fn exchanges_per_seed(scenario: &Scenario, seeds: u64) -> f64 {
+    use fencelab::history::EventKind;
+    let total: usize = (0..seeds)
+        .map(|seed| {
+            let plan = fencelab::nemesis::draw(scenario, seed);
+            let run = fencelab::world::run(scenario, &plan, Fencing::Token, seed);
+            run.history
+                .events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Invoke { .. }))
+                .count()
+        })
+        .sum();
+    total as f64 / seeds as f64
 }
 
 #[cfg(madsim)]
@@ -109,28 +219,65 @@ fn main() {
     let standard = Scenario::standard();
     println!("fencelab bench: standard scenario (3 clients, counter, TTL 2 s, 20 s), fencing=token, {repeats} repeats, median");
 
+    // Peak memory over many seeds: flat if every node is torn down. Measured first, because
+    // peak RSS is the process's high-water mark, and the floors below raise it: madsim never
+    // cancels a timer, and each uncancelled timer keeps its finished task alive until the end.
+    let mut marks = vec![];
+    let step = (memory_seeds / 4).max(1);
+    let mut done = 0;
+    while done < memory_seeds {
+        let n = step.min(memory_seeds - done);
+        sweep::sweep(
+            &standard,
+            Fencing::Token,
+            1_000_000 + done..1_000_000 + done + n,
+            cores,
+            &|_| {},
+        );
+        done += n;
+        marks.push((done, sweep::peak_rss_mb().unwrap_or(f64::NAN)));
+    }
     let mut one = vec![];
     let mut all = vec![];
     let mut floor_ratio = vec![];
+    let mut protocol_ratio = vec![];
     let mut realtime = vec![];
+    let (mut bare_us, mut etcd_us, mut http_us) = (vec![], vec![], vec![]);
     let mut msgs = 0.0;
+    let (mut etcd_msgs, mut http_msgs) = (0.0, 0.0);
+    // Every invoke is one storage exchange; the rest of the messages are etcd's.
+    let exchanges = exchanges_per_seed(&standard, 50);
+    let mut etcd_requests = 0.0;
     for r in 0..repeats {
         let start = r as u64 * seeds;
         let (sps1, sim_s, m) = measure(&standard, seeds, 1, start);
         let (sps_all, _, _) = measure(&standard, seeds, cores, start);
-        let floor_s_per_seed = engine_floor_s((m * 200.0) as u64) / 200.0;
+        let bare = bare_floor(100_000);
+        let etcd = etcd_floor(20_000);
+        let http = http_floor(20_000);
         one.push(sps1);
         all.push(sps_all);
         realtime.push(sps1 * sim_s);
-        floor_ratio.push(floor_s_per_seed * sps1);
+        floor_ratio.push(m * bare.wall_s * sps1);
+        // The protocol floor: the same seed's exchanges, each at its own cost alone.
+        etcd_requests = (m - exchanges * http.messages) / etcd.messages;
+        let protocol_s = exchanges * http.wall_s + etcd_requests * etcd.wall_s;
+        protocol_ratio.push(protocol_s * sps1);
+        bare_us.push(bare.wall_s * 1e6);
+        etcd_us.push(etcd.wall_s * 1e6);
+        http_us.push(http.wall_s * 1e6);
         msgs = m;
+        etcd_msgs = etcd.messages;
+        http_msgs = http.messages;
     }
-    let (sps1, spsn, rt_x, ratio) = (
+    let (sps1, spsn, rt_x, ratio, pratio) = (
         median(one),
         median(all),
         median(realtime),
         median(floor_ratio),
+        median(protocol_ratio),
     );
+    let (bare_us, etcd_us, http_us) = (median(bare_us), median(etcd_us), median(http_us));
     println!("| measure | value |");
     println!("|---|---|");
     println!("| seeds/s, 1 thread | {sps1:.0} |");
@@ -139,12 +286,27 @@ fn main() {
         spsn / sps1
     );
     println!("| simulated s per wall s, 1 thread | {rt_x:.0} |");
+    println!("| wall ms per seed, 1 thread | {:.2} |", 1000.0 / sps1);
     println!("| messages per seed | {msgs:.0} |");
     println!(
-        "| engine floor: bare madsim messages per s | {:.0} |",
-        msgs * sps1 / ratio
+        "| engine floor: one bare madsim message | {bare_us:.2} µs ({:.0} messages/s) |",
+        1e6 / bare_us
     );
-    println!("| achieved / floor | {ratio:.3} |");
+    println!("| **achieved / engine floor** | **{ratio:.3}** |");
+    println!(
+        "| one etcd request alone (madsim-etcd-client) | {etcd_us:.2} µs, {etcd_msgs:.1} messages |"
+    );
+    println!(
+        "| one storage exchange alone (hyper HTTP/1.1) | {http_us:.2} µs, {http_msgs:.1} messages |"
+    );
+    println!(
+        "| per seed: etcd requests (from messages) + storage exchanges | {etcd_requests:.0} + {exchanges:.0} |"
+    );
+    println!(
+        "| protocol floor per seed (those, each alone) | {:.2} ms |",
+        pratio * 1000.0 / sps1
+    );
+    println!("| achieved / protocol floor | {pratio:.3} |");
     // The KV mutex for every row: the simulated etcd's election supports 3 clients.
     let by_clients: Vec<(String, f64, Scenario)> = [3u32, 10, 30]
         .into_iter()
@@ -176,37 +338,25 @@ fn main() {
         ("simulated duration", "per simulated s", by_duration),
     ] {
         println!();
-        println!("| {axis} | seeds/s (1 thread) | ms per seed | {per} |");
-        println!("|---|---|---|---|");
+        println!(
+            "| {axis} | seeds/s (1 thread) | ms per seed | {per} | messages per seed | µs per message |"
+        );
+        println!("|---|---|---|---|---|---|");
         for (label, size, s) in rows {
-            let v: Vec<f64> = (0..repeats)
-                .map(|r| measure(&s, seeds / 4, 1, r as u64 * seeds).0)
+            let runs: Vec<(f64, f64, f64)> = (0..repeats)
+                .map(|r| measure(&s, seeds / 4, 1, r as u64 * seeds))
                 .collect();
-            let sps = median(v);
+            let sps = median(runs.iter().map(|r| r.0).collect());
+            let m = median(runs.iter().map(|r| r.2).collect());
             println!(
-                "| {label} | {sps:.0} | {:.2} | {:.3} |",
+                "| {label} | {sps:.0} | {:.2} | {:.3} | {m:.0} | {:.2} |",
                 1000.0 / sps,
-                1000.0 / sps / size
+                1000.0 / sps / size,
+                1e6 / sps / m
             );
         }
     }
 
-    // Peak memory over many seeds: flat if every node is torn down.
-    let mut marks = vec![];
-    let step = (memory_seeds / 4).max(1);
-    let mut done = 0;
-    while done < memory_seeds {
-        let n = step.min(memory_seeds - done);
-        sweep::sweep(
-            &standard,
-            Fencing::Token,
-            1_000_000 + done..1_000_000 + done + n,
-            cores,
-            &|_| {},
-        );
-        done += n;
-        marks.push((done, sweep::peak_rss_mb().unwrap_or(f64::NAN)));
-    }
     println!();
     println!("| seeds run | peak RSS (MB) |");
     println!("|---|---|");
