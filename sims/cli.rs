@@ -180,6 +180,43 @@ fn explore_json_has_the_documented_shape() {
 }
 
 #[test]
+fn explore_keeps_the_knobs_a_flag_pins() {
+    let saved = tmp("explore-pinned.json");
+    ok(&[
+        "explore",
+        "--fencing",
+        "none",
+        "--cases",
+        "64",
+        "--ttl-s",
+        "10",
+        "--clients",
+        "3",
+        "--critical-ms",
+        "0..0",
+        "--latency-ms",
+        "2..3",
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let s = &exp["scenario"];
+    assert_eq!(s["ttl_s"], 10, "{s}");
+    assert_eq!(s["clients"], 3, "{s}");
+    assert_eq!(
+        s["critical_ms"],
+        serde_json::json!({"min": 0, "max": 0}),
+        "{s}"
+    );
+    assert_eq!(
+        s["latency_ms"],
+        serde_json::json!({"min": 2, "max": 3}),
+        "{s}"
+    );
+}
+
+#[test]
 fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     let bad_toml = tmp("bad.toml");
     std::fs::write(&bad_toml, "clients = 3\nttl_seconds = 2\n").unwrap();
@@ -246,8 +283,25 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-    // clap's own errors (unknown flag, missing value) also exit non-zero without a panic.
-    let out = fencelab(&["sweep", "--frobnicate"]);
-    assert!(!out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    // clap's own errors (unknown flag, missing or bad value): one line too, exit 2.
+    for (args, needle) in [
+        (vec!["sweep", "--frobnicate"], "--frobnicate"),
+        (vec!["sweep", "--seeds"], "--seeds"),
+        (vec!["sweep", "--seeds", "many"], "many"),
+        (vec!["frobnicate"], "frobnicate"),
+    ] {
+        let out = fencelab(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: one line, got '{err}'"
+        );
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }

@@ -26,7 +26,7 @@ fn token_fencing_survives_every_explored_plan() {
     let config = explore::config(cases(1024), 1, Some("sims/regressions/explore-token.txt"));
     let mut runner = TestRunner::new(config);
     let result = runner.run(
-        &explore::case_strategy(base.duration_ms, 3_000),
+        &explore::case_strategy(base.duration_ms, &explore::Space::new(3_000)),
         |case: Case| {
             let run = case.run(&base, Fencing::Token);
             if run.verdict.violates() || run.verdict.false_rejections > 0 {
@@ -55,7 +55,7 @@ fn finds_and_shrinks(fencing: Fencing, regressions: &'static str) {
         &base,
         fencing,
         explore::config(cases(256), 0, Some(regressions)),
-        3_000,
+        &explore::Space::new(3_000),
     );
     assert!(
         found.found,

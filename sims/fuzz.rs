@@ -107,13 +107,10 @@ fn expectation(fields: &[(&str, &Field)]) -> Result<Request, Vec<String>> {
     for (name, field) in fields {
         match field {
             Field::Bad(_, says) => wrong.push(says.to_string()),
-            // `val` defaults to empty; the others are required.
+            // `val` may be left out of a read (checked below); the others are required.
             Field::Missing if *name != "val" => wrong.push(format!("missing field `{name}`")),
             _ => {}
         }
-    }
-    if !wrong.is_empty() {
-        return Err(wrong);
     }
     let good = |name: &str| {
         fields.iter().find_map(|(n, f)| match f {
@@ -128,6 +125,16 @@ fn expectation(fields: &[(&str, &Field)]) -> Result<Request, Vec<String>> {
         Some("read") => Op::Read,
         _ => Op::Write,
     };
+    // A write needs `val`; a read may leave it out.
+    let val_missing = fields
+        .iter()
+        .any(|(n, f)| *n == "val" && matches!(f, Field::Missing));
+    if op == Op::Write && val_missing {
+        wrong.push("missing field `val`".to_string());
+    }
+    if !wrong.is_empty() {
+        return Err(wrong);
+    }
     Ok(Request {
         op,
         key: good("key")

@@ -534,3 +534,19 @@ fn load_64_clients_1000_requests_each_loses_nothing() {
         &report.lost[..report.lost.len().min(10)]
     );
 }
+
+#[test]
+fn walkthrough_refuses_a_ttl_out_of_range_before_touching_etcd() {
+    for ttl_s in [-1, 0, 1, i64::MAX] {
+        let e = real::walkthrough(&WalkthroughConfig {
+            // Nothing listens here: the TTL must be refused first.
+            etcd: "127.0.0.1:1".into(),
+            fencing: Fencing::Token,
+            ttl_s,
+            end: LeaseEnd::Revoke,
+            echo: false,
+        })
+        .expect_err("an out-of-range TTL must be refused");
+        assert!(e.contains("--ttl") && e.contains("outside"), "{ttl_s}: {e}");
+    }
+}

@@ -27,7 +27,13 @@ fn run(preset: &str, fencing: Fencing) -> (Summary, Vec<SeedResult>) {
     let scenario = Scenario::preset(preset).unwrap();
     let (summary, results) =
         sweep::sweep_summary(&scenario, fencing, 0..seeds(), sweep::default_jobs());
-    println!("{}", summary.line());
+    // The standard scenario's line is exactly the documented one (tools read it); the other
+    // presets' lines say which preset they are.
+    if preset == "standard" {
+        println!("{}", summary.line());
+    } else {
+        println!("preset={preset} {}", summary.line());
+    }
     println!(
         "  preset={preset} seeds_per_sec={:.0} realtime_x={:.0} messages_per_seed={:.0}",
         summary.seeds_per_sec, summary.realtime_x, summary.messages_per_seed
@@ -43,8 +49,13 @@ fn run(preset: &str, fencing: Fencing) -> (Summary, Vec<SeedResult>) {
 /// Everything needed to look at a failing seed again, and proof that it replays.
 fn explain(preset: &str, fencing: Fencing, r: &SeedResult) -> String {
     let scenario = Scenario::preset(preset).unwrap();
-    let plan = nemesis::draw(&scenario, r.seed);
-    let replay = world::run(&scenario, &plan, fencing, r.seed);
+    explain_scenario(&scenario, &format!("--preset {preset}"), fencing, r)
+}
+
+/// The same for any scenario; `flags` are the command-line flags that make it.
+fn explain_scenario(scenario: &Scenario, flags: &str, fencing: Fencing, r: &SeedResult) -> String {
+    let plan = nemesis::draw(scenario, r.seed);
+    let replay = world::run(scenario, &plan, fencing, r.seed);
     assert_eq!(
         replay.history_hash(),
         r.history_hash,
@@ -52,7 +63,7 @@ fn explain(preset: &str, fencing: Fencing, r: &SeedResult) -> String {
         r.seed
     );
     format!(
-        "seed {} under fencing={fencing} (preset {preset}): {r:?}\nplan: {}\nreplay: cargo run --release -- run --seed {} --fencing {fencing} --preset {preset}\n(replayed here: same history hash {:016x})",
+        "seed {} under fencing={fencing} ({flags}): {r:?}\nplan: {}\nreplay: cargo run --release -- run --seed {} --fencing {fencing} {flags}\n(replayed here: same history hash {:016x})",
         r.seed,
         serde_json::to_string(&plan).unwrap(),
         r.seed,
@@ -64,7 +75,7 @@ fn explain(preset: &str, fencing: Fencing, r: &SeedResult) -> String {
 fn none_breaks_in_most_seeds() {
     let (s, results) = run("standard", Fencing::None);
     let rate = s.violating_seeds as f64 / s.seeds as f64;
-    // Measured: 78% of the first 500 seeds violate. Half is a generous floor.
+    // Measured: 1,818 of the 2,000 default seeds (90.9%) violate. Half is a generous floor.
     assert!(
         rate >= 0.5,
         "only {:.1}% of seeds violate unfenced",
@@ -129,8 +140,18 @@ fn local_lease_check_cannot_replace_fencing() {
         let (s, _) = run(preset, Fencing::None);
         assert!(s.violating_seeds > 0, "{preset}: {s:?}");
         // The same plans with fencing hold.
-        let (t, _) = run(preset, Fencing::Token);
-        assert_eq!(t.violating_seeds, 0, "{preset}: {t:?}");
+        let (_, results) = run(preset, Fencing::Token);
+        let bad: Vec<String> = results
+            .iter()
+            .filter(|r| r.violates)
+            .take(3)
+            .map(|r| explain(preset, Fencing::Token, r))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{preset}, fencing=token:\n{}",
+            bad.join("\n\n")
+        );
     }
 }
 
@@ -178,13 +199,21 @@ fn kv_mutex_excludes_and_fences_beyond_three_clients() {
         sweep::sweep_summary(&noisy, Fencing::None, seeds.clone(), sweep::default_jobs());
     let (token, results) =
         sweep::sweep_summary(&noisy, Fencing::Token, seeds, sweep::default_jobs());
-    println!(
-        "kv-mutex {CLIENTS} clients: {}\n{}",
-        none.line(),
-        token.line()
-    );
+    println!("preset=kv-mutex-{CLIENTS}-clients {}", none.line());
+    println!("preset=kv-mutex-{CLIENTS}-clients {}", token.line());
     assert!(none.violating_seeds > 0, "{none:?}");
+    let flags = format!("--clients {CLIENTS} --lock-method kv-mutex");
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|r| r.violates || r.false_rejections > 0)
+        .take(3)
+        .map(|r| explain_scenario(&noisy, &flags, Fencing::Token, r))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "kv-mutex, fencing=token:\n{}",
+        bad.join("\n\n")
+    );
     assert_eq!(token.violating_seeds, 0, "{token:?}");
-    assert_eq!(token.false_rejections, 0, "{token:?}");
     assert!(results.iter().any(|r| r.fenced_refusals > 0));
 }

@@ -22,6 +22,38 @@ pub const CASE_FAULTS_MAX: usize = 6;
 /// Most clients in an explored scenario.
 pub const CASE_CLIENTS_MAX: u32 = crate::lock::ELECTION_CLIENTS_MAX;
 
+/// What the search may choose for the scenario's knobs. [`Space::new`] is the full space; a
+/// knob the user fixed (on the command line) is pinned to one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Space {
+    pub clients: std::ops::RangeInclusive<u32>,
+    pub ttl_s: std::ops::RangeInclusive<i64>,
+    /// The longest critical section of a case (its shortest is the scenario's).
+    pub critical_ms_max: std::ops::RangeInclusive<u64>,
+}
+
+impl Space {
+    /// Clients 2 to 3, TTL 2 to 4 s, critical sections up to `critical_ms_top` ms.
+    pub fn new(critical_ms_top: u64) -> Space {
+        Space {
+            clients: 2..=CASE_CLIENTS_MAX,
+            ttl_s: 2..=4,
+            critical_ms_max: 0..=critical_ms_top,
+        }
+    }
+
+    /// Checks the space against the limits of a case.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.clients.is_empty() || *self.clients.start() == 0 {
+            return Err(format!("explore: clients {:?} is empty", self.clients));
+        }
+        if self.ttl_s.is_empty() || self.critical_ms_max.is_empty() {
+            return Err("explore: an empty range of TTLs or critical sections".into());
+        }
+        Ok(())
+    }
+}
+
 /// A fault in abstract form: `client` is taken modulo the case's client count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FaultSpec {
@@ -81,12 +113,16 @@ fn client(n: u32, clients: u32) -> String {
 }
 
 impl Case {
-    /// The concrete scenario (the base with this case's knobs, no random nemesis).
+    /// The concrete scenario (the base with this case's knobs, no random nemesis: the case's
+    /// faults are the plan).
     pub fn scenario(&self, base: &Scenario) -> Scenario {
         Scenario {
             clients: self.clients,
             ttl_s: self.ttl_s,
-            critical_ms: MsRange::new(0, self.critical_ms_max),
+            critical_ms: MsRange::new(
+                base.critical_ms.min.min(self.critical_ms_max),
+                self.critical_ms_max,
+            ),
             nemesis: NemesisConfig::none(),
             ..base.clone()
         }
@@ -196,32 +232,33 @@ impl Case {
     }
 }
 
-/// Strategy for one abstract fault; every number shrinks toward the gentlest fault.
-pub fn fault_strategy(duration_ms: u64) -> impl Strategy<Value = FaultSpec> {
+/// Strategy for one abstract fault on one of `clients_max` clients; every number shrinks
+/// toward the gentlest fault.
+pub fn fault_strategy(duration_ms: u64, clients_max: u32) -> impl Strategy<Value = FaultSpec> {
     let at = 0..duration_ms;
     prop_oneof![
-        (0..CASE_CLIENTS_MAX, at.clone(), 0..8_000u64).prop_map(|(client, at_ms, duration_ms)| {
+        (0..clients_max, at.clone(), 0..8_000u64).prop_map(|(client, at_ms, duration_ms)| {
             FaultSpec::Pause {
                 client,
                 at_ms,
                 duration_ms,
             }
         }),
-        (0..CASE_CLIENTS_MAX, 1..6u32, 0..8_000u64).prop_map(|(client, nth, duration_ms)| {
+        (0..clients_max, 1..6u32, 0..8_000u64).prop_map(|(client, nth, duration_ms)| {
             FaultSpec::AimedPause {
                 client,
                 nth,
                 duration_ms,
             }
         }),
-        (0..CASE_CLIENTS_MAX, 1..6u32, 0..8_000u64).prop_map(|(client, nth, duration_ms)| {
+        (0..clients_max, 1..6u32, 0..8_000u64).prop_map(|(client, nth, duration_ms)| {
             FaultSpec::Hold {
                 client,
                 nth,
                 duration_ms,
             }
         }),
-        (0..CASE_CLIENTS_MAX, at.clone(), 0..6_000u64).prop_map(|(client, at_ms, duration_ms)| {
+        (0..clients_max, at.clone(), 0..6_000u64).prop_map(|(client, at_ms, duration_ms)| {
             FaultSpec::EtcdPartition {
                 client,
                 at_ms,
@@ -229,7 +266,7 @@ pub fn fault_strategy(duration_ms: u64) -> impl Strategy<Value = FaultSpec> {
             }
         }),
         (
-            0..CASE_CLIENTS_MAX,
+            0..clients_max,
             -100_000..=100_000i64,
             at.clone(),
             -3_000..=3_000i64
@@ -240,26 +277,29 @@ pub fn fault_strategy(duration_ms: u64) -> impl Strategy<Value = FaultSpec> {
                 step_at_ms,
                 step_ms,
             }),
-        (0..CASE_CLIENTS_MAX, at.clone(), 0..4_000u64).prop_map(
-            |(client, at_ms, restart_after_ms)| FaultSpec::Crash {
+        (0..clients_max, at.clone(), 0..4_000u64).prop_map(|(client, at_ms, restart_after_ms)| {
+            FaultSpec::Crash {
                 client,
                 at_ms,
                 restart_after_ms,
             }
-        ),
+        }),
         (at, 0..4_000u64)
             .prop_map(|(at_ms, duration_ms)| FaultSpec::EtcdStall { at_ms, duration_ms }),
     ]
 }
 
-/// Strategy for whole cases. `critical_ms_max` ranges up to `critical_ms_top`.
-pub fn case_strategy(duration_ms: u64, critical_ms_top: u64) -> impl Strategy<Value = Case> {
+/// Strategy for whole cases drawn from `space`.
+pub fn case_strategy(duration_ms: u64, space: &Space) -> impl Strategy<Value = Case> {
     (
         0..1_000u64,
-        2..=CASE_CLIENTS_MAX,
-        2..=4i64,
-        0..=critical_ms_top,
-        prop::collection::vec(fault_strategy(duration_ms), 0..=CASE_FAULTS_MAX),
+        space.clients.clone(),
+        space.ttl_s.clone(),
+        space.critical_ms_max.clone(),
+        prop::collection::vec(
+            fault_strategy(duration_ms, *space.clients.end()),
+            0..=CASE_FAULTS_MAX,
+        ),
     )
         .prop_map(|(seed, clients, ttl_s, critical_ms_max, faults)| Case {
             seed,
@@ -287,17 +327,12 @@ pub struct Exploration {
 }
 
 /// Searches for a case whose run violates under `fencing`, and shrinks it.
-pub fn explore(
-    base: &Scenario,
-    fencing: Fencing,
-    config: Config,
-    critical_ms_top: u64,
-) -> Exploration {
+pub fn explore(base: &Scenario, fencing: Fencing, config: Config, space: &Space) -> Exploration {
     let started = std::time::Instant::now();
     let cases = Cell::new(0u64);
     let first_failure = Cell::new(None::<usize>);
     let mut runner = TestRunner::new(config);
-    let strategy = case_strategy(base.duration_ms, critical_ms_top);
+    let strategy = case_strategy(base.duration_ms, space);
     let outcome = runner.run(&strategy, |case| {
         cases.set(cases.get() + 1);
         let run = case.run(base, fencing);

@@ -204,7 +204,25 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+                _ => {
+                    // One line, like every other error of this tool: clap's first line names
+                    // the fault; its usage block is what --help is for.
+                    let rendered = e.render().to_string();
+                    let first = rendered.lines().next().unwrap_or("error: bad arguments");
+                    eprintln!("{first} (see --help)");
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
     let mut out = String::new();
     let code = match run(cli.command, &mut out) {
         Ok(()) => 0,
@@ -612,8 +630,21 @@ mod sim {
                 if !(1..=1_000_000).contains(&cases) {
                     return Err(format!("--cases {cases} is outside 1..=1000000"));
                 }
+                // The search chooses clients, TTL and critical sections unless a flag pins them.
+                let mut space = explore::Space::new(critical_ms_top);
+                if let Some(c) = scenario.clients {
+                    space.clients = c..=c;
+                }
+                if let Some(t) = scenario.ttl_s {
+                    space.ttl_s = t..=t;
+                }
+                if let Some(r) = &scenario.critical_ms {
+                    let r: MsRange = r.parse()?;
+                    space.critical_ms_max = r.max..=r.max;
+                }
+                space.validate()?;
                 let config = explore::config(cases, search_seed, None);
-                let found = explore::explore(&base, fencing, config, critical_ms_top);
+                let found = explore::explore(&base, fencing, config, &space);
                 let exp = found.case.as_ref().map(|c| Experiment {
                     seed: c.seed,
                     fencing,

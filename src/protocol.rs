@@ -95,8 +95,34 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
             BODY_BYTES_MAX
         )));
     }
-    serde_json::from_slice::<Request>(body)
-        .map_err(|e| ParseError(format!("malformed request: {}", explain(body, e))))
+    let raw = serde_json::from_slice::<RawRequest>(body)
+        .map_err(|e| ParseError(format!("malformed request: {}", explain(body, e))))?;
+    let val = match (raw.op, raw.val) {
+        (_, Some(val)) => val,
+        // The seed's client always sends `val`; a read may leave it out, but a write without
+        // one would silently store an empty string.
+        (Op::Read, None) => String::new(),
+        (Op::Write, None) => {
+            return Err(ParseError(
+                "malformed request: missing field `val` (a write needs a value)".into(),
+            ))
+        }
+    };
+    Ok(Request {
+        op: raw.op,
+        key: raw.key,
+        val,
+        version: raw.version,
+    })
+}
+
+/// A request as it arrives, before the rules that depend on `op`.
+#[derive(Deserialize)]
+struct RawRequest {
+    op: Op,
+    key: String,
+    val: Option<String>,
+    version: i64,
 }
 
 /// serde's message, or a plainer one where serde's names nothing: for an `op` that is not a
@@ -142,6 +168,13 @@ mod tests {
         assert!(e.0.contains("unknown variant"), "{e}");
         assert!(parse_request(br#"{"op":"read","key":"k","version":"x"}"#).is_err());
         assert!(parse_request(br#"{"op":"read","key":"k"}"#).is_err());
+        // A read may leave out `val`; a write may not.
+        assert_eq!(
+            parse_request(br#"{"op":"read","key":"k","version":1}"#).map(|r| r.val),
+            Ok(String::new())
+        );
+        let e = parse_request(br#"{"op":"write","key":"k","version":1}"#).unwrap_err();
+        assert!(e.0.contains("missing field `val`"), "{e}");
         assert!(parse_request(b"{").is_err());
         // serde alone says "expected value" here, naming neither the field nor the fault.
         let e = parse_request(br#"{"op":7,"key":"k","version":1}"#).unwrap_err();

@@ -536,6 +536,13 @@ impl Walkthrough {
 /// takes the lock and stops (its thread blocks), its lease expires or is revoked, client 2
 /// takes the lock and writes, client 1 resumes and writes with its old lease or token.
 pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
+    // Checked before any duration is computed from it (a negative TTL would overflow).
+    if !(TTL_S_MIN..=TTL_S_MAX).contains(&cfg.ttl_s) {
+        return Err(format!(
+            "--ttl {} is outside {TTL_S_MIN}..={TTL_S_MAX} seconds",
+            cfg.ttl_s
+        ));
+    }
     let started = Instant::now();
     let lines: Arc<Mutex<Vec<String>>> = Arc::default();
     let demo = Out::new("[demo]     ", cfg.echo, lines.clone());

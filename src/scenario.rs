@@ -480,6 +480,15 @@ impl Scenario {
                 return Err(format!("{name}: {v} is outside 1..={SECTION_MS_MAX}"));
             }
         }
+        if let Some(margin_ms) = self.lease_check_margin_ms {
+            // A margin as long as the lease refuses every write; longer would wrap around.
+            let ttl_ms = self.ttl_s as u64 * 1000;
+            if margin_ms >= ttl_ms {
+                return Err(format!(
+                    "lease_check_margin_ms: {margin_ms} is not below the lease TTL ({ttl_ms} ms)"
+                ));
+            }
+        }
         if !(0.0..=0.5).contains(&self.loss_rate) {
             return Err(format!("loss_rate: {} is outside 0..=0.5", self.loss_rate));
         }
@@ -569,5 +578,13 @@ mod tests {
         let mut s = Scenario::standard();
         s.clients = 0;
         assert!(s.validate().unwrap_err().starts_with("clients"));
+        let mut s = Scenario::standard();
+        s.lease_check_margin_ms = Some(u64::MAX);
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .starts_with("lease_check_margin_ms"));
+        s.lease_check_margin_ms = Some(1_999);
+        assert_eq!(s.validate(), Ok(()));
     }
 }
