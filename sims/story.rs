@@ -273,3 +273,53 @@ fn kleppmanns_three_stories_break_unfenced_and_hold_fenced() {
         }
     }
 }
+
+#[test]
+fn a_network_fault_slows_every_link_for_its_window_only() {
+    use fencelab::nemesis::Fault;
+    use fencelab::scenario::{MsRange, NemesisConfig};
+    let scenario = Scenario {
+        nemesis: NemesisConfig::none(),
+        ..Scenario::standard()
+    };
+    let window_ms = 5_000..10_000u64;
+    let plan = FaultPlan {
+        faults: vec![Fault::Network {
+            at_ms: window_ms.start,
+            duration_ms: window_ms.end - window_ms.start,
+            latency_ms: MsRange::new(400, 400),
+            loss_permille: 0,
+        }],
+    };
+    let run = world::run(&scenario, &plan, Fencing::Token, SEED);
+    assert!(!run.verdict.violates(), "{:?}", run.verdict);
+    let h = &run.history;
+    // Round trips of storage operations sent inside the window (and answered before it
+    // ended) take two 400 ms legs; those sent after it are back to the scenario's 1-10 ms.
+    let (mut inside, mut after) = (vec![], vec![]);
+    for op in h.ops() {
+        let Some(done) = op.complete else { continue };
+        let (sent_ms, back_ms) = (op.invoke.true_us / 1000, done.true_us / 1000);
+        if window_ms.contains(&sent_ms) && back_ms < window_ms.end {
+            inside.push(back_ms - sent_ms);
+        } else if sent_ms > window_ms.end + 1_000 {
+            after.push(back_ms - sent_ms);
+        }
+    }
+    assert!(
+        !inside.is_empty() && !after.is_empty(),
+        "{inside:?} {after:?}"
+    );
+    assert!(inside.iter().all(|ms| *ms >= 800), "{inside:?}");
+    assert!(after.iter().all(|ms| *ms < 100), "{after:?}");
+    let notes: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Fault { what } if e.node == "network" => Some(what.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("network degraded") && notes[1] == "network restored");
+}

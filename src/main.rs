@@ -87,6 +87,12 @@ struct ScenarioArgs {
     /// Most etcd stalls per run.
     #[arg(long)]
     etcd_stalls_max: Option<u32>,
+    /// Most windows of a degraded network (latency and loss on every link) per run.
+    #[arg(long)]
+    network_faults_max: Option<u32>,
+    /// Highest loss in such a window, per mille.
+    #[arg(long)]
+    network_loss_permille_max: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +306,8 @@ mod sim {
                 holds_max => n.holds_max,
                 crashes_max => n.crashes_max,
                 etcd_stalls_max => n.etcd_stalls_max,
+                network_faults_max => n.network_faults_max,
+                network_loss_permille_max => n.network_loss_permille_max,
             );
             if let Some(r) = &self.pause_ms {
                 n.pause_ms = range("pause-ms", r)?;

@@ -25,6 +25,12 @@ pub const START_MS_MAX: u64 = 2 * crate::scenario::DURATION_MS_MAX;
 pub const ETCD: &str = "etcd";
 /// The storage node's name.
 pub const STORAGE: &str = "storage";
+/// What network-wide faults name as their node (every link, not a node of the world).
+pub const NETWORK: &str = "network";
+/// Slowest one-way latency a network fault may set, ms.
+pub const NETWORK_LATENCY_MS_MAX: u64 = 10_000;
+/// Highest loss a network fault may set, per mille (lost messages are retransmitted).
+pub const NETWORK_LOSS_PERMILLE_MAX: u32 = 500;
 
 /// A labelled place in the client's lock cycle where a fault can be aimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -107,6 +113,16 @@ pub enum Fault {
     /// The simulated etcd answers this fraction of requests with a timeout (after 5-15 s,
     /// never committing).
     EtcdTimeouts { rate_permille: u32 },
+    /// Every link degrades for a while: each message takes `latency_ms` one way and is lost
+    /// with `loss_permille` (madsim's TCP retransmits it with doubling backoff; a new
+    /// connection, which each etcd request opens, is refused). Then the scenario's network
+    /// returns. Network faults do not overlap.
+    Network {
+        at_ms: u64,
+        duration_ms: u64,
+        latency_ms: MsRange,
+        loss_permille: u32,
+    },
 }
 
 impl Fault {
@@ -120,6 +136,7 @@ impl Fault {
             | Fault::Crash { node, .. } => node,
             Fault::Partition { a, .. } => a,
             Fault::EtcdTimeouts { .. } => ETCD,
+            Fault::Network { .. } => NETWORK,
         }
     }
 
@@ -182,6 +199,15 @@ impl Fault {
             Fault::EtcdTimeouts { rate_permille } => {
                 format!("etcd times out {rate_permille}‰ of requests")
             }
+            Fault::Network {
+                at_ms,
+                duration_ms,
+                latency_ms,
+                loss_permille,
+            } => format!(
+                "network at {at_ms} ms for {duration_ms} ms: latency {}..{} ms, loss {loss_permille}‰",
+                latency_ms.min, latency_ms.max
+            ),
         }
     }
 }
@@ -250,7 +276,9 @@ impl FaultPlan {
                     at: Trigger::AtMs(t),
                     ..
                 } => vec![*t],
-                Fault::Partition { at_ms, .. } | Fault::Crash { at_ms, .. } => vec![*at_ms],
+                Fault::Partition { at_ms, .. }
+                | Fault::Crash { at_ms, .. }
+                | Fault::Network { at_ms, .. } => vec![*at_ms],
                 Fault::Skew { skew, .. } => skew.steps.iter().map(|s| s.at_ms).collect(),
                 _ => vec![],
             };
@@ -272,7 +300,7 @@ impl FaultPlan {
             }
             let node_ok = match f {
                 Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
-                Fault::EtcdTimeouts { .. } => true,
+                Fault::EtcdTimeouts { .. } | Fault::Network { .. } => true,
                 other => known(other.node()),
             };
             if !node_ok {
@@ -326,6 +354,39 @@ impl FaultPlan {
                 Fault::Skew { skew, .. } => skew.validate().or_else(bad)?,
                 Fault::EtcdTimeouts { rate_permille } if *rate_permille > 500 => {
                     return bad("rate_permille above 500".into());
+                }
+                Fault::Network {
+                    at_ms,
+                    duration_ms,
+                    latency_ms,
+                    loss_permille,
+                } => {
+                    if *duration_ms > FAULT_MS_MAX {
+                        return bad(format!("duration_ms above {FAULT_MS_MAX}"));
+                    }
+                    latency_ms
+                        .validate("latency_ms", NETWORK_LATENCY_MS_MAX)
+                        .or_else(bad)?;
+                    if latency_ms.min == 0 {
+                        return bad("latency_ms: min must be at least 1".into());
+                    }
+                    if *loss_permille > NETWORK_LOSS_PERMILLE_MAX {
+                        return bad(format!("loss_permille above {NETWORK_LOSS_PERMILLE_MAX}"));
+                    }
+                    // Why no overlap: the world restores the scenario's network when a
+                    // window ends, which would end an overlapping window early.
+                    let end = at_ms + duration_ms;
+                    let overlaps = self.faults[..i].iter().any(|g| match g {
+                        Fault::Network {
+                            at_ms: a,
+                            duration_ms: d,
+                            ..
+                        } => *a < end && *at_ms < a + d,
+                        _ => false,
+                    });
+                    if overlaps {
+                        return bad("overlaps an earlier network fault".into());
+                    }
                 }
                 _ => {}
             }
@@ -432,6 +493,35 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
             rate_permille: rng.gen_range(1..=cfg.etcd_timeout_rate_permille),
         });
     }
+    // Drawn last, so that adding them left every earlier kind of fault as it was.
+    let mut windows: Vec<Fault> = (0..rng.gen_range(0..=cfg.network_faults_max))
+        .map(|_| {
+            let slowest_ms = span(&mut rng, cfg.network_latency_ms);
+            Fault::Network {
+                at_ms: rng.gen_range(0..duration_ms),
+                duration_ms: span(&mut rng, cfg.network_ms),
+                latency_ms: MsRange::new((slowest_ms / 4).max(1), slowest_ms),
+                loss_permille: rng.gen_range(0..=cfg.network_loss_permille_max),
+            }
+        })
+        .collect();
+    windows.sort_by_key(|w| match w {
+        Fault::Network { at_ms, .. } => *at_ms,
+        _ => unreachable!("only network windows here"),
+    });
+    let mut free_from_ms = 0;
+    for w in windows {
+        if let Fault::Network {
+            at_ms, duration_ms, ..
+        } = w
+        {
+            // An overlapping window is dropped, not moved: the draw stays simple to read.
+            if at_ms >= free_from_ms {
+                free_from_ms = at_ms + duration_ms;
+                faults.push(w);
+            }
+        }
+    }
     let plan = FaultPlan { faults };
     debug_assert!(plan.validate(&clients).is_ok());
     plan
@@ -524,11 +614,50 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
             "the lock service ends a lease its holder still believes valid".into(),
         ),
         Fault::EtcdTimeouts { .. } => (Assumption::Inside, "timeouts never commit".into()),
+        Fault::Network {
+            latency_ms,
+            loss_permille,
+            ..
+        } => network_label(latency_ms.max, *loss_permille, slack_ms),
     };
     LabelledFault {
         fault: fault.clone(),
         assumption,
         why,
+    }
+}
+
+/// A degraded network is inside while a round trip, lost messages retransmitted included,
+/// stays within the renewal slack but for a one-in-a-million message. Why that bound: madsim
+/// retransmits a lost message after 1, 2, 4, ... ms, so a message waits past the slack only
+/// if it is lost about log2(slack) times in a row.
+fn network_label(latency_ms_max: u64, loss_permille: u32, slack_ms: u64) -> (Assumption, String) {
+    if 2 * latency_ms_max >= slack_ms {
+        return (
+            Assumption::Outside,
+            format!(
+                "a round trip of up to {} ms can outlive the lease (renewal slack {slack_ms} ms)",
+                2 * latency_ms_max
+            ),
+        );
+    }
+    let losses_in_a_row = u64::BITS - (slack_ms - 2 * latency_ms_max).leading_zeros();
+    let late = (loss_permille as f64 / 1000.0).powi(losses_in_a_row as i32);
+    if late > 1e-6 {
+        (
+            Assumption::Outside,
+            format!(
+                "with {loss_permille}‰ loss, {losses_in_a_row} losses in a row (chance {late:.1e} per message) delay a message past the renewal slack of {slack_ms} ms"
+            ),
+        )
+    } else {
+        (
+            Assumption::Inside,
+            format!(
+                "round trips of up to {} ms and {loss_permille}‰ loss stay within the renewal slack of {slack_ms} ms",
+                2 * latency_ms_max
+            ),
+        )
     }
 }
 
@@ -636,5 +765,67 @@ mod tests {
         };
         let e = plan.validate(&["client1".into()]).unwrap_err();
         assert!(e.contains("fault 1") && e.contains("unknown node"), "{e}");
+    }
+
+    fn network(at_ms: u64, duration_ms: u64, max_ms: u64, loss_permille: u32) -> Fault {
+        Fault::Network {
+            at_ms,
+            duration_ms,
+            latency_ms: MsRange::new(1, max_ms),
+            loss_permille,
+        }
+    }
+
+    #[test]
+    fn network_faults_are_bounded_and_never_overlap() {
+        let check = |faults: Vec<Fault>| FaultPlan { faults }.validate(&[client_name(1)]);
+        assert_eq!(
+            check(vec![
+                network(0, 1_000, 100, 0),
+                network(1_000, 500, 50, 500)
+            ]),
+            Ok(())
+        );
+        let e = check(vec![network(0, 1_000, 100, 0), network(999, 500, 50, 0)]).unwrap_err();
+        assert!(e.contains("fault 2") && e.contains("overlaps"), "{e}");
+        assert!(check(vec![network(0, 1_000, 100, 501)])
+            .unwrap_err()
+            .contains("loss"));
+        let zero = Fault::Network {
+            at_ms: 0,
+            duration_ms: 10,
+            latency_ms: MsRange::new(0, 5),
+            loss_permille: 0,
+        };
+        assert!(check(vec![zero]).unwrap_err().contains("latency_ms"));
+        assert!(check(vec![network(0, FAULT_MS_MAX + 1, 5, 0)]).is_err());
+        // The standard nemesis draws them, within limits, and never two at once.
+        let s = Scenario::standard();
+        let drawn: Vec<Fault> = (0..500)
+            .flat_map(|seed| draw(&s, seed).faults)
+            .filter(|f| matches!(f, Fault::Network { .. }))
+            .collect();
+        assert!(
+            drawn.len() > 150,
+            "{} network faults in 500 plans",
+            drawn.len()
+        );
+        let lossy = drawn
+            .iter()
+            .filter(|f| matches!(f, Fault::Network { loss_permille, .. } if *loss_permille > 0))
+            .count();
+        assert!(lossy > drawn.len() / 2, "{lossy} of {}", drawn.len());
+    }
+
+    #[test]
+    fn network_labels_follow_round_trips_and_loss() {
+        let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
+        let of = |f: Fault| label(&f, &s).assumption;
+        assert_eq!(of(network(0, 1_000, 300, 0)), Assumption::Inside);
+        // A round trip of 1,400 ms outlives the slack.
+        assert_eq!(of(network(0, 1_000, 700, 0)), Assumption::Outside);
+        // 11 losses in a row outlive it: 0.2^11 = 2e-8 is inside, 0.5^11 = 5e-4 is not.
+        assert_eq!(of(network(0, 1_000, 100, 200)), Assumption::Inside);
+        assert_eq!(of(network(0, 1_000, 100, 500)), Assumption::Outside);
     }
 }

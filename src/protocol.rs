@@ -121,8 +121,14 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
 struct RawRequest {
     op: Op,
     key: String,
+    /// Missing is `None`; present must be a string (`null` is refused, as before).
+    #[serde(default, deserialize_with = "present_string")]
     val: Option<String>,
     version: i64,
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// serde's message, or a plainer one where serde's names nothing: for an `op` that is not a

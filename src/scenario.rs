@@ -52,7 +52,7 @@ impl MsRange {
         MsRange { min: ms, max: ms }
     }
 
-    fn validate(&self, name: &str, limit: u64) -> Result<(), String> {
+    pub(crate) fn validate(&self, name: &str, limit: u64) -> Result<(), String> {
         if self.min > self.max {
             return Err(format!(
                 "{name}: min {} is above max {}",
@@ -161,6 +161,13 @@ pub struct NemesisConfig {
     pub etcd_timeout_rate_permille: u32,
     /// The `nth` of an aimed fault is drawn from 1..=aim_nth_max.
     pub aim_nth_max: u32,
+    /// Windows in which every link degrades, each lasting `network_ms`, with its slowest
+    /// one-way latency drawn from `network_latency_ms` (the fastest a quarter of it) and its
+    /// loss from 0 to `network_loss_permille_max`.
+    pub network_faults_max: u32,
+    pub network_ms: MsRange,
+    pub network_latency_ms: MsRange,
+    pub network_loss_permille_max: u32,
 }
 
 /// Keys left out of a scenario file keep the standard nemesis' values.
@@ -195,6 +202,10 @@ impl NemesisConfig {
             etcd_timeouts_permille: 0,
             etcd_timeout_rate_permille: 0,
             aim_nth_max: 8,
+            network_faults_max: 0,
+            network_ms: MsRange::new(500, 5_000),
+            network_latency_ms: MsRange::new(20, 800),
+            network_loss_permille_max: 0,
         }
     }
 
@@ -224,6 +235,8 @@ impl NemesisConfig {
             etcd_stalls_max: 1,
             etcd_timeouts_permille: 200,
             etcd_timeout_rate_permille: 5,
+            network_faults_max: 1,
+            network_loss_permille_max: 300,
             ..NemesisConfig::none()
         }
     }
@@ -266,6 +279,7 @@ impl NemesisConfig {
             ("nemesis.holds_max", self.holds_max),
             ("nemesis.crashes_max", self.crashes_max),
             ("nemesis.etcd_stalls_max", self.etcd_stalls_max),
+            ("nemesis.network_faults_max", self.network_faults_max),
         ] {
             if v > 16 {
                 return Err(format!("{name}: {v} is above 16"));
@@ -277,8 +291,20 @@ impl NemesisConfig {
             ("nemesis.hold_ms", self.hold_ms),
             ("nemesis.restart_ms", self.restart_ms),
             ("nemesis.etcd_stall_ms", self.etcd_stall_ms),
+            ("nemesis.network_ms", self.network_ms),
         ] {
             r.validate(name, FAULT_MS_MAX)?;
+        }
+        use crate::nemesis::{NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX};
+        self.network_latency_ms
+            .validate("nemesis.network_latency_ms", NETWORK_LATENCY_MS_MAX)?;
+        if self.network_latency_ms.min == 0 {
+            return Err("nemesis.network_latency_ms: min must be at least 1".into());
+        }
+        if self.network_loss_permille_max > NETWORK_LOSS_PERMILLE_MAX {
+            return Err(format!(
+                "nemesis.network_loss_permille_max: above {NETWORK_LOSS_PERMILLE_MAX}"
+            ));
         }
         for (name, v) in [
             ("nemesis.skew_permille", self.skew_permille),

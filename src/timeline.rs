@@ -15,7 +15,7 @@
 use crate::checker::{FindingKind, Verdict};
 use crate::clock::Skew;
 use crate::history::{EventKind, History, OpResult};
-use crate::nemesis::{FaultPlan, ETCD, STORAGE};
+use crate::nemesis::{FaultPlan, ETCD, NETWORK, STORAGE};
 use crate::protocol::Op;
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, BTreeSet};
@@ -435,7 +435,8 @@ fn lanes(history: &History, scenario: &Scenario) -> Vec<Lane> {
         .events
         .iter()
         .map(|e| e.node.as_str())
-        .filter(|n| *n != ETCD && *n != STORAGE && !known.contains(*n))
+        // Network-wide faults are notes about every link, not a node with a lane.
+        .filter(|n| *n != ETCD && *n != STORAGE && *n != NETWORK && !known.contains(*n))
         .collect();
     clients.extend(strays.into_iter().map(str::to_string));
     clients.truncate(LANES_MAX - 2);

@@ -5,8 +5,10 @@ use crate::checker::{self, Verdict};
 use crate::clock::NodeClock;
 use crate::history::{EventKind, History, Probe, Recorder};
 use crate::lock::LockConfig;
-use crate::nemesis::{self, Fault, FaultPlan, LabelledFault, Point, Trigger, ETCD, STORAGE};
-use crate::scenario::{client_name, Scenario};
+use crate::nemesis::{
+    self, Fault, FaultPlan, LabelledFault, Point, Trigger, ETCD, NETWORK, STORAGE,
+};
+use crate::scenario::{client_name, MsRange, Scenario};
 use crate::storage::http::Server;
 use crate::storage::{Fencing, Store};
 use crate::workload::{ClientRun, ClientSpec, PointHit, Points};
@@ -55,11 +57,15 @@ impl Run {
     }
 }
 
+/// madsim's latency range for an inclusive range of milliseconds.
+fn latency_range(ms: MsRange) -> std::ops::Range<Duration> {
+    Duration::from_millis(ms.min)..Duration::from_millis(ms.max + 1)
+}
+
 /// Runs one world. Panics only on a broken invariant of fencelab itself.
 pub fn run(scenario: &Scenario, plan: &FaultPlan, fencing: Fencing, seed: u64) -> Run {
     let mut config = madsim::Config::default();
-    config.net.send_latency = Duration::from_millis(scenario.latency_ms.min)
-        ..Duration::from_millis(scenario.latency_ms.max + 1);
+    config.net.send_latency = latency_range(scenario.latency_ms);
     config.net.packet_loss_rate = scenario.loss_rate;
     let mut rt = Runtime::with_seed_and_config(seed, config);
     rt.set_time_limit(
@@ -99,6 +105,10 @@ enum Action {
     Revoke(String),
     Crash(String, u64),
     Restart(String),
+    /// Every link: this one-way latency and loss (per mille).
+    Network(MsRange, u32),
+    /// Back to the scenario's network.
+    NetworkRestored,
     Stop,
     End,
 }
@@ -350,6 +360,19 @@ async fn supervise(
                 node,
                 at: Trigger::AtMs(t),
             } => at(&mut timeline, *t, Action::Revoke(node.clone())),
+            Fault::Network {
+                at_ms,
+                duration_ms,
+                latency_ms,
+                loss_permille,
+            } => {
+                at(
+                    &mut timeline,
+                    *at_ms,
+                    Action::Network(*latency_ms, *loss_permille),
+                );
+                at(&mut timeline, *at_ms + duration_ms, Action::NetworkRestored);
+            }
             _ => {}
         }
     }
@@ -430,6 +453,23 @@ async fn supervise(
                         fault_note(&node, "restarted".into());
                     }
                     Action::Revoke(node) => revoke(&operator, &recorder, etcd_addr, &node).await,
+                    Action::Network(latency_ms, loss_permille) => {
+                        net.update_config(|c| {
+                            c.send_latency = latency_range(latency_ms);
+                            c.packet_loss_rate = loss_permille as f64 / 1000.0;
+                        });
+                        fault_note(NETWORK, format!(
+                            "network degraded: latency {}..{} ms, loss {loss_permille}‰",
+                            latency_ms.min, latency_ms.max
+                        ));
+                    }
+                    Action::NetworkRestored => {
+                        net.update_config(|c| {
+                            c.send_latency = latency_range(scenario.latency_ms);
+                            c.packet_loss_rate = scenario.loss_rate;
+                        });
+                        fault_note(NETWORK, "network restored".into());
+                    }
                     Action::Stop => stop.store(true, Ordering::Relaxed),
                     Action::End => break,
                 }
