@@ -333,6 +333,23 @@ pub fn render(
         false,
     );
 
+    // Windows of a degraded network span every lane, behind everything else.
+    for (start_us, end_us, label) in network_windows(&history.events, end_us) {
+        let (x0, x1) = (frame.x(start_us), frame.x(end_us));
+        svg!(
+            out,
+            "<rect class=\"network\" x=\"{x0:.1}\" y=\"{lanes_top_px:.1}\" width=\"{:.1}\" \
+             height=\"{:.1}\" fill=\"#f4e04d\" fill-opacity=\"0.18\"><title>{}</title></rect>\n",
+            (x1 - x0).max(1.0),
+            lanes_bottom_px - lanes_top_px,
+            xml_escape(&format!(
+                "{label} ({:.3} s to {:.3} s)",
+                start_us as f64 / 1e6,
+                end_us as f64 / 1e6
+            ))
+        );
+    }
+
     // Faults behind everything else on the lanes.
     out.push_str("<g class=\"faults\">\n");
     for b in &blocks {
@@ -466,6 +483,26 @@ fn lanes(history: &History, scenario: &Scenario) -> Vec<Lane> {
         top_px += height_px;
     }
     lanes
+}
+
+/// Windows of a degraded network (start, end, what), from the nemesis' notes.
+fn network_windows(events: &[crate::history::Event], end_us: u64) -> Vec<(u64, u64, String)> {
+    let mut windows = Vec::new();
+    let mut open: Option<(u64, String)> = None;
+    for e in events.iter().filter(|e| e.node == NETWORK) {
+        let EventKind::Fault { what } = &e.kind else {
+            continue;
+        };
+        if what.starts_with("network degraded") {
+            open.get_or_insert((e.true_us, what.clone()));
+        } else if let Some((start_us, label)) = open.take() {
+            windows.push((start_us, e.true_us, label));
+        }
+    }
+    if let Some((start_us, label)) = open {
+        windows.push((start_us, end_us, format!("{label} (to the end)")));
+    }
+    windows
 }
 
 /// Pauses, crashes, partitions and held requests as spans, from the nemesis' notes.
@@ -1655,6 +1692,39 @@ mod tests {
                 "walk <&> \"through\""
             )
         );
+    }
+
+    #[test]
+    fn a_network_window_spans_every_lane_and_no_lane_is_named_network() {
+        let mut history = walkthrough();
+        let note = |what: &str| EventKind::Fault { what: what.into() };
+        history.events.push(ev(
+            1_000_000,
+            NETWORK,
+            note("network degraded: latency 1..2 ms, loss 5‰"),
+        ));
+        history
+            .events
+            .push(ev(2_000_000, NETWORK, note("network restored")));
+        history.events.push(ev(
+            3_000_000,
+            NETWORK,
+            note("network degraded: latency 3..4 ms, loss 0‰"),
+        ));
+        history.events.sort_by_key(|e| e.true_us);
+        let verdict = checker::check(&history);
+        let svg = render(
+            &history,
+            &verdict,
+            &Scenario::seed_story(2),
+            &FaultPlan::none(),
+            "t",
+        );
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+        // One closed window, one to the end of the run.
+        assert_eq!(count(&doc, "network"), 2);
+        assert!(svg.contains("(to the end)"));
+        assert!(!svg.contains(">network</text>"), "no lane for the network");
     }
 
     #[test]
