@@ -97,15 +97,48 @@ impl hyper::rt::Timer for Timer {
 /// was written, and hyper flushes on every poll, so an empty flush must send nothing here or
 /// the simulated network fills with empty messages.
 pub struct Io<T> {
-    inner: T,
+    /// Present until dropped, when it may be given back (see [`Io::give_back_on_drop`]).
+    inner: Option<T>,
     unflushed: bool,
+    /// Bytes read since the last bytes written: a request begun and not yet answered.
+    unanswered_bytes: u64,
+    give_back: Option<tokio::sync::oneshot::Sender<(T, u64)>>,
 }
 
 impl<T> Io<T> {
     pub fn new(inner: T) -> Self {
         Io {
-            inner,
+            inner: Some(inner),
             unflushed: false,
+            unanswered_bytes: 0,
+            give_back: None,
+        }
+    }
+
+    /// When hyper drops the connection, the stream and the count of unanswered bytes go to
+    /// `tx`. Why: hyper closes a connection whose request head timed out without answering,
+    /// and the server wants to answer a half-sent request with a 408 itself.
+    pub fn give_back_on_drop(mut self, tx: tokio::sync::oneshot::Sender<(T, u64)>) -> Self {
+        self.give_back = Some(tx);
+        self
+    }
+
+    fn stream(&mut self) -> Pin<&mut T>
+    where
+        T: Unpin,
+    {
+        Pin::new(
+            self.inner
+                .as_mut()
+                .expect("the stream is present until drop"),
+        )
+    }
+}
+
+impl<T> Drop for Io<T> {
+    fn drop(&mut self) {
+        if let (Some(tx), Some(inner)) = (self.give_back.take(), self.inner.take()) {
+            let _ = tx.send((inner, self.unanswered_bytes));
         }
     }
 }
@@ -120,12 +153,13 @@ impl<T: AsyncRead + Unpin> hyper::rt::Read for Io<T> {
         // reports how many; we advance the cursor by exactly that many.
         let filled = unsafe {
             let mut tbuf = tokio::io::ReadBuf::uninit(buf.as_mut());
-            match Pin::new(&mut self.inner).poll_read(cx, &mut tbuf) {
+            match self.stream().poll_read(cx, &mut tbuf) {
                 Poll::Ready(Ok(())) => tbuf.filled().len(),
                 other => return other,
             }
         };
         unsafe { buf.advance(filled) };
+        self.unanswered_bytes += filled as u64;
         Poll::Ready(Ok(()))
     }
 }
@@ -136,9 +170,10 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for Io<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let r = self.stream().poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.unflushed = true;
+            self.unanswered_bytes = 0;
         }
         r
     }
@@ -147,7 +182,7 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for Io<T> {
         if !self.unflushed {
             return Poll::Ready(Ok(()));
         }
-        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        let r = self.stream().poll_flush(cx);
         if matches!(r, Poll::Ready(Ok(()))) {
             self.unflushed = false;
         }
@@ -155,7 +190,7 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for Io<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.stream().poll_shutdown(cx)
     }
 }
 
@@ -230,8 +265,19 @@ impl Server {
                 // of the same seed on one thread. Real mode keeps the header.
                 #[cfg(madsim)]
                 builder.auto_date_header(false);
+                let (back_tx, back_rx) = tokio::sync::oneshot::channel();
+                let io = Io::new(stream).give_back_on_drop(back_tx);
                 // A broken connection only ends that connection.
-                let _ = builder.serve_connection(Io::new(stream), service).await;
+                let served = builder.serve_connection(io, service).await;
+                if matches!(&served, Err(e) if e.is_timeout()) {
+                    if let Ok((stream, unanswered_bytes)) = back_rx.await {
+                        // An idle connection is closed in silence (nothing was asked); a
+                        // request head begun and not finished in time gets its 408.
+                        if unanswered_bytes > 0 {
+                            let _ = answer_head_timeout(stream, limits).await;
+                        }
+                    }
+                }
                 drop(permit);
             });
         }
@@ -291,6 +337,28 @@ impl Server {
         };
         reply(StatusCode::OK, &response)
     }
+}
+
+/// Writes a 408 with the seed's JSON shape on a connection hyper gave up. Written by hand
+/// because hyper has already let go of the connection; the server closes it after.
+async fn answer_head_timeout<T: AsyncWrite + Unpin>(
+    mut stream: T,
+    limits: ServerLimits,
+) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let waited_ms = limits.header_read_timeout.unwrap_or_default().as_millis();
+    let body = serde_json::to_string(&Response::error(format!(
+        "request head not finished within {waited_ms} ms"
+    )))
+    .expect("a response serializes");
+    let head = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.flush().await?;
+    stream.shutdown().await
 }
 
 fn reply(status: StatusCode, body: &Response) -> hyper::Response<Full<Bytes>> {
