@@ -1694,6 +1694,18 @@ mod tests {
         );
     }
 
+    /// The picture of a two-client story history, with the checker's findings.
+    fn story_picture(history: &History) -> String {
+        let verdict = checker::check(history);
+        render(
+            history,
+            &verdict,
+            &Scenario::seed_story(2),
+            &FaultPlan::none(),
+            "t",
+        )
+    }
+
     #[test]
     fn a_network_window_spans_every_lane_and_no_lane_is_named_network() {
         let mut history = walkthrough();
@@ -1712,14 +1724,7 @@ mod tests {
             note("network degraded: latency 3..4 ms, loss 0‰"),
         ));
         history.events.sort_by_key(|e| e.true_us);
-        let verdict = checker::check(&history);
-        let svg = render(
-            &history,
-            &verdict,
-            &Scenario::seed_story(2),
-            &FaultPlan::none(),
-            "t",
-        );
+        let svg = story_picture(&history);
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         // One closed window, one to the end of the run.
         assert_eq!(count(&doc, "network"), 2);
@@ -1736,15 +1741,8 @@ mod tests {
                 && !matches!(e.kind, EventKind::StorageApplied { op_id: Some(2), .. })
                 && !matches!(e.kind, EventKind::Complete { op_id: 2, .. })
         });
-        let verdict = checker::check(&history);
-        assert!(verdict.findings.is_empty());
-        let svg = render(
-            &history,
-            &verdict,
-            &Scenario::seed_story(2),
-            &FaultPlan::none(),
-            "t",
-        );
+        assert!(checker::check(&history).findings.is_empty());
+        let svg = story_picture(&history);
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         assert_eq!(count(&doc, "finding"), 0);
         assert!(!svg.contains("class=\"wf\""));
