@@ -289,6 +289,7 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         (vec!["sweep", "--seeds"], "--seeds"),
         (vec!["sweep", "--seeds", "many"], "many"),
         (vec!["frobnicate"], "frobnicate"),
+        (vec!["run"], "--seed"),
     ] {
         let out = fencelab(&args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -222,8 +222,19 @@ fn main() {
                     // One line, like every other error of this tool: clap's first line names
                     // the fault; its usage block is what --help is for.
                     let rendered = e.render().to_string();
-                    let first = rendered.lines().next().unwrap_or("error: bad arguments");
-                    eprintln!("{first} (see --help)");
+                    // The message and what clap indents under it (the missing arguments),
+                    // without the usage block.
+                    let said: Vec<&str> = rendered
+                        .lines()
+                        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                        .map(str::trim)
+                        .collect();
+                    let said = if said.is_empty() {
+                        "error: bad arguments".to_string()
+                    } else {
+                        said.join(" ")
+                    };
+                    eprintln!("{said} (see --help)");
                     std::process::exit(2);
                 }
             }

@@ -371,7 +371,9 @@ async fn supervise(
                     *at_ms,
                     Action::Network(*latency_ms, *loss_permille),
                 );
-                at(&mut timeline, *at_ms + duration_ms, Action::NetworkRestored);
+                // Sequence 0: at the moment one window ends and the next begins, the
+                // restore must come first, whatever order the plan lists them in.
+                timeline.insert((*at_ms + duration_ms, 0), Action::NetworkRestored);
             }
             _ => {}
         }

@@ -101,6 +101,8 @@ pub struct Io<T> {
     inner: Option<T>,
     unflushed: bool,
     /// Bytes read since the last bytes written: a request begun and not yet answered.
+    /// Best effort: a pipelined head that arrived with the previous request is forgotten
+    /// when that request's answer is written (its timeout then closes in silence).
     unanswered_bytes: u64,
     give_back: Option<tokio::sync::oneshot::Sender<(T, u64)>>,
 }
@@ -138,7 +140,13 @@ impl<T> Io<T> {
 impl<T> Drop for Io<T> {
     fn drop(&mut self) {
         if let (Some(tx), Some(inner)) = (self.give_back.take(), self.inner.take()) {
-            let _ = tx.send((inner, self.unanswered_bytes));
+            // Bytes of an answer still unflushed: a 408 after them would garble it.
+            let unanswered_bytes = if self.unflushed {
+                0
+            } else {
+                self.unanswered_bytes
+            };
+            let _ = tx.send((inner, unanswered_bytes));
         }
     }
 }
@@ -274,7 +282,12 @@ impl Server {
                         // An idle connection is closed in silence (nothing was asked); a
                         // request head begun and not finished in time gets its 408.
                         if unanswered_bytes > 0 {
-                            let _ = answer_head_timeout(stream, limits).await;
+                            // Bounded: a client that stops reading must not hold the slot.
+                            let _ = crate::deadline::timeout(
+                                limits.body_read_timeout,
+                                answer_head_timeout(stream, limits),
+                            )
+                            .await;
                         }
                     }
                 }
