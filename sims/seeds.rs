@@ -71,6 +71,22 @@ fn explain_scenario(scenario: &Scenario, flags: &str, fencing: Fencing, r: &Seed
     )
 }
 
+/// Fails naming the first three seeds that `failed`, each explained (and replayed).
+fn assert_none_fail(
+    what: &str,
+    results: &[SeedResult],
+    failed: impl Fn(&SeedResult) -> bool,
+    explain: impl Fn(&SeedResult) -> String,
+) {
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|r| failed(r))
+        .take(3)
+        .map(explain)
+        .collect();
+    assert!(bad.is_empty(), "{what} failed:\n{}", bad.join("\n\n"));
+}
+
 #[test]
 fn none_breaks_in_most_seeds() {
     let (s, results) = run("standard", Fencing::None);
@@ -108,16 +124,11 @@ fn token_writes_loses_updates_when_critical_sections_are_long() {
 fn token_holds_on_every_seed() {
     for preset in ["standard", "long-critical"] {
         let (s, results) = run(preset, Fencing::Token);
-        let bad: Vec<String> = results
-            .iter()
-            .filter(|r| r.violates || r.false_rejections > 0)
-            .take(3)
-            .map(|r| explain(preset, Fencing::Token, r))
-            .collect();
-        assert!(
-            bad.is_empty(),
-            "fencing=token failed:\n{}",
-            bad.join("\n\n")
+        assert_none_fail(
+            &format!("{preset}, fencing=token"),
+            &results,
+            |r| r.violates || r.false_rejections > 0,
+            |r| explain(preset, Fencing::Token, r),
         );
         assert_eq!(s.violating_seeds, 0);
         // Positive space: the nemesis did get stale clients to the storage, and fencing
@@ -141,16 +152,11 @@ fn local_lease_check_cannot_replace_fencing() {
         assert!(s.violating_seeds > 0, "{preset}: {s:?}");
         // The same plans with fencing hold.
         let (_, results) = run(preset, Fencing::Token);
-        let bad: Vec<String> = results
-            .iter()
-            .filter(|r| r.violates)
-            .take(3)
-            .map(|r| explain(preset, Fencing::Token, r))
-            .collect();
-        assert!(
-            bad.is_empty(),
-            "{preset}, fencing=token:\n{}",
-            bad.join("\n\n")
+        assert_none_fail(
+            &format!("{preset}, fencing=token"),
+            &results,
+            |r| r.violates,
+            |r| explain(preset, Fencing::Token, r),
         );
     }
 }
@@ -203,16 +209,11 @@ fn kv_mutex_excludes_and_fences_beyond_three_clients() {
     println!("preset=kv-mutex-{CLIENTS}-clients {}", token.line());
     assert!(none.violating_seeds > 0, "{none:?}");
     let flags = format!("--clients {CLIENTS} --lock-method kv-mutex");
-    let bad: Vec<String> = results
-        .iter()
-        .filter(|r| r.violates || r.false_rejections > 0)
-        .take(3)
-        .map(|r| explain_scenario(&noisy, &flags, Fencing::Token, r))
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "kv-mutex, fencing=token:\n{}",
-        bad.join("\n\n")
+    assert_none_fail(
+        "kv-mutex, fencing=token",
+        &results,
+        |r| r.violates || r.false_rejections > 0,
+        |r| explain_scenario(&noisy, &flags, Fencing::Token, r),
     );
     assert_eq!(token.violating_seeds, 0, "{token:?}");
     assert!(results.iter().any(|r| r.fenced_refusals > 0));
