@@ -126,6 +126,13 @@ impl NodeClock {
         self.skew.perceived_us(self.true_us())
     }
 
+    /// The node's monotonic clock, µs since the world's origin: its rate error (drift)
+    /// applies, its offset and steps do not, as `CLOCK_MONOTONIC` is slewed but never stepped.
+    pub fn monotonic_us(&self) -> i64 {
+        let t = self.true_us() as i128;
+        (t + t * self.skew.drift_ppm as i128 / 1_000_000) as i64
+    }
+
     /// Sleeps for a duration measured by this node's timer.
     pub async fn sleep(&self, perceived: Duration) {
         crate::deadline::sleep(self.skew.true_duration(perceived)).await

@@ -34,6 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod checker;
 pub mod clock;
 pub mod deadline;
+pub mod etcd;
 #[cfg(madsim)]
 pub mod explore;
 pub mod history;

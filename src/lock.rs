@@ -1,17 +1,20 @@
 //! A lease-based lock over etcd: session (lease + keepalive), acquire, release.
 //!
-//! Only the etcd API subset that both the simulated (`madsim-etcd-client`) and the real
-//! `etcd-client` offer: leases, the election API (the simulated etcd has no Lock API), no
-//! Watch. Each acquisition yields two numbers: the session's **lease ID** (what the seed sends
-//! as "version") and a **fencing token**, the revision at which the lock key was created,
-//! which strictly increases from one holder to the next.
+//! Written once against the [`Etcd`] seam, so the same recipes run against a real etcd, the
+//! model and SimServer. Three recipes: etcd's election API, etcd's Mutex algorithm over plain
+//! KV (`concurrency.Mutex`, the seed's lock) and the v3 Lock API. Each acquisition yields two
+//! numbers: the session's **lease ID** (what the seed sends as "version") and a **fencing
+//! token** from etcd's revisions, which strictly increases from one holder to the next.
 
 use crate::clock::NodeClock;
+use crate::etcd::{Etcd, EtcdError, Keys, LeaderKey, WatchEvent};
 use crate::history::{EventKind, Probe};
-use etcd_client::{Client, GetOptions, LeaderKey, PutOptions, ResignOptions};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A shared handle on an etcd, whichever backend.
+pub type EtcdHandle = Arc<dyn Etcd>;
 
 /// The election every client campaigns in.
 pub const LOCK_NAME: &str = "/fencelab/lock";
@@ -22,9 +25,9 @@ pub const TTL_S_MAX: i64 = 60;
 
 /// Where candidate keys of the KV mutex live.
 pub const MUTEX_PREFIX: &str = "/fencelab/mutex/";
-/// How often a waiting KV-mutex candidate looks again (the simulated etcd has no Watch).
+/// How often a waiting KV-mutex candidate looks again where etcd has no Watch (SimServer).
 pub const MUTEX_POLL: Duration = Duration::from_millis(50);
-/// Most polls of one KV-mutex wait, whatever the campaign timeout (an hour of polling).
+/// Most polls, or watch answers, of one KV-mutex wait, whatever the campaign timeout.
 const MUTEX_POLLS_MAX: u32 = 72_000;
 
 /// How a client takes the lock.
@@ -36,10 +39,12 @@ pub enum LockMethod {
     Election,
     /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, the seed's lock,
     /// does): put a key under the lease, hold the lock when it has the lowest create
-    /// revision, else wait for the key created just before it to go; the wait polls that
-    /// one key instead of watching it. Needed beyond 3 clients, where the
-    /// simulated etcd's election drops waiters (see `ELECTION_CLIENTS_MAX`).
+    /// revision, else watch the key created just before it until it goes (SimServer has no
+    /// Watch: there the wait polls that one key).
     KvMutex,
+    /// The v3 Lock service (`etcdctl lock`, Jepsen's lock tests): etcd runs the Mutex
+    /// server-side; the token is the Lock answer's header revision. Not on SimServer.
+    LockApi,
 }
 
 impl std::str::FromStr for LockMethod {
@@ -48,14 +53,15 @@ impl std::str::FromStr for LockMethod {
         match s {
             "election" => Ok(LockMethod::Election),
             "kv-mutex" => Ok(LockMethod::KvMutex),
+            "lock-api" => Ok(LockMethod::LockApi),
             _ => Err(format!(
-                "unknown lock method '{s}' (expected election or kv-mutex)"
+                "unknown lock method '{s}' (expected election, kv-mutex or lock-api)"
             )),
         }
     }
 }
 
-/// Most clients the election method supports in simulation. Why: the simulated etcd wakes a
+/// Most clients the election method supports on SimServer (`--etcd madsim`). Why: SimServer wakes a
 /// waiting `campaign` through a 4-slot event channel and drops the waiter (then panics with
 /// "sender should not drop") when more than 4 events on the election's prefix arrive before
 /// it runs. With at most 3 clients a waiter sees at most one event per other client at once.
@@ -90,7 +96,7 @@ impl std::fmt::Display for LockError {
     }
 }
 
-fn etcd_err(e: etcd_client::Error) -> LockError {
+fn etcd_err(e: EtcdError) -> LockError {
     LockError::Etcd(e.to_string())
 }
 
@@ -111,10 +117,11 @@ pub struct Session {
     keepalive: tokio::task::JoinHandle<()>,
 }
 
+
 impl Session {
     /// Grants a lease and starts keeping it alive.
     pub async fn start(
-        etcd: &Client,
+        etcd: &EtcdHandle,
         clock: &NodeClock,
         probe: &Probe,
         cfg: &LockConfig,
@@ -125,20 +132,16 @@ impl Session {
         );
         let sent_us = clock.now_us();
         let grant = clock
-            .timeout(
-                cfg.request_timeout,
-                etcd.lease_client().grant(cfg.ttl_s, None),
-            )
+            .timeout(cfg.request_timeout, etcd.grant(cfg.ttl_s))
             .await
             .map_err(|_| LockError::Timeout("lease grant"))?
             .map_err(etcd_err)?;
-        let lease_id = grant.id();
         probe.record(EventKind::LeaseGranted {
-            lease_id,
-            ttl_s: grant.ttl(),
+            lease_id: grant.id,
+            ttl_s: grant.ttl_s,
         });
         let view = Arc::new(Mutex::new(LeaseView {
-            deadline_us: sent_us + grant.ttl() * 1_000_000,
+            deadline_us: sent_us + grant.ttl_s * 1_000_000,
             lost: None,
         }));
         let keepalive = tokio::spawn(keep_alive(
@@ -146,13 +149,13 @@ impl Session {
             clock.clone(),
             probe.clone(),
             *cfg,
-            lease_id,
-            grant.ttl(),
+            grant.id,
+            grant.ttl_s,
             view.clone(),
         ));
         Ok(Session {
-            lease_id,
-            ttl_s: grant.ttl(),
+            lease_id: grant.id,
+            ttl_s: grant.ttl_s,
             view,
             keepalive,
         })
@@ -177,13 +180,10 @@ impl Session {
     }
 
     /// Stops the keepalive and revokes the lease (best effort: it expires anyway).
-    pub async fn close(self, etcd: &Client, clock: &NodeClock, cfg: &LockConfig) {
+    pub async fn close(self, etcd: &EtcdHandle, clock: &NodeClock, cfg: &LockConfig) {
         self.keepalive.abort();
         let _ = clock
-            .timeout(
-                cfg.request_timeout,
-                etcd.lease_client().revoke(self.lease_id),
-            )
+            .timeout(cfg.request_timeout, etcd.revoke(self.lease_id))
             .await;
     }
 }
@@ -195,8 +195,11 @@ impl Drop for Session {
     }
 }
 
+/// Renews the lease every TTL/3 after the last answer (etcd's Go client, `lease.go`:
+/// `nextKeepAlive = now + TTL/3`), until etcd says it is gone or no renewal was answered
+/// before the deadline the client computed.
 async fn keep_alive(
-    etcd: Client,
+    etcd: EtcdHandle,
     clock: NodeClock,
     probe: Probe,
     cfg: LockConfig,
@@ -205,24 +208,12 @@ async fn keep_alive(
     view: Arc<Mutex<LeaseView>>,
 ) {
     let period = Duration::from_millis(ttl_s as u64 * 1000 / 3);
-    let mut lease = etcd.lease_client();
-    let mut stream = None;
     // Bounded: a lease cannot be renewed more than this often in the longest run we allow.
     for _ in 0..1_000_000u32 {
         clock.sleep(period).await;
         let sent_us = clock.now_us();
         let renewed = clock
-            .timeout(cfg.request_timeout, async {
-                if stream.is_none() {
-                    // The first keepalive travels with the stream's opening.
-                    let (keeper, s) = lease.keep_alive(lease_id).await?;
-                    stream = Some((keeper, s));
-                    return Ok::<i64, etcd_client::Error>(ttl_s);
-                }
-                let (keeper, s) = stream.as_mut().expect("stream open");
-                keeper.keep_alive().await?;
-                Ok(s.message().await?.map_or(0, |r| r.ttl()))
-            })
+            .timeout(cfg.request_timeout, etcd.keep_alive(lease_id))
             .await;
         let lost = match renewed {
             Ok(Ok(ttl)) if ttl > 0 => {
@@ -230,10 +221,11 @@ async fn keep_alive(
                 continue;
             }
             Ok(Ok(_)) => "keepalive answered TTL 0: the lease expired".to_string(),
-            Ok(Err(e)) => format!("keepalive refused: {e}"),
-            Err(_) => {
-                // A late answer would be read as the next one's: open a fresh stream.
-                stream = None;
+            Ok(Err(EtcdError::LeaseNotFound)) => {
+                format!("keepalive refused: {}", EtcdError::LeaseNotFound)
+            }
+            // No answer, or no connection: try again while the lease may still be alive.
+            Ok(Err(_)) | Err(_) => {
                 if clock.now_us() < view.lock().expect("lease view").deadline_us {
                     continue;
                 }
@@ -255,6 +247,8 @@ pub enum Held {
     Election(LeaderKey),
     /// The candidate key of the KV mutex.
     Kv(String),
+    /// The key the Lock API returned.
+    LockApi(String),
 }
 
 /// The lock, held.
@@ -262,23 +256,26 @@ pub enum Held {
 pub struct Holding {
     pub held: Held,
     pub lease_id: i64,
-    /// The lock key's creation revision: the fencing token.
+    /// The fencing token: the lock key's creation revision (the Lock API's answer revision).
     pub token: i64,
 }
+
+type Taking<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Holding, LockError>> + Send + 'a>>;
 
 /// Takes the lock under the session's lease. On timeout the caller must revoke the lease:
 /// the waiting key stays in etcd otherwise and would take the lock later.
 pub async fn acquire(
-    etcd: &Client,
+    etcd: &EtcdHandle,
     session: &Session,
     clock: &NodeClock,
     cfg: &LockConfig,
     value: &str,
 ) -> Result<Holding, LockError> {
-    let taken = match cfg.method {
-        LockMethod::Election => campaign(etcd, session, value),
-        LockMethod::KvMutex => Box::pin(kv_mutex(etcd, session, clock, value))
-            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
+    let taken: Taking<'_> = match cfg.method {
+        LockMethod::Election => Box::pin(campaign(etcd.as_ref(), session, value)),
+        LockMethod::KvMutex => Box::pin(kv_mutex(etcd.as_ref(), session, clock, cfg, value)),
+        LockMethod::LockApi => Box::pin(lock_api(etcd.as_ref(), session)),
     };
     clock
         .timeout(cfg.campaign_timeout, taken)
@@ -286,66 +283,64 @@ pub async fn acquire(
         .map_err(|_| LockError::CampaignTimeout)?
 }
 
-fn campaign<'a>(
-    etcd: &'a Client,
-    session: &'a Session,
-    value: &'a str,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Holding, LockError>> + Send + 'a>> {
-    Box::pin(async move {
-        let resp = etcd
-            .election_client()
-            .campaign(LOCK_NAME, value, session.lease_id())
-            .await
-            .map_err(etcd_err)?;
-        let leader = resp
-            .leader()
-            .cloned()
-            .ok_or_else(|| LockError::Etcd("campaign answered without a leader key".into()))?;
-        Ok(Holding {
-            lease_id: session.lease_id(),
-            token: leader.rev(),
-            held: Held::Election(leader),
-        })
+async fn campaign(etcd: &dyn Etcd, session: &Session, value: &str) -> Result<Holding, LockError> {
+    let leader = etcd
+        .campaign(LOCK_NAME, value, session.lease_id())
+        .await
+        .map_err(etcd_err)?;
+    Ok(Holding {
+        lease_id: session.lease_id(),
+        token: leader.rev,
+        held: Held::Election(leader),
     })
 }
 
+async fn lock_api(etcd: &dyn Etcd, session: &Session) -> Result<Holding, LockError> {
+    let key = etcd
+        .lock(LOCK_NAME, session.lease_id())
+        .await
+        .map_err(etcd_err)?;
+    Ok(Holding {
+        lease_id: session.lease_id(),
+        token: key.revision,
+        held: Held::LockApi(key.key),
+    })
+}
+
+/// etcd's Mutex (`concurrency/mutex.go`, `Lock`) over KV: the key is new (its name holds a
+/// fresh lease), so a plain put stands for the recipe's create-if-absent transaction.
 async fn kv_mutex(
-    etcd: &Client,
+    etcd: &dyn Etcd,
     session: &Session,
     clock: &NodeClock,
+    cfg: &LockConfig,
     value: &str,
 ) -> Result<Holding, LockError> {
     let key = format!("{MUTEX_PREFIX}{:016x}", session.lease_id());
-    let mut kv = etcd.kv_client();
-    kv.put(
-        key.as_str(),
-        value,
-        Some(PutOptions::new().with_lease(session.lease_id())),
-    )
-    .await
-    .map_err(etcd_err)?;
+    etcd.put(&key, value, session.lease_id())
+        .await
+        .map_err(etcd_err)?;
     // Bounded by the caller's campaign timeout; this cap only guards against a missing one.
-    let mut polls_left = MUTEX_POLLS_MAX;
-    while polls_left > 0 {
-        let listing = kv
-            .get(MUTEX_PREFIX, Some(GetOptions::new().with_prefix()))
+    for _ in 0..MUTEX_POLLS_MAX {
+        let listing = etcd
+            .get(Keys::Prefix(MUTEX_PREFIX.to_string()))
             .await
             .map_err(etcd_err)?;
         let ours = listing
-            .kvs()
+            .kvs
             .iter()
-            .find(|k| k.key() == key.as_bytes())
-            .map(|k| k.create_revision())
+            .find(|k| k.key == key)
+            .map(|k| k.create_revision)
             .ok_or_else(|| LockError::Etcd("lock key gone: the session expired".into()))?;
         // The candidate created last before ours, as etcd's `waitDeletes` picks it.
         let before = listing
-            .kvs()
+            .kvs
             .iter()
-            .filter(|k| k.create_revision() < ours)
-            .max_by_key(|k| k.create_revision())
-            .map(|k| k.key().to_vec());
+            .filter(|k| k.create_revision < ours)
+            .max_by_key(|k| k.create_revision)
+            .map(|k| k.key.clone());
         let Some(before) = before else {
-            debug_assert!(listing.kvs().iter().all(|k| k.create_revision() >= ours));
+            debug_assert!(listing.kvs.iter().all(|k| k.create_revision >= ours));
             return Ok(Holding {
                 lease_id: session.lease_id(),
                 token: ours,
@@ -353,49 +348,76 @@ async fn kv_mutex(
             });
         };
         // Wait for that one key to go, then look again: candidates before it may remain.
-        // Why one key and not the whole prefix: a poll then costs the same however many
-        // clients wait, so waiting grows linearly with clients, not quadratically.
-        while polls_left > 0 {
-            polls_left -= 1;
-            clock.sleep(MUTEX_POLL).await;
-            let still = kv.get(before.clone(), None).await.map_err(etcd_err)?;
-            if still.kvs().is_empty() {
-                break;
-            }
-        }
+        // Why one key and not the whole prefix: waiting then costs the same however many
+        // clients wait, so it grows linearly with clients, not quadratically.
+        wait_delete(etcd, clock, cfg, &before, listing.revision).await?;
     }
     Err(LockError::CampaignTimeout)
 }
 
-/// Releases the lock: resign (or delete the mutex key), then the caller closes the session.
+/// `waitDelete` (`concurrency/key.go`): watch `key` from the revision after `revision` until
+/// it is deleted. Where etcd has no Watch (SimServer), poll it.
+async fn wait_delete(
+    etcd: &dyn Etcd,
+    clock: &NodeClock,
+    cfg: &LockConfig,
+    key: &str,
+    revision: i64,
+) -> Result<(), LockError> {
+    let watched = clock
+        .timeout(
+            cfg.request_timeout,
+            etcd.watch(Keys::Exact(key.to_string()), revision + 1),
+        )
+        .await
+        .map_err(|_| LockError::Timeout("watch"))?;
+    match watched {
+        Ok(mut stream) => {
+            for _ in 0..MUTEX_POLLS_MAX {
+                let events = stream.next().await.map_err(etcd_err)?;
+                if events.iter().any(|e| matches!(e, WatchEvent::Delete(_))) {
+                    return Ok(());
+                }
+            }
+            Err(LockError::CampaignTimeout)
+        }
+        Err(EtcdError::Unsupported { .. }) => {
+            for _ in 0..MUTEX_POLLS_MAX {
+                clock.sleep(MUTEX_POLL).await;
+                let still = etcd
+                    .get(Keys::Exact(key.to_string()))
+                    .await
+                    .map_err(etcd_err)?;
+                if still.kvs.is_empty() {
+                    return Ok(());
+                }
+            }
+            Err(LockError::CampaignTimeout)
+        }
+        Err(e) => Err(etcd_err(e)),
+    }
+}
+
+/// Releases the lock: resign, delete the mutex key or unlock; then the caller closes the
+/// session.
 pub async fn resign(
-    etcd: &Client,
+    etcd: &EtcdHandle,
     holding: &Holding,
     clock: &NodeClock,
     cfg: &LockConfig,
 ) -> Result<(), LockError> {
-    match &holding.held {
-        Held::Election(leader) => {
-            let opts = ResignOptions::new().with_leader(leader.clone());
-            clock
-                .timeout(
-                    cfg.request_timeout,
-                    etcd.election_client().resign(Some(opts)),
-                )
-                .await
-                .map_err(|_| LockError::Timeout("resign"))?
-                .map_err(etcd_err)?;
-        }
-        Held::Kv(key) => {
-            clock
-                .timeout(
-                    cfg.request_timeout,
-                    etcd.kv_client().delete(key.as_str(), None),
-                )
-                .await
-                .map_err(|_| LockError::Timeout("unlock"))?
-                .map_err(etcd_err)?;
-        }
-    }
-    Ok(())
+    let (what, released) = match &holding.held {
+        Held::Election(leader) => ("resign", etcd.resign(leader)),
+        Held::Kv(key) => (
+            "unlock",
+            Box::pin(async move { etcd.delete(Keys::Exact(key.clone())).await.map(|_| ()) })
+                as crate::etcd::BoxFuture<'_, _>,
+        ),
+        Held::LockApi(key) => ("unlock", etcd.unlock(key)),
+    };
+    clock
+        .timeout(cfg.request_timeout, released)
+        .await
+        .map_err(|_| LockError::Timeout(what))?
+        .map_err(etcd_err)
 }

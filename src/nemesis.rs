@@ -110,9 +110,13 @@ pub enum Fault {
     /// etcd ends the client's current lease early, without telling it: the seed's manual
     /// `etcdctl lease revoke`, or Kleppmann's clock jump on the lock server.
     RevokeLease { node: String, at: Trigger },
-    /// The simulated etcd answers this fraction of requests with a timeout (after 5-15 s,
-    /// never committing).
+    /// etcd answers this fraction (per mille) of the requests that go through its log with
+    /// "request timed out", without committing them (the model answers after etcd's request
+    /// timeout of 7 s; SimServer after 5-15 s).
     EtcdTimeouts { rate_permille: u32 },
+    /// etcd commits this fraction (per mille) of the requests that go through its log and
+    /// then answers "request timed out": real etcd's timeouts are indeterminate. Model only.
+    EtcdAmbiguousTimeouts { rate_permille: u32 },
     /// Every link degrades for a while: each message takes `latency_ms` one way and is lost
     /// with `loss_permille` (madsim's TCP retransmits it with doubling backoff; a new
     /// connection, which each etcd request opens, is refused). Then the scenario's network
@@ -135,7 +139,7 @@ impl Fault {
             | Fault::RevokeLease { node, .. }
             | Fault::Crash { node, .. } => node,
             Fault::Partition { a, .. } => a,
-            Fault::EtcdTimeouts { .. } => ETCD,
+            Fault::EtcdTimeouts { .. } | Fault::EtcdAmbiguousTimeouts { .. } => ETCD,
             Fault::Network { .. } => NETWORK,
         }
     }
@@ -199,6 +203,9 @@ impl Fault {
             Fault::EtcdTimeouts { rate_permille } => {
                 format!("etcd times out {rate_permille}‰ of requests")
             }
+            Fault::EtcdAmbiguousTimeouts { rate_permille } => {
+                format!("etcd commits, then times out, {rate_permille}‰ of requests")
+            }
             Fault::Network {
                 at_ms,
                 duration_ms,
@@ -243,14 +250,26 @@ impl FaultPlan {
             .unwrap_or_default()
     }
 
-    pub fn etcd_timeout_rate(&self) -> f32 {
+    /// Per mille of etcd requests that time out without committing.
+    pub fn etcd_timeout_permille(&self) -> u32 {
         self.faults
             .iter()
             .find_map(|f| match f {
-                Fault::EtcdTimeouts { rate_permille } => Some(*rate_permille as f32 / 1000.0),
+                Fault::EtcdTimeouts { rate_permille } => Some(*rate_permille),
                 _ => None,
             })
-            .unwrap_or(0.0)
+            .unwrap_or(0)
+    }
+
+    /// Per mille of etcd requests that commit and then time out.
+    pub fn etcd_ambiguous_permille(&self) -> u32 {
+        self.faults
+            .iter()
+            .find_map(|f| match f {
+                Fault::EtcdAmbiguousTimeouts { rate_permille } => Some(*rate_permille),
+                _ => None,
+            })
+            .unwrap_or(0)
     }
 
     /// Checks limits and node names; the message names the fault.
@@ -292,15 +311,21 @@ impl FaultPlan {
                     return bad("a second skew for the same node".into());
                 }
                 Fault::Skew { node, .. } => skewed.push(node),
-                Fault::EtcdTimeouts { .. } if timeouts > 0 => {
+                Fault::EtcdTimeouts { .. } if timeouts & 1 != 0 => {
                     return bad("a second etcd-timeouts fault".into());
                 }
-                Fault::EtcdTimeouts { .. } => timeouts += 1,
+                Fault::EtcdTimeouts { .. } => timeouts |= 1,
+                Fault::EtcdAmbiguousTimeouts { .. } if timeouts & 2 != 0 => {
+                    return bad("a second etcd-ambiguous-timeouts fault".into());
+                }
+                Fault::EtcdAmbiguousTimeouts { .. } => timeouts |= 2,
                 _ => {}
             }
             let node_ok = match f {
                 Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
-                Fault::EtcdTimeouts { .. } | Fault::Network { .. } => true,
+                Fault::EtcdTimeouts { .. }
+                | Fault::EtcdAmbiguousTimeouts { .. }
+                | Fault::Network { .. } => true,
                 other => known(other.node()),
             };
             if !node_ok {
@@ -311,7 +336,6 @@ impl FaultPlan {
                 Fault::HoldRequest { .. }
                     | Fault::RevokeLease { .. }
                     | Fault::Crash { .. }
-                    | Fault::Skew { .. }
                     | Fault::Pause {
                         at: Trigger::Point { .. },
                         ..
@@ -319,6 +343,10 @@ impl FaultPlan {
             );
             if client_only && (f.node() == ETCD || f.node() == STORAGE) {
                 return bad("this fault applies to client nodes only".into());
+            }
+            // etcd's clock matters (its lessor reads it); the storage has no use for one.
+            if matches!(f, Fault::Skew { .. }) && f.node() == STORAGE {
+                return bad("the storage reads no clock: skew a client or etcd".into());
             }
             match f {
                 Fault::Pause {
@@ -352,7 +380,10 @@ impl FaultPlan {
                     return bad(format!("restart_after_ms above {FAULT_MS_MAX}"));
                 }
                 Fault::Skew { skew, .. } => skew.validate().or_else(bad)?,
-                Fault::EtcdTimeouts { rate_permille } if *rate_permille > 500 => {
+                Fault::EtcdTimeouts { rate_permille }
+                | Fault::EtcdAmbiguousTimeouts { rate_permille }
+                    if *rate_permille > 500 =>
+                {
                     return bad("rate_permille above 500".into());
                 }
                 Fault::Network {
@@ -507,6 +538,23 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
             faults.push(w);
         }
     }
+    // etcd's own clock and its ambiguous timeouts, drawn after everything that came before
+    // them. Only drift matters to etcd's lessor (it reads the monotonic clock).
+    if rng.gen_range(0..1000) < cfg.etcd_skew_permille {
+        faults.push(Fault::Skew {
+            node: ETCD.to_string(),
+            skew: Skew {
+                drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+                ..Skew::default()
+            },
+        });
+    }
+    if rng.gen_range(0..1000) < cfg.etcd_ambiguous_permille && cfg.etcd_ambiguous_rate_permille > 0
+    {
+        faults.push(Fault::EtcdAmbiguousTimeouts {
+            rate_permille: rng.gen_range(1..=cfg.etcd_ambiguous_rate_permille),
+        });
+    }
     let plan = FaultPlan { faults };
     debug_assert!(plan.validate(&clients).is_ok());
     plan
@@ -618,6 +666,11 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
             "the lock service ends a lease its holder still believes valid".into(),
         ),
         Fault::EtcdTimeouts { .. } => (Assumption::Inside, "timeouts never commit".into()),
+        Fault::EtcdAmbiguousTimeouts { .. } => (
+            Assumption::Inside,
+            "etcd documents timeouts as indeterminate; a client that treats them so stays safe"
+                .into(),
+        ),
         Fault::Network {
             latency_ms,
             loss_permille,

@@ -288,13 +288,7 @@ impl SeedClient {
         let name = format!("client{n}");
         let probe = Probe::new(None, &name, clock.clone());
         let cfg = self.lock_config();
-        let etcd = tokio::time::timeout(
-            ETCD_CONNECT_TIMEOUT,
-            etcd_client::Client::connect([self.etcd.as_str()], None),
-        )
-        .await
-        .map_err(|_| format!("etcd at {} did not answer", self.etcd))?
-        .map_err(|e| format!("cannot connect to etcd at {}: {e}", self.etcd))?;
+        let etcd = connect_etcd(&self.etcd).await?;
         let session = Session::start(&etcd, &clock, &probe, &cfg)
             .await
             .map_err(|e| format!("cannot create a session: {e}"))?;
@@ -325,6 +319,7 @@ impl SeedClient {
         }
         let spec = ClientSpec {
             index: n,
+            etcd_backend: crate::etcd::Backend::default(),
             etcd_addr: self.etcd.clone(),
             storage_addr: self.storage.clone(),
             fencing: self.token.client_fencing(),
@@ -646,19 +641,24 @@ pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
     })
 }
 
-/// Ends client 1's lease (revoke, or wait for expiry) and waits until etcd says it is gone.
-async fn end_lease(cfg: &WalkthroughConfig, lease: i64, demo: &Out) -> Result<(), String> {
-    let etcd = tokio::time::timeout(
+/// Connects to a real etcd through the seam, bounded by [`ETCD_CONNECT_TIMEOUT`].
+pub async fn connect_etcd(endpoint: &str) -> Result<crate::lock::EtcdHandle, String> {
+    let endpoints = [endpoint.to_string()];
+    tokio::time::timeout(
         ETCD_CONNECT_TIMEOUT,
-        etcd_client::Client::connect([cfg.etcd.as_str()], None),
+        crate::etcd::connect(crate::etcd::Backend::default(), &endpoints),
     )
     .await
-    .map_err(|_| format!("etcd at {} did not answer", cfg.etcd))?
-    .map_err(|e| format!("cannot connect to etcd at {}: {e}", cfg.etcd))?;
-    let mut leases = etcd.lease_client();
+    .map_err(|_| format!("etcd at {endpoint} did not answer"))?
+    .map_err(|e| format!("cannot connect to etcd at {endpoint}: {e}"))
+}
+
+/// Ends client 1's lease (revoke, or wait for expiry) and waits until etcd says it is gone.
+async fn end_lease(cfg: &WalkthroughConfig, lease: i64, demo: &Out) -> Result<(), String> {
+    let etcd = connect_etcd(&cfg.etcd).await?;
     if cfg.end == LeaseEnd::Revoke {
         demo.line(format!("etcdctl lease revoke {lease:x}"));
-        tokio::time::timeout(ETCD_REQUEST_TIMEOUT, leases.revoke(lease))
+        tokio::time::timeout(ETCD_REQUEST_TIMEOUT, etcd.revoke(lease))
             .await
             .map_err(|_| "lease revoke timed out".to_string())?
             .map_err(|e| format!("lease revoke: {e}"))?;
@@ -669,15 +669,10 @@ async fn end_lease(cfg: &WalkthroughConfig, lease: i64, demo: &Out) -> Result<()
     let started = Instant::now();
     // Bounded by `limit`: etcd expires a lease within its TTL plus its 500 ms check period.
     while started.elapsed() < limit {
-        let answer =
-            tokio::time::timeout(ETCD_REQUEST_TIMEOUT, leases.time_to_live(lease, None)).await;
+        let answer = tokio::time::timeout(ETCD_REQUEST_TIMEOUT, etcd.time_to_live(lease)).await;
         // Why not `ttl <= 0`: etcd rounds the remaining TTL down to whole seconds, so 0 only
         // means "under a second left"; a lease that is gone answers -1.
-        let gone = match answer {
-            Ok(Ok(r)) => r.ttl() < 0,
-            Ok(Err(e)) => e.to_string().contains("not found"),
-            Err(_) => false,
-        };
+        let gone = matches!(answer, Ok(Ok(ttl)) if ttl < 0);
         if gone {
             demo.line(format!(
                 "etcd: lease {lease:x} is gone after {} ms",

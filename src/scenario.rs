@@ -99,6 +99,10 @@ pub struct Scenario {
     pub workload: Workload,
     /// How clients take the lock from etcd.
     pub lock_method: crate::lock::LockMethod,
+    /// Which simulated etcd: fencelab's calibrated model (default) or madsim's SimServer.
+    pub etcd: crate::etcd::Backend,
+    /// Which etcd release the model reproduces where they differ (the Lock API).
+    pub etcd_version: crate::etcd::Version,
     /// Time a holder spends between its read and its write (by its own clock).
     pub critical_ms: MsRange,
     /// Time between two lock cycles of one client.
@@ -159,6 +163,12 @@ pub struct NemesisConfig {
     /// Chance (per mille) that the run has etcd request timeouts, and their rate (per mille).
     pub etcd_timeouts_permille: u32,
     pub etcd_timeout_rate_permille: u32,
+    /// Chance (per mille) that etcd's clock is skewed (drift from ±drift_ppm_max).
+    pub etcd_skew_permille: u32,
+    /// Chance (per mille) that the run has ambiguous etcd timeouts (committed, then timed
+    /// out), and their rate (per mille).
+    pub etcd_ambiguous_permille: u32,
+    pub etcd_ambiguous_rate_permille: u32,
     /// The `nth` of an aimed fault is drawn from 1..=aim_nth_max.
     pub aim_nth_max: u32,
     /// Windows in which every link degrades, each lasting `network_ms`, with its slowest
@@ -201,6 +211,9 @@ impl NemesisConfig {
             etcd_stall_ms: MsRange::new(500, 3_000),
             etcd_timeouts_permille: 0,
             etcd_timeout_rate_permille: 0,
+            etcd_skew_permille: 0,
+            etcd_ambiguous_permille: 0,
+            etcd_ambiguous_rate_permille: 0,
             aim_nth_max: 8,
             network_faults_max: 0,
             network_ms: MsRange::new(500, 5_000),
@@ -235,6 +248,9 @@ impl NemesisConfig {
             etcd_stalls_max: 1,
             etcd_timeouts_permille: 200,
             etcd_timeout_rate_permille: 5,
+            etcd_skew_permille: 500,
+            etcd_ambiguous_permille: 200,
+            etcd_ambiguous_rate_permille: 5,
             network_faults_max: 1,
             network_loss_permille_max: 300,
             ..NemesisConfig::none()
@@ -312,6 +328,11 @@ impl NemesisConfig {
                 "nemesis.etcd_timeouts_permille",
                 self.etcd_timeouts_permille,
             ),
+            ("nemesis.etcd_skew_permille", self.etcd_skew_permille),
+            (
+                "nemesis.etcd_ambiguous_permille",
+                self.etcd_ambiguous_permille,
+            ),
         ] {
             if v > 1000 {
                 return Err(format!("{name}: {v} is above 1000"));
@@ -319,6 +340,9 @@ impl NemesisConfig {
         }
         if self.etcd_timeout_rate_permille > 500 {
             return Err("nemesis.etcd_timeout_rate_permille: above 500".into());
+        }
+        if self.etcd_ambiguous_rate_permille > 500 {
+            return Err("nemesis.etcd_ambiguous_rate_permille: above 500".into());
         }
         if !(0..=DRIFT_PPM_MAX).contains(&self.drift_ppm_max) {
             return Err(format!(
@@ -388,6 +412,8 @@ impl Scenario {
             drain_ms: 10_000,
             workload: Workload::Counter,
             lock_method: crate::lock::LockMethod::Election,
+            etcd: crate::etcd::Backend::Model,
+            etcd_version: crate::etcd::Version::V3_5,
             critical_ms: MsRange::new(0, 300),
             think_ms: MsRange::new(0, 200),
             campaign_timeout_ms: 10_000,
@@ -465,14 +491,22 @@ impl Scenario {
                 self.clients
             ));
         }
-        if self.lock_method == crate::lock::LockMethod::Election
+        use crate::{etcd::Backend, lock::LockMethod};
+        if self.etcd == Backend::Madsim
+            && self.lock_method == LockMethod::Election
             && self.clients > crate::lock::ELECTION_CLIENTS_MAX
         {
             return Err(format!(
-                "lock_method: election supports at most {} clients in the simulated etcd (its campaign waiters overflow); use kv-mutex for {}",
+                "lock_method: election supports at most {} clients on etcd = \"madsim\" (SimServer's campaign waiters overflow); use the model or kv-mutex for {}",
                 crate::lock::ELECTION_CLIENTS_MAX,
                 self.clients
             ));
+        }
+        if self.etcd == Backend::Madsim && self.lock_method == LockMethod::LockApi {
+            return Err(
+                "lock_method: lock-api needs the Lock API, which etcd = \"madsim\" (SimServer) lacks"
+                    .into(),
+            );
         }
         if !(TTL_S_MIN..=TTL_S_MAX).contains(&self.ttl_s) {
             return Err(format!(

@@ -5,7 +5,7 @@
 
 use crate::clock::NodeClock;
 use crate::history::{EventKind, OpResult, Probe};
-use crate::lock::{self, Holding, LockConfig, LockError, Session};
+use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, Session};
 use crate::nemesis::Point;
 use crate::protocol::{Op, Request};
 use crate::scenario::{MsRange, Workload};
@@ -82,6 +82,8 @@ impl Points {
 pub struct ClientSpec {
     /// 1-based.
     pub index: u32,
+    /// Which etcd client to use (the real build always uses a real etcd).
+    pub etcd_backend: crate::etcd::Backend,
     pub etcd_addr: String,
     pub storage_addr: String,
     pub fencing: Fencing,
@@ -164,7 +166,8 @@ impl ClientRun {
     /// Runs lock cycles until told to stop (counter) or once (single).
     pub async fn run(mut self) {
         let etcd = loop {
-            match etcd_client::Client::connect([self.spec.etcd_addr.as_str()], None).await {
+            let endpoints = [self.spec.etcd_addr.clone()];
+            match crate::etcd::connect(self.spec.etcd_backend, &endpoints).await {
                 Ok(c) => break c,
                 Err(_) if !self.stop.load(Ordering::Relaxed) => {
                     self.clock.sleep(RETRY_BACKOFF).await
@@ -191,7 +194,7 @@ impl ClientRun {
     }
 
     /// One lock cycle: session, lock, work, release.
-    pub async fn cycle(&mut self, etcd: &etcd_client::Client) -> CycleEnd {
+    pub async fn cycle(&mut self, etcd: &EtcdHandle) -> CycleEnd {
         let cfg = self.spec.lock;
         let session = match Session::start(etcd, &self.clock, &self.probe, &cfg).await {
             Ok(s) => s,

@@ -3,6 +3,7 @@
 
 use crate::checker::{self, Verdict};
 use crate::clock::NodeClock;
+use crate::etcd::{model, Backend};
 use crate::history::{EventKind, History, Probe, Recorder};
 use crate::lock::LockConfig;
 use crate::nemesis::{
@@ -199,18 +200,7 @@ async fn supervise(
         by_name: BTreeMap::new(),
     };
 
-    let timeout_rate = plan.etcd_timeout_rate();
-    let etcd = handle
-        .create_node()
-        .name(ETCD)
-        .ip(ETCD_IP)
-        .init(move || async move {
-            let _ = etcd_client::SimServer::builder()
-                .timeout_rate(timeout_rate)
-                .serve(etcd_addr)
-                .await;
-        })
-        .build();
+    let etcd = start_etcd(&handle, &scenario, &plan, seed, origin, etcd_addr);
     nodes.by_name.insert(ETCD.into(), etcd);
 
     let store = Arc::new(Mutex::new(Store::new(fencing)));
@@ -259,6 +249,7 @@ async fn supervise(
         let script = scenario.script(n).cloned();
         let spec = ClientSpec {
             index: n,
+            etcd_backend: scenario.etcd,
             etcd_addr: etcd_addr.to_string(),
             storage_addr: storage_addr.to_string(),
             fencing,
@@ -454,7 +445,9 @@ async fn supervise(
                         handle.restart(nodes.id(&node));
                         fault_note(&node, "restarted".into());
                     }
-                    Action::Revoke(node) => revoke(&operator, &recorder, etcd_addr, &node).await,
+                    Action::Revoke(node) => {
+                        revoke(&operator, &recorder, scenario.etcd, etcd_addr, &node).await
+                    }
                     Action::Network(latency_ms, loss_permille) => {
                         net.update_config(|c| {
                             c.send_latency = latency_range(latency_ms);
@@ -501,7 +494,7 @@ async fn supervise(
                             at(&mut timeline, now_ms + duration_ms, Action::Release(node.clone()));
                         }
                         Fault::RevokeLease { node, .. } => {
-                            revoke(&operator, &recorder, etcd_addr, node).await;
+                            revoke(&operator, &recorder, scenario.etcd, etcd_addr, node).await;
                         }
                         _ => {}
                     }
@@ -523,17 +516,68 @@ async fn supervise(
     (recorder.take(), messages, simulated_ms)
 }
 
+/// Starts the etcd node: fencelab's model (the default) or SimServer.
+fn start_etcd(
+    handle: &Handle,
+    scenario: &Scenario,
+    plan: &FaultPlan,
+    seed: u64,
+    origin: Instant,
+    addr: SocketAddr,
+) -> NodeHandle {
+    let node = handle.create_node().name(ETCD).ip(ETCD_IP);
+    match scenario.etcd {
+        Backend::Model => {
+            let mut cfg = model::Config::defaults(scenario.etcd_version);
+            cfg.timeout_permille = plan.etcd_timeout_permille();
+            cfg.ambiguous_permille = plan.etcd_ambiguous_permille();
+            // Lease IDs differ from seed to seed, as they do from one etcd to the next.
+            cfg.member_id = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
+            cfg.start_ms += seed % 1_000_000_000;
+            // Built outside the node's init: a restarted member keeps its data, as etcd's
+            // WAL does.
+            let member = Arc::new(model::Member::new(
+                cfg,
+                NodeClock::new(origin, plan.skew_of(ETCD)),
+            ));
+            node.init(move || {
+                let member = member.clone();
+                async move {
+                    let _ = model::serve(addr, member).await;
+                }
+            })
+            .build()
+        }
+        Backend::Madsim => {
+            let timeout_rate = plan.etcd_timeout_permille() as f32 / 1000.0;
+            node.init(move || async move {
+                let _ = etcd_client::SimServer::builder()
+                    .timeout_rate(timeout_rate)
+                    .serve(addr)
+                    .await;
+            })
+            .build()
+        }
+    }
+}
+
 /// Revokes the node's newest lease at etcd, as an operator (or a jumping etcd clock) would.
 /// The request goes from the operator node: the supervisor has no network address.
-async fn revoke(operator: &NodeHandle, recorder: &Recorder, etcd_addr: SocketAddr, node: &str) {
+async fn revoke(
+    operator: &NodeHandle,
+    recorder: &Recorder,
+    backend: Backend,
+    etcd_addr: SocketAddr,
+    node: &str,
+) {
     let Some(lease_id) = recorder.last_lease_of(node) else {
         return;
     };
     let what = operator
         .spawn(async move {
-            match etcd_client::Client::connect([etcd_addr.to_string()], None).await {
-                Ok(etcd) => match etcd.lease_client().revoke(lease_id).await {
-                    Ok(_) => format!("etcd revoked lease {lease_id:x}"),
+            match crate::etcd::connect(backend, &[etcd_addr.to_string()]).await {
+                Ok(etcd) => match etcd.revoke(lease_id).await {
+                    Ok(()) => format!("etcd revoked lease {lease_id:x}"),
                     Err(e) => format!("etcd could not revoke lease {lease_id:x}: {e}"),
                 },
                 Err(e) => format!("could not reach etcd to revoke: {e}"),

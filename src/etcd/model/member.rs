@@ -1,0 +1,229 @@
+//! One member's state: KV, lessor and watches together, and how a request applies to them.
+//!
+//! Everything here is synchronous and pure apart from the watch channels: the server
+//! ([`super::server`]) decides *when* a request applies (network, stalls, faults), this file
+//! decides *what* it does.
+
+use super::kv::{Changes, Kv};
+use super::lessor::{IdGen, Lessor, Renewal};
+use super::watch::Watches;
+use super::wire::{Request, Response};
+use crate::etcd::{EtcdError, EtcdResult, Keys, LeaseId, Txn, TxnOp, TxnResult};
+
+/// The state every request reads and changes.
+pub struct State {
+    pub kv: Kv,
+    pub lessor: Lessor,
+    pub watches: Watches,
+}
+
+impl State {
+    pub fn new(min_ttl_s: i64, ids: IdGen) -> Self {
+        State {
+            kv: Kv::new(),
+            lessor: Lessor::new(min_ttl_s, ids),
+            watches: Watches::default(),
+        }
+    }
+
+    /// Applies a transaction: keys attach to and detach from leases, watchers see the events.
+    pub fn txn(&mut self, txn: &Txn) -> EtcdResult<TxnResult> {
+        let lessor = &self.lessor;
+        let (result, changes) = self.kv.txn(txn, |l| lessor.exists(l))?;
+        self.commit(changes);
+        Ok(result)
+    }
+
+    fn commit(&mut self, changes: Changes) {
+        for (key, before, after) in &changes.leases {
+            if *before != 0 {
+                self.lessor.detach(*before, key);
+            }
+            if *after != 0 {
+                self.lessor.attach(*after, key);
+            }
+        }
+        self.watches.publish(&changes.events);
+    }
+
+    /// Revokes a lease and deletes its keys in one revision (`lease/lessor.go`, `Revoke`: one
+    /// `txn.DeleteRange` per key inside a single write transaction). False if it was gone.
+    pub fn revoke(&mut self, id: LeaseId) -> bool {
+        let Some(lease) = self.lessor.revoke(id) else {
+            return false;
+        };
+        let txn = Txn {
+            success: lease
+                .keys
+                .iter()
+                .map(|k| TxnOp::Delete(Keys::Exact(k.clone())))
+                .collect(),
+            ..Txn::default()
+        };
+        // The lease is gone already, so deleting its keys cannot fail on it.
+        let (_, changes) = self
+            .kv
+            .txn(&txn, |_| true)
+            .expect("a revocation's deletes apply");
+        self.commit(changes);
+        true
+    }
+
+    /// Revokes every lease whose deadline has passed: what the leader's scan finds
+    /// (`lessor.runLoop` → `revokeExpiredLeases`, then a `LeaseRevoke` through the log).
+    pub fn expire(&mut self, now_us: i64) -> Vec<LeaseId> {
+        let expired = self.lessor.expired(now_us);
+        for id in &expired {
+            self.revoke(*id);
+        }
+        expired
+    }
+
+    /// Applies a unary request at the member's monotonic time `now_us`.
+    pub fn apply(&mut self, req: &Request, now_us: i64) -> Response {
+        self.lessor.draw_request_id();
+        let answer = match req {
+            Request::Grant { ttl_s } => self.lessor.grant(*ttl_s, now_us).map(Response::Grant),
+            Request::KeepAlive { id } => Ok(Response::Ttl(match self.lessor.renew(*id, now_us) {
+                Renewal::Renewed(ttl) => ttl,
+                Renewal::Expired => {
+                    // etcd's Renew waits for the expired lease's revocation, then fails; a
+                    // keepalive for a missing lease answers TTL 0 (`v3rpc/lease.go`).
+                    self.revoke(*id);
+                    0
+                }
+                Renewal::NotFound => 0,
+            })),
+            Request::Revoke { id } => {
+                if self.revoke(*id) {
+                    Ok(Response::Done)
+                } else {
+                    Err(EtcdError::LeaseNotFound)
+                }
+            }
+            Request::TimeToLive { id } => Ok(Response::Ttl(self.lessor.time_to_live(*id, now_us))),
+            Request::Put { key, value, lease } => {
+                let txn = Txn {
+                    success: vec![crate::etcd::txn_put(key, value, *lease)],
+                    ..Txn::default()
+                };
+                self.txn(&txn).map(|r| Response::Revision(r.revision))
+            }
+            Request::Get(keys) => Ok(Response::Range(crate::etcd::Range {
+                kvs: self.kv.range(keys),
+                revision: self.kv.revision(),
+            })),
+            Request::Delete(keys) => {
+                let txn = Txn {
+                    success: vec![TxnOp::Delete(keys.clone())],
+                    ..Txn::default()
+                };
+                self.txn(&txn).map(|r| match r.results.first() {
+                    Some(crate::etcd::TxnOpResult::Delete(n)) => Response::Deleted(*n),
+                    _ => Response::Deleted(0),
+                })
+            }
+            Request::Txn(txn) => self.txn(txn).map(Response::Txn),
+            Request::Unlock { key } => {
+                // v3lock's Unlock is a plain delete of the key (`v3lock/lock.go`).
+                let txn = Txn {
+                    success: vec![TxnOp::Delete(Keys::Exact(key.clone()))],
+                    ..Txn::default()
+                };
+                self.txn(&txn).map(|_| Response::Done)
+            }
+            Request::Resign(leader) => {
+                // `concurrency.Election.Resign`: delete the key if it is still this leader's.
+                let txn = Txn {
+                    compare: vec![crate::etcd::compare(
+                        &leader.key,
+                        crate::etcd::CmpOp::Equal,
+                        crate::etcd::Target::CreateRevision(leader.rev),
+                    )],
+                    success: vec![TxnOp::Delete(Keys::Exact(leader.key.clone()))],
+                    ..Txn::default()
+                };
+                self.txn(&txn).map(|_| Response::Done)
+            }
+            Request::Watch { .. }
+            | Request::Lock { .. }
+            | Request::Campaign { .. }
+            | Request::Cancel => Err(EtcdError::Other {
+                why: "not a unary request".into(),
+            }),
+        };
+        answer.unwrap_or_else(Response::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State::new(2, IdGen::new(1, 0))
+    }
+
+    fn grant(s: &mut State, ttl_s: i64, now_us: i64) -> LeaseId {
+        match s.apply(&Request::Grant { ttl_s }, now_us) {
+            Response::Grant(g) => g.id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn revoking_deletes_every_key_of_the_lease_in_one_revision() {
+        let mut s = state();
+        let l = grant(&mut s, 2, 0);
+        for k in ["/a", "/b"] {
+            let put = Request::Put {
+                key: k.into(),
+                value: String::new(),
+                lease: l,
+            };
+            assert!(matches!(s.apply(&put, 0), Response::Revision(_)));
+        }
+        assert_eq!(s.kv.revision(), 3);
+        assert!(s.revoke(l));
+        assert_eq!(s.kv.revision(), 4);
+        assert!(s.kv.range(&Keys::Prefix("/".into())).is_empty());
+        assert!(!s.revoke(l));
+    }
+
+    #[test]
+    fn a_keepalive_after_the_deadline_revokes_and_answers_zero() {
+        let mut s = state();
+        let l = grant(&mut s, 2, 0);
+        let put = Request::Put {
+            key: "/k".into(),
+            value: String::new(),
+            lease: l,
+        };
+        s.apply(&put, 0);
+        let ka = Request::KeepAlive { id: l };
+        assert!(matches!(s.apply(&ka, 1_999_999), Response::Ttl(2)));
+        assert!(matches!(s.apply(&ka, 3_999_998), Response::Ttl(2)));
+        // The deadline is now 5_999_998: a renewal at it finds the lease expired.
+        assert!(matches!(s.apply(&ka, 5_999_998), Response::Ttl(0)));
+        assert!(s.kv.key("/k").is_none());
+        assert!(matches!(
+            s.apply(&Request::TimeToLive { id: l }, 6_000_000),
+            Response::Ttl(-1)
+        ));
+        // A put under a gone lease is refused.
+        assert!(matches!(
+            s.apply(&put, 6_000_000),
+            Response::Error(EtcdError::LeaseNotFound)
+        ));
+    }
+
+    #[test]
+    fn the_scan_expires_exactly_the_leases_past_their_deadline() {
+        let mut s = state();
+        let a = grant(&mut s, 2, 0);
+        let b = grant(&mut s, 5, 0);
+        assert!(s.expire(1_999_999).is_empty());
+        assert_eq!(s.expire(2_000_000), vec![a]);
+        assert!(s.lessor.exists(b));
+    }
+}

@@ -1,0 +1,262 @@
+//! The member as a node of the simulated world: its connections, its clock, its lessor scan,
+//! and the request faults the nemesis can inject.
+//!
+//! Rules (etcd 3.4/3.5):
+//! - The leader's lessor looks for expired leases every 500 ms (`lease/lessor.go`, `runLoop`:
+//!   `revokeExpiredLeases` then `time.After(500 * time.Millisecond)`) and revokes each through
+//!   the log. The model scans on the member's own timer and applies the revocation at once
+//!   (a single member commits in about a millisecond; see the calibration).
+//! - A stalled member (its node paused) runs nothing, scans nothing, answers nothing; its
+//!   monotonic clock goes on. On resume a lease whose deadline passed cannot be renewed: the
+//!   renewal itself finds it expired (`Renew`), whatever runs first.
+//! - A request that goes through the log and is not answered in etcd's request timeout
+//!   (`etcdserver/config.go`, `ReqTimeout`: 5 s + 2 × election timeout) fails with
+//!   "etcdserver: request timed out" (`ErrTimeout`); it may or may not have committed. The
+//!   nemesis injects both: a *clean* timeout (not applied) and an *ambiguous* one (applied,
+//!   then timed out).
+//! - Canceling a call (client deadline, lost connection) cancels what it started server-side
+//!   (gRPC cancels the stream's context): a waiting Lock or Campaign deletes its key, a watch
+//!   ends.
+
+use super::member::State;
+use super::recipes;
+use super::wire::{Envelope, Request, Response};
+use crate::clock::NodeClock;
+use crate::etcd::{EtcdError, Version};
+use madsim::net::{Endpoint, Receiver, Sender};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Most waiting calls (Lock, Campaign, Watch) one connection may have: a limit on everything.
+const RUNNING_MAX: usize = 1024;
+/// Most lessor scans in one member's life (a year of 500 ms scans).
+const SCANS_MAX: u64 = 63_072_000;
+
+/// How one member behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub version: Version,
+    /// etcd's `--election-timeout`, ms (default 1,000): sets the minimum TTL and the request
+    /// timeout.
+    pub election_timeout_ms: u64,
+    /// How often the lessor looks for expired leases, ms (etcd: 500).
+    pub scan_ms: u64,
+    /// Per mille of log-bound requests that time out without committing.
+    pub timeout_permille: u32,
+    /// Per mille of log-bound requests that commit and then time out.
+    pub ambiguous_permille: u32,
+    /// Seeds lease IDs (etcd: the member ID and its start time).
+    pub member_id: u64,
+    pub start_ms: u64,
+}
+
+impl Config {
+    /// etcd's defaults (`embed/config.go`: election timeout 1,000 ms).
+    pub fn defaults(version: Version) -> Self {
+        Config {
+            version,
+            election_timeout_ms: 1000,
+            scan_ms: 500,
+            timeout_permille: 0,
+            ambiguous_permille: 0,
+            member_id: 0x8e9e_05c5_2164_694d,
+            start_ms: 1_700_000_000_000,
+        }
+    }
+
+    /// ⌈1.5 × election timeout⌉ in seconds (`lease/lessor.go`, `NewLessor`; etcdserver passes
+    /// `minTTL := time.Duration((3*cfg.ElectionTicks)/2) * heartbeat`).
+    pub fn min_ttl_s(&self) -> i64 {
+        (3 * self.election_timeout_ms).div_ceil(2 * 1000) as i64
+    }
+
+    /// `ReqTimeout`: 5 s + 2 × election timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(5000 + 2 * self.election_timeout_ms)
+    }
+}
+
+/// One member: configuration, clock and state.
+pub struct Member {
+    cfg: Config,
+    clock: NodeClock,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Times out without committing.
+    Lost,
+    /// Commits, then times out.
+    Ambiguous,
+}
+
+impl Member {
+    pub fn new(cfg: Config, clock: NodeClock) -> Self {
+        let ids = super::lessor::IdGen::new(cfg.member_id, cfg.start_ms);
+        let state = Mutex::new(State::new(cfg.min_ttl_s(), ids));
+        Member { cfg, clock, state }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("member state")
+    }
+
+    pub fn version(&self) -> Version {
+        self.cfg.version
+    }
+
+    /// The member's monotonic clock, µs.
+    pub fn now_us(&self) -> i64 {
+        self.clock.monotonic_us()
+    }
+
+    fn draw_fault(&self) -> Fault {
+        let (lost, ambiguous) = (self.cfg.timeout_permille, self.cfg.ambiguous_permille);
+        if lost + ambiguous == 0 {
+            return Fault::None;
+        }
+        let r = madsim::rand::thread_rng().gen_range(0..1000);
+        if r < lost {
+            Fault::Lost
+        } else if r < lost + ambiguous {
+            Fault::Ambiguous
+        } else {
+            Fault::None
+        }
+    }
+}
+
+/// Serves the member on `addr` until the node is killed.
+pub async fn serve(addr: SocketAddr, member: Arc<Member>) -> std::io::Result<()> {
+    let ep = Endpoint::bind(addr).await?;
+    let _scan = tokio::spawn(scan(member.clone()));
+    loop {
+        let (tx, rx, _) = ep.accept1().await?;
+        tokio::spawn(connection(member.clone(), Arc::new(tx), rx));
+    }
+}
+
+/// The lessor's loop: revoke what expired, wait a scan period (by the member's timer).
+async fn scan(member: Arc<Member>) {
+    let period = Duration::from_millis(member.cfg.scan_ms);
+    for _ in 0..SCANS_MAX {
+        member.clock.sleep(period).await;
+        let now_us = member.now_us();
+        member.state().expire(now_us);
+    }
+}
+
+async fn reply(tx: &Sender, id: u64, body: Response) {
+    // A closed connection loses the answer, as a reset TCP connection does.
+    let _ = tx.send(Box::new(Envelope { id, body })).await;
+}
+
+async fn connection(member: Arc<Member>, tx: Arc<Sender>, mut rx: Receiver) {
+    // Dropping a call's sender cancels it: on Cancel, and for all of them when the
+    // connection ends.
+    let mut running: BTreeMap<u64, oneshot::Sender<()>> = BTreeMap::new();
+    while let Ok(msg) = rx.recv().await {
+        // No panic in a server: a message that is not a request is dropped.
+        let Ok(env) = msg.downcast::<Envelope<Request>>() else {
+            continue;
+        };
+        let Envelope { id, body } = *env;
+        if matches!(body, Request::Cancel) {
+            running.remove(&id);
+        } else if body.is_unary() {
+            unary(&member, &tx, id, body).await;
+        } else {
+            running.retain(|_, c| !c.is_closed());
+            if running.len() >= RUNNING_MAX {
+                let why = format!("more than {RUNNING_MAX} waiting calls on one connection");
+                reply(&tx, id, Response::Error(EtcdError::Other { why })).await;
+                continue;
+            }
+            let (cancel_tx, cancel_rx) = oneshot::channel();
+            running.insert(id, cancel_tx);
+            tokio::spawn(waiting(member.clone(), tx.clone(), id, body, cancel_rx));
+        }
+    }
+}
+
+async fn unary(member: &Arc<Member>, tx: &Arc<Sender>, id: u64, req: Request) {
+    let fault = if req.goes_through_the_log() {
+        member.draw_fault()
+    } else {
+        Fault::None
+    };
+    let answer = match fault {
+        Fault::Lost => None,
+        Fault::None | Fault::Ambiguous => {
+            let now_us = member.now_us();
+            Some(member.state().apply(&req, now_us))
+        }
+    };
+    match (fault, answer) {
+        (Fault::None, Some(answer)) => reply(tx, id, answer).await,
+        _ => {
+            let (member, tx) = (member.clone(), tx.clone());
+            tokio::spawn(async move {
+                member.clock.sleep(member.cfg.request_timeout()).await;
+                reply(&tx, id, Response::Error(EtcdError::Timeout)).await;
+            });
+        }
+    }
+}
+
+/// A call that waits (Lock, Campaign) or streams (Watch), until done or canceled.
+async fn waiting(
+    member: Arc<Member>,
+    tx: Arc<Sender>,
+    id: u64,
+    req: Request,
+    mut cancel: oneshot::Receiver<()>,
+) {
+    let answer = match req {
+        Request::Lock { name, lease } => tokio::select! {
+            r = recipes::lock(&member, &name, lease) => r.map(Response::Lock),
+            _ = &mut cancel => return recipes::abandon(&member, &name, lease),
+        },
+        Request::Campaign { name, value, lease } => tokio::select! {
+            r = recipes::campaign(&member, &name, &value, lease) => r.map(Response::Leader),
+            _ = &mut cancel => return recipes::abandon(&member, &name, lease),
+        },
+        Request::Watch {
+            keys,
+            start_revision,
+        } => {
+            let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel();
+            let watch = {
+                let mut s = member.state();
+                let current = s.kv.revision();
+                s.watches.watch(keys, start_revision, current, etx)
+            };
+            let watch_id = match watch {
+                Ok(w) => w,
+                Err(e) => return reply(&tx, id, Response::Error(e)).await,
+            };
+            // Bounded by the connection: cancel or a closed connection ends it.
+            loop {
+                tokio::select! {
+                    events = erx.recv() => match events {
+                        Some(events) => reply(&tx, id, Response::Events(events)).await,
+                        None => break,
+                    },
+                    _ = &mut cancel => break,
+                }
+            }
+            member.state().watches.cancel(watch_id);
+            return;
+        }
+        _ => Err(EtcdError::Other {
+            why: "not a waiting request".into(),
+        }),
+    };
+    reply(&tx, id, answer.unwrap_or_else(Response::Error)).await;
+}
