@@ -38,6 +38,7 @@ pub mod etcd;
 #[cfg(madsim)]
 pub mod explore;
 pub mod history;
+pub mod label;
 pub mod lock;
 pub mod nemesis;
 pub mod plot;

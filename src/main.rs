@@ -36,9 +36,16 @@ struct ScenarioArgs {
     /// single or counter.
     #[arg(long)]
     workload: Option<String>,
-    /// election (at most 3 clients) or kv-mutex.
+    /// election, kv-mutex or lock-api (the v3 Lock service).
     #[arg(long)]
     lock_method: Option<String>,
+    /// Which simulated etcd: model (fencelab's calibrated model, the default) or madsim
+    /// (madsim-etcd-client's SimServer, for comparison).
+    #[arg(long, value_name = "model|madsim")]
+    etcd: Option<String>,
+    /// Which etcd release the model reproduces where they differ (the Lock API): 3.4 or 3.5.
+    #[arg(long, value_name = "3.4|3.5")]
+    etcd_version: Option<String>,
     /// Time a holder spends between its read and its write, MIN..MAX ms.
     #[arg(long, value_name = "MIN..MAX")]
     critical_ms: Option<String>,
@@ -340,6 +347,12 @@ mod sim {
             }
             if let Some(m) = &self.lock_method {
                 s.lock_method = m.parse()?;
+            }
+            if let Some(e) = &self.etcd {
+                s.etcd = e.parse()?;
+            }
+            if let Some(v) = &self.etcd_version {
+                s.etcd_version = v.parse()?;
             }
             if let Some(r) = &self.critical_ms {
                 s.critical_ms = range("critical-ms", r)?;

@@ -9,6 +9,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use crate::label::{
+    label, label_plan, renewal_slack_ms, Assumption, LabelledFault, REALISTIC_DRIFT_PPM,
+};
+
 /// Mixed into the seed for the nemesis' own RNG stream, so the plan does not depend on what
 /// the world draws (and the same plan can be run under every fencing policy).
 const NEMESIS_STREAM: u64 = 0x6e65_6d65_7369_7321;
@@ -579,142 +583,6 @@ fn network_overlap(a: &Fault, b: &Fault) -> bool {
     }
 }
 
-/// Whether a fault stays within what the lock protocol assumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Assumption {
-    Inside,
-    Outside,
-}
-
-/// A fault with its label and the reason for it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LabelledFault {
-    pub fault: Fault,
-    pub assumption: Assumption,
-    pub why: String,
-}
-
-/// Realistic drift bound of a quartz clock with NTP: within it, skew is "inside".
-pub const REALISTIC_DRIFT_PPM: i64 = 500;
-
-/// Labels a fault inside or outside the protocol's assumptions for this scenario.
-///
-/// The lease is renewed every TTL/3, so it survives a silence shorter than the renewal slack
-/// (2/3 of the TTL). A pause, partition or held request shorter than that is inside; longer
-/// may outlive the lease and is outside. Clock skew is inside when the drift is realistic and
-/// every step fits in the client's safety margin (none without a local check). A crash that
-/// restarts from scratch and etcd timeouts that never commit are inside.
-pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
-    let slack_ms = scenario.ttl_s as u64 * 1000 * 2 / 3;
-    let silence = |ms: u64, what: &str| {
-        if ms < slack_ms {
-            (
-                Assumption::Inside,
-                format!("{what} of {ms} ms is shorter than the renewal slack of {slack_ms} ms"),
-            )
-        } else {
-            (
-                Assumption::Outside,
-                format!("{what} of {ms} ms can outlive the lease (renewal slack {slack_ms} ms)"),
-            )
-        }
-    };
-    let (assumption, why) = match fault {
-        Fault::Pause {
-            duration_ms, node, ..
-        } if node == ETCD => silence(*duration_ms, "etcd stall"),
-        Fault::Pause { duration_ms, .. } => silence(*duration_ms, "pause"),
-        Fault::Partition { duration_ms, .. } => silence(*duration_ms, "partition"),
-        Fault::HoldRequest { duration_ms, .. } => silence(*duration_ms, "delay"),
-        Fault::Skew { skew, .. } => {
-            let margin_ms = scenario.lease_check_margin_ms.unwrap_or(0) as i64;
-            let step_ms = skew
-                .steps
-                .iter()
-                .map(|s| s.delta_ms.abs())
-                .max()
-                .unwrap_or(0);
-            if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
-                (
-                    Assumption::Outside,
-                    format!(
-                        "drift {} ppm is beyond ±{REALISTIC_DRIFT_PPM} ppm",
-                        skew.drift_ppm
-                    ),
-                )
-            } else if step_ms > margin_ms {
-                (
-                    Assumption::Outside,
-                    format!(
-                        "a clock step of {step_ms} ms exceeds the safety margin of {margin_ms} ms"
-                    ),
-                )
-            } else {
-                (
-                    Assumption::Inside,
-                    "realistic drift, steps within the margin".into(),
-                )
-            }
-        }
-        Fault::Crash { .. } => (
-            Assumption::Inside,
-            "crash-restart starts a new session".into(),
-        ),
-        Fault::RevokeLease { .. } => (
-            Assumption::Outside,
-            "the lock service ends a lease its holder still believes valid".into(),
-        ),
-        Fault::EtcdTimeouts { .. } => (Assumption::Inside, "timeouts never commit".into()),
-        Fault::EtcdAmbiguousTimeouts { .. } => (
-            Assumption::Inside,
-            "etcd documents timeouts as indeterminate; a client that treats them so stays safe"
-                .into(),
-        ),
-        Fault::Network {
-            latency_ms,
-            loss_permille,
-            ..
-        } => network_label(latency_ms.max, *loss_permille, slack_ms),
-    };
-    LabelledFault {
-        fault: fault.clone(),
-        assumption,
-        why,
-    }
-}
-
-/// A degraded network is inside while a round trip stays within the renewal slack and no
-/// message is lost. Why any loss is outside: madsim refuses a new connection that its loss
-/// draw hits, and every etcd request opens one, so a lost keepalive is a failed keepalive,
-/// not a retransmitted one. As with short pauses, an inside window can still break unfenced
-/// runs: the simulated etcd expires a lease 1 to 2 s after its last renewal (1 s tick).
-fn network_label(latency_ms_max: u64, loss_permille: u32, slack_ms: u64) -> (Assumption, String) {
-    let round_trip_ms = 2 * latency_ms_max;
-    if round_trip_ms >= slack_ms {
-        (
-            Assumption::Outside,
-            format!(
-                "a round trip of up to {round_trip_ms} ms can outlive the lease (renewal slack {slack_ms} ms)"
-            ),
-        )
-    } else if loss_permille > 0 {
-        (
-            Assumption::Outside,
-            format!(
-                "{loss_permille}‰ loss refuses new connections, so etcd requests (keepalives too) fail"
-            ),
-        )
-    } else {
-        (
-            Assumption::Inside,
-            format!(
-                "round trips of up to {round_trip_ms} ms without loss stay within the renewal slack of {slack_ms} ms"
-            ),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,27 +631,6 @@ mod tests {
             ..Scenario::standard()
         };
         assert!(draw(&quiet, 1).is_empty());
-    }
-
-    #[test]
-    fn labels_follow_the_renewal_slack() {
-        let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
-        let pause = |ms| Fault::Pause {
-            node: client_name(1),
-            at: Trigger::AtMs(0),
-            duration_ms: ms,
-        };
-        assert_eq!(label(&pause(1000), &s).assumption, Assumption::Inside);
-        assert_eq!(label(&pause(3000), &s).assumption, Assumption::Outside);
-        let skew = |drift_ppm| Fault::Skew {
-            node: client_name(1),
-            skew: Skew {
-                drift_ppm,
-                ..Skew::default()
-            },
-        };
-        assert_eq!(label(&skew(400), &s).assumption, Assumption::Inside);
-        assert_eq!(label(&skew(-50_000), &s).assumption, Assumption::Outside);
     }
 
     #[test]
@@ -888,17 +735,5 @@ mod tests {
                 .count();
             assert_eq!(windows, 1, "seed {seed}: {plan:?}");
         }
-    }
-
-    #[test]
-    fn network_labels_follow_round_trips_and_loss() {
-        let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
-        let of = |f: Fault| label(&f, &s).assumption;
-        assert_eq!(of(network(0, 1_000, 300, 0)), Assumption::Inside);
-        // A round trip of 1,400 ms outlives the slack.
-        assert_eq!(of(network(0, 1_000, 700, 0)), Assumption::Outside);
-        // Any loss fails etcd requests outright (each opens a connection).
-        assert_eq!(of(network(0, 1_000, 100, 1)), Assumption::Outside);
-        assert_eq!(of(network(0, 1_000, 100, 0)), Assumption::Inside);
     }
 }

@@ -88,14 +88,9 @@ pub fn run_seed(scenario: &Scenario, fencing: Fencing, seed: u64) -> SeedResult 
     }
 }
 
-/// Runs `seeds` on `jobs` threads; `progress` is called after each seed (from any thread).
-pub fn sweep(
-    scenario: &Scenario,
-    fencing: Fencing,
-    seeds: Range<u64>,
-    jobs: usize,
-    progress: &(dyn Fn(&SeedResult) + Sync),
-) -> Vec<SeedResult> {
+/// `f(seed)` for every seed on `jobs` threads, in seed order. Each thread runs whole worlds:
+/// no thread ever enters a run another started, so runs stay deterministic.
+pub fn map_seeds<T: Send>(seeds: Range<u64>, jobs: usize, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
     assert!(seeds.end - seeds.start <= SEEDS_MAX, "too many seeds");
     let next = AtomicU64::new(seeds.start);
     let results = Mutex::new(Vec::with_capacity((seeds.end - seeds.start) as usize));
@@ -106,15 +101,29 @@ pub fn sweep(
                 if seed >= seeds.end {
                     return;
                 }
-                let r = run_seed(scenario, fencing, seed);
-                progress(&r);
-                results.lock().expect("results lock").push(r);
+                let r = f(seed);
+                results.lock().expect("results lock").push((seed, r));
             });
         }
     });
     let mut results = results.into_inner().expect("results lock");
-    results.sort_by_key(|r| r.seed);
-    results
+    results.sort_by_key(|(seed, _)| *seed);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Runs `seeds` on `jobs` threads; `progress` is called after each seed (from any thread).
+pub fn sweep(
+    scenario: &Scenario,
+    fencing: Fencing,
+    seeds: Range<u64>,
+    jobs: usize,
+    progress: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<SeedResult> {
+    map_seeds(seeds, jobs, |seed| {
+        let r = run_seed(scenario, fencing, seed);
+        progress(&r);
+        r
+    })
 }
 
 /// The figures of one policy over many seeds.

@@ -72,11 +72,7 @@ pub fn run(scenario: &Scenario, plan: &FaultPlan, fencing: Fencing, seed: u64) -
     rt.set_time_limit(
         Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK,
     );
-    let plan_labels = plan
-        .faults
-        .iter()
-        .map(|f| nemesis::label(f, scenario))
-        .collect();
+    let plan_labels = nemesis::label_plan(&plan.faults, scenario);
     let scenario = scenario.clone();
     let plan = plan.clone();
     let (history, messages, simulated_ms) =
