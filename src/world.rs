@@ -392,7 +392,10 @@ async fn supervise(
         } else {
             due
         };
+        // Biased: tokio's unbiased `select!` draws from a thread-local RNG outside madsim's,
+        // so the branch order would depend on earlier runs on the same thread.
         tokio::select! {
+            biased;
             _ = tokio::time::sleep_until(wake) => {
                 if Instant::now() < due {
                     continue;

@@ -211,6 +211,9 @@ async fn unary(member: &Arc<Member>, tx: &Arc<Sender>, id: u64, req: Request) {
 }
 
 /// A call that waits (Lock, Campaign) or streams (Watch), until done or canceled.
+/// Every `select!` here is `biased` (cancel first): tokio's unbiased `select!` draws from a
+/// thread-local RNG outside madsim's, which made runs depend on the runs before them on the
+/// same thread.
 async fn waiting(
     member: Arc<Member>,
     tx: Arc<Sender>,
@@ -220,12 +223,14 @@ async fn waiting(
 ) {
     let answer = match req {
         Request::Lock { name, lease } => tokio::select! {
-            r = recipes::lock(&member, &name, lease) => r.map(Response::Lock),
+            biased;
             _ = &mut cancel => return recipes::abandon(&member, &name, lease),
+            r = recipes::lock(&member, &name, lease) => r.map(Response::Lock),
         },
         Request::Campaign { name, value, lease } => tokio::select! {
-            r = recipes::campaign(&member, &name, &value, lease) => r.map(Response::Leader),
+            biased;
             _ = &mut cancel => return recipes::abandon(&member, &name, lease),
+            r = recipes::campaign(&member, &name, &value, lease) => r.map(Response::Leader),
         },
         Request::Watch {
             keys,
@@ -244,11 +249,12 @@ async fn waiting(
             // Bounded by the connection: cancel or a closed connection ends it.
             loop {
                 tokio::select! {
+                    biased;
+                    _ = &mut cancel => break,
                     events = erx.recv() => match events {
                         Some(events) => reply(&tx, id, Response::Events(events)).await,
                         None => break,
                     },
-                    _ = &mut cancel => break,
                 }
             }
             member.state().watches.cancel(watch_id);
