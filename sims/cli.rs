@@ -269,7 +269,10 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
             vec!["run", "--seed", "1", "--clients", "9", "--etcd", "madsim"],
             "kv-mutex",
         ),
-        (vec!["run", "--seed", "1", "--etcd", "etcd3"], "unknown etcd"),
+        (
+            vec!["run", "--seed", "1", "--etcd", "etcd3"],
+            "unknown etcd",
+        ),
         (
             vec!["run", "--seed", "1", "--etcd-version", "3.6"],
             "unknown etcd version",
