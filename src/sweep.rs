@@ -143,6 +143,12 @@ pub struct Summary {
     pub stale_acceptances: u64,
     pub false_rejections: u64,
     pub anomalies: u64,
+    /// Seeds whose plan had at least one fault, and the faults of all plans (scripted and
+    /// drawn): 0 and 0 with `--nemesis off` and no scripted faults.
+    #[serde(default)]
+    pub seeds_with_faults: u64,
+    #[serde(default)]
+    pub faults: u64,
     /// Violating seeds over seeds, with its 95% Wilson score interval.
     pub rate: f64,
     pub rate_low: f64,
@@ -173,6 +179,8 @@ impl Summary {
             stale_acceptances: sum(|r| r.stale_acceptances),
             false_rejections: sum(|r| r.false_rejections),
             anomalies: sum(|r| r.anomalies),
+            seeds_with_faults: results.iter().filter(|r| r.faults > 0).count() as u64,
+            faults: sum(|r| r.faults as u64),
             rate: 0.0,
             rate_low: 0.0,
             rate_high: 0.0,
@@ -226,6 +234,8 @@ impl Summary {
         s.stale_acceptances = sum(|p| p.stale_acceptances);
         s.false_rejections = sum(|p| p.false_rejections);
         s.anomalies = sum(|p| p.anomalies);
+        s.seeds_with_faults = sum(|p| p.seeds_with_faults);
+        s.faults = sum(|p| p.faults);
         s.wall_s = parts.iter().map(|p| p.wall_s).sum();
         s.simulated_s = parts.iter().map(|p| p.simulated_s).sum();
         s.messages = sum(|p| p.messages);
@@ -235,7 +245,7 @@ impl Summary {
     }
 
     /// The counts, without timings: what must agree between a sharded and a whole run.
-    pub fn counts(&self) -> [u64; 7] {
+    pub fn counts(&self) -> [u64; 9] {
         [
             self.seeds,
             self.violating_seeds,
@@ -244,6 +254,8 @@ impl Summary {
             self.stale_acceptances,
             self.false_rejections,
             self.anomalies,
+            self.seeds_with_faults,
+            self.faults,
         ]
     }
 
