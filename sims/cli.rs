@@ -236,6 +236,11 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         (vec!["sweep", "--seeds", "0"], "--seeds"),
         (vec!["sweep", "--shard", "3/3"], "shard"),
         (vec!["sweep", "--critical-ms", "9..x"], "critical-ms"),
+        (vec!["sweep", "--restart-ms", "9..x"], "restart-ms"),
+        (
+            vec!["sweep", "--network-latency-ms", "0..5"],
+            "network_latency_ms",
+        ),
         (
             vec!["run", "--seed", "1", "--scenario", "/nonexistent.toml"],
             "cannot read",
@@ -312,6 +317,7 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         (vec!["sweep", "--frobnicate"], "--frobnicate"),
         (vec!["sweep", "--seeds"], "--seeds"),
         (vec!["sweep", "--seeds", "many"], "many"),
+        (vec!["sweep", "--nemesis", "maybe"], "maybe"),
         (vec!["frobnicate"], "frobnicate"),
         (vec!["run"], "--seed"),
     ] {
@@ -328,5 +334,224 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
             "{args:?}: {err}"
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Every flag that bounds how many faults the random nemesis draws, at 0.
+const NO_FAULT_KINDS: [&str; 22] = [
+    "--pauses-max",
+    "0",
+    "--aimed-pauses-max",
+    "0",
+    "--skew-permille",
+    "0",
+    "--partitions-max",
+    "0",
+    "--etcd-partitions-max",
+    "0",
+    "--holds-max",
+    "0",
+    "--crashes-max",
+    "0",
+    "--etcd-stalls-max",
+    "0",
+    "--etcd-timeouts-permille",
+    "0",
+    "--network-faults-max",
+    "0",
+    "--etcd-timeout-rate-permille",
+    "0",
+];
+
+/// [`NO_FAULT_KINDS`] but for the flags `flags` sets (clap refuses a flag given twice).
+fn no_faults_but(flags: &[&str]) -> Vec<&'static str> {
+    NO_FAULT_KINDS
+        .chunks(2)
+        .filter(|f| !flags.contains(&f[0]))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// The fault plan `run --json` ran for `args`.
+fn plan_of(args: &[&str]) -> Vec<serde_json::Value> {
+    let lines = json_lines(&ok(&[&["run", "--json"], args].concat()));
+    assert_eq!(lines.len(), 1);
+    let run = &lines[0];
+    let plan = run["experiment"]["plan"]["faults"].as_array().unwrap();
+    // The run's labelled faults are the plan's, one for one.
+    assert_eq!(
+        run["run"]["faults"].as_array().unwrap().len(),
+        plan.len(),
+        "{args:?}"
+    );
+    plan.clone()
+}
+
+#[test]
+fn nemesis_off_draws_no_fault_and_keeps_scripted_ones() {
+    let with_faults = |extra: &[&str]| {
+        let line = json_lines(&ok(&[
+            &["sweep", "--seeds", "50", "--fencing", "token", "--json"],
+            extra,
+        ]
+        .concat()))
+        .remove(0);
+        assert_eq!(line["seeds"], 50, "{line}");
+        (
+            line["seeds_with_faults"].as_u64().unwrap(),
+            line["faults"].as_u64().unwrap(),
+        )
+    };
+    // Every policy, no fault in any of 50 plans.
+    let lines = json_lines(&ok(&[
+        "sweep",
+        "--nemesis",
+        "off",
+        "--seeds",
+        "50",
+        "--json",
+    ]));
+    assert_eq!(lines.len(), 4);
+    for line in &lines {
+        assert_eq!(line["seeds"], 50, "{line}");
+        assert_eq!(line["seeds_with_faults"], 0, "{line}");
+        assert_eq!(line["faults"], 0, "{line}");
+    }
+    // Negative space: the standard nemesis strikes in most seeds...
+    assert!(with_faults(&[]).0 > 40);
+    // ...and the old `*-max` flags alone left client-etcd partitions and etcd timeouts on.
+    let old_flags = no_faults_but(&[
+        "--etcd-partitions-max",
+        "--etcd-timeouts-permille",
+        "--etcd-timeout-rate-permille",
+    ]);
+    assert!(with_faults(&old_flags).0 > 10);
+    // Every kind at 0, with the nemesis on, draws nothing either.
+    assert_eq!(with_faults(&NO_FAULT_KINDS), (0, 0));
+
+    // One run: an empty plan, no fault in the history.
+    for seed in ["1", "2", "3"] {
+        let run = json_lines(&ok(&["run", "--seed", seed, "--nemesis", "off", "--json"])).remove(0);
+        assert_eq!(run["experiment"]["plan"]["faults"], serde_json::json!([]));
+        assert_eq!(run["run"]["faults"], serde_json::json!([]));
+        assert_eq!(run["experiment"]["scenario"]["nemesis"]["enabled"], false);
+        let events = run["run"]["history"]["events"].as_array().unwrap();
+        assert!(!events.is_empty());
+        assert!(events.iter().all(|e| e["kind"] != "fault"), "seed {seed}");
+        assert!(
+            !plan_of(&["--seed", seed]).is_empty(),
+            "seed {seed} draws faults"
+        );
+    }
+
+    // Scripted faults stay: the GC-pause story keeps its one pause with the nemesis off, and
+    // `--nemesis on` draws more after it.
+    let story = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sims/scenarios/kleppmann-gc-pause.toml"
+    );
+    let scripted = plan_of(&["--seed", "1", "--scenario", story, "--nemesis", "off"]);
+    assert_eq!(scripted.len(), 1, "{scripted:?}");
+    assert_eq!(scripted[0]["fault"], "pause");
+    assert_eq!(scripted[0]["duration_ms"], 5000);
+    let drawn = plan_of(&["--seed", "1", "--scenario", story, "--nemesis", "on"]);
+    assert!(drawn.len() > 1, "{drawn:?}");
+    assert_eq!(drawn[0], scripted[0]);
+}
+
+#[test]
+fn each_nemesis_flag_shapes_the_plan() {
+    use serde_json::Value;
+    type Check = fn(&Value) -> bool;
+    let cases: [(&[&str], Check); 9] = [
+        (
+            &["--etcd-partitions-max", "3", "--partition-ms", "1234..1234"],
+            |f| f["fault"] == "partition" && f["b"] == "etcd" && f["duration_ms"] == 1234,
+        ),
+        (&["--partitions-max", "3", "--partition-ms", "1500"], |f| {
+            f["fault"] == "partition" && f["duration_ms"] == 1500
+        }),
+        (&["--crashes-max", "3", "--restart-ms", "555..555"], |f| {
+            f["fault"] == "crash" && f["restart_after_ms"] == 555
+        }),
+        (
+            &["--etcd-stalls-max", "3", "--etcd-stall-ms", "999..999"],
+            |f| f["fault"] == "pause" && f["node"] == "etcd" && f["duration_ms"] == 999,
+        ),
+        (
+            &[
+                "--etcd-timeouts-permille",
+                "1000",
+                "--etcd-timeout-rate-permille",
+                "7",
+            ],
+            |f| {
+                f["fault"] == "etcd-timeouts"
+                    && (1..=7).contains(&f["rate_permille"].as_u64().unwrap())
+            },
+        ),
+        (&["--aimed-pauses-max", "3", "--aim-nth-max", "1"], |f| {
+            f["fault"] == "pause" && f["at"]["point"]["nth"] == 1
+        }),
+        (&["--skew-permille", "1000", "--offset-ms-max", "0"], |f| {
+            f["fault"] == "skew" && f["skew"]["offset_ms"] == 0
+        }),
+        (
+            &[
+                "--network-faults-max",
+                "2",
+                "--network-ms",
+                "800..800",
+                "--network-latency-ms",
+                "40..40",
+            ],
+            |f| {
+                f["fault"] == "network"
+                    && f["duration_ms"] == 800
+                    && f["latency_ms"] == serde_json::json!({"min": 10, "max": 40})
+            },
+        ),
+        (&["--holds-max", "3", "--hold-ms", "321..321"], |f| {
+            f["fault"] == "hold-request" && f["duration_ms"] == 321
+        }),
+    ];
+    for (flags, check) in cases {
+        let mut drawn = 0;
+        for seed in ["1", "2", "3", "4", "5", "6"] {
+            let args = [&["--seed", seed], &no_faults_but(flags)[..], flags].concat();
+            let plan = plan_of(&args);
+            assert!(plan.iter().all(check), "{flags:?} seed {seed}: {plan:?}");
+            drawn += plan.len();
+            // `--nemesis off` wins over every range.
+            let off = plan_of(&[&args[..], &["--nemesis", "off"]].concat());
+            assert!(off.is_empty(), "{flags:?} seed {seed}: {off:?}");
+        }
+        assert!(drawn > 0, "{flags:?} drew no fault in 6 seeds");
+    }
+    // Without the new flags those sizes are drawn from the standard ranges: not all equal.
+    let standard: Vec<Value> = ["1", "2", "3", "4", "5", "6"]
+        .iter()
+        .flat_map(|seed| plan_of(&["--seed", seed, "--etcd-partitions-max", "3"]))
+        .filter(|f| f["fault"] == "partition")
+        .collect();
+    assert!(
+        standard.iter().any(|f| f["duration_ms"] != 1234),
+        "{standard:?}"
+    );
+}
+
+#[test]
+fn every_nemesis_key_has_a_flag() {
+    let help = ok(&["run", "--help"]);
+    let config = serde_json::to_value(fencelab::scenario::NemesisConfig::standard()).unwrap();
+    let keys = config.as_object().unwrap().keys();
+    assert!(keys.len() > 20);
+    for key in keys {
+        let flag = match key.as_str() {
+            "enabled" => "--nemesis <off|on>".to_string(),
+            k => format!("--{} ", k.replace('_', "-")),
+        };
+        assert!(help.contains(&flag), "no {flag} for nemesis.{key}");
     }
 }

@@ -66,3 +66,122 @@ fn a_thousand_random_plans_replay_whatever_the_thread_split() {
         assert_eq!(a.history_hash, b.history_hash, "seed {} differs", a.seed);
     }
 }
+
+/// Every number in `v`, with the key it sits under ("" in arrays and at the top).
+fn numbers<'a>(
+    key: &'a str,
+    v: &'a serde_json::Value,
+    out: &mut Vec<(&'a str, &'a serde_json::Number)>,
+) {
+    match v {
+        serde_json::Value::Number(n) => out.push((key, n)),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| numbers("", i, out)),
+        serde_json::Value::Object(fields) => fields.iter().for_each(|(k, i)| numbers(k, i, out)),
+        _ => {}
+    }
+}
+
+/// Every `lease_id` string in `v`.
+fn lease_ids<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::Array(items) => items.iter().for_each(|i| lease_ids(i, out)),
+        serde_json::Value::Object(fields) => {
+            for (k, i) in fields {
+                match (k.as_str(), i) {
+                    ("lease_id", serde_json::Value::String(s)) => out.push(s),
+                    _ => lease_ids(i, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A history's JSON is exact in jq 1.6 and JavaScript (which read numbers as doubles): every
+/// number is within 2^53, lease IDs are hex strings. It reads back to the same history, and the
+/// same seed still gives the same hash.
+#[test]
+fn history_json_is_exact_for_json_tools_and_round_trips() {
+    use fencelab::exact_json::{lease_id, SAFE_INTEGER_MAX};
+    use fencelab::history::History;
+    let scenario = Scenario::standard();
+    let (mut leases, mut big_leases, mut wire_versions) = (0, 0, 0);
+    for fencing in Fencing::ALL {
+        for seed in 0..8 {
+            let plan = fencelab::nemesis::draw(&scenario, seed);
+            let run = world::run(&scenario, &plan, fencing, seed);
+            // The history, and the whole run as `run --json` prints it.
+            let json = serde_json::to_string(&run.history).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let whole = serde_json::to_value(&run).unwrap();
+            let mut found = vec![];
+            numbers("", &whole, &mut found);
+            numbers("", &value, &mut found);
+            assert!(
+                found.len() > 100,
+                "{fencing} seed {seed}: {} numbers",
+                found.len()
+            );
+            for (key, n) in found {
+                let exact = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => u <= SAFE_INTEGER_MAX,
+                    (_, Some(i), _) => i.unsigned_abs() <= SAFE_INTEGER_MAX,
+                    (_, _, Some(f)) => f.abs() <= SAFE_INTEGER_MAX as f64,
+                    _ => false,
+                };
+                assert!(exact, "{fencing} seed {seed}: {key} = {n} is beyond 2^53");
+            }
+            // Lease IDs are there, as hex strings, and the big ones are why.
+            let mut ids = vec![];
+            lease_ids(&value, &mut ids);
+            assert!(!ids.is_empty(), "{fencing} seed {seed}: no lease ID");
+            for id in ids {
+                assert_eq!(id.len(), 16, "{id}");
+                let parsed = lease_id::parse(id).unwrap();
+                leases += 1;
+                big_leases += (parsed.unsigned_abs() > SAFE_INTEGER_MAX) as u32;
+            }
+            // What the wire carried reads back exactly, as it went: under lease-id the lease
+            // ID, else the token.
+            for e in &run.history.events {
+                if let fencelab::history::EventKind::Invoke {
+                    version,
+                    lease_id,
+                    token,
+                    ..
+                } = &e.kind
+                {
+                    let sent = if fencing.sends_lease_id() {
+                        lease_id
+                    } else {
+                        token
+                    };
+                    assert_eq!(version, sent);
+                    wire_versions += 1;
+                }
+            }
+            // The JSON reads back to the same history, hash and text.
+            let back: History = serde_json::from_str(&json).unwrap();
+            assert!(
+                back == run.history,
+                "{fencing} seed {seed}: round trip differs"
+            );
+            assert_eq!(back.hash(), run.history_hash());
+            assert!(serde_json::to_string(&back).unwrap() == json);
+            // Same seed, same hash.
+            let again = world::run(&scenario, &plan, fencing, seed);
+            assert_eq!(
+                again.history_hash(),
+                run.history_hash(),
+                "{fencing} seed {seed}"
+            );
+        }
+    }
+    assert!(wire_versions > 100, "{wire_versions} operations");
+    // Negative space: plain numbers would not have done. The simulated etcd's lease IDs are
+    // random 63-bit numbers, nearly all above 2^53.
+    assert!(
+        big_leases * 10 > leases * 9,
+        "only {big_leases} of {leases} lease IDs above 2^53"
+    );
+}

@@ -3,6 +3,12 @@
 //! Jepsen's *history*, extended with what only a simulation can see: the storage's own
 //! acceptance order, lock acquisitions, and the faults the nemesis injected. Events are
 //! appended in execution order, which for equal true times is the order madsim ran them.
+//!
+//! In its JSON every field means one thing and every number is exact in jq and JavaScript
+//! (below 2^53): `lease_id` is always a lease ID, as 16 hex digits in a string as `etcdctl`
+//! prints it; `token` is always a fencing token (the lock key's revision), a number;
+//! `wire_version` is what went over the storage protocol as `version` (the token, or under
+//! `lease-id` the lease ID), as its decimal digits in a string. See [`crate::exact_json`].
 
 use crate::protocol::Op;
 use crate::storage::Entry;
@@ -19,7 +25,14 @@ pub const EVENTS_MAX: usize = 1_000_000;
 #[serde(tag = "result", rename_all = "lowercase")]
 pub enum OpResult {
     /// The storage accepted it (a read of a missing key is accepted too).
-    Ok { val: String, version: i64 },
+    Ok {
+        val: String,
+        /// The answer's `version` as it came over the wire: what the stored value was written
+        /// with (a token, or under `lease-id` a lease ID), -1 for a missing key. In JSON
+        /// `wire_version`, decimal digits in a string.
+        #[serde(rename = "wire_version", with = "crate::exact_json::wire_version")]
+        version: i64,
+    },
     /// The storage refused it (fencing).
     Rejected { err: String },
     /// It surely did not take effect (e.g. connection refused before sending).
@@ -33,15 +46,34 @@ pub enum OpResult {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// A session's lease was granted.
-    LeaseGranted { lease_id: i64, ttl_s: i64 },
+    LeaseGranted {
+        #[serde(with = "crate::exact_json::lease_id")]
+        lease_id: i64,
+        ttl_s: i64,
+    },
     /// The client learned its lease is gone (keepalive refused or unanswered past the TTL).
-    LeaseLost { lease_id: i64, why: String },
+    LeaseLost {
+        #[serde(with = "crate::exact_json::lease_id")]
+        lease_id: i64,
+        why: String,
+    },
     /// The client was told it holds the lock.
-    Acquired { lease_id: i64, token: i64 },
+    Acquired {
+        #[serde(with = "crate::exact_json::lease_id")]
+        lease_id: i64,
+        token: i64,
+    },
     /// The client gave up waiting for the lock and revoked its lease.
-    CampaignTimedOut { lease_id: i64 },
+    CampaignTimedOut {
+        #[serde(with = "crate::exact_json::lease_id")]
+        lease_id: i64,
+    },
     /// The client released the lock (resign + revoke).
-    Released { lease_id: i64, token: i64 },
+    Released {
+        #[serde(with = "crate::exact_json::lease_id")]
+        lease_id: i64,
+        token: i64,
+    },
     /// The client's own lease check refused to write (local deadline passed).
     LocalCheckRefused { token: i64, deadline_us: i64 },
     /// A client sent an operation.
@@ -50,8 +82,11 @@ pub enum EventKind {
         op: Op,
         key: String,
         val: String,
-        /// What went on the wire as `version`.
+        /// What went on the wire as `version`: `token`, or under `lease-id` `lease_id`. In
+        /// JSON `wire_version`, decimal digits in a string.
+        #[serde(rename = "wire_version", with = "crate::exact_json::wire_version")]
         version: i64,
+        #[serde(with = "crate::exact_json::lease_id")]
         lease_id: i64,
         token: i64,
     },
@@ -63,6 +98,10 @@ pub enum EventKind {
         op: Op,
         key: String,
         val: String,
+        /// The request's `version` as it came over the wire (whatever the client sent: a
+        /// token, or under `lease-id` a lease ID). In JSON `wire_version`, decimal digits in a
+        /// string.
+        #[serde(rename = "wire_version", with = "crate::exact_json::wire_version")]
         version: i64,
         accepted: bool,
         err: String,
@@ -263,19 +302,66 @@ mod tests {
 
     #[test]
     fn history_round_trips_through_json() {
+        let lease_id = 0x5b30_2f8e_16a2_711a;
+        let event = |kind| Event {
+            true_us: 5,
+            perceived_us: Some(7),
+            node: "client1".into(),
+            kind,
+        };
         let h = History {
-            events: vec![Event {
-                true_us: 5,
-                perceived_us: Some(7),
-                node: "client1".into(),
-                kind: EventKind::Complete {
+            events: vec![
+                event(EventKind::Complete {
                     op_id: 1,
                     outcome: OpResult::Rejected { err: "no".into() },
+                }),
+                event(EventKind::Invoke {
+                    op_id: 2,
+                    op: Op::Write,
+                    key: "key0".into(),
+                    val: "v".into(),
+                    version: lease_id,
+                    lease_id,
+                    token: 4,
+                }),
+                event(EventKind::Complete {
+                    op_id: 2,
+                    outcome: OpResult::Ok {
+                        val: "v".into(),
+                        version: lease_id,
+                    },
+                }),
+            ],
+            final_entries: [(
+                "key0".to_string(),
+                Entry {
+                    val: "v".into(),
+                    version: lease_id,
                 },
-            }],
+            )]
+            .into(),
             ..History::default()
         };
         let s = serde_json::to_string(&h).unwrap();
+        // Lease IDs in hex as etcdctl prints them, the wire's version in exact decimal digits.
+        assert!(
+            s.contains(
+                r#""wire_version":"6570804143645159706","lease_id":"5b302f8e16a2711a","token":4"#
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                r#""outcome":{"result":"ok","val":"v","wire_version":"6570804143645159706"}"#
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                r#""final_entries":{"key0":{"val":"v","wire_version":"6570804143645159706"}}"#
+            ),
+            "{s}"
+        );
         let back: History = serde_json::from_str(&s).unwrap();
         assert_eq!(back, h);
         assert_eq!(back.hash(), h.hash());

@@ -19,7 +19,7 @@
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`deadline`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
+//! [`scenario`], [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
 //! [`explore`], [`report`], [`timeline`], [`plot`], [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
@@ -35,6 +35,7 @@ pub mod checker;
 pub mod clock;
 pub mod deadline;
 pub mod etcd;
+pub mod exact_json;
 #[cfg(madsim)]
 pub mod explore;
 pub mod history;

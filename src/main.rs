@@ -24,6 +24,10 @@ struct ScenarioArgs {
     /// A named scenario: standard, long-critical, local-check-pauses, local-check-skew.
     #[arg(long)]
     preset: Option<String>,
+    /// The random nemesis: off draws no fault at all (a scenario file's scripted faults still
+    /// apply); on draws from the scenario's ranges and the flags below.
+    #[arg(long, value_name = "off|on", value_parser = ["off", "on"])]
+    nemesis: Option<String>,
     /// Number of clients.
     #[arg(long)]
     clients: Option<u32>,
@@ -67,21 +71,34 @@ struct ScenarioArgs {
     /// Pause length, MIN..MAX ms.
     #[arg(long, value_name = "MIN..MAX")]
     pause_ms: Option<String>,
+    /// An aimed fault strikes at the Nth time its client reaches the point, N drawn from
+    /// 1..=this.
+    #[arg(long)]
+    aim_nth_max: Option<u32>,
     /// Drift drawn from +-this many ppm.
     #[arg(long)]
     drift_ppm_max: Option<i64>,
     /// Chance per mille that a client's clock is skewed.
     #[arg(long)]
     skew_permille: Option<u32>,
+    /// A skewed clock's initial offset, drawn from +- this many ms.
+    #[arg(long)]
+    offset_ms_max: Option<i64>,
     /// Clock steps per skewed client.
     #[arg(long)]
     steps_max: Option<u32>,
     /// Clock step size, +- ms.
     #[arg(long)]
     step_ms_max: Option<i64>,
-    /// Most partitions per run.
+    /// Most partitions between two random nodes per run.
     #[arg(long)]
     partitions_max: Option<u32>,
+    /// Most partitions of a client from etcd per run.
+    #[arg(long)]
+    etcd_partitions_max: Option<u32>,
+    /// Partition length (both kinds), MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    partition_ms: Option<String>,
     /// Most storage requests held in flight per run.
     #[arg(long)]
     holds_max: Option<u32>,
@@ -91,12 +108,31 @@ struct ScenarioArgs {
     /// Most client crashes per run.
     #[arg(long)]
     crashes_max: Option<u32>,
+    /// Time a crashed client stays down, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    restart_ms: Option<String>,
     /// Most etcd stalls per run.
     #[arg(long)]
     etcd_stalls_max: Option<u32>,
+    /// etcd stall length, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    etcd_stall_ms: Option<String>,
+    /// Chance per mille that a run has etcd request timeouts.
+    #[arg(long)]
+    etcd_timeouts_permille: Option<u32>,
+    /// In such a run, the share of etcd requests that time out, per mille, drawn from
+    /// 1..=this (0: none).
+    #[arg(long)]
+    etcd_timeout_rate_permille: Option<u32>,
     /// Most windows of a degraded network (latency and loss on every link) per run.
     #[arg(long)]
     network_faults_max: Option<u32>,
+    /// Such a window's length, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    network_ms: Option<String>,
+    /// Slowest one-way latency in such a window (the fastest a quarter of it), MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    network_latency_ms: Option<String>,
     /// Highest loss in such a window, per mille.
     #[arg(long)]
     network_loss_permille_max: Option<u32>,
@@ -308,6 +344,9 @@ mod sim {
                 (None, None) => Scenario::standard(),
             };
             let n = &mut s.nemesis;
+            if let Some(switch) = &self.nemesis {
+                n.enabled = switch == "on";
+            }
             macro_rules! set {
                 ($($flag:ident => $field:expr),* $(,)?) => {$(
                     if let Some(v) = self.$flag.clone() { $field = v; }
@@ -316,23 +355,38 @@ mod sim {
             set!(
                 pauses_max => n.pauses_max,
                 aimed_pauses_max => n.aimed_pauses_max,
+                aim_nth_max => n.aim_nth_max,
                 drift_ppm_max => n.drift_ppm_max,
                 skew_permille => n.skew_permille,
+                offset_ms_max => n.offset_ms_max,
                 steps_max => n.steps_max,
                 step_ms_max => n.step_ms_max,
                 partitions_max => n.partitions_max,
+                etcd_partitions_max => n.etcd_partitions_max,
                 holds_max => n.holds_max,
                 crashes_max => n.crashes_max,
                 etcd_stalls_max => n.etcd_stalls_max,
+                etcd_timeouts_permille => n.etcd_timeouts_permille,
+                etcd_timeout_rate_permille => n.etcd_timeout_rate_permille,
                 network_faults_max => n.network_faults_max,
                 network_loss_permille_max => n.network_loss_permille_max,
             );
-            if let Some(r) = &self.pause_ms {
-                n.pause_ms = range("pause-ms", r)?;
+            macro_rules! set_range {
+                ($($flag:ident => $field:expr),* $(,)?) => {$(
+                    if let Some(r) = &self.$flag {
+                        $field = range(&stringify!($flag).replace('_', "-"), r)?;
+                    }
+                )*};
             }
-            if let Some(r) = &self.hold_ms {
-                n.hold_ms = range("hold-ms", r)?;
-            }
+            set_range!(
+                pause_ms => n.pause_ms,
+                partition_ms => n.partition_ms,
+                hold_ms => n.hold_ms,
+                restart_ms => n.restart_ms,
+                etcd_stall_ms => n.etcd_stall_ms,
+                network_ms => n.network_ms,
+                network_latency_ms => n.network_latency_ms,
+            );
             set!(
                 clients => s.clients,
                 ttl_s => s.ttl_s,

@@ -18,17 +18,32 @@ use std::time::Instant;
 const EXAMPLES_MAX: usize = 10;
 
 /// The 95% Wilson score interval of `k` successes in `n` trials (0..1 both ends).
+///
+/// The interval always holds the observed rate `k / n`: at 0 of n its lower end is exactly
+/// 0.0 and at n of n its upper end exactly 1.0. Why by hand: in floating point
+/// `centre - half` at k = 0 comes out as a few 1e-18 instead of 0 (the formula cancels
+/// exactly only on paper), which put the lower bound above a rate of 0.0.
 pub fn wilson(k: u64, n: u64) -> (f64, f64) {
     if n == 0 {
         return (0.0, 1.0);
     }
     let z = 1.959_963_984_540_054_f64;
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
-    let denom = 1.0 + z * z / n;
-    let centre = (p + z * z / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    let (kf, nf) = (k as f64, n as f64);
+    let p = kf / nf;
+    let denom = 1.0 + z * z / nf;
+    let centre = (p + z * z / (2.0 * nf)) / denom;
+    let half = z * (p * (1.0 - p) / nf + z * z / (4.0 * nf * nf)).sqrt() / denom;
+    let low = if k == 0 {
+        0.0
+    } else {
+        (centre - half).clamp(0.0, p)
+    };
+    let high = if k >= n {
+        1.0
+    } else {
+        (centre + half).clamp(p, 1.0)
+    };
+    (low, high)
 }
 
 /// The seeds of shard `index` (0-based) of `count` over `seeds`: contiguous blocks.
@@ -137,6 +152,12 @@ pub struct Summary {
     pub stale_acceptances: u64,
     pub false_rejections: u64,
     pub anomalies: u64,
+    /// Seeds whose plan had at least one fault, and the faults of all plans (scripted and
+    /// drawn): 0 and 0 with `--nemesis off` and no scripted faults.
+    #[serde(default)]
+    pub seeds_with_faults: u64,
+    #[serde(default)]
+    pub faults: u64,
     /// Violating seeds over seeds, with its 95% Wilson score interval.
     pub rate: f64,
     pub rate_low: f64,
@@ -167,6 +188,8 @@ impl Summary {
             stale_acceptances: sum(|r| r.stale_acceptances),
             false_rejections: sum(|r| r.false_rejections),
             anomalies: sum(|r| r.anomalies),
+            seeds_with_faults: results.iter().filter(|r| r.faults > 0).count() as u64,
+            faults: sum(|r| r.faults as u64),
             rate: 0.0,
             rate_low: 0.0,
             rate_high: 0.0,
@@ -220,6 +243,8 @@ impl Summary {
         s.stale_acceptances = sum(|p| p.stale_acceptances);
         s.false_rejections = sum(|p| p.false_rejections);
         s.anomalies = sum(|p| p.anomalies);
+        s.seeds_with_faults = sum(|p| p.seeds_with_faults);
+        s.faults = sum(|p| p.faults);
         s.wall_s = parts.iter().map(|p| p.wall_s).sum();
         s.simulated_s = parts.iter().map(|p| p.simulated_s).sum();
         s.messages = sum(|p| p.messages);
@@ -229,7 +254,7 @@ impl Summary {
     }
 
     /// The counts, without timings: what must agree between a sharded and a whole run.
-    pub fn counts(&self) -> [u64; 7] {
+    pub fn counts(&self) -> [u64; 9] {
         [
             self.seeds,
             self.violating_seeds,
@@ -238,6 +263,8 @@ impl Summary {
             self.stale_acceptances,
             self.false_rejections,
             self.anomalies,
+            self.seeds_with_faults,
+            self.faults,
         ]
     }
 
@@ -302,6 +329,33 @@ mod tests {
         let (l, h) = wilson(1000, 1000);
         assert!(close(l, 0.99617) && close(h, 1.0), "{l} {h}");
         assert_eq!(wilson(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn wilson_is_exact_at_the_ends_and_always_holds_the_rate() {
+        for n in [1u64, 7, 1000, 100_000] {
+            // Exact, not close: 0 of n starts at 0.0, n of n ends at 1.0.
+            let (low, high) = wilson(0, n);
+            assert_eq!(low, 0.0, "0 of {n}");
+            assert!(high > 0.0 && high < 1.0, "0 of {n}: {high}");
+            let (low, high) = wilson(n, n);
+            assert_eq!(high, 1.0, "{n} of {n}");
+            assert!(low > 0.0 && low < 1.0, "{n} of {n}: {low}");
+            // Every k in between (a sample of them for large n): low <= k/n <= high.
+            let step = (n / 500).max(1);
+            let ks = (0..=n).step_by(step as usize).chain([1, n - 1, n]);
+            for k in ks.filter(|&k| k <= n) {
+                let (low, high) = wilson(k, n);
+                let p = k as f64 / n as f64;
+                assert!(
+                    0.0 <= low && low <= p && p <= high && high <= 1.0,
+                    "{k} of {n}: [{low}, {high}] does not hold {p}"
+                );
+                if 0 < k && k < n {
+                    assert!(low < p && p < high, "{k} of {n}: [{low}, {high}] is empty");
+                }
+            }
+        }
     }
 
     #[test]

@@ -70,9 +70,13 @@ impl std::str::FromStr for Fencing {
 }
 
 /// One stored value with the version it was written under.
+///
+/// Not part of the wire protocol: its JSON is the history's (`final_entries`), where
+/// `version` is `wire_version`, decimal digits in a string (see [`crate::exact_json`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub val: String,
+    #[serde(rename = "wire_version", with = "crate::exact_json::wire_version")]
     pub version: i64,
 }
 
