@@ -338,7 +338,13 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
 }
 
 /// Every flag that bounds how many faults the random nemesis draws, at 0.
-const NO_FAULT_KINDS: [&str; 22] = [
+const NO_FAULT_KINDS: [&str; 28] = [
+    "--etcd-skew-permille",
+    "0",
+    "--etcd-ambiguous-permille",
+    "0",
+    "--etcd-ambiguous-rate-permille",
+    "0",
     "--pauses-max",
     "0",
     "--aimed-pauses-max",

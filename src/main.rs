@@ -124,6 +124,16 @@ struct ScenarioArgs {
     /// 1..=this (0: none).
     #[arg(long)]
     etcd_timeout_rate_permille: Option<u32>,
+    /// Chance per mille that etcd's clock drifts (by up to --drift-ppm-max).
+    #[arg(long)]
+    etcd_skew_permille: Option<u32>,
+    /// Chance per mille that a run has ambiguous etcd timeouts (committed, then timed out).
+    #[arg(long)]
+    etcd_ambiguous_permille: Option<u32>,
+    /// In such a run, the share of etcd requests that commit and time out, per mille, drawn
+    /// from 1..=this (0: none).
+    #[arg(long)]
+    etcd_ambiguous_rate_permille: Option<u32>,
     /// Most windows of a degraded network (latency and loss on every link) per run.
     #[arg(long)]
     network_faults_max: Option<u32>,
@@ -368,6 +378,9 @@ mod sim {
                 etcd_stalls_max => n.etcd_stalls_max,
                 etcd_timeouts_permille => n.etcd_timeouts_permille,
                 etcd_timeout_rate_permille => n.etcd_timeout_rate_permille,
+                etcd_skew_permille => n.etcd_skew_permille,
+                etcd_ambiguous_permille => n.etcd_ambiguous_permille,
+                etcd_ambiguous_rate_permille => n.etcd_ambiguous_rate_permille,
                 network_faults_max => n.network_faults_max,
                 network_loss_permille_max => n.network_loss_permille_max,
             );
