@@ -4,7 +4,7 @@
 //! cores, simulated seconds per wall second, network messages per seed and the engine floor
 //! for that many messages (a bare madsim message exchange measured in the same run), the
 //! protocol floor (the seed's etcd requests and storage exchanges, each measured alone in the
-//! same run), cost against clients and simulated duration, and peak memory over many seeds.
+//! same run), each for fencelab's etcd model and for madsim's SimServer, cost against clients and simulated duration, and peak memory over many seeds.
 //! Each figure is the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last
 //! line is machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run.
 #[cfg(not(madsim))]
@@ -12,6 +12,8 @@ fn main() {
     eprintln!("the benchmark runs the simulation: run `cargo bench` without RUSTFLAGS");
 }
 
+#[cfg(madsim)]
+use fencelab::etcd::Backend;
 #[cfg(madsim)]
 use fencelab::scenario::Scenario;
 #[cfg(madsim)]
@@ -160,6 +162,29 @@ fn etcd_floor(requests: u64) -> Floor {
 }
 
 #[cfg(madsim)]
+/// One etcd request through fencelab's model (a KV get on the client's one connection).
+fn model_floor(requests: u64) -> Floor {
+    use fencelab::etcd::{model, Etcd, Keys, Version};
+    floor(
+        requests,
+        || async {
+            let clock = fencelab::clock::NodeClock::perfect(tokio::time::Instant::now());
+            let member = std::sync::Arc::new(model::Member::new(
+                model::Config::defaults(Version::V3_5),
+                clock,
+            ));
+            let _ = model::serve("10.0.0.1:2379".parse().unwrap(), member).await;
+        },
+        move || async move {
+            let etcd = model::ModelEtcd::new("10.0.0.1:2379".parse().unwrap());
+            for _ in 0..requests {
+                etcd.get(Keys::Exact("counter".into())).await.unwrap();
+            }
+        },
+    )
+}
+
+#[cfg(madsim)]
 /// One storage exchange: fencelab's HTTP/1.1 client and server (hyper), a read.
 fn http_floor(requests: u64) -> Floor {
     use fencelab::protocol::{Op, Request};
@@ -212,32 +237,15 @@ fn exchanges_per_seed(scenario: &Scenario, seeds: std::ops::Range<u64>) -> f64 {
 }
 
 #[cfg(madsim)]
-fn main() {
-    let repeats = env_u64("FENCELAB_BENCH_REPEATS", 5).max(1) as usize;
-    let seeds = env_u64("FENCELAB_BENCH_SEEDS", 400);
-    let memory_seeds = env_u64("FENCELAB_BENCH_MEMORY_SEEDS", 100_000);
-    let cores = sweep::default_jobs();
-    let standard = Scenario::standard();
-    println!("fencelab bench: standard scenario (3 clients, counter, TTL 2 s, 20 s), fencing=token, {repeats} repeats, median");
-
-    // Peak memory over many seeds: flat if every node is torn down. Measured first, because
-    // peak RSS is the process's high-water mark, and the floors below raise it: madsim never
-    // cancels a timer, and each uncancelled timer keeps its finished task alive until the end.
-    let mut marks = vec![];
-    let step = (memory_seeds / 4).max(1);
-    let mut done = 0;
-    while done < memory_seeds {
-        let n = step.min(memory_seeds - done);
-        sweep::sweep(
-            &standard,
-            Fencing::Token,
-            1_000_000 + done..1_000_000 + done + n,
-            cores,
-            &|_| {},
-        );
-        done += n;
-        marks.push((done, sweep::peak_rss_mb().unwrap_or(f64::NAN)));
-    }
+/// The main table for one etcd backend: speed, messages, the engine and protocol floors.
+fn backend_table(
+    scenario: &Scenario,
+    backend: Backend,
+    repeats: usize,
+    seeds: u64,
+    cores: usize,
+    etcd_floor: impl Fn(u64) -> Floor,
+) {
     let mut one = vec![];
     let mut all = vec![];
     let mut floor_ratio = vec![];
@@ -248,8 +256,8 @@ fn main() {
     let (mut exchanges, mut etcd_requests, mut protocol_ms) = (vec![], vec![], vec![]);
     for r in 0..repeats {
         let start = r as u64 * seeds;
-        let (sps1, sim_s, m) = measure(&standard, seeds, 1, start);
-        let (sps_all, _, _) = measure(&standard, seeds, cores, start);
+        let (sps1, sim_s, m) = measure(scenario, seeds, 1, start);
+        let (sps_all, _, _) = measure(scenario, seeds, cores, start);
         let bare = bare_floor(100_000);
         let etcd = etcd_floor(20_000);
         let http = http_floor(20_000);
@@ -259,7 +267,7 @@ fn main() {
         floor_ratio.push(m * bare.wall_s * sps1);
         // The protocol floor: the timed seeds' exchanges, each at its own cost alone. Every
         // invoke is one storage exchange; the rest of the messages are etcd's.
-        let x = exchanges_per_seed(&standard, start..start + seeds);
+        let x = exchanges_per_seed(scenario, start..start + seeds);
         let requests = (m - x * http.messages) / etcd.messages;
         let protocol_s = x * http.wall_s + requests * etcd.wall_s;
         protocol_ratio.push(protocol_s * sps1);
@@ -287,6 +295,8 @@ fn main() {
         median(etcd_requests),
         median(protocol_ms),
     );
+    println!();
+    println!("etcd = {}", backend.as_str());
     println!("| measure | value |");
     println!("|---|---|");
     println!("| seeds/s, 1 thread | {sps1:.0} |");
@@ -303,7 +313,8 @@ fn main() {
     );
     println!("| **achieved / engine floor** | **{ratio:.3}** |");
     println!(
-        "| one etcd request alone (madsim-etcd-client) | {etcd_us:.2} µs, {etcd_msgs:.1} messages |"
+        "| one etcd request alone ({}) | {etcd_us:.2} µs, {etcd_msgs:.1} messages |",
+        backend.as_str()
     );
     println!(
         "| one storage exchange alone (hyper HTTP/1.1) | {http_us:.2} µs, {http_msgs:.1} messages |"
@@ -313,13 +324,56 @@ fn main() {
     );
     println!("| protocol floor per seed (those, each alone) | {protocol_ms:.2} ms |");
     println!("| achieved / protocol floor | {pratio:.3} |");
-    // The KV mutex for every row: the simulated etcd's election supports 3 clients.
+    println!(
+        "fencelab-bench-{} seeds_per_sec={sps1:.0} realtime_x={rt_x:.0} floor_ratio={ratio:.3}",
+        backend.as_str()
+    );
+}
+
+#[cfg(madsim)]
+fn main() {
+    let repeats = env_u64("FENCELAB_BENCH_REPEATS", 5).max(1) as usize;
+    let seeds = env_u64("FENCELAB_BENCH_SEEDS", 400);
+    let memory_seeds = env_u64("FENCELAB_BENCH_MEMORY_SEEDS", 100_000);
+    let cores = sweep::default_jobs();
+    let standard = Scenario::standard();
+    println!("fencelab bench: standard scenario (3 clients, counter, TTL 2 s, 20 s), fencing=token, {repeats} repeats, median");
+
+    // Peak memory over many seeds: flat if every node is torn down. Measured first, because
+    // peak RSS is the process's high-water mark, and the floors below raise it: madsim never
+    // cancels a timer, and each uncancelled timer keeps its finished task alive until the end.
+    let mut marks = vec![];
+    let step = (memory_seeds / 4).max(1);
+    let mut done = 0;
+    while done < memory_seeds {
+        let n = step.min(memory_seeds - done);
+        sweep::sweep(
+            &standard,
+            Fencing::Token,
+            1_000_000 + done..1_000_000 + done + n,
+            cores,
+            &|_| {},
+        );
+        done += n;
+        marks.push((done, sweep::peak_rss_mb().unwrap_or(f64::NAN)));
+    }
+    for backend in [Backend::Model, Backend::Madsim] {
+        let scenario = Scenario {
+            etcd: backend,
+            ..standard.clone()
+        };
+        let etcd_floor = |n| match backend {
+            Backend::Model => model_floor(n),
+            Backend::Madsim => etcd_floor(n),
+        };
+        backend_table(&scenario, backend, repeats, seeds, cores, etcd_floor);
+    }
+    // Rows on the model (the default): its election serves any number of clients.
     let by_clients: Vec<(String, f64, Scenario)> = [3u32, 10, 30]
         .into_iter()
         .map(|clients| {
             let s = Scenario {
                 clients,
-                lock_method: fencelab::lock::LockMethod::KvMutex,
                 ..standard.clone()
             };
             (clients.to_string(), clients as f64, s)
@@ -340,7 +394,7 @@ fn main() {
         })
         .collect();
     for (axis, per, rows) in [
-        ("clients (kv-mutex)", "per client", by_clients),
+        ("clients (election, model)", "per client", by_clients),
         ("simulated duration", "per simulated s", by_duration),
     ] {
         println!();
@@ -370,7 +424,5 @@ fn main() {
         println!("| {n} | {mb:.1} |");
     }
     let peak = marks.last().map_or(f64::NAN, |m| m.1);
-    println!(
-        "fencelab-bench seeds_per_sec={sps1:.0} realtime_x={rt_x:.0} floor_ratio={ratio:.3} peak_rss_mb={peak:.1}"
-    );
+    println!("fencelab-bench peak_rss_mb={peak:.1}");
 }
