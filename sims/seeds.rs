@@ -104,53 +104,6 @@ fn none_breaks_in_most_seeds() {
 }
 
 #[test]
-fn inside_faults_never_break_unfenced_runs() {
-    // Every seed's standard plan, kept to the faults labelled inside the protocol's
-    // assumptions, on unfenced storage: if one breaks, the labelling rule is wrong.
-    let scenario = Scenario::standard();
-    let inside = |seed| nemesis::FaultPlan {
-        faults: nemesis::label_plan(&nemesis::draw(&scenario, seed).faults, &scenario)
-            .into_iter()
-            .filter(|l| l.assumption == nemesis::Assumption::Inside)
-            .map(|l| l.fault)
-            .collect(),
-    };
-    let runs = sweep::map_seeds(0..seeds(), sweep::default_jobs(), |seed| {
-        let plan = inside(seed);
-        let run = world::run(&scenario, &plan, Fencing::None, seed);
-        (seed, plan, run)
-    });
-    let faults: usize = runs.iter().map(|(_, p, _)| p.len()).sum();
-    let faulted = runs.iter().filter(|(_, p, _)| !p.is_empty()).count();
-    println!(
-        "  inside faults: {faults} in {faulted} of {} seeds",
-        runs.len()
-    );
-    // Positive space: the check is not vacuous.
-    assert!(
-        faulted as u64 >= seeds() / 2,
-        "{faulted} seeds had inside faults"
-    );
-    let bad: Vec<String> = runs
-        .iter()
-        .filter(|(_, _, r)| r.verdict.violates())
-        .take(3)
-        .map(|(seed, plan, r)| {
-            format!(
-                "seed {seed}: {:?}\nplan: {}",
-                r.verdict,
-                serde_json::to_string(plan).unwrap()
-            )
-        })
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "inside faults broke unfenced runs:\n{}",
-        bad.join("\n\n")
-    );
-}
-
-#[test]
 fn lease_id_accepts_stale_writes_and_refuses_holders() {
     let (s, _) = run("standard", Fencing::LeaseId);
     assert!(s.stale_acceptances > 0, "{s:?}");
