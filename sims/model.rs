@@ -228,3 +228,34 @@ fn inside_faults_never_break_unfenced_runs_on_the_model_only() {
         }
     }
 }
+
+#[test]
+fn ambiguous_timeouts_reach_the_history_and_break_nothing() {
+    use fencelab::nemesis::Fault;
+    // Half of etcd's log-bound requests commit and then answer "request timed out".
+    let scenario = Scenario {
+        nemesis: NemesisConfig::none(),
+        ..Scenario::standard()
+    };
+    let plan = FaultPlan {
+        faults: vec![Fault::EtcdAmbiguousTimeouts { rate_permille: 500 }],
+    };
+    let mut indeterminate = 0;
+    let mut acquired = 0;
+    for seed in 0..20 {
+        let run = world::run(&scenario, &plan, Fencing::None, seed);
+        assert!(!run.verdict.violates(), "seed {seed}: {:?}", run.verdict);
+        for e in &run.history.events {
+            match &e.kind {
+                EventKind::EtcdIndeterminate { .. } => indeterminate += 1,
+                EventKind::Acquired { .. } => acquired += 1,
+                _ => {}
+            }
+        }
+    }
+    println!("ambiguous timeouts: {indeterminate} indeterminate etcd requests, {acquired} acquisitions in 20 seeds");
+    assert!(indeterminate > 20, "{indeterminate}");
+    // Clients still get the lock: a timed-out grant that committed leaves a lease that
+    // expires, nothing worse.
+    assert!(acquired > 100, "{acquired}");
+}

@@ -68,6 +68,9 @@ pub enum EventKind {
         #[serde(with = "crate::exact_json::lease_id")]
         lease_id: i64,
     },
+    /// An etcd request of the client's ended without an answer (its own deadline, or etcd's
+    /// "request timed out"): it may or may not have taken effect.
+    EtcdIndeterminate { what: String },
     /// The client released the lock (resign + revoke).
     Released {
         #[serde(with = "crate::exact_json::lease_id")]

@@ -86,6 +86,16 @@ pub enum LockError {
     CampaignTimeout,
 }
 
+impl LockError {
+    /// What an indeterminate error was about (the request may have taken effect).
+    pub fn indeterminate(&self) -> Option<&'static str> {
+        match self {
+            LockError::Timeout(what) => Some(what),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -96,8 +106,21 @@ impl std::fmt::Display for LockError {
     }
 }
 
+/// etcd's own "request timed out" is as indeterminate as a client deadline: both are
+/// [`LockError::Timeout`].
 fn etcd_err(e: EtcdError) -> LockError {
-    LockError::Etcd(e.to_string())
+    match e {
+        EtcdError::Timeout => LockError::Timeout("request"),
+        other => LockError::Etcd(other.to_string()),
+    }
+}
+
+/// [`etcd_err`], naming the request that timed out.
+fn etcd_err_named(what: &'static str) -> impl Fn(EtcdError) -> LockError {
+    move |e| match etcd_err(e) {
+        LockError::Timeout(_) => LockError::Timeout(what),
+        other => other,
+    }
 }
 
 /// What the client believes about its lease.
@@ -134,7 +157,7 @@ impl Session {
             .timeout(cfg.request_timeout, etcd.grant(cfg.ttl_s))
             .await
             .map_err(|_| LockError::Timeout("lease grant"))?
-            .map_err(etcd_err)?;
+            .map_err(etcd_err_named("lease grant"))?;
         probe.record(EventKind::LeaseGranted {
             lease_id: grant.id,
             ttl_s: grant.ttl_s,
@@ -418,5 +441,5 @@ pub async fn resign(
         .timeout(cfg.request_timeout, released)
         .await
         .map_err(|_| LockError::Timeout(what))?
-        .map_err(etcd_err)
+        .map_err(etcd_err_named(what))
 }

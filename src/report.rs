@@ -38,6 +38,9 @@ pub fn story(history: &History) -> String {
             EventKind::CampaignTimedOut { lease_id } => {
                 format!("gives up waiting for the lock, revokes lease {lease_id:x}")
             }
+            EventKind::EtcdIndeterminate { what } => {
+                format!("etcd {what}: no answer, it may or may not have taken effect")
+            }
             EventKind::Released { token, .. } => format!("releases the lock (token {token})"),
             EventKind::LocalCheckRefused { token, deadline_us } => format!(
                 "local lease check: deadline {:.3} s has passed, does not write (token {token})",

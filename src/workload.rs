@@ -198,7 +198,10 @@ impl ClientRun {
         let cfg = self.spec.lock;
         let session = match Session::start(etcd, &self.clock, &self.probe, &cfg).await {
             Ok(s) => s,
-            Err(e) => return CycleEnd::NoLock(e.to_string()),
+            Err(e) => {
+                self.note_indeterminate(&e);
+                return CycleEnd::NoLock(e.to_string());
+            }
         };
         let value = self.name().to_string();
         let holding = match lock::acquire(etcd, &session, &self.clock, &cfg, &value).await {
@@ -209,6 +212,7 @@ impl ClientRun {
                         lease_id: session.lease_id(),
                     });
                 }
+                self.note_indeterminate(&e);
                 // Revoking removes the campaign key a cancelled campaign leaves behind.
                 session.close(etcd, &self.clock, &cfg).await;
                 return CycleEnd::NoLock(e.to_string());
@@ -230,7 +234,9 @@ impl ClientRun {
         self.reach(Point::AfterAcquire).await;
         let end = self.work(&holding, &session).await;
         // Release: resign, then revoke. Either may fail if the lease is already gone.
-        let _ = lock::resign(etcd, &holding, &self.clock, &cfg).await;
+        if let Err(e) = lock::resign(etcd, &holding, &self.clock, &cfg).await {
+            self.note_indeterminate(&e);
+        }
         session.close(etcd, &self.clock, &cfg).await;
         self.probe.record(EventKind::Released {
             lease_id: holding.lease_id,
@@ -279,6 +285,15 @@ impl ClientRun {
         };
         self.send(Op::Write, key, val, holding).await;
         CycleEnd::Done
+    }
+
+    /// Records an etcd request that may or may not have taken effect.
+    fn note_indeterminate(&self, e: &LockError) {
+        if let Some(what) = e.indeterminate() {
+            self.probe.record(EventKind::EtcdIndeterminate {
+                what: what.to_string(),
+            });
+        }
     }
 
     /// Sends one storage operation, recording its invocation and completion.
