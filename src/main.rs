@@ -242,9 +242,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Combine `sweep --json` outputs of shards into one table.
+    /// Combine `sweep --json` outputs of shards into one table: files, or directories whose
+    /// `*.jsonl` files are read in name order.
     Merge {
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "FILE|DIR")]
         files: Vec<PathBuf>,
         #[arg(long, conflicts_with = "csv")]
         json: bool,
@@ -334,6 +335,30 @@ mod sim {
 
     fn read(path: &Path) -> Result<String, String> {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
+    /// The files behind `merge`'s arguments: a directory stands for its `*.jsonl` files, in
+    /// name order (what a Kubernetes Indexed Job leaves on a shared volume).
+    fn shard_files(args: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>, String> {
+        let mut files = Vec::new();
+        for arg in args {
+            if !arg.is_dir() {
+                files.push(arg.clone());
+                continue;
+            }
+            let entries = std::fs::read_dir(arg)
+                .map_err(|e| format!("cannot read {}: {e}", arg.display()))?;
+            let mut found: Vec<std::path::PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            if found.is_empty() {
+                return Err(format!("{}: no *.jsonl file in it", arg.display()));
+            }
+            found.sort();
+            files.extend(found);
+        }
+        Ok(files)
     }
 
     fn write_file(path: &Path, text: &str) -> Result<(), String> {
@@ -694,7 +719,7 @@ mod sim {
             Command::Merge { files, json, csv } => {
                 let mut by_policy: std::collections::BTreeMap<Fencing, Vec<Summary>> =
                     Default::default();
-                for path in &files {
+                for path in &shard_files(&files)? {
                     for (i, line) in read(path)?.lines().enumerate() {
                         if line.trim().is_empty() {
                             continue;
