@@ -561,3 +561,45 @@ fn every_nemesis_key_has_a_flag() {
         assert!(help.contains(&flag), "no {flag} for nemesis.{key}");
     }
 }
+
+#[test]
+fn an_atlas_varies_two_parameters_and_draws_one_map_per_policy() {
+    let plot = tmp("atlas.svg");
+    let csv = ok(&[
+        "sweep",
+        "--vary",
+        "pause-ms",
+        "--vary",
+        "ttl-s",
+        "--steps",
+        "2",
+        "--seeds",
+        "6",
+        "--fencing",
+        "none,token",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("pause-ms,ttl-s,fencing,seeds,"),
+        "{csv}"
+    );
+    // 2 x 2 cells for each of 2 policies.
+    assert_eq!(lines.len(), 1 + 8, "{csv}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("6000,10,token,6,0,")),
+        "{csv}"
+    );
+    for policy in ["none", "token"] {
+        let svg = std::fs::read_to_string(tmp(&format!("atlas-{policy}.svg"))).unwrap();
+        roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        assert!(
+            svg.contains("renewal slack"),
+            "the pause x TTL map draws the slack"
+        );
+    }
+    let out = fencelab(&["sweep", "--vary", "pause-ms", "--vary", "stall-ms"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one fault"));
+}

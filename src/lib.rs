@@ -31,6 +31,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(madsim)]
+pub mod atlas;
 pub mod checker;
 pub mod clock;
 pub mod deadline;
@@ -38,6 +40,7 @@ pub mod etcd;
 pub mod exact_json;
 #[cfg(madsim)]
 pub mod explore;
+pub mod heatmap;
 pub mod history;
 pub mod label;
 pub mod lock;

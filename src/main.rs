@@ -184,7 +184,7 @@ enum Command {
         seeds: u64,
         #[arg(long, default_value_t = 0)]
         start: u64,
-        /// A policy or `all`.
+        /// A policy, a comma-separated list of them, or `all`.
         #[arg(long, default_value = "all")]
         fencing: String,
         #[command(flatten)]
@@ -202,13 +202,14 @@ enum Command {
         /// JOB_COMPLETION_INDEX and JOB_COMPLETION_COUNT (Kubernetes indexed Jobs).
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
-        /// Sweep one parameter: pause-ttl, drift or delay.
+        /// Sweep one parameter (pause-ttl, drift or delay), or two at once for an atlas: a
+        /// fault (pause-ms, stall-ms, delay-ms, drift-ppm) and a knob (ttl-s, margin-ms).
         #[arg(long)]
-        vary: Option<String>,
+        vary: Vec<String>,
         /// Steps of the varied parameter.
         #[arg(long, default_value_t = 6)]
         steps: u32,
-        /// Where `--vary` draws its plot.
+        /// Where `--vary` draws its plot (an atlas: one FILE-POLICY.svg per policy).
         #[arg(long, value_name = "FILE.svg", default_value = "sweep.svg")]
         plot: PathBuf,
     },
@@ -323,6 +324,7 @@ use sim::run;
 #[cfg(madsim)]
 mod sim {
     use super::{Command, ScenarioArgs};
+    use fencelab::atlas;
     use fencelab::explore;
     use fencelab::nemesis::{self, FaultPlan};
     use fencelab::scenario::{MsRange, Scenario};
@@ -461,7 +463,8 @@ mod sim {
         if s == "all" {
             Ok(Fencing::ALL.to_vec())
         } else {
-            Ok(vec![s.parse()?])
+            // A comma-separated list, in the order given.
+            s.split(',').map(|p| p.trim().parse()).collect()
         }
     }
 
@@ -705,10 +708,20 @@ mod sim {
                     range = sweep::shard(range, i, n)?;
                 }
                 let policies = policies(&fencing)?;
-                if let Some(param) = vary {
-                    return vary_sweep(
-                        out, &scenario, &policies, range, jobs, &param, steps, &plot,
-                    );
+                match vary.as_slice() {
+                    [] => {}
+                    [param] => {
+                        return vary_sweep(
+                            out, &scenario, &policies, range, jobs, param, steps, &plot,
+                        )
+                    }
+                    [a, b] => {
+                        let axes = atlas::Axes::new(a.parse()?, b.parse()?)?;
+                        return atlas_sweep(
+                            out, &scenario, &policies, range, jobs, axes, steps, &plot,
+                        );
+                    }
+                    more => return Err(format!("--vary given {} times: at most 2", more.len())),
                 }
                 let summaries: Vec<Summary> = policies
                     .iter()
@@ -851,6 +864,57 @@ mod sim {
             &title,
         );
         write_file(path, &svg)
+    }
+
+    /// Two parameters at once: the atlas' CSV on stdout, one heatmap per policy.
+    #[allow(clippy::too_many_arguments)]
+    fn atlas_sweep(
+        out: &mut String,
+        scenario: &Scenario,
+        policies: &[Fencing],
+        range: std::ops::Range<u64>,
+        jobs: usize,
+        axes: atlas::Axes,
+        steps: u32,
+        plot: &Path,
+    ) -> Result<(), String> {
+        let maps = atlas::run(scenario, axes, steps, policies, range.clone(), jobs)?;
+        let (f, k) = (axes.fault, axes.knob);
+        let _ = writeln!(out, "{},{},{CSV_HEADER}", f.name(), k.name());
+        for (_, cells) in &maps {
+            for c in cells {
+                let _ = writeln!(out, "{},{},{}", c.fault, c.knob, csv_row(&c.summary));
+            }
+        }
+        let (xs, ys) = (f.values(steps), k.values(steps));
+        let slack: Option<Vec<(f64, f64)>> = atlas::slack_line(scenario, axes, steps)
+            .map(|l| l.into_iter().map(|(ttl_s, ms)| (ms, ttl_s)).collect());
+        let stem = plot.with_extension("");
+        for (fencing, cells) in &maps {
+            let rate = |ix: usize, iy: usize| {
+                cells
+                    .iter()
+                    .find(|c| c.fault == xs[ix] && c.knob == ys[iy])
+                    .map_or(f64::NAN, |c| c.summary.rate)
+            };
+            let title = format!(
+                "fencing={fencing}: violation rate, {} seeds per cell",
+                range.end - range.start
+            );
+            let svg = fencelab::heatmap::heatmap(
+                &title,
+                f.label(),
+                k.label(),
+                &xs,
+                &ys,
+                rate,
+                slack.as_deref().map(|l| ("renewal slack", l)),
+            );
+            let path = std::path::PathBuf::from(format!("{}-{fencing}.svg", stem.display()));
+            write_file(&path, &svg)?;
+            eprintln!("atlas written to {}", path.display());
+        }
+        Ok(())
     }
 
     /// The scenario of one step of `--vary`, and the x value it stands for.
