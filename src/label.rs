@@ -29,7 +29,7 @@ pub struct LabelledFault {
 pub const REALISTIC_DRIFT_PPM: i64 = 500;
 
 /// The silence a lease survives: etcd's deadline is the last renewal's arrival plus the TTL,
-/// and the client sends the next renewal a renewal period (TTL/3, etcd's Go client) after the
+/// and the client sends the next renewal a renewal period (TTL/3, fencelab's keepalive loop) after the
 /// answer, so a renewal can be late by up to `TTL - period - round trip` before the lease
 /// ends. Round trip at the scenario's slowest latency.
 /// Realistic drift of etcd's and the client's clocks shortens it by up to `2 × 500 ppm × TTL`.
@@ -69,6 +69,25 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
         }
     };
     let slack = "renewal slack";
+    // With loss on every link, a message lost again and again is late without bound: no
+    // bound on silence or delay holds, so no timing fault is inside.
+    let timing = matches!(
+        fault,
+        Fault::Pause { .. }
+            | Fault::Partition { .. }
+            | Fault::HoldRequest { .. }
+            | Fault::Network { .. }
+    );
+    if timing && scenario.loss_rate > 0.0 {
+        return LabelledFault {
+            fault: fault.clone(),
+            assumption: Assumption::Outside,
+            why: format!(
+                "the scenario loses {} of messages: a message lost again and again is late without bound",
+                scenario.loss_rate
+            ),
+        };
+    }
     let (assumption, why) = match fault {
         Fault::Pause {
             duration_ms, node, ..
@@ -356,7 +375,7 @@ mod tests {
         assert_eq!(of(network(0, 1_000, 300, 0)), Assumption::Inside);
         // A round trip of 1,400 ms outlives the slack.
         assert_eq!(of(network(0, 1_000, 700, 0)), Assumption::Outside);
-        // Any loss fails etcd requests outright (each opens a connection).
+        // Any loss: a message lost again and again is late without bound.
         assert_eq!(of(network(0, 1_000, 100, 1)), Assumption::Outside);
         assert_eq!(of(network(0, 1_000, 100, 0)), Assumption::Inside);
     }
@@ -416,5 +435,12 @@ mod tests {
             [true, true]
         );
         assert_eq!(outside(&[aimed]), [false]);
+        // On a lossy network no timing fault is inside.
+        let lossy = Scenario {
+            loss_rate: 0.01,
+            ..Scenario::standard()
+        };
+        let p = pause("client1", 1_000, 100);
+        assert_eq!(label(&p, &lossy).assumption, Assumption::Outside);
     }
 }

@@ -4,7 +4,10 @@
 //! model and SimServer. Three recipes: etcd's election API, etcd's Mutex algorithm over plain
 //! KV (`concurrency.Mutex`, the seed's lock) and the v3 Lock API. Each acquisition yields two
 //! numbers: the session's **lease ID** (what the seed sends as "version") and a **fencing
-//! token** from etcd's revisions, which strictly increases from one holder to the next.
+//! token** from etcd's revisions: the lock key's create revision (election, KV mutex), which
+//! strictly increases from one holder to the next, or the Lock answer's header revision (Lock
+//! API), which does too on etcd 3.5; on 3.4 a waiter whose key expired while it waited (issue
+//! 11456) and the true next holder can read the same revision, so their tokens may tie.
 
 use crate::clock::NodeClock;
 use crate::etcd::{Etcd, EtcdError, Keys, LeaderKey, WatchEvent};
@@ -127,7 +130,8 @@ fn etcd_err_named(what: &'static str) -> impl Fn(EtcdError) -> LockError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LeaseView {
     /// Perceived time (µs) after which the lease may be gone: the send time of the last
-    /// answered keepalive plus the TTL, as etcd's Go client computes it.
+    /// answered keepalive plus the TTL (etcd's Go client counts from the answer's arrival,
+    /// `client/v3/lease.go`, `recvKeepAlive`; the send time is the safer bound).
     deadline_us: i64,
     lost: Option<String>,
 }
@@ -217,9 +221,11 @@ impl Drop for Session {
     }
 }
 
-/// Renews the lease every TTL/3 after the last answer (etcd's Go client, `lease.go`:
-/// `nextKeepAlive = now + TTL/3`), until etcd says it is gone or no renewal was answered
-/// before the deadline the client computed.
+/// Renews the lease every TTL/3 after the last answer (etcd's Go client schedules
+/// `nextKeepAlive = now + TTL/3` too, but sends on a 500 ms tick, so its period is TTL/3 to
+/// TTL/3 + 500 ms: `client/v3/lease.go`, `sendKeepAliveLoop`), until etcd says the lease is
+/// gone or no renewal was answered before the deadline the client computed. The labels'
+/// renewal slack is this loop's; for Go's client it would be about 500 ms smaller.
 async fn keep_alive(
     etcd: EtcdHandle,
     clock: NodeClock,

@@ -445,7 +445,8 @@ async fn supervise(
                         fault_note(&node, "restarted".into());
                     }
                     Action::Revoke(node) => {
-                        revoke(&operator, &recorder, scenario.etcd, etcd_addr, &node).await
+                        // Not awaited: the supervisor must go on (etcd may be stalled).
+                        let _ = revoke(&operator, &recorder, scenario.etcd, etcd_addr, &node);
                     }
                     Action::Network(latency_ms, loss_permille) => {
                         net.update_config(|c| {
@@ -474,6 +475,7 @@ async fn supervise(
                     .faults
                     .iter()
                     .filter(|f| f.aim() == Some((hit.node.as_str(), hit.point, hit.nth)));
+                let mut revocations = Vec::new();
                 for f in struck {
                     match f {
                         Fault::Pause { node, duration_ms, .. }
@@ -492,13 +494,25 @@ async fn supervise(
                             ));
                             at(&mut timeline, now_ms + duration_ms, Action::Release(node.clone()));
                         }
-                        Fault::RevokeLease { node, .. } => {
-                            revoke(&operator, &recorder, scenario.etcd, etcd_addr, node).await;
-                        }
+                        Fault::RevokeLease { node, .. } => revocations.extend(revoke(
+                            &operator, &recorder, scenario.etcd, etcd_addr, node,
+                        )),
                         _ => {}
                     }
                 }
-                let _ = hit.done.send(());
+                // The client goes on once its revocations are answered (or given up on),
+                // without holding up the supervisor.
+                let done = hit.done;
+                if revocations.is_empty() {
+                    let _ = done.send(());
+                } else {
+                    operator.spawn(async move {
+                        for r in revocations {
+                            let _ = r.await;
+                        }
+                        let _ = done.send(());
+                    });
+                }
             }
         }
     }
@@ -560,20 +574,23 @@ fn start_etcd(
     }
 }
 
-/// Revokes the node's newest lease at etcd, as an operator (or a jumping etcd clock) would.
-/// The request goes from the operator node: the supervisor has no network address.
-async fn revoke(
+/// How long the operator waits for etcd to answer a revocation (etcd may be stalled).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Revokes the node's newest lease at etcd, as an operator would with `etcdctl lease revoke`,
+/// from the operator node (the supervisor has no network address), in a task of its own so
+/// that a stalled etcd never holds up the supervisor.
+fn revoke(
     operator: &NodeHandle,
     recorder: &Recorder,
     backend: Backend,
     etcd_addr: SocketAddr,
     node: &str,
-) {
-    let Some(lease_id) = recorder.last_lease_of(node) else {
-        return;
-    };
-    let what = operator
-        .spawn(async move {
+) -> Option<madsim::task::JoinHandle<()>> {
+    let lease_id = recorder.last_lease_of(node)?;
+    let (recorder, node) = (recorder.clone(), node.to_string());
+    Some(operator.spawn(async move {
+        let asked = crate::deadline::timeout(REVOKE_TIMEOUT, async {
             match crate::etcd::connect(backend, &[etcd_addr.to_string()]).await {
                 Ok(etcd) => match etcd.revoke(lease_id).await {
                     Ok(()) => format!("etcd revoked lease {lease_id:x}"),
@@ -582,9 +599,15 @@ async fn revoke(
                 Err(e) => format!("could not reach etcd to revoke: {e}"),
             }
         })
-        .await
-        .unwrap_or_else(|e| format!("operator failed: {e}"));
-    recorder.record(node, None, EventKind::Fault { what });
+        .await;
+        let what = asked.unwrap_or_else(|_| {
+            format!(
+                "etcd did not answer the revocation of lease {lease_id:x} within {} s",
+                REVOKE_TIMEOUT.as_secs()
+            )
+        });
+        recorder.record(&node, None, EventKind::Fault { what });
+    }))
 }
 
 /// Everything that determines a run: save it, and `replay` gives the same history.

@@ -39,16 +39,26 @@ impl GrpcEtcd {
 }
 
 /// Classifies an `etcd-client` error by what a lock client may conclude from it.
+///
+/// Only a failure to connect means "not sent"; a transport that breaks after the request went
+/// out (gRPC `Unavailable`) leaves it indeterminate, like a timeout.
 fn classify(e: etcd_client::Error) -> EtcdError {
     let text = e.to_string();
     if text.contains("lease not found") {
         EtcdError::LeaseNotFound
-    } else if text.contains("timed out") || text.contains("Deadline") {
-        EtcdError::Timeout
-    } else if text.contains("session expired") {
+    } else if text.contains("session is expired") {
+        // `concurrency.ErrSessionExpired`: "mutex: session is expired".
         EtcdError::SessionExpired
-    } else if text.contains("connect") || text.contains("Unavailable") {
+    } else if matches!(e, etcd_client::Error::TransportError(_))
+        || text.contains("error trying to connect")
+        || text.contains("connection refused")
+    {
         EtcdError::Unavailable { why: text }
+    } else if text.contains("timed out")
+        || text.contains("Deadline")
+        || text.contains("Unavailable")
+    {
+        EtcdError::Timeout
     } else {
         EtcdError::Other { why: text }
     }

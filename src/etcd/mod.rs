@@ -44,7 +44,7 @@ pub enum EtcdError {
     /// request **may have committed**.
     Timeout,
     /// The Lock API found the waiter's own key gone after waiting (etcd 3.5's
-    /// `concurrency.ErrSessionExpired`, "session expired").
+    /// `concurrency.ErrSessionExpired`, "mutex: session is expired").
     SessionExpired,
     /// No connection to etcd: the request was not sent.
     Unavailable { why: String },
@@ -59,7 +59,7 @@ impl std::fmt::Display for EtcdError {
         match self {
             EtcdError::LeaseNotFound => f.write_str("etcdserver: requested lease not found"),
             EtcdError::Timeout => f.write_str("etcdserver: request timed out"),
-            EtcdError::SessionExpired => f.write_str("session expired"),
+            EtcdError::SessionExpired => f.write_str("mutex: session is expired"),
             EtcdError::Unavailable { why } => write!(f, "etcd unavailable: {why}"),
             EtcdError::Unsupported { what } => write!(f, "this etcd has no {what}"),
             EtcdError::Other { why } => write!(f, "etcd: {why}"),
@@ -298,8 +298,8 @@ pub enum Version {
     /// key after waiting (etcd issue 11456).
     #[serde(rename = "3.4")]
     V3_4,
-    /// etcd 3.5: the waiter re-reads its key and answers "session expired" when it is gone
-    /// (etcd PR 11408, `client/v3/concurrency/mutex.go`).
+    /// etcd 3.5: the waiter re-reads its key and answers "mutex: session is expired" when it
+    /// is gone (etcd PR 11408, `client/v3/concurrency/mutex.go`; not backported to 3.4).
     #[default]
     #[serde(rename = "3.5")]
     V3_5,

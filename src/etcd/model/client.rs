@@ -27,7 +27,8 @@ enum Waiter {
 #[derive(Default)]
 struct Calls {
     next_id: u64,
-    pending: BTreeMap<u64, Waiter>,
+    /// Calls waiting for an answer, with the generation of the connection they went on.
+    pending: BTreeMap<u64, (u64, Waiter)>,
     /// The open connection and its generation (a reader that ends clears only its own).
     link: Option<(Arc<Sender>, u64)>,
     generation: u64,
@@ -82,10 +83,10 @@ impl ModelEtcd {
         }
     }
 
-    async fn link(&self) -> EtcdResult<Arc<Sender>> {
+    async fn link(&self) -> EtcdResult<(Arc<Sender>, u64)> {
         let _one = self.connecting.lock().await;
-        if let Some((tx, _)) = &self.calls.lock().expect("calls").link {
-            return Ok(tx.clone());
+        if let Some((tx, g)) = &self.calls.lock().expect("calls").link {
+            return Ok((tx.clone(), *g));
         }
         let unavailable = |e: std::io::Error| EtcdError::Unavailable { why: e.to_string() };
         let ep = Endpoint::bind("0.0.0.0:0").await.map_err(unavailable)?;
@@ -106,12 +107,12 @@ impl ModelEtcd {
                 };
                 let mut c = calls.lock().expect("calls");
                 match c.pending.get(&env.id) {
-                    Some(Waiter::Once(_)) => {
-                        if let Some(Waiter::Once(w)) = c.pending.remove(&env.id) {
+                    Some((_, Waiter::Once(_))) => {
+                        if let Some((_, Waiter::Once(w))) = c.pending.remove(&env.id) {
                             let _ = w.send(env.body);
                         }
                     }
-                    Some(Waiter::Stream(w)) => {
+                    Some((_, Waiter::Stream(w))) => {
                         // The watch was dropped: forget it.
                         let dropped = w.send(env.body).is_err();
                         if dropped {
@@ -122,19 +123,20 @@ impl ModelEtcd {
                     None => {}
                 }
             }
-            // The connection broke: every call on it fails (its waiter is dropped).
+            // The connection broke: every call on it fails (its waiter is dropped), whether
+            // or not a newer connection replaced it meanwhile.
             let mut c = calls.lock().expect("calls");
             if c.link.as_ref().is_some_and(|(_, g)| *g == generation) {
                 c.link = None;
-                c.pending.clear();
             }
+            c.pending.retain(|_, (g, _)| *g != generation);
         });
-        Ok(tx)
+        Ok((tx, generation))
     }
 
     /// Registers a call and sends it; the guard cancels it if dropped before the answer.
     async fn start(&self, body: Request, waiter: Waiter) -> EtcdResult<CancelOnDrop> {
-        let tx = self.link().await?;
+        let (tx, generation) = self.link().await?;
         let id = {
             let mut c = self.calls.lock().expect("calls");
             if c.pending.len() >= PENDING_MAX {
@@ -144,7 +146,7 @@ impl ModelEtcd {
             }
             c.next_id += 1;
             let id = c.next_id;
-            c.pending.insert(id, waiter);
+            c.pending.insert(id, (generation, waiter));
             id
         };
         let guard = CancelOnDrop {
@@ -152,10 +154,14 @@ impl ModelEtcd {
             id,
             done: false,
         };
+        // madsim's connection send completes at its first poll; `false` means the connection
+        // is closed (it never means "try again").
         if !send_now(&tx, id, body) {
             let mut c = self.calls.lock().expect("calls");
             c.pending.remove(&id);
-            c.link = None;
+            if c.link.as_ref().is_some_and(|(_, g)| *g == generation) {
+                c.link = None;
+            }
             return Err(EtcdError::Unavailable {
                 why: "connection reset".into(),
             });
@@ -173,6 +179,16 @@ impl ModelEtcd {
             Ok(r) => Ok(r),
             // Sent, then the connection broke: it may have been applied.
             Err(_) => Err(EtcdError::Timeout),
+        }
+    }
+}
+
+impl Drop for ModelEtcd {
+    /// Closes the connection: its reader ends when the member closes its side, and the
+    /// member cancels what the client started (gRPC closes a channel's streams likewise).
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.link = None;
         }
     }
 }

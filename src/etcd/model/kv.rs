@@ -108,10 +108,34 @@ impl Kv {
         txn: &Txn,
         lease_exists: impl Fn(LeaseId) -> bool,
     ) -> EtcdResult<(TxnResult, Changes)> {
-        if txn.compare.len() + txn.success.len().max(txn.failure.len()) > TXN_OPS_MAX {
+        // etcd checks each list on its own (`v3rpc/key.go`, `checkTxnRequest`).
+        if txn
+            .compare
+            .len()
+            .max(txn.success.len())
+            .max(txn.failure.len())
+            > TXN_OPS_MAX
+        {
             return Err(EtcdError::Other {
                 why: "etcdserver: too many operations in txn request".into(),
             });
+        }
+        // A key written twice in one branch is refused (`v3rpc/key.go`, `checkIntervals`:
+        // "etcdserver: duplicate key given in txn request"); prefix deletes overlapping a put
+        // are not checked here.
+        for ops in [&txn.success, &txn.failure] {
+            let mut written = std::collections::BTreeSet::new();
+            for op in ops.iter() {
+                let key = match op {
+                    TxnOp::Put { key, .. } | TxnOp::Delete(Keys::Exact(key)) => key,
+                    _ => continue,
+                };
+                if !written.insert(key.as_str()) {
+                    return Err(EtcdError::Other {
+                        why: "etcdserver: duplicate key given in txn request".into(),
+                    });
+                }
+            }
         }
         let succeeded = txn.compare.iter().all(|c| self.compare(c));
         let ops = if succeeded {
@@ -187,14 +211,43 @@ impl Kv {
     fn delete_at(&mut self, rev: Revision, keys: &Keys, ch: &mut Changes) -> u64 {
         let gone: Vec<String> = self.range(keys).into_iter().map(|kv| kv.key).collect();
         for key in &gone {
-            let mut kv = self.keys.remove(key).expect("key listed by range");
-            if kv.lease != 0 {
-                ch.leases.push((key.clone(), kv.lease, 0));
-            }
-            kv.mod_revision = rev;
-            ch.events.push(WatchEvent::Delete(kv));
+            self.remove_at(rev, key, ch);
         }
         gone.len() as u64
+    }
+
+    /// A delete event carries only the key and the delete's revision
+    /// (`mvcc/kvstore_txn.go`, `storeTxnWrite.delete`).
+    fn remove_at(&mut self, rev: Revision, key: &str, ch: &mut Changes) {
+        let Some(kv) = self.keys.remove(key) else {
+            return;
+        };
+        if kv.lease != 0 {
+            ch.leases.push((key.to_string(), kv.lease, 0));
+        }
+        ch.events.push(WatchEvent::Delete(KeyValue {
+            key: key.to_string(),
+            value: String::new(),
+            create_revision: 0,
+            mod_revision: rev,
+            version: 0,
+            lease: 0,
+        }));
+    }
+
+    /// Deletes `keys` in one revision, with no limit on their number: what a lease's
+    /// revocation does (`lease/lessor.go`, `Revoke`: one internal write transaction, which the
+    /// gRPC layer's limits never see).
+    pub fn delete_keys(&mut self, keys: &[String]) -> Changes {
+        let rev = self.revision + 1;
+        let mut changes = Changes::default();
+        for key in keys {
+            self.remove_at(rev, key, &mut changes);
+        }
+        if !changes.events.is_empty() {
+            self.revision = rev;
+        }
+        changes
     }
 }
 
@@ -302,6 +355,25 @@ mod tests {
         );
         assert_eq!(kv.revision(), 1);
         assert!(kv.key("a").is_none());
+    }
+
+    #[test]
+    fn a_key_written_twice_in_one_branch_is_refused() {
+        let mut kv = Kv::new();
+        let t = Txn {
+            success: vec![txn_put("a", "1", 0), TxnOp::Delete(Keys::Exact("a".into()))],
+            ..Txn::default()
+        };
+        assert!(kv.txn(&t, |_| true).is_err());
+        assert_eq!(kv.revision(), 1);
+        // 129 deletes cannot be a request, but a revocation deletes as many keys as it has.
+        for i in 0..200 {
+            put(&mut kv, &format!("k{i}"), "");
+        }
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+        let changes = kv.delete_keys(&keys);
+        assert_eq!(changes.events.len(), 200);
+        assert_eq!(kv.revision(), 202);
     }
 
     #[test]

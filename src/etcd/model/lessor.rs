@@ -111,13 +111,17 @@ impl Lessor {
             });
         }
         let ttl_s = ttl_s.max(self.min_ttl_s);
-        // Bounded: IDs are unique for 2^48 draws.
-        let id = loop {
-            let id = (self.ids.draw() & ((1 << 63) - 1)) as i64;
-            if id != 0 && !self.leases.contains_key(&id) {
-                break id;
-            }
-        };
+        // etcd redraws a zero ID and refuses one that exists (`ErrLeaseExists`); IDs are
+        // unique for 2^48 draws, so a second zero or a clash is a broken generator.
+        let mut id = (self.ids.draw() & ((1 << 63) - 1)) as i64;
+        if id == 0 {
+            id = (self.ids.draw() & ((1 << 63) - 1)) as i64;
+        }
+        if id == 0 || self.leases.contains_key(&id) {
+            return Err(EtcdError::Other {
+                why: "lease already exists".into(),
+            });
+        }
         self.leases.insert(
             id,
             Lease {

@@ -52,19 +52,8 @@ impl State {
         let Some(lease) = self.lessor.revoke(id) else {
             return false;
         };
-        let txn = Txn {
-            success: lease
-                .keys
-                .iter()
-                .map(|k| TxnOp::Delete(Keys::Exact(k.clone())))
-                .collect(),
-            ..Txn::default()
-        };
-        // The lease is gone already, so deleting its keys cannot fail on it.
-        let (_, changes) = self
-            .kv
-            .txn(&txn, |_| true)
-            .expect("a revocation's deletes apply");
+        let keys: Vec<String> = lease.keys.into_iter().collect();
+        let changes = self.kv.delete_keys(&keys);
         self.commit(changes);
         true
     }

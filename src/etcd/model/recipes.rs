@@ -10,7 +10,8 @@
 //! Release-specific: etcd 3.4's `Mutex.Lock` returns as soon as `waitDeletes` does, even if
 //! the waiter's own key was deleted meanwhile (its lease expired): the waiter is told it holds
 //! a lock it does not (etcd issue 11456, found by Jepsen). 3.5 re-reads its key after waiting
-//! and answers "session expired" when it is gone (PR 11408). The election is the same in both.
+//! and answers "mutex: session is expired" when it is gone (PR 11408, not backported to 3.4).
+//! The election is the same in both.
 //!
 //! A canceled call (client timeout, lost connection) deletes the waiter's key, as `Lock`'s
 //! `m.Unlock` and `Campaign`'s `Resign` do on a canceled context.
@@ -49,11 +50,29 @@ fn enqueue(member: &Member, key: &str, value: &str, lease: LeaseId) -> EtcdResul
     }
 }
 
-/// `waitDeletes`: waits until no key under `prefix` was created at or before
-/// `max_create_rev`; returns the revision of the last read.
-async fn wait_deletes(member: &Member, prefix: &str, max_create_rev: Revision) -> Revision {
+/// A watch of the member's, canceled when dropped (a canceled wait leaves no watcher behind).
+struct WatchGuard<'a> {
+    member: &'a Member,
+    id: u64,
+}
+
+impl Drop for WatchGuard<'_> {
+    fn drop(&mut self) {
+        self.member.state().watches.cancel(self.id);
+    }
+}
+
+/// `waitDeletes` (`concurrency/key.go`): waits until no key under `prefix` was created at or
+/// before `max_create_rev`; returns the revision of the last read. A watch that cannot be
+/// registered, or that ends before the delete, fails the wait, as etcd's `waitDelete` answers
+/// "lost watcher waiting for delete": the caller then deletes its own key.
+async fn wait_deletes(
+    member: &Member,
+    prefix: &str,
+    max_create_rev: Revision,
+) -> EtcdResult<Revision> {
     for _ in 0..WAITS_MAX {
-        let (watch_id, mut rx) = {
+        let (_guard, mut rx) = {
             let mut s = member.state();
             let newest: Option<KeyValue> =
                 s.kv.range(&Keys::Prefix(prefix.to_string()))
@@ -61,26 +80,33 @@ async fn wait_deletes(member: &Member, prefix: &str, max_create_rev: Revision) -
                     .filter(|kv| kv.create_revision <= max_create_rev)
                     .max_by_key(|kv| kv.create_revision);
             let Some(newest) = newest else {
-                return s.kv.revision();
+                return Ok(s.kv.revision());
             };
             // Registered under the same lock as the read: no deletion can slip between.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let current = s.kv.revision();
             let id = s
                 .watches
-                .watch(Keys::Exact(newest.key.clone()), 0, current, tx)
-                .unwrap_or(0);
-            (id, rx)
+                .watch(Keys::Exact(newest.key.clone()), 0, current, tx)?;
+            (WatchGuard { member, id }, rx)
         };
         // Bounded by the key's own life: a put is skipped, a delete ends the wait.
+        let mut deleted = false;
         while let Some(events) = rx.recv().await {
             if events.iter().any(|e| matches!(e, WatchEvent::Delete(_))) {
+                deleted = true;
                 break;
             }
         }
-        member.state().watches.cancel(watch_id);
+        if !deleted {
+            return Err(EtcdError::Other {
+                why: "lost watcher waiting for delete".into(),
+            });
+        }
     }
-    member.state().kv.revision()
+    Err(EtcdError::Other {
+        why: format!("more than {WAITS_MAX} keys went before this waiter"),
+    })
 }
 
 /// The v3 Lock service's `Lock`.
@@ -88,7 +114,14 @@ pub async fn lock(member: &Member, name: &str, lease: LeaseId) -> EtcdResult<Loc
     let key = waiter_key(name, lease);
     let prefix = format!("{name}/");
     let my_rev = enqueue(member, &key, "", lease)?;
-    let revision = wait_deletes(member, &prefix, my_rev - 1).await;
+    let revision = match wait_deletes(member, &prefix, my_rev - 1).await {
+        Ok(r) => r,
+        Err(e) => {
+            // `Mutex.Lock`: "release lock key if wait failed" (`m.Unlock`).
+            abandon(member, name, lease);
+            return Err(e);
+        }
+    };
     match member.version() {
         Version::V3_4 => Ok(LockKey { key, revision }),
         Version::V3_5 => {
@@ -114,7 +147,11 @@ pub async fn campaign(
     let key = waiter_key(name, lease);
     let prefix = format!("{name}/");
     let rev = enqueue(member, &key, value, lease)?;
-    wait_deletes(member, &prefix, rev - 1).await;
+    if let Err(e) = wait_deletes(member, &prefix, rev - 1).await {
+        // `Election.Campaign` resigns when its wait fails.
+        abandon(member, name, lease);
+        return Err(e);
+    }
     Ok(LeaderKey {
         name: name.to_string(),
         key,

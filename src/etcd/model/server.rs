@@ -43,6 +43,8 @@ pub struct Config {
     /// etcd's `--election-timeout`, ms (default 1,000): sets the minimum TTL and the request
     /// timeout.
     pub election_timeout_ms: u64,
+    /// etcd's `--heartbeat-interval`, ms (default 100): the tick the minimum TTL counts in.
+    pub heartbeat_ms: u64,
     /// How often the lessor looks for expired leases, ms (etcd: 500).
     pub scan_ms: u64,
     /// Per mille of log-bound requests that time out without committing.
@@ -60,6 +62,7 @@ impl Config {
         Config {
             version,
             election_timeout_ms: 1000,
+            heartbeat_ms: 100,
             scan_ms: 500,
             timeout_permille: 0,
             ambiguous_permille: 0,
@@ -68,10 +71,13 @@ impl Config {
         }
     }
 
-    /// ⌈1.5 × election timeout⌉ in seconds (`lease/lessor.go`, `NewLessor`; etcdserver passes
-    /// `minTTL := time.Duration((3*cfg.ElectionTicks)/2) * heartbeat`).
+    /// etcd's minimum TTL, computed as etcd does, in heartbeat ticks: `minTTL :=
+    /// time.Duration((3*cfg.ElectionTicks)/2) * heartbeat` (`etcdserver/server.go`), rounded up
+    /// to whole seconds (`lease/lessor.go`, `NewLessor`): 2 s at the defaults.
     pub fn min_ttl_s(&self) -> i64 {
-        (3 * self.election_timeout_ms).div_ceil(2 * 1000) as i64
+        let ticks = self.election_timeout_ms / self.heartbeat_ms.max(1);
+        let min_ttl_ms = (3 * ticks) / 2 * self.heartbeat_ms;
+        min_ttl_ms.div_ceil(1000).max(1) as i64
     }
 
     /// `ReqTimeout`: 5 s + 2 × election timeout.

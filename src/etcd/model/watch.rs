@@ -32,6 +32,9 @@ fn key_of(e: &WatchEvent) -> &str {
 
 struct Watcher {
     keys: Keys,
+    /// Events below this revision are not the watcher's (a watch may start in the future:
+    /// etcd filters by the watcher's minimum revision, `watcherGroup.chooseAll`).
+    min_revision: Revision,
     tx: UnboundedSender<Vec<WatchEvent>>,
 }
 
@@ -41,6 +44,8 @@ pub struct Watches {
     next_id: u64,
     watchers: BTreeMap<u64, Watcher>,
     log: VecDeque<WatchEvent>,
+    /// Whether the log ever dropped a revision (then older starts are "compacted").
+    trimmed: bool,
 }
 
 impl Watches {
@@ -60,7 +65,7 @@ impl Watches {
         }
         if start_revision > 0 && start_revision <= current {
             let oldest = self.log.front().map_or(current + 1, revision_of);
-            if self.log.len() == LOG_MAX && start_revision < oldest {
+            if self.trimmed && start_revision < oldest {
                 return Err(EtcdError::Other {
                     why: "mvcc: required revision has been compacted".into(),
                 });
@@ -76,7 +81,15 @@ impl Watches {
             }
         }
         self.next_id += 1;
-        self.watchers.insert(self.next_id, Watcher { keys, tx });
+        let min_revision = start_revision.max(current + 1);
+        self.watchers.insert(
+            self.next_id,
+            Watcher {
+                keys,
+                min_revision,
+                tx,
+            },
+        );
         Ok(self.next_id)
     }
 
@@ -96,18 +109,21 @@ impl Watches {
         self.watchers.retain(|_, w| {
             let mine: Vec<WatchEvent> = events
                 .iter()
-                .filter(|e| w.keys.matches(key_of(e)))
+                .filter(|e| revision_of(e) >= w.min_revision && w.keys.matches(key_of(e)))
                 .cloned()
                 .collect();
             // A watcher whose receiver is gone is dropped.
             mine.is_empty() || w.tx.send(mine).is_ok()
         });
-        for e in events {
-            if self.log.len() == LOG_MAX {
+        // Trimmed a whole revision at a time, so a replay never shows half a transaction.
+        while !self.log.is_empty() && self.log.len() + events.len() > LOG_MAX {
+            let oldest = self.log.front().map(revision_of);
+            while self.log.front().map(revision_of) == oldest {
                 self.log.pop_front();
             }
-            self.log.push_back(e.clone());
+            self.trimmed = true;
         }
+        self.log.extend(events.iter().take(LOG_MAX).cloned());
     }
 
     pub fn len(&self) -> usize {
@@ -148,6 +164,18 @@ mod tests {
         w.publish(&[put("/a", 6)]);
         assert_eq!(rx.try_recv().unwrap(), vec![put("/a", 6)]);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_watch_from_the_future_skips_what_comes_before() {
+        let mut w = Watches::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        w.watch(Keys::Prefix("/".into()), 4, 1, tx).unwrap();
+        w.publish(&[put("/a", 2)]);
+        w.publish(&[put("/a", 3)]);
+        assert!(rx.try_recv().is_err());
+        w.publish(&[put("/a", 4)]);
+        assert_eq!(rx.try_recv().unwrap(), vec![put("/a", 4)]);
     }
 
     #[test]
