@@ -117,7 +117,6 @@ pub struct Session {
     keepalive: tokio::task::JoinHandle<()>,
 }
 
-
 impl Session {
     /// Grants a lease and starts keeping it alive.
     pub async fn start(

@@ -243,8 +243,18 @@ impl Etcd for GrpcEtcd {
                 .collect::<EtcdResult<Vec<_>>>()?;
             let t = etcd_client::Txn::new()
                 .when(compares)
-                .and_then(txn.success.iter().map(op_of).collect::<EtcdResult<Vec<_>>>()?)
-                .or_else(txn.failure.iter().map(op_of).collect::<EtcdResult<Vec<_>>>()?);
+                .and_then(
+                    txn.success
+                        .iter()
+                        .map(op_of)
+                        .collect::<EtcdResult<Vec<_>>>()?,
+                )
+                .or_else(
+                    txn.failure
+                        .iter()
+                        .map(op_of)
+                        .collect::<EtcdResult<Vec<_>>>()?,
+                );
             let r = self.client.kv_client().txn(t).await.map_err(classify)?;
             let results = r
                 .op_responses()
@@ -318,7 +328,10 @@ impl Etcd for GrpcEtcd {
             let r = self
                 .client
                 .lock_client()
-                .lock(name, Some(etcd_client::LockOptions::new().with_lease(lease)))
+                .lock(
+                    name,
+                    Some(etcd_client::LockOptions::new().with_lease(lease)),
+                )
                 .await
                 .map_err(classify)?;
             Ok(LockKey {

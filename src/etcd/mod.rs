@@ -311,9 +311,7 @@ impl std::str::FromStr for Version {
         match s {
             "3.4" => Ok(Version::V3_4),
             "3.5" => Ok(Version::V3_5),
-            _ => Err(format!(
-                "unknown etcd version '{s}' (expected 3.4 or 3.5)"
-            )),
+            _ => Err(format!("unknown etcd version '{s}' (expected 3.4 or 3.5)")),
         }
     }
 }
@@ -344,7 +342,9 @@ pub async fn connect(
         return Ok(std::sync::Arc::new(model::ModelEtcd::new(addr)));
     }
     let _ = backend;
-    Ok(std::sync::Arc::new(grpc::GrpcEtcd::connect(endpoints).await?))
+    Ok(std::sync::Arc::new(
+        grpc::GrpcEtcd::connect(endpoints).await?,
+    ))
 }
 
 /// Shorthand for a put inside a transaction.

@@ -114,7 +114,11 @@ impl Kv {
             });
         }
         let succeeded = txn.compare.iter().all(|c| self.compare(c));
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         // Checked before anything changes: etcd refuses the whole request.
         for op in ops {
             if let TxnOp::Put { lease, .. } = op {
@@ -123,7 +127,10 @@ impl Kv {
                 }
             }
         }
-        let puts = ops.iter().filter(|o| matches!(o, TxnOp::Put { .. })).count();
+        let puts = ops
+            .iter()
+            .filter(|o| matches!(o, TxnOp::Put { .. }))
+            .count();
         if self.keys.len() + puts > KEYS_MAX {
             return Err(EtcdError::Other {
                 why: format!("the model holds at most {KEYS_MAX} keys"),
@@ -159,8 +166,9 @@ impl Kv {
 
     fn put_at(&mut self, rev: Revision, key: &str, value: &str, lease: LeaseId, ch: &mut Changes) {
         let before = self.keys.get(key);
-        let (create_revision, version, old_lease) =
-            before.map_or((rev, 1, 0), |kv| (kv.create_revision, kv.version + 1, kv.lease));
+        let (create_revision, version, old_lease) = before.map_or((rev, 1, 0), |kv| {
+            (kv.create_revision, kv.version + 1, kv.lease)
+        });
         let kv = KeyValue {
             key: key.to_string(),
             value: value.to_string(),
@@ -221,7 +229,10 @@ mod tests {
         assert_eq!((r.revision, ch.events.len()), (4, 0));
         // One transaction, two writes: one revision.
         let t = Txn {
-            success: vec![txn_put("c", "1", 0), TxnOp::Delete(Keys::Prefix("a".into()))],
+            success: vec![
+                txn_put("c", "1", 0),
+                TxnOp::Delete(Keys::Prefix("a".into())),
+            ],
             ..Txn::default()
         };
         let (r, ch) = kv.txn(&t, |_| true).unwrap();
@@ -248,13 +259,34 @@ mod tests {
             .0
             .succeeded
         };
-        assert!(holds(&mut kv, compare("none", CmpOp::Equal, Target::CreateRevision(0))));
-        assert!(holds(&mut kv, compare("none", CmpOp::Equal, Target::Version(0))));
-        assert!(!holds(&mut kv, compare("none", CmpOp::NotEqual, Target::Value("x".into()))));
-        assert!(holds(&mut kv, compare("k", CmpOp::Equal, Target::CreateRevision(2))));
-        assert!(holds(&mut kv, compare("k", CmpOp::Greater, Target::ModRevision(1))));
-        assert!(holds(&mut kv, compare("k", CmpOp::Less, Target::Value("w".into()))));
-        assert!(!holds(&mut kv, compare("k", CmpOp::Equal, Target::Version(2))));
+        assert!(holds(
+            &mut kv,
+            compare("none", CmpOp::Equal, Target::CreateRevision(0))
+        ));
+        assert!(holds(
+            &mut kv,
+            compare("none", CmpOp::Equal, Target::Version(0))
+        ));
+        assert!(!holds(
+            &mut kv,
+            compare("none", CmpOp::NotEqual, Target::Value("x".into()))
+        ));
+        assert!(holds(
+            &mut kv,
+            compare("k", CmpOp::Equal, Target::CreateRevision(2))
+        ));
+        assert!(holds(
+            &mut kv,
+            compare("k", CmpOp::Greater, Target::ModRevision(1))
+        ));
+        assert!(holds(
+            &mut kv,
+            compare("k", CmpOp::Less, Target::Value("w".into()))
+        ));
+        assert!(!holds(
+            &mut kv,
+            compare("k", CmpOp::Equal, Target::Version(2))
+        ));
     }
 
     #[test]
@@ -264,7 +296,10 @@ mod tests {
             success: vec![txn_put("a", "1", 0), txn_put("b", "1", 7)],
             ..Txn::default()
         };
-        assert_eq!(kv.txn(&t, |l| l != 7).unwrap_err(), EtcdError::LeaseNotFound);
+        assert_eq!(
+            kv.txn(&t, |l| l != 7).unwrap_err(),
+            EtcdError::LeaseNotFound
+        );
         assert_eq!(kv.revision(), 1);
         assert!(kv.key("a").is_none());
     }

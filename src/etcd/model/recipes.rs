@@ -55,12 +55,11 @@ async fn wait_deletes(member: &Member, prefix: &str, max_create_rev: Revision) -
     for _ in 0..WAITS_MAX {
         let (watch_id, mut rx) = {
             let mut s = member.state();
-            let newest: Option<KeyValue> = s
-                .kv
-                .range(&Keys::Prefix(prefix.to_string()))
-                .into_iter()
-                .filter(|kv| kv.create_revision <= max_create_rev)
-                .max_by_key(|kv| kv.create_revision);
+            let newest: Option<KeyValue> =
+                s.kv.range(&Keys::Prefix(prefix.to_string()))
+                    .into_iter()
+                    .filter(|kv| kv.create_revision <= max_create_rev)
+                    .max_by_key(|kv| kv.create_revision);
             let Some(newest) = newest else {
                 return s.kv.revision();
             };

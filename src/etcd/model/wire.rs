@@ -14,10 +14,18 @@ pub struct Envelope<T> {
 
 #[derive(Debug, Clone)]
 pub enum Request {
-    Grant { ttl_s: i64 },
-    KeepAlive { id: LeaseId },
-    Revoke { id: LeaseId },
-    TimeToLive { id: LeaseId },
+    Grant {
+        ttl_s: i64,
+    },
+    KeepAlive {
+        id: LeaseId,
+    },
+    Revoke {
+        id: LeaseId,
+    },
+    TimeToLive {
+        id: LeaseId,
+    },
     Put {
         key: String,
         value: String,
@@ -27,9 +35,17 @@ pub enum Request {
     Delete(Keys),
     Txn(Txn),
     /// Answers with events until canceled.
-    Watch { keys: Keys, start_revision: Revision },
-    Lock { name: String, lease: LeaseId },
-    Unlock { key: String },
+    Watch {
+        keys: Keys,
+        start_revision: Revision,
+    },
+    Lock {
+        name: String,
+        lease: LeaseId,
+    },
+    Unlock {
+        key: String,
+    },
     Campaign {
         name: String,
         value: String,
@@ -45,7 +61,10 @@ impl Request {
     pub fn is_unary(&self) -> bool {
         !matches!(
             self,
-            Request::Watch { .. } | Request::Lock { .. } | Request::Campaign { .. } | Request::Cancel
+            Request::Watch { .. }
+                | Request::Lock { .. }
+                | Request::Campaign { .. }
+                | Request::Cancel
         )
     }
 
