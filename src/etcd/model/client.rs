@@ -112,7 +112,9 @@ impl ModelEtcd {
                         }
                     }
                     Some(Waiter::Stream(w)) => {
-                        if w.send(env.body).is_err() {
+                        // The watch was dropped: forget it.
+                        let dropped = w.send(env.body).is_err();
+                        if dropped {
                             c.pending.remove(&env.id);
                         }
                     }

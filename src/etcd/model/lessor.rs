@@ -69,7 +69,7 @@ impl IdGen {
         }
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.suffix += 1;
         self.prefix | (self.suffix & ((1 << 48) - 1))
     }
@@ -96,7 +96,7 @@ impl Lessor {
 
     /// One request ID drawn, as every request etcd applies draws one.
     pub fn draw_request_id(&mut self) {
-        self.ids.next();
+        self.ids.draw();
     }
 
     pub fn grant(&mut self, ttl_s: i64, now_us: i64) -> EtcdResult<Grant> {
@@ -113,7 +113,7 @@ impl Lessor {
         let ttl_s = ttl_s.max(self.min_ttl_s);
         // Bounded: IDs are unique for 2^48 draws.
         let id = loop {
-            let id = (self.ids.next() & ((1 << 63) - 1)) as i64;
+            let id = (self.ids.draw() & ((1 << 63) - 1)) as i64;
             if id != 0 && !self.leases.contains_key(&id) {
                 break id;
             }
