@@ -155,6 +155,9 @@ pub struct Stalled {
     pub answers_after_resume: Vec<i64>,
     /// Keepalives that failed or got no answer.
     pub failed: usize,
+    /// The first failure's error.
+    #[serde(default)]
+    pub first_failure: Option<String>,
 }
 
 /// A keepalive sent 20 ms past the lease's deadline (estimated from the last keepalive's
@@ -502,6 +505,7 @@ pub async fn stalled(
             .filter_map(|r| r.answer.as_ref().ok().copied())
             .collect(),
         failed: records.iter().filter(|r| r.answer.is_err()).count(),
+        first_failure: records.iter().find_map(|r| r.answer.clone().err()),
     })
 }
 
@@ -933,10 +937,14 @@ fn cell_stall(f: &Figures, stall_ms: u64) -> String {
                 .iter()
                 .map(|a| a.to_string())
                 .collect();
+            let failed = match s.failed {
+                0 => String::new(),
+                n => format!("; {n} failed"),
+            };
             format!(
-                "{} (answers {})",
+                "{} (answers {}{failed})",
                 if s.gone_after_resume { "gone" } else { "kept" },
-                answers.join(",")
+                answers.join(","),
             )
         }
         None => "—".into(),
