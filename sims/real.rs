@@ -2,7 +2,9 @@
 //! client and storage as separate processes, the storage under malformed input and under load.
 //!
 //! Needs an etcd at `FENCELAB_ETCD` (default 127.0.0.1:23790), as `.ci/run` starts one. Run:
-//! `RUSTFLAGS= cargo test --release --target-dir target/real --test real`.
+//! `RUSTFLAGS= cargo test --release --target-dir target/real --test real`. The calibration test
+//! needs a second, dedicated etcd that it stalls (`FENCELAB_CALIBRATION_ETCD`,
+//! `FENCELAB_CALIBRATION_ETCD_PID`; `.ci/run` starts that one too) and is skipped without it.
 #![cfg(not(madsim))]
 
 use fencelab::history::OpResult;
@@ -12,7 +14,7 @@ use fencelab::storage::Fencing;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The walkthroughs share one lock name in one etcd: one at a time.
@@ -558,4 +560,176 @@ fn walkthrough_refuses_a_ttl_out_of_range_before_touching_etcd() {
         .expect_err("an out-of-range TTL must be refused");
         assert!(e.contains("--ttl") && e.contains("outside"), "{ttl_s}: {e}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// calibration: the probes of `fencelab::calibrate` against a dedicated etcd they may stall
+
+/// Where the committed real figures live (read by `sims/calibration.rs`).
+const CALIBRATION_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/sims/calibration/real-etcd.json"
+);
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("({program}: {e})"))
+}
+
+/// CPU, cores and kernel of this machine.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, {}", command_line("uname", &["-srm"]))
+}
+
+/// Runs every calibration probe against the etcd at `FENCELAB_CALIBRATION_ETCD`, stalling the
+/// process `FENCELAB_CALIBRATION_ETCD_PID` (so it must not be the etcd the other tests use).
+/// With `FENCELAB_CALIBRATION_WRITE=1` it writes the figures to `sims/calibration/real-etcd.json`;
+/// otherwise it checks them against that file within `calibrate::TOLERANCES`, so that a real
+/// etcd that behaves differently is noticed. One test, probes in sequence: the stalls must not
+/// overlap anything else on that etcd.
+#[test]
+fn calibration_against_a_dedicated_real_etcd() {
+    use fencelab::calibrate::{self, Record, SigStop, TOLERANCES};
+    let (Ok(addr), Ok(pid)) = (
+        std::env::var("FENCELAB_CALIBRATION_ETCD"),
+        std::env::var("FENCELAB_CALIBRATION_ETCD_PID"),
+    ) else {
+        println!(
+            "calibration skipped: set FENCELAB_CALIBRATION_ETCD=127.0.0.1:PORT and \
+             FENCELAB_CALIBRATION_ETCD_PID=PID (a dedicated etcd: it gets stalled)"
+        );
+        return;
+    };
+    let pid: u32 = pid
+        .parse()
+        .unwrap_or_else(|e| panic!("FENCELAB_CALIBRATION_ETCD_PID={pid}: {e}"));
+    let write = std::env::var("FENCELAB_CALIBRATION_WRITE").is_ok_and(|v| v == "1");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (etcd_version, figures) = rt.block_on(async {
+        let etcd = fencelab::etcd::grpc::GrpcEtcd::connect(std::slice::from_ref(&addr))
+            .await
+            .unwrap_or_else(|e| panic!("{addr}: {e}"));
+        let status = etcd
+            .client()
+            .maintenance_client()
+            .status()
+            .await
+            .unwrap_or_else(|e| panic!("{addr} status: {e}"));
+        let version = status.version().to_string();
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let prefix = format!("/fencelab-calibration/{run:x}");
+        let figures = calibrate::run(Arc::new(etcd), &SigStop { pid }, &prefix).await;
+        (version, figures)
+    });
+    let fresh = Record {
+        etcd_version,
+        date: command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        machine: machine(),
+        method: calibrate::METHOD.to_string(),
+        figures,
+    };
+    println!(
+        "calibration of etcd {} at {addr} took {:.1} s",
+        fresh.etcd_version,
+        started.elapsed().as_secs_f64()
+    );
+    let committed: Option<Record> = std::fs::read_to_string(CALIBRATION_FILE)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let mut columns = vec![("this run", &fresh.figures)];
+    if let Some(c) = &committed {
+        columns.push(("committed", &c.figures));
+    }
+    println!("{}", calibrate::table(&columns));
+    for s in fresh.figures.stalled.iter().filter(|s| s.failed > 0) {
+        println!(
+            "stalled {} ms: {} keepalives failed, the first with: {}",
+            s.stall_ms,
+            s.failed,
+            s.first_failure.as_deref().unwrap_or("?")
+        );
+    }
+    assert!(
+        fresh.figures.errors.is_empty(),
+        "{:?}",
+        fresh.figures.errors
+    );
+    // What etcd's source says, whatever the release (the Lock API's answer after an expired
+    // wait is the release-specific one: recorded, not asserted here).
+    let f = &fresh.figures;
+    assert_eq!(f.keepalive_unknown_lease, Some(0));
+    assert_eq!(f.keepalive_after_expiry, Some(0));
+    assert_eq!(
+        f.granted_ttl_for_1,
+        Some(2),
+        "etcd's minimum TTL at its default election timeout"
+    );
+    for t in [&f.campaign_tokens, &f.lock_tokens] {
+        let t = t.as_ref().expect("tokens");
+        assert!(t.rise && t.waited, "{t:?}");
+    }
+    let stall = |ms: u64| {
+        f.stalled
+            .iter()
+            .find(|s| s.stall_ms == ms)
+            .unwrap_or_else(|| panic!("no {ms} ms stall"))
+            .gone_after_resume
+    };
+    assert!(stall(5_000), "a 5 s stall must cost a TTL 2 s lease");
+    assert!(!stall(1_000), "a 1 s stall must not cost a TTL 2 s lease");
+    if write {
+        let text = serde_json::to_string_pretty(&fresh).expect("json") + "\n";
+        if let Some(dir) = std::path::Path::new(CALIBRATION_FILE).parent() {
+            std::fs::create_dir_all(dir).expect("sims/calibration");
+        }
+        std::fs::write(CALIBRATION_FILE, text).expect("write the calibration");
+        println!("wrote {CALIBRATION_FILE}");
+        return;
+    }
+    let committed = committed.unwrap_or_else(|| {
+        panic!("no {CALIBRATION_FILE}: run once with FENCELAB_CALIBRATION_WRITE=1")
+    });
+    if committed.etcd_version != fresh.etcd_version {
+        println!(
+            "note: committed figures are of etcd {}, this is etcd {}",
+            committed.etcd_version, fresh.etcd_version
+        );
+    }
+    let checks = calibrate::compare(&committed.figures, &fresh.figures, TOLERANCES);
+    for c in &checks {
+        println!("  {c}");
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "this etcd is not the one calibrated (committed {} on {}):\n{}",
+        committed.date,
+        committed.machine,
+        failed.join("\n")
+    );
 }

@@ -19,9 +19,10 @@
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
-//! [`explore`], [`report`], [`timeline`], [`plot`], [`stories`], and
-//! `real` (the same code against a real etcd, built without `--cfg madsim`).
+//! [`scenario`], [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`],
+//! [`world`], [`sweep`], [`explore`], [`report`], [`timeline`], [`plot`], [`stories`],
+//! [`calibrate`] (the etcd model against a real etcd), and `real` (the same code against a
+//! real etcd, built without `--cfg madsim`).
 
 /// Why a library sets the allocator: every binary of this crate (CLI, suites, bench) runs
 /// simulations that allocate per message, task and timer, and mimalloc made them about 15%
@@ -33,6 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(madsim)]
 pub mod atlas;
+pub mod calibrate;
 pub mod checker;
 pub mod clock;
 pub mod deadline;

@@ -9,12 +9,20 @@ use super::lessor::{IdGen, Lessor, Renewal};
 use super::watch::Watches;
 use super::wire::{Request, Response};
 use crate::etcd::{EtcdError, EtcdResult, Keys, LeaseId, Txn, TxnOp, TxnResult};
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+/// Most keepalives waiting for an expired lease's revocation: a limit on everything.
+pub const RENEWALS_WAITING_MAX: usize = 100_000;
 
 /// The state every request reads and changes.
 pub struct State {
     pub kv: Kv,
     pub lessor: Lessor,
     pub watches: Watches,
+    /// Keepalives of expired leases, waiting for the revocation (`lessor.Renew`: `<-l.revokec`).
+    revocations: BTreeMap<LeaseId, Vec<oneshot::Sender<()>>>,
+    waiting: usize,
 }
 
 impl State {
@@ -23,7 +31,21 @@ impl State {
             kv: Kv::new(),
             lessor: Lessor::new(min_ttl_s, ids),
             watches: Watches::default(),
+            revocations: BTreeMap::new(),
+            waiting: 0,
         }
+    }
+
+    /// A receiver that completes when lease `id` is revoked (by the lessor's scan or a
+    /// `LeaseRevoke`); `None` when there is no such lease (or too many are waiting already).
+    pub fn after_revocation(&mut self, id: LeaseId) -> Option<oneshot::Receiver<()>> {
+        if !self.lessor.exists(id) || self.waiting >= RENEWALS_WAITING_MAX {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.revocations.entry(id).or_default().push(tx);
+        self.waiting += 1;
+        Some(rx)
     }
 
     /// Applies a transaction: keys attach to and detach from leases, watchers see the events.
@@ -52,6 +74,10 @@ impl State {
         let Some(lease) = self.lessor.revoke(id) else {
             return false;
         };
+        for waiter in self.revocations.remove(&id).unwrap_or_default() {
+            self.waiting -= 1;
+            let _ = waiter.send(());
+        }
         let keys: Vec<String> = lease.keys.into_iter().collect();
         let changes = self.kv.delete_keys(&keys);
         self.commit(changes);
@@ -75,12 +101,11 @@ impl State {
             Request::Grant { ttl_s } => self.lessor.grant(*ttl_s, now_us).map(Response::Grant),
             Request::KeepAlive { id } => Ok(Response::Ttl(match self.lessor.renew(*id, now_us) {
                 Renewal::Renewed(ttl) => ttl,
-                Renewal::Expired => {
-                    // etcd's Renew waits for the expired lease's revocation, then fails; a
-                    // keepalive for a missing lease answers TTL 0 (`v3rpc/lease.go`).
-                    self.revoke(*id);
-                    0
-                }
+                // etcd's Renew of an expired lease waits for its revocation, which the leader's
+                // expiry scan starts, then fails; a keepalive for a missing lease answers TTL 0
+                // (`v3rpc/lease.go`). The revocation is the scan's (or a LeaseRevoke's), not the
+                // renewal's: the server holds this answer until then ([`State::after_revocation`]).
+                Renewal::Expired => 0,
                 Renewal::NotFound => 0,
             })),
             Request::Revoke { id } => {
@@ -180,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn a_keepalive_after_the_deadline_revokes_and_answers_zero() {
+    fn a_keepalive_after_the_deadline_answers_zero_once_the_scan_revoked_the_lease() {
         let mut s = state();
         let l = grant(&mut s, 2, 0);
         let put = Request::Put {
@@ -192,9 +217,16 @@ mod tests {
         let ka = Request::KeepAlive { id: l };
         assert!(matches!(s.apply(&ka, 1_999_999), Response::Ttl(2)));
         assert!(matches!(s.apply(&ka, 3_999_998), Response::Ttl(2)));
-        // The deadline is now 5_999_998: a renewal at it finds the lease expired.
+        // The deadline is now 5_999_998: a renewal at it finds the lease expired, answers 0
+        // (once revoked), and leaves the revocation to the scan.
         assert!(matches!(s.apply(&ka, 5_999_998), Response::Ttl(0)));
+        assert!(s.kv.key("/k").is_some());
+        let mut revoked = s.after_revocation(l).expect("the lease is still there");
+        assert!(revoked.try_recv().is_err());
+        assert_eq!(s.expire(6_000_000), vec![l]);
+        assert_eq!(revoked.try_recv(), Ok(()));
         assert!(s.kv.key("/k").is_none());
+        assert!(s.after_revocation(l).is_none());
         assert!(matches!(
             s.apply(&Request::TimeToLive { id: l }, 6_000_000),
             Response::Ttl(-1)
@@ -204,6 +236,22 @@ mod tests {
             s.apply(&put, 6_000_000),
             Response::Error(EtcdError::LeaseNotFound)
         ));
+    }
+
+    #[test]
+    fn a_revoke_releases_the_keepalives_waiting_for_it() {
+        let mut s = state();
+        let l = grant(&mut s, 2, 0);
+        let mut a = s.after_revocation(l).expect("a lease");
+        let mut b = s.after_revocation(l).expect("a lease");
+        assert!(matches!(
+            s.apply(&Request::Revoke { id: l }, 1),
+            Response::Done
+        ));
+        assert_eq!(a.try_recv(), Ok(()));
+        assert_eq!(b.try_recv(), Ok(()));
+        assert_eq!(s.waiting, 0);
+        assert!(s.after_revocation(l).is_none());
     }
 
     #[test]

@@ -7,8 +7,12 @@
 //!   the log. The model scans on the member's own timer and applies the revocation at once
 //!   (a single member commits in about a millisecond; see the calibration).
 //! - A stalled member (its node paused) runs nothing, scans nothing, answers nothing; its
-//!   monotonic clock goes on. On resume a lease whose deadline passed cannot be renewed: the
-//!   renewal itself finds it expired (`Renew`), whatever runs first.
+//!   monotonic clock goes on. On resume a lease whose deadline passed cannot be renewed,
+//!   whatever runs first: the renewal finds it expired (`Renew`).
+//! - A keepalive of an expired lease is answered (TTL 0) only once the lease is revoked: etcd's
+//!   `Renew` waits on the lease's `revokec` (closed when the scan's revocation applies) and
+//!   does not revoke it itself. A real etcd 3.4.23 answered such a keepalive, sent 20 ms past
+//!   the deadline, 0–508 ms later (the calibration), and deleted the lease's keys no earlier.
 //! - A request that goes through the log and is not answered in etcd's request timeout
 //!   (`etcdserver/config.go`, `ReqTimeout`: 5 s + 2 × election timeout) fails with
 //!   "etcdserver: request timed out" (`ErrTimeout`); it may or may not have committed. The
@@ -201,11 +205,28 @@ async fn unary(member: &Arc<Member>, tx: &Arc<Sender>, id: u64, req: Request) {
         Fault::Lost => None,
         Fault::None | Fault::Ambiguous => {
             let now_us = member.now_us();
-            Some(member.state().apply(&req, now_us))
+            let mut state = member.state();
+            let answer = state.apply(&req, now_us);
+            // A keepalive answered 0 whose lease is still there: it expired, and etcd's Renew
+            // answers once the revocation has applied.
+            let revoked = match (&req, &answer) {
+                (Request::KeepAlive { id }, Response::Ttl(0)) => state.after_revocation(*id),
+                _ => None,
+            };
+            Some((answer, revoked))
         }
     };
     match (fault, answer) {
-        (Fault::None, Some(answer)) => reply(tx, id, answer).await,
+        (Fault::None, Some((answer, None))) => reply(tx, id, answer).await,
+        (Fault::None, Some((answer, Some(revoked)))) => {
+            let tx = tx.clone();
+            // Bounded by the next scan (or a revoke); killing the member ends it.
+            tokio::spawn(async move {
+                if revoked.await.is_ok() {
+                    reply(&tx, id, answer).await;
+                }
+            });
+        }
         _ => {
             let (member, tx) = (member.clone(), tx.clone());
             tokio::spawn(async move {
