@@ -6,7 +6,7 @@
 //! madsim's SimServer (`sims/calibration.rs`, which asserts the model within [`TOLERANCES`] of
 //! the committed real figures). Time is `tokio::time`: real in the real build, simulated under
 //! madsim. Stalling etcd goes through [`Stall`]: `SIGSTOP`/`SIGCONT` of the etcd process
-//! ([`SigStop`], real build) or madsim's pause of the etcd node ([`PauseNode`], simulation).
+//! (`SigStop`, real build) or madsim's pause of the etcd node (`PauseNode`, simulation).
 //!
 //! The probes, each returning plain serde values ([`Figures`]):
 //! - **lease gone after the last keepalive** ([`lease_gone`]): trials run concurrently, trial
@@ -53,7 +53,7 @@ pub const GONE_TTLS_S: [i64; 2] = [2, 5];
 pub const STALLS_MS: [u64; 2] = [5_000, 1_000];
 const STALL_TTL_S: i64 = 2;
 /// How far past the lease's deadline the past-deadline keepalive is sent.
-const PAST_DEADLINE: Duration = Duration::from_millis(20);
+pub const PAST_DEADLINE: Duration = Duration::from_millis(20);
 /// A lease ID no etcd granted in the probes (etcd's IDs are drawn from a member ID and a clock).
 const UNKNOWN_LEASE: LeaseId = 0x0bad_1ea5_e000_0001;
 /// Holders of the token probes.
