@@ -1,7 +1,7 @@
 //! Real mode: the same storage, lock and client code over real TCP, a real etcd and real time.
 //!
 //! Built without `--cfg madsim` (`RUSTFLAGS= cargo run --release --target-dir target/real`).
-//! The storage is [`storage::http::Server`], the lock is [`lock::Session`] + [`lock::acquire`],
+//! The storage is [`crate::storage::http::Server`], the lock is [`lock::Session`] + [`lock::acquire`],
 //! the write goes through [`ClientRun::send`]: exactly what the simulation tests run.
 //!
 //! A GC pause is real here too, and **in-process**: a client runs on a current-thread tokio
@@ -641,7 +641,7 @@ pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
     })
 }
 
-/// Connects to a real etcd through the seam, bounded by [`ETCD_CONNECT_TIMEOUT`].
+/// Connects to a real etcd through the seam, bounded by `ETCD_CONNECT_TIMEOUT`.
 pub async fn connect_etcd(endpoint: &str) -> Result<crate::lock::EtcdHandle, String> {
     let endpoints = [endpoint.to_string()];
     tokio::time::timeout(
