@@ -91,7 +91,8 @@ fn assert_none_fail(
 fn none_breaks_in_most_seeds() {
     let (s, results) = run("standard", Fencing::None);
     let rate = s.violating_seeds as f64 / s.seeds as f64;
-    // Measured: 1,815 of the 2,000 default seeds (90.8%) violate. Half is a generous floor.
+    // Measured on the model: 1,765 of the 2,000 default seeds (88.3%) violate. Half is a
+    // generous floor.
     assert!(
         rate >= 0.5,
         "only {:.1}% of seeds violate unfenced",
