@@ -20,7 +20,7 @@
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
 //! [`scenario`], [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
-//! [`explore`], [`report`], [`timeline`], [`plot`], [`stories`], and
+//! [`explore`], [`report`], [`timeline`], [`plot`] (both drawn with [`svg`]), [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
 /// Why a library sets the allocator: every binary of this crate (CLI, suites, bench) runs
@@ -51,6 +51,7 @@ pub mod report;
 pub mod scenario;
 pub mod storage;
 pub mod stories;
+pub mod svg;
 #[cfg(madsim)]
 pub mod sweep;
 pub mod timeline;

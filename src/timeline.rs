@@ -18,8 +18,10 @@ use crate::history::{EventKind, History, OpResult};
 use crate::nemesis::{FaultPlan, ETCD, NETWORK, STORAGE};
 use crate::protocol::Op;
 use crate::scenario::Scenario;
+use crate::svg::{svg, text_width_px};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
+
+pub use crate::svg::xml_escape;
 
 /// Most events drawn: beyond this a picture is unreadable and heavy, so the rest is left out
 /// (and the picture says so). A 20 s standard run records about 1,000.
@@ -70,36 +72,6 @@ const UNKNOWN_COLOUR: &str = "#ef6c00";
 const VIOLATION_COLOUR: &str = "#d50000";
 const STALE_COLOUR: &str = "#ff8f00";
 const FALSE_REJECTION_COLOUR: &str = "#6a1b9a";
-
-/// Escapes text for XML content and attribute values.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0 at all: show them as a space.
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A rough width of text in a sans-serif font: enough to keep labels from overlapping.
-pub(crate) fn text_width_px(s: &str, font_px: f64) -> f64 {
-    s.chars().count() as f64 * font_px * 0.58
-}
-
-/// Appends formatted text to the SVG; writing into a `String` cannot fail.
-macro_rules! svg {
-    ($out:expr, $($arg:tt)*) => {{
-        let _ = write!($out, $($arg)*);
-    }};
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LaneKind {
@@ -1758,13 +1730,5 @@ mod tests {
             "",
         );
         roxmltree::Document::parse(&svg).expect("well-formed XML");
-    }
-
-    #[test]
-    fn escapes_xml() {
-        assert_eq!(
-            xml_escape("a<b>&\"c'\u{1}"),
-            "a&lt;b&gt;&amp;&quot;c&apos; "
-        );
     }
 }
