@@ -19,7 +19,7 @@
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
+//! [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
 //! [`explore`], [`report`], [`timeline`], [`plot`] (both drawn with [`svg`]), [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
@@ -41,6 +41,7 @@ pub mod explore;
 pub mod history;
 pub mod label;
 pub mod lock;
+pub mod ms;
 pub mod nemesis;
 pub mod plot;
 pub mod protocol;

@@ -4,7 +4,8 @@
 //! replay it. The world applies it; nothing else decides what goes wrong.
 
 use crate::clock::{ClockStep, Skew};
-use crate::scenario::{MsRange, Scenario};
+use crate::ms::{MsRange, DURATION_MS_MAX};
+use crate::scenario::Scenario;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ pub const FAULTS_MAX: usize = 256;
 pub const FAULT_MS_MAX: u64 = 120_000;
 
 /// Latest start of a fault, in ms: the longest run plus its drain.
-pub const START_MS_MAX: u64 = 2 * crate::scenario::DURATION_MS_MAX;
+pub const START_MS_MAX: u64 = 2 * DURATION_MS_MAX;
 
 /// The etcd node's name.
 pub const ETCD: &str = "etcd";

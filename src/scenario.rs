@@ -3,10 +3,10 @@
 use crate::lock::{TTL_S_MAX, TTL_S_MIN};
 use serde::{Deserialize, Serialize};
 
+pub use crate::ms::{MsRange, DURATION_MS_MAX};
+
 /// Most clients in one world.
 pub const CLIENTS_MAX: u32 = 64;
-/// Longest simulated run, in ms (10 minutes): a limit on everything.
-pub const DURATION_MS_MAX: u64 = 600_000;
 /// Longest critical section or think time, in ms.
 pub const SECTION_MS_MAX: u64 = 60_000;
 
@@ -33,39 +33,6 @@ impl std::str::FromStr for Workload {
                 "unknown workload '{s}' (expected single or counter)"
             )),
         }
-    }
-}
-
-/// An inclusive range of milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct MsRange {
-    pub min: u64,
-    pub max: u64,
-}
-
-impl MsRange {
-    pub const fn new(min: u64, max: u64) -> Self {
-        MsRange { min, max }
-    }
-
-    pub const fn exactly(ms: u64) -> Self {
-        MsRange { min: ms, max: ms }
-    }
-
-    pub(crate) fn validate(&self, name: &str, limit: u64) -> Result<(), String> {
-        if self.min > self.max {
-            return Err(format!(
-                "{name}: min {} is above max {}",
-                self.min, self.max
-            ));
-        }
-        if self.max > limit {
-            return Err(format!(
-                "{name}: max {} is above the limit {limit}",
-                self.max
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -370,22 +337,6 @@ impl Default for Scenario {
     }
 }
 
-impl std::str::FromStr for MsRange {
-    type Err = String;
-    /// `MIN..MAX` (inclusive) or a single number.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let num = |t: &str| {
-            t.trim()
-                .parse::<u64>()
-                .map_err(|_| format!("'{s}' is not a range of milliseconds (MIN..MAX)"))
-        };
-        match s.split_once("..") {
-            Some((a, b)) => Ok(MsRange::new(num(a)?, num(b.trim_start_matches('='))?)),
-            None => Ok(MsRange::exactly(num(s)?)),
-        }
-    }
-}
-
 impl Scenario {
     /// Reads a scenario file: TOML, keys as in [`Scenario`], validated.
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
@@ -617,14 +568,6 @@ mod tests {
         assert!(e.contains("ttl_s"), "{e}");
         let e = Scenario::from_toml("clients = \"three\"").unwrap_err();
         assert!(e.contains("clients"), "{e}");
-    }
-
-    #[test]
-    fn ms_ranges_parse() {
-        assert_eq!("10..20".parse::<MsRange>().unwrap(), MsRange::new(10, 20));
-        assert_eq!("10..=20".parse::<MsRange>().unwrap(), MsRange::new(10, 20));
-        assert_eq!("7".parse::<MsRange>().unwrap(), MsRange::exactly(7));
-        assert!("a..b".parse::<MsRange>().is_err());
     }
 
     #[test]
