@@ -17,7 +17,8 @@
 //! # }
 //! ```
 //!
-//! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
+//! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a
+//! seed gets; what a fault is: [`fault`]),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
 //! [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
 //! [`explore`], [`report`], [`timeline`], [`plot`] (both drawn with [`svg`]), [`stories`], and
@@ -38,6 +39,7 @@ pub mod etcd;
 pub mod exact_json;
 #[cfg(madsim)]
 pub mod explore;
+pub mod fault;
 pub mod history;
 pub mod label;
 pub mod lock;

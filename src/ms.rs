@@ -1,8 +1,8 @@
 //! Milliseconds as scenarios and fault plans count them: an inclusive range of them, and the
 //! longest run, which bounds every time in a scenario or a plan.
 //!
-//! Imports nothing of the crate: the [`scenario`](crate::scenario) and the fault plans of the
-//! [`nemesis`](crate::nemesis) both use it, and neither needs the other for it.
+//! Imports nothing of the crate: the [`scenario`](crate::scenario) and the
+//! [`fault`](crate::fault) plans both use it, and neither needs the other for it.
 
 use serde::{Deserialize, Serialize};
 

@@ -87,7 +87,7 @@ pub struct Scenario {
     pub scripts: Vec<ClientScript>,
     /// Scripted faults, in every run's plan before whatever the random nemesis draws.
     #[serde(default)]
-    pub faults: Vec<crate::nemesis::Fault>,
+    pub faults: Vec<crate::fault::Fault>,
     /// What the random nemesis may draw for a seed.
     pub nemesis: NemesisConfig,
 }
@@ -252,7 +252,7 @@ impl NemesisConfig {
 
     fn validate(&self) -> Result<(), String> {
         use crate::clock::{DRIFT_PPM_MAX, OFFSET_MS_MAX};
-        use crate::nemesis::FAULT_MS_MAX;
+        use crate::fault::FAULT_MS_MAX;
         for (name, v) in [
             ("nemesis.pauses_max", self.pauses_max),
             ("nemesis.aimed_pauses_max", self.aimed_pauses_max),
@@ -278,7 +278,7 @@ impl NemesisConfig {
         ] {
             r.validate(name, FAULT_MS_MAX)?;
         }
-        use crate::nemesis::{NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX};
+        use crate::fault::{NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX};
         self.network_latency_ms
             .validate("nemesis.network_latency_ms", NETWORK_LATENCY_MS_MAX)?;
         if self.network_latency_ms.min == 0 {
@@ -504,7 +504,7 @@ impl Scenario {
             return Err(format!("loss_rate: {} is outside 0..=0.5", self.loss_rate));
         }
         self.nemesis.validate()?;
-        crate::nemesis::FaultPlan {
+        crate::fault::FaultPlan {
             faults: self.faults.clone(),
         }
         .validate(&self.client_names())
