@@ -20,7 +20,7 @@
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a
 //! seed gets; what a fault is: [`fault`]),
 //! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`], [`world`], [`sweep`],
+//! [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`] (its values: [`entry`]), [`protocol`], [`world`], [`sweep`],
 //! [`explore`], [`report`], [`timeline`], [`plot`] (both drawn with [`svg`]), [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
 
@@ -35,6 +35,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod checker;
 pub mod clock;
 pub mod deadline;
+pub mod entry;
 pub mod etcd;
 pub mod exact_json;
 #[cfg(madsim)]
