@@ -19,7 +19,8 @@
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a
 //! seed gets; what a fault is: [`fault`]),
-//! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
+//! [`history`] (what happened, with true times), [`checker`] (what must hold); the keys
+//! the workloads use and the checker reads: [`keys`]. Around them:
 //! [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`] (its values: [`entry`]), [`protocol`], [`world`], [`sweep`],
 //! [`explore`], [`report`], [`timeline`], [`plot`] (both drawn with [`svg`]), [`stories`], and
 //! `real` (the same code against a real etcd, built without `--cfg madsim`).
@@ -42,6 +43,7 @@ pub mod exact_json;
 pub mod explore;
 pub mod fault;
 pub mod history;
+pub mod keys;
 pub mod label;
 pub mod lock;
 pub mod ms;
