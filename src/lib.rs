@@ -17,13 +17,13 @@
 //! # }
 //! ```
 //!
-//! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a
-//! seed gets; what a fault is: [`fault`]),
-//! [`history`] (what happened, with true times), [`checker`] (what must hold); the keys
-//! the workloads use and the checker reads: [`keys`]. Around them:
-//! [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`] (its values: [`entry`]), [`protocol`], [`world`], [`sweep`],
-//! [`explore`], [`report`], [`timeline`], [`plot`] (both drawn with [`svg`]), [`stories`], and
-//! `real` (the same code against a real etcd, built without `--cfg madsim`).
+//! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a seed
+//! gets; what a fault is: [`fault`]), [`history`] (what happened, with true times),
+//! [`checker`] (what must hold). Around them: [`scenario`] (its times in [`ms`]), [`clock`],
+//! [`deadline`], [`exact_json`], [`keys`] (the storage keys the workloads use), [`lock`],
+//! [`storage`] (its values: [`entry`]), [`protocol`], [`world`], [`sweep`], [`explore`],
+//! [`report`], [`timeline`] and [`plot`] (both drawn with [`svg`]), [`stories`], and `real`
+//! (the same code against a real etcd, built without `--cfg madsim`).
 
 /// Why a library sets the allocator: every binary of this crate (CLI, suites, bench) runs
 /// simulations that allocate per message, task and timer, and mimalloc made them about 15%

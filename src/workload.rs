@@ -4,9 +4,9 @@
 //! aimed faults strike) and the stop signal differ.
 
 use crate::clock::NodeClock;
+use crate::fault::Point;
 use crate::history::{EventKind, OpResult, Probe};
 use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, Session};
-use crate::nemesis::Point;
 use crate::protocol::{Op, Request};
 use crate::scenario::{MsRange, Workload};
 use crate::storage::http::{CallError, Client as StorageClient};

@@ -10,7 +10,7 @@
 //! The SVG is written by hand: no font library is needed, every coordinate is ours, and the
 //! same input gives the same bytes (no maps with random order, fixed float formatting).
 //! It only reads [`History`](crate::history::History), [`Verdict`](crate::checker::Verdict),
-//! [`Scenario`](crate::scenario::Scenario) and [`FaultPlan`](crate::nemesis::FaultPlan), so it
+//! [`Scenario`](crate::scenario::Scenario) and [`FaultPlan`](crate::fault::FaultPlan), so it
 //! builds with or without `--cfg madsim`.
 //!
 //! Its parts: `model` turns the history into what is drawn, as plain data (lanes, and spans

@@ -3,8 +3,8 @@
 //! holdings, faults, windows of a degraded network). No SVG here.
 
 use super::layout::{AXIS_PX, CLIENT_LANE_PX, ETCD_LANE_PX, STORAGE_LANE_PX, TITLE_PX};
+use crate::fault::{ETCD, NETWORK, STORAGE};
 use crate::history::{EventKind, History};
-use crate::nemesis::{ETCD, NETWORK, STORAGE};
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,7 +3,7 @@
 
 use super::findings::finding_colour;
 use crate::checker::Verdict;
-use crate::nemesis::FaultPlan;
+use crate::fault::FaultPlan;
 use crate::svg::{svg, xml_escape};
 
 /// Most lines in the findings list and in the fault list under the picture.

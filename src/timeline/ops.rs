@@ -6,8 +6,8 @@ use super::layout::{
     STORAGE_LABEL_Y_PX, STORAGE_MARK_Y_PX,
 };
 use super::model::Lane;
+use crate::fault::STORAGE;
 use crate::history::{EventKind, History, OpResult};
-use crate::nemesis::STORAGE;
 use crate::protocol::Op;
 use crate::svg::{svg, text_width_px, xml_escape};
 use std::collections::{BTreeMap, BTreeSet};

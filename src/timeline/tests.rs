@@ -3,8 +3,8 @@
 use super::render;
 use crate::checker::{self, Verdict};
 use crate::clock::Skew;
+use crate::fault::{Fault, FaultPlan, Trigger, NETWORK, STORAGE};
 use crate::history::{Event, EventKind, History, OpResult};
-use crate::nemesis::{Fault, FaultPlan, Trigger, NETWORK, STORAGE};
 use crate::protocol::Op;
 use crate::scenario::Scenario;
 
