@@ -24,14 +24,10 @@
 //! [`storage`] (its values: [`entry`]), [`protocol`], [`world`], [`sweep`], [`explore`],
 //! [`report`], [`timeline`] and [`plot`] (both drawn with [`svg`]), [`stories`], and `real`
 //! (the same code against a real etcd, built without `--cfg madsim`).
-
-/// Why a library sets the allocator: every binary of this crate (CLI, suites, bench) runs
-/// simulations that allocate per message, task and timer, and mimalloc made them about 15%
-/// faster than glibc's malloc (README, Performance). Embedders opt out with
-/// `default-features = false`.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//!
+//! The library sets no global allocator: that is for the program that uses it. fencelab's own
+//! binaries (command, bench, suites) use mimalloc, with the `mimalloc` feature (default); see
+//! `src/global_alloc.rs`.
 
 pub mod checker;
 pub mod clock;
