@@ -7,6 +7,11 @@
 //! same run), each for fencelab's etcd model and for madsim's SimServer, cost against clients and simulated duration, and peak memory over many seeds.
 //! Each figure is the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last
 //! line is machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run.
+
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 #[cfg(not(madsim))]
 fn main() {
     eprintln!("the benchmark runs the simulation: run `cargo bench` without RUSTFLAGS");

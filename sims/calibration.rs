@@ -9,6 +9,10 @@
 //! Run: `cargo test --release --test calibration -- --nocapture` (a few seconds).
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::calibrate::{self, Figures, PauseNode, Record, LOCK_AFTER_EXPIRED_WAIT, TOLERANCES};
 use fencelab::clock::NodeClock;
 use fencelab::etcd::{self, model, Backend, Version};

@@ -2,6 +2,10 @@
 //! replays that reproduce, and bad input refused with one clear line.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use std::process::{Command, Output};
 
 fn fencelab(args: &[&str]) -> Output {

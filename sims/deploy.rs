@@ -2,6 +2,10 @@
 //! small job, merges into exactly what one unsharded sweep prints.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

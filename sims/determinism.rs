@@ -1,6 +1,10 @@
 //! Same seed, same configuration: the same history, byte for byte.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::nemesis::FaultPlan;
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;

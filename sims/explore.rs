@@ -8,6 +8,10 @@
 //! after. `PROPTEST_CASES=N` explores more.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::explore::{self, Case};
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;

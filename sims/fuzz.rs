@@ -6,6 +6,10 @@
 //! policy says. Stable Rust and proptest only, so it runs in CI: the default case counts take a
 //! few seconds, `PROPTEST_CASES=200000 cargo test --release --test fuzz` runs more per property.
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::protocol::{parse_request, Op, Request, BODY_BYTES_MAX};
 use fencelab::storage::{Fencing, Store, KEY_NOT_FOUND};
 use proptest::prelude::*;

@@ -1,6 +1,10 @@
 //! Memory stays flat across seeds: every node is killed before the runtime returns.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::sweep;

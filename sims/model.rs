@@ -8,6 +8,10 @@
 //!   (they do on SimServer).
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::etcd::Backend;
 use fencelab::history::EventKind;
 use fencelab::lock::LockMethod;

@@ -14,6 +14,10 @@
 //! With `--nocapture` it prints the detection rates.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::checker;
 use fencelab::history::{Event, EventKind, History, OpResult};
 use fencelab::nemesis;

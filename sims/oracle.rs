@@ -9,6 +9,10 @@
 //! `PROPTEST_CASES=100000 cargo test --release --test oracle -- --nocapture` runs more than the
 //! default 10,000; `--nocapture` prints the agreement count and the mix of cases.
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 #[path = "oracle/brute.rs"]
 mod brute;
 #[path = "oracle/gen.rs"]

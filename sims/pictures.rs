@@ -1,6 +1,10 @@
 //! Pictures of real runs: the timeline SVG of the seed walkthrough and of a standard run.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::nemesis::{self, FaultPlan};
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;

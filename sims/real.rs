@@ -7,6 +7,10 @@
 //! `FENCELAB_CALIBRATION_ETCD_PID`; `.ci/run` starts that one too) and is skipped without it.
 #![cfg(not(madsim))]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::history::OpResult;
 use fencelab::real::{self, LeaseEnd, Walkthrough, WalkthroughConfig};
 use fencelab::storage::http::ServerLimits;

@@ -6,6 +6,10 @@
 //! `fencing=P seeds=N violating_seeds=V lost_updates=L token_order_breaks=T stale_acceptances=S false_rejections=F`.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::nemesis;
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;

@@ -1,6 +1,10 @@
 //! The seed's walkthrough, told by the simulation, asserted under every fencing policy.
 #![cfg(madsim)]
 
+// mimalloc, as in every binary of the package (the library sets no allocator).
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
 use fencelab::checker::FindingKind;
 use fencelab::history::{EventKind, History, OpResult};
 use fencelab::nemesis::FaultPlan;

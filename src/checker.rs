@@ -14,8 +14,8 @@
 //! anomalies in the verdict.
 
 use crate::history::{EventKind, History, OpResult};
+use crate::keys::COUNTER_KEY;
 use crate::protocol::Op;
-use crate::workload::COUNTER_KEY;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,10 +1,9 @@
 //! The atlas' picture: a heatmap of violation rate over two parameters, one map per policy,
 //! each cell coloured from white (0) to red (1) and labelled with its rate; optionally a line
 //! (the renewal slack on the pause × TTL map). A standalone SVG written by hand, like the
-//! [rate plot](crate::plot): same input, same bytes.
+//! [rate plot](crate::plot), with its [helpers](crate::svg): same input, same bytes.
 
-use crate::timeline::xml_escape;
-use std::fmt::Write;
+use crate::svg::{svg, xml_escape};
 
 /// Most cells along one side: a limit on everything.
 pub const SIDE_MAX: usize = 64;
@@ -14,12 +13,6 @@ const HEIGHT_PX: f64 = 520.0;
 const LEFT_PX: f64 = 90.0;
 const TOP_PX: f64 = 56.0;
 const MAP_PX: f64 = 400.0;
-
-macro_rules! svg {
-    ($out:expr, $($arg:tt)*) => {{
-        let _ = write!($out, $($arg)*);
-    }};
-}
 
 /// A heatmap. `xs` and `ys` are the axis values in order; `rate(ix, iy)` the rate of a cell
 /// (not finite: drawn grey, no label); `line` points `(x, y)` in axis units, drawn over the map.

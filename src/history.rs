@@ -10,8 +10,8 @@
 //! `wire_version` is what went over the storage protocol as `version` (the token, or under
 //! `lease-id` the lease ID), as its decimal digits in a string. See [`crate::exact_json`].
 
+use crate::entry::Entry;
 use crate::protocol::Op;
-use crate::storage::Entry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! labelled *outside* may. Faults are labelled one by one ([`label`]), then together
 //! ([`label_plan`]): silences that follow each other closely add up.
 
-use crate::nemesis::{Fault, Trigger, ETCD, STORAGE};
+use crate::fault::{Fault, Trigger, ETCD, STORAGE};
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 
@@ -425,7 +425,7 @@ mod tests {
         let aimed = Fault::Pause {
             node: client_name(1),
             at: Trigger::Point {
-                point: crate::nemesis::Point::BeforeWrite,
+                point: crate::fault::Point::BeforeWrite,
                 nth: 1,
             },
             duration_ms: 700,

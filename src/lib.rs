@@ -17,20 +17,19 @@
 //! # }
 //! ```
 //!
-//! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (faults),
-//! [`history`] (what happened, with true times), [`checker`] (what must hold). Around them:
-//! [`scenario`], [`clock`], [`deadline`], [`exact_json`], [`lock`], [`storage`], [`protocol`],
-//! [`world`], [`sweep`], [`explore`], [`report`], [`timeline`], [`plot`], [`stories`],
-//! [`calibrate`] (the etcd model against a real etcd), and `real` (the same code against a
-//! real etcd, built without `--cfg madsim`).
-
-/// Why a library sets the allocator: every binary of this crate (CLI, suites, bench) runs
-/// simulations that allocate per message, task and timer, and mimalloc made them about 15%
-/// faster than glibc's malloc (README, Performance). Embedders opt out with
-/// `default-features = false`.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a seed
+//! gets; what a fault is: [`fault`]; whether it is inside the protocol's assumptions:
+//! [`label`]), [`history`] (what happened, with true times), [`checker`] (what must hold).
+//! Around them: [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`],
+//! [`keys`] (the storage keys the workloads use), [`etcd`] (the one seam to etcd, and
+//! fencelab's model of it), [`lock`], [`storage`] (its values: [`entry`]), [`protocol`],
+//! [`world`], [`sweep`], [`atlas`], [`explore`], [`report`], [`timeline`], [`plot`] and
+//! [`heatmap`] (drawn with [`svg`]), [`stories`], [`calibrate`] (the etcd model against a real
+//! etcd), and `real` (the same code against a real etcd, built without `--cfg madsim`).
+//!
+//! The library sets no global allocator: that is for the program that uses it. fencelab's own
+//! binaries (command, bench, suites) use mimalloc, with the `mimalloc` feature (default); see
+//! `src/global_alloc.rs`.
 
 #[cfg(madsim)]
 pub mod atlas;
@@ -38,14 +37,18 @@ pub mod calibrate;
 pub mod checker;
 pub mod clock;
 pub mod deadline;
+pub mod entry;
 pub mod etcd;
 pub mod exact_json;
 #[cfg(madsim)]
 pub mod explore;
+pub mod fault;
 pub mod heatmap;
 pub mod history;
+pub mod keys;
 pub mod label;
 pub mod lock;
+pub mod ms;
 pub mod nemesis;
 pub mod plot;
 pub mod protocol;
@@ -56,6 +59,7 @@ pub mod report;
 pub mod scenario;
 pub mod storage;
 pub mod stories;
+pub mod svg;
 #[cfg(madsim)]
 pub mod sweep;
 pub mod timeline;

@@ -1,5 +1,8 @@
 //! The `fencelab` command: a thin layer over the library.
 
+// The allocator is the program's to choose, not the library's (see the file).
+mod global_alloc;
+
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;

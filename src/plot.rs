@@ -2,8 +2,7 @@
 //! with its 95% interval as an error bar. A standalone SVG, written by hand like the
 //! [timeline](crate::timeline): no font library, same input, same bytes.
 
-use crate::timeline::{text_width_px, xml_escape};
-use std::fmt::Write;
+use crate::svg::{svg, text_width_px, xml_escape};
 
 /// Most series drawn, and most points per series: limits on everything.
 pub const SERIES_MAX: usize = 32;
@@ -30,13 +29,6 @@ pub type Series = (String, Vec<RatePoint>);
 const COLOURS: [&str; 8] = [
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
 ];
-
-/// Appends formatted text to the SVG; writing into a `String` cannot fail.
-macro_rules! svg {
-    ($out:expr, $($arg:tt)*) => {{
-        let _ = write!($out, $($arg)*);
-    }};
-}
 
 /// A plot of violation rate (0..1) against a parameter.
 ///

@@ -3,10 +3,10 @@
 use crate::lock::{TTL_S_MAX, TTL_S_MIN};
 use serde::{Deserialize, Serialize};
 
+pub use crate::ms::{MsRange, DURATION_MS_MAX};
+
 /// Most clients in one world.
 pub const CLIENTS_MAX: u32 = 64;
-/// Longest simulated run, in ms (10 minutes): a limit on everything.
-pub const DURATION_MS_MAX: u64 = 600_000;
 /// Longest critical section or think time, in ms.
 pub const SECTION_MS_MAX: u64 = 60_000;
 
@@ -33,39 +33,6 @@ impl std::str::FromStr for Workload {
                 "unknown workload '{s}' (expected single or counter)"
             )),
         }
-    }
-}
-
-/// An inclusive range of milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct MsRange {
-    pub min: u64,
-    pub max: u64,
-}
-
-impl MsRange {
-    pub const fn new(min: u64, max: u64) -> Self {
-        MsRange { min, max }
-    }
-
-    pub const fn exactly(ms: u64) -> Self {
-        MsRange { min: ms, max: ms }
-    }
-
-    pub(crate) fn validate(&self, name: &str, limit: u64) -> Result<(), String> {
-        if self.min > self.max {
-            return Err(format!(
-                "{name}: min {} is above max {}",
-                self.min, self.max
-            ));
-        }
-        if self.max > limit {
-            return Err(format!(
-                "{name}: max {} is above the limit {limit}",
-                self.max
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -120,7 +87,7 @@ pub struct Scenario {
     pub scripts: Vec<ClientScript>,
     /// Scripted faults, in every run's plan before whatever the random nemesis draws.
     #[serde(default)]
-    pub faults: Vec<crate::nemesis::Fault>,
+    pub faults: Vec<crate::fault::Fault>,
     /// What the random nemesis may draw for a seed.
     pub nemesis: NemesisConfig,
 }
@@ -285,7 +252,7 @@ impl NemesisConfig {
 
     fn validate(&self) -> Result<(), String> {
         use crate::clock::{DRIFT_PPM_MAX, OFFSET_MS_MAX};
-        use crate::nemesis::FAULT_MS_MAX;
+        use crate::fault::FAULT_MS_MAX;
         for (name, v) in [
             ("nemesis.pauses_max", self.pauses_max),
             ("nemesis.aimed_pauses_max", self.aimed_pauses_max),
@@ -311,7 +278,7 @@ impl NemesisConfig {
         ] {
             r.validate(name, FAULT_MS_MAX)?;
         }
-        use crate::nemesis::{NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX};
+        use crate::fault::{NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX};
         self.network_latency_ms
             .validate("nemesis.network_latency_ms", NETWORK_LATENCY_MS_MAX)?;
         if self.network_latency_ms.min == 0 {
@@ -367,22 +334,6 @@ impl NemesisConfig {
 impl Default for Scenario {
     fn default() -> Self {
         Scenario::standard()
-    }
-}
-
-impl std::str::FromStr for MsRange {
-    type Err = String;
-    /// `MIN..MAX` (inclusive) or a single number.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let num = |t: &str| {
-            t.trim()
-                .parse::<u64>()
-                .map_err(|_| format!("'{s}' is not a range of milliseconds (MIN..MAX)"))
-        };
-        match s.split_once("..") {
-            Some((a, b)) => Ok(MsRange::new(num(a)?, num(b.trim_start_matches('='))?)),
-            None => Ok(MsRange::exactly(num(s)?)),
-        }
     }
 }
 
@@ -553,7 +504,7 @@ impl Scenario {
             return Err(format!("loss_rate: {} is outside 0..=0.5", self.loss_rate));
         }
         self.nemesis.validate()?;
-        crate::nemesis::FaultPlan {
+        crate::fault::FaultPlan {
             faults: self.faults.clone(),
         }
         .validate(&self.client_names())
@@ -617,14 +568,6 @@ mod tests {
         assert!(e.contains("ttl_s"), "{e}");
         let e = Scenario::from_toml("clients = \"three\"").unwrap_err();
         assert!(e.contains("clients"), "{e}");
-    }
-
-    #[test]
-    fn ms_ranges_parse() {
-        assert_eq!("10..20".parse::<MsRange>().unwrap(), MsRange::new(10, 20));
-        assert_eq!("10..=20".parse::<MsRange>().unwrap(), MsRange::new(10, 20));
-        assert_eq!("7".parse::<MsRange>().unwrap(), MsRange::exactly(7));
-        assert!("a..b".parse::<MsRange>().is_err());
     }
 
     #[test]

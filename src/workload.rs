@@ -4,9 +4,9 @@
 //! aimed faults strike) and the stop signal differ.
 
 use crate::clock::NodeClock;
+use crate::fault::Point;
 use crate::history::{EventKind, OpResult, Probe};
 use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, Session};
-use crate::nemesis::Point;
 use crate::protocol::{Op, Request};
 use crate::scenario::{MsRange, Workload};
 use crate::storage::http::{CallError, Client as StorageClient};
@@ -18,10 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The key of the seed's single write.
-pub const SINGLE_KEY: &str = "key0";
-/// The key of the counter workload.
-pub const COUNTER_KEY: &str = "counter";
+pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
+
 /// Most lock cycles one client runs: a limit on everything.
 pub const CYCLES_MAX: u32 = 100_000;
 /// Pause between retries after an etcd error, by the node's clock.

@@ -9,6 +9,8 @@ use crate::protocol::{Op, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use crate::entry::Entry;
+
 /// How the storage checks the `version` a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -67,17 +69,6 @@ impl std::str::FromStr for Fencing {
                 )
             })
     }
-}
-
-/// One stored value with the version it was written under.
-///
-/// Not part of the wire protocol: its JSON is the history's (`final_entries`), where
-/// `version` is `wire_version`, decimal digits in a string (see [`crate::exact_json`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Entry {
-    pub val: String,
-    #[serde(rename = "wire_version", with = "crate::exact_json::wire_version")]
-    pub version: i64,
 }
 
 /// The fenced key-value state machine.

@@ -1,0 +1,501 @@
+//! Faults as data: a [`FaultPlan`] is a list of timed faults on named nodes.
+//!
+//! A plan is a plain serde value: print it, save it as JSON, load it, diff it, shrink it,
+//! replay it. The world applies it; nothing else decides what goes wrong. Which faults a seed
+//! gets is the [`nemesis`](crate::nemesis)' business (it re-exports all of this); a
+//! [`Scenario`](crate::scenario::Scenario) holds scripted faults. This module imports neither.
+
+use crate::clock::Skew;
+use crate::ms::{MsRange, DURATION_MS_MAX};
+use serde::{Deserialize, Serialize};
+
+/// Most faults in one plan: a limit on everything.
+pub const FAULTS_MAX: usize = 256;
+/// Longest single fault, in ms.
+pub const FAULT_MS_MAX: u64 = 120_000;
+
+/// Latest start of a fault, in ms: the longest run plus its drain.
+pub const START_MS_MAX: u64 = 2 * DURATION_MS_MAX;
+
+/// The etcd node's name.
+pub const ETCD: &str = "etcd";
+/// The storage node's name.
+pub const STORAGE: &str = "storage";
+/// What network-wide faults name as their node (every link, not a node of the world).
+pub const NETWORK: &str = "network";
+/// Slowest one-way latency a network fault may set, ms.
+pub const NETWORK_LATENCY_MS_MAX: u64 = 10_000;
+/// Highest loss a network fault may set, per mille (lost messages are retransmitted).
+pub const NETWORK_LOSS_PERMILLE_MAX: u32 = 500;
+
+/// A labelled place in the client's lock cycle where a fault can be aimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Point {
+    /// Just told "you hold the lock".
+    AfterAcquire,
+    /// "My lease looks valid" and about to send the write: Kleppmann's window.
+    BeforeWrite,
+}
+
+impl Point {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Point::AfterAcquire => "after-acquire",
+            Point::BeforeWrite => "before-write",
+        }
+    }
+}
+
+/// When a fault starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// At a true time, ms since the world started.
+    AtMs(u64),
+    /// The `nth` (1-based) time the node reaches `point`.
+    Point { point: Point, nth: u32 },
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::AtMs(ms) => write!(f, "at {ms} ms"),
+            Trigger::Point { point, nth } => write!(f, "at {} #{nth}", point.as_str()),
+        }
+    }
+}
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// Stop the world on a node (GC pause; on `etcd`, an etcd stall).
+    Pause {
+        node: String,
+        at: Trigger,
+        duration_ms: u64,
+    },
+    /// The node's clock for the whole run.
+    Skew { node: String, skew: Skew },
+    /// Messages between `a` and `b`, both ways, are held until the partition heals. Held
+    /// messages are retransmitted with doubling backoff (madsim's TCP, capped at 10 s, like a
+    /// real RTO), so they arrive at the first retry after the heal: up to about twice the
+    /// partition's length after they were sent. A new connection across the partition is
+    /// refused at once (etcd requests, which each open a connection, fail fast).
+    Partition {
+        a: String,
+        b: String,
+        at_ms: u64,
+        duration_ms: u64,
+    },
+    /// The client's next storage request is held in the network for `duration_ms`
+    /// (Kleppmann's delayed packet); as for a partition, it arrives at the first
+    /// retransmission after the hold ends.
+    HoldRequest {
+        node: String,
+        at: Trigger,
+        duration_ms: u64,
+    },
+    /// Kill the node; it restarts from scratch (a new session) after `restart_after_ms`.
+    Crash {
+        node: String,
+        at_ms: u64,
+        restart_after_ms: u64,
+    },
+    /// etcd ends the client's current lease early, without telling it: the seed's manual
+    /// `etcdctl lease revoke`, or Kleppmann's clock jump on the lock server.
+    RevokeLease { node: String, at: Trigger },
+    /// etcd answers this fraction (per mille) of the requests that go through its log with
+    /// "request timed out", without committing them (the model answers after etcd's request
+    /// timeout of 7 s; SimServer after 5-15 s).
+    EtcdTimeouts { rate_permille: u32 },
+    /// etcd commits this fraction (per mille) of the requests that go through its log and
+    /// then answers "request timed out": real etcd's timeouts are indeterminate. Model only.
+    EtcdAmbiguousTimeouts { rate_permille: u32 },
+    /// Every link degrades for a while: each message takes `latency_ms` one way and is lost
+    /// with `loss_permille` (madsim's TCP retransmits it with doubling backoff; a new
+    /// connection, which each etcd request opens, is refused). Then the scenario's network
+    /// returns. Network faults do not overlap.
+    Network {
+        at_ms: u64,
+        duration_ms: u64,
+        latency_ms: MsRange,
+        loss_permille: u32,
+    },
+}
+
+impl Fault {
+    /// The node the fault is about (`etcd` for etcd-wide faults).
+    pub fn node(&self) -> &str {
+        match self {
+            Fault::Pause { node, .. }
+            | Fault::Skew { node, .. }
+            | Fault::HoldRequest { node, .. }
+            | Fault::RevokeLease { node, .. }
+            | Fault::Crash { node, .. } => node,
+            Fault::Partition { a, .. } => a,
+            Fault::EtcdTimeouts { .. } | Fault::EtcdAmbiguousTimeouts { .. } => ETCD,
+            Fault::Network { .. } => NETWORK,
+        }
+    }
+
+    /// Where the fault is aimed, when it strikes at a code point: (node, point, nth).
+    pub fn aim(&self) -> Option<(&str, Point, u32)> {
+        match self {
+            Fault::Pause {
+                node,
+                at: Trigger::Point { point, nth },
+                ..
+            }
+            | Fault::HoldRequest {
+                node,
+                at: Trigger::Point { point, nth },
+                ..
+            }
+            | Fault::RevokeLease {
+                node,
+                at: Trigger::Point { point, nth },
+            } => Some((node.as_str(), *point, *nth)),
+            _ => None,
+        }
+    }
+
+    /// A short description in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Pause {
+                node,
+                at,
+                duration_ms,
+            } => format!("pause {node} {at} for {duration_ms} ms"),
+            Fault::Skew { node, skew } => format!(
+                "clock of {node}: offset {} ms, drift {} ppm, {} step(s){}",
+                skew.offset_ms,
+                skew.drift_ppm,
+                skew.steps.len(),
+                skew.steps
+                    .iter()
+                    .map(|s| format!(" [{:+} ms at {} ms]", s.delta_ms, s.at_ms))
+                    .collect::<String>()
+            ),
+            Fault::Partition {
+                a,
+                b,
+                at_ms,
+                duration_ms,
+            } => format!("partition {a} | {b} at {at_ms} ms for {duration_ms} ms"),
+            Fault::HoldRequest {
+                node,
+                at,
+                duration_ms,
+            } => format!("hold {node}'s storage request {at} for {duration_ms} ms"),
+            Fault::Crash {
+                node,
+                at_ms,
+                restart_after_ms,
+            } => format!("crash {node} at {at_ms} ms, restart {restart_after_ms} ms later"),
+            Fault::RevokeLease { node, at } => format!("etcd revokes {node}'s lease {at}"),
+            Fault::EtcdTimeouts { rate_permille } => {
+                format!("etcd times out {rate_permille}‰ of requests")
+            }
+            Fault::EtcdAmbiguousTimeouts { rate_permille } => {
+                format!("etcd commits, then times out, {rate_permille}‰ of requests")
+            }
+            Fault::Network {
+                at_ms,
+                duration_ms,
+                latency_ms,
+                loss_permille,
+            } => format!(
+                "network at {at_ms} ms for {duration_ms} ms: latency {}..{} ms, loss {loss_permille}‰",
+                latency_ms.min, latency_ms.max
+            ),
+        }
+    }
+}
+
+/// A list of faults: the nemesis' whole intent for one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPlan {
+    pub faults: Vec<Fault>,
+}
+
+impl FaultPlan {
+    pub fn none() -> Self {
+        FaultPlan::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.faults.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.faults.is_empty()
+    }
+
+    /// The skew of a node's clock (perfect unless the plan says otherwise).
+    pub fn skew_of(&self, node: &str) -> Skew {
+        self.faults
+            .iter()
+            .find_map(|f| match f {
+                Fault::Skew { node: n, skew } if n == node => Some(skew.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Per mille of etcd requests that time out without committing.
+    pub fn etcd_timeout_permille(&self) -> u32 {
+        self.faults
+            .iter()
+            .find_map(|f| match f {
+                Fault::EtcdTimeouts { rate_permille } => Some(*rate_permille),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// Per mille of etcd requests that commit and then time out.
+    pub fn etcd_ambiguous_permille(&self) -> u32 {
+        self.faults
+            .iter()
+            .find_map(|f| match f {
+                Fault::EtcdAmbiguousTimeouts { rate_permille } => Some(*rate_permille),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// Checks limits and node names; the message names the fault.
+    pub fn validate(&self, nodes: &[String]) -> Result<(), String> {
+        if self.faults.len() > FAULTS_MAX {
+            return Err(format!(
+                "{} faults, at most {FAULTS_MAX}",
+                self.faults.len()
+            ));
+        }
+        let known = |n: &str| n == ETCD || n == STORAGE || nodes.iter().any(|m| m == n);
+        let mut skewed: Vec<&str> = Vec::new();
+        let mut timeouts = 0;
+        for (i, f) in self.faults.iter().enumerate() {
+            let bad = |why: String| Err(format!("fault {} ({}): {why}", i + 1, f.describe()));
+            // Start times are bounded like durations, so `start + duration` cannot overflow.
+            let starts: Vec<u64> = match f {
+                Fault::Pause {
+                    at: Trigger::AtMs(t),
+                    ..
+                }
+                | Fault::RevokeLease {
+                    at: Trigger::AtMs(t),
+                    ..
+                } => vec![*t],
+                Fault::Partition { at_ms, .. }
+                | Fault::Crash { at_ms, .. }
+                | Fault::Network { at_ms, .. } => vec![*at_ms],
+                Fault::Skew { skew, .. } => skew.steps.iter().map(|s| s.at_ms).collect(),
+                _ => vec![],
+            };
+            if let Some(t) = starts.iter().find(|t| **t > START_MS_MAX) {
+                return bad(format!(
+                    "starts at {t} ms, after the longest run ({START_MS_MAX} ms)"
+                ));
+            }
+            match f {
+                Fault::Skew { node, .. } if skewed.contains(&node.as_str()) => {
+                    return bad("a second skew for the same node".into());
+                }
+                Fault::Skew { node, .. } => skewed.push(node),
+                Fault::EtcdTimeouts { .. } if timeouts & 1 != 0 => {
+                    return bad("a second etcd-timeouts fault".into());
+                }
+                Fault::EtcdTimeouts { .. } => timeouts |= 1,
+                Fault::EtcdAmbiguousTimeouts { .. } if timeouts & 2 != 0 => {
+                    return bad("a second etcd-ambiguous-timeouts fault".into());
+                }
+                Fault::EtcdAmbiguousTimeouts { .. } => timeouts |= 2,
+                _ => {}
+            }
+            let node_ok = match f {
+                Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
+                Fault::EtcdTimeouts { .. }
+                | Fault::EtcdAmbiguousTimeouts { .. }
+                | Fault::Network { .. } => true,
+                other => known(other.node()),
+            };
+            if !node_ok {
+                return bad("unknown node (or a partition of a node from itself)".into());
+            }
+            let client_only = matches!(
+                f,
+                Fault::HoldRequest { .. }
+                    | Fault::RevokeLease { .. }
+                    | Fault::Crash { .. }
+                    | Fault::Pause {
+                        at: Trigger::Point { .. },
+                        ..
+                    }
+            );
+            if client_only && (f.node() == ETCD || f.node() == STORAGE) {
+                return bad("this fault applies to client nodes only".into());
+            }
+            // etcd's clock matters (its lessor reads it); the storage has no use for one.
+            if matches!(f, Fault::Skew { .. }) && f.node() == STORAGE {
+                return bad("the storage reads no clock: skew a client or etcd".into());
+            }
+            match f {
+                Fault::Pause {
+                    duration_ms, at, ..
+                }
+                | Fault::HoldRequest {
+                    duration_ms, at, ..
+                } => {
+                    if *duration_ms > FAULT_MS_MAX {
+                        return bad(format!("duration_ms above {FAULT_MS_MAX}"));
+                    }
+                    if matches!(at, Trigger::Point { nth: 0, .. }) {
+                        return bad("nth counts from 1".into());
+                    }
+                    if matches!(
+                        f,
+                        Fault::HoldRequest {
+                            at: Trigger::AtMs(_),
+                            ..
+                        }
+                    ) {
+                        return bad("a held request is aimed at a code point".into());
+                    }
+                }
+                Fault::Partition { duration_ms, .. } if *duration_ms > FAULT_MS_MAX => {
+                    return bad(format!("duration_ms above {FAULT_MS_MAX}"));
+                }
+                Fault::Crash {
+                    restart_after_ms, ..
+                } if *restart_after_ms > FAULT_MS_MAX => {
+                    return bad(format!("restart_after_ms above {FAULT_MS_MAX}"));
+                }
+                Fault::Skew { skew, .. } => skew.validate().or_else(bad)?,
+                Fault::EtcdTimeouts { rate_permille }
+                | Fault::EtcdAmbiguousTimeouts { rate_permille }
+                    if *rate_permille > 500 =>
+                {
+                    return bad("rate_permille above 500".into());
+                }
+                Fault::Network {
+                    at_ms: _,
+                    duration_ms,
+                    latency_ms,
+                    loss_permille,
+                } => {
+                    if *duration_ms > FAULT_MS_MAX {
+                        return bad(format!("duration_ms above {FAULT_MS_MAX}"));
+                    }
+                    latency_ms
+                        .validate("latency_ms", NETWORK_LATENCY_MS_MAX)
+                        .or_else(bad)?;
+                    if latency_ms.min == 0 {
+                        return bad("latency_ms: min must be at least 1".into());
+                    }
+                    if *loss_permille > NETWORK_LOSS_PERMILLE_MAX {
+                        return bad(format!("loss_permille above {NETWORK_LOSS_PERMILLE_MAX}"));
+                    }
+                    // Why no overlap: the world restores the scenario's network when a
+                    // window ends, which would end an overlapping window early.
+                    if self.faults[..i].iter().any(|g| network_overlap(g, f)) {
+                        return bad("overlaps an earlier network fault".into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether two faults are network windows that share a moment (windows are half-open).
+pub(crate) fn network_overlap(a: &Fault, b: &Fault) -> bool {
+    match (a, b) {
+        (
+            Fault::Network {
+                at_ms: a0,
+                duration_ms: ad,
+                ..
+            },
+            Fault::Network {
+                at_ms: b0,
+                duration_ms: bd,
+                ..
+            },
+        ) => a0 < &(b0 + bd) && b0 < &(a0 + ad),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::client_name;
+
+    #[test]
+    fn plan_round_trips_through_json() {
+        let plan = FaultPlan {
+            faults: vec![
+                Fault::Pause {
+                    node: "client1".into(),
+                    at: Trigger::Point {
+                        point: Point::AfterAcquire,
+                        nth: 1,
+                    },
+                    duration_ms: 5000,
+                },
+                Fault::Partition {
+                    a: "client2".into(),
+                    b: STORAGE.into(),
+                    at_ms: 100,
+                    duration_ms: 200,
+                },
+                Fault::EtcdTimeouts { rate_permille: 10 },
+            ],
+        };
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
+        plan.validate(&["client1".into(), "client2".into()])
+            .unwrap();
+    }
+
+    #[test]
+    fn validation_bounds_start_times_and_refuses_duplicates() {
+        let nodes = [client_name(1)];
+        let late = FaultPlan {
+            faults: vec![Fault::Partition {
+                a: client_name(1),
+                b: STORAGE.into(),
+                at_ms: u64::MAX,
+                duration_ms: 10,
+            }],
+        };
+        assert!(late.validate(&nodes).unwrap_err().contains("starts at"));
+        let skew = Fault::Skew {
+            node: client_name(1),
+            skew: Skew::default(),
+        };
+        let twice = FaultPlan {
+            faults: vec![skew.clone(), skew],
+        };
+        assert!(twice.validate(&nodes).unwrap_err().contains("second skew"));
+    }
+
+    #[test]
+    fn validation_names_the_fault() {
+        let plan = FaultPlan {
+            faults: vec![Fault::Crash {
+                node: "nobody".into(),
+                at_ms: 1,
+                restart_after_ms: 1,
+            }],
+        };
+        let e = plan.validate(&["client1".into()]).unwrap_err();
+        assert!(e.contains("fault 1") && e.contains("unknown node"), "{e}");
+    }
+}

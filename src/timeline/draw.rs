@@ -1,0 +1,513 @@
+//! The SVG document of a timeline: its frame, lanes and axes, the faults on the lanes, and
+//! the lock as each client believes it holds it and as etcd holds it.
+
+use super::findings::draw_findings;
+use super::layout::{
+    tick_step_s, Frame, AXIS_PX, BELIEF_H_PX, BELIEF_Y_PX, ETCD_BAR_H_PX, ETCD_BAR_Y_PX,
+    ETCD_SEG_H_PX, ETCD_SEG_Y_PX, LEFT_PX, PLOT_PX_AIM, PLOT_PX_MAX, PLOT_PX_MIN, PX_PER_S_MAX,
+    PX_PER_S_MIN, RIGHT_PX, SESSION_Y_PX, TITLE_PX,
+};
+use super::model::{
+    blocks, holdings, lanes, network_windows, sessions, BlockKind, Holding, Lane, LaneKind,
+};
+use super::notes::{draw_fault_list, draw_finding_list, draw_legend, legend_items, NOTES_MAX};
+use super::ops::draw_ops;
+use super::EVENTS_DRAWN_MAX;
+use crate::checker::Verdict;
+use crate::clock::Skew;
+use crate::fault::{FaultPlan, ETCD};
+use crate::history::History;
+use crate::scenario::Scenario;
+use crate::svg::{svg, text_width_px, xml_escape};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Renders a run as a standalone SVG document.
+///
+/// `plan` gives the clocks' skews and the fault list printed under the picture; `scenario`
+/// gives the clients and the TTL. Deterministic: the same arguments give the same bytes.
+pub fn render(
+    history: &History,
+    verdict: &Verdict,
+    scenario: &Scenario,
+    plan: &FaultPlan,
+    title: &str,
+) -> String {
+    let drawn = history.events.len().min(EVENTS_DRAWN_MAX);
+    let events = &history.events[..drawn];
+    let last_us = events.iter().map(|e| e.true_us).max().unwrap_or(0);
+    let tick_s = tick_step_s(last_us as f64 / 1e6);
+    // Whole ticks, with a little room after the last event.
+    let ticks = ((last_us as f64 / 1e6 + tick_s * 0.25) / tick_s)
+        .ceil()
+        .max(1.0);
+    let end_us = ((ticks * tick_s * 1e6) as u64).max(1);
+    let span_s = end_us as f64 / 1e6;
+    let px_per_s = (PLOT_PX_AIM / span_s).clamp(PX_PER_S_MIN, PX_PER_S_MAX);
+    let plot_px = (span_s * px_per_s).clamp(PLOT_PX_MIN, PLOT_PX_MAX);
+    let width_px = LEFT_PX + plot_px + RIGHT_PX;
+    let lanes = lanes(history, scenario);
+    let lanes_top_px = TITLE_PX + AXIS_PX;
+    let lanes_bottom_px = lanes
+        .last()
+        .map_or(lanes_top_px, |l| l.top_px + l.height_px);
+    let frame = Frame {
+        plot_px,
+        end_us,
+        width_px,
+        lanes_top_px,
+        lanes_bottom_px,
+    };
+    let lane_of: BTreeMap<&str, &Lane> = lanes.iter().map(|l| (l.node.as_str(), l)).collect();
+
+    let blocks = blocks(events, end_us);
+    let sessions = sessions(events, end_us);
+    let holdings = holdings(events, end_us);
+
+    // Notes under the picture: legend, findings, faults. Their height is known up front so
+    // the SVG's size can be given in its root element.
+    let legend = legend_items();
+    let legend_cols = ((width_px - 40.0) / 440.0).floor().clamp(1.0, 4.0) as usize;
+    let legend_rows = legend.len().div_ceil(legend_cols);
+    let legend_top_px = lanes_bottom_px + AXIS_PX + 24.0;
+    let findings_top_px = legend_top_px + 26.0 + legend_rows as f64 * 22.0 + 16.0;
+    let finding_lines = verdict.findings.len().min(NOTES_MAX) + 1;
+    let faults_top_px = findings_top_px + 20.0 + finding_lines as f64 * 17.0 + 12.0;
+    let fault_lines = plan.faults.len().min(NOTES_MAX) + 1;
+    let height_px = faults_top_px + 20.0 + fault_lines as f64 * 15.0 + 16.0;
+
+    let mut out = String::with_capacity(64 * 1024 + events.len() * 300);
+    svg!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\">\n",
+        w = width_px,
+        h = height_px
+    );
+    svg!(out, "<title>{}</title>\n", xml_escape(title));
+    defs(&mut out);
+    svg!(
+        out,
+        "<rect x=\"0\" y=\"0\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#fff\"/>\n"
+    );
+
+    // Title and the verdict in words.
+    svg!(
+        out,
+        "<text x=\"20\" y=\"28\" class=\"title\">{}</text>\n",
+        xml_escape(title)
+    );
+    let verdict_class = if verdict.violates() { "bad" } else { "good" };
+    svg!(
+        out,
+        "<text x=\"20\" y=\"50\" class=\"sub\"><tspan class=\"{verdict_class}\">{}</tspan> \
+         lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {} \
+         · {} client(s), TTL {} s{}</text>\n",
+        if verdict.violates() {
+            "VIOLATED"
+        } else {
+            "safe"
+        },
+        verdict.lost_updates,
+        verdict.token_order_breaks,
+        verdict.stale_acceptances,
+        verdict.false_rejections,
+        scenario.clients,
+        scenario.ttl_s,
+        if drawn < history.events.len() {
+            format!(
+                " · only the first {drawn} of {} events drawn",
+                history.events.len()
+            )
+        } else {
+            String::new()
+        }
+    );
+
+    // Lanes: background, name, clock.
+    for (i, lane) in lanes.iter().enumerate() {
+        draw_lane(&mut out, i, lane, &frame, plan);
+    }
+    // Grid and axes.
+    draw_axis(
+        &mut out,
+        &frame,
+        tick_s,
+        lanes_top_px,
+        lanes_bottom_px,
+        lanes_top_px - 8.0,
+        true,
+    );
+    draw_axis(
+        &mut out,
+        &frame,
+        tick_s,
+        lanes_top_px,
+        lanes_bottom_px,
+        lanes_bottom_px + 16.0,
+        false,
+    );
+
+    // Windows of a degraded network span every lane, behind everything else.
+    for (start_us, end_us, label) in network_windows(&history.events, end_us) {
+        let (x0, x1) = (frame.x(start_us), frame.x(end_us));
+        svg!(
+            out,
+            "<rect class=\"network\" x=\"{x0:.1}\" y=\"{lanes_top_px:.1}\" width=\"{:.1}\" \
+             height=\"{:.1}\" fill=\"#f4e04d\" fill-opacity=\"0.18\"><title>{}</title></rect>\n",
+            (x1 - x0).max(1.0),
+            lanes_bottom_px - lanes_top_px,
+            xml_escape(&format!(
+                "{label} ({:.3} s to {:.3} s)",
+                start_us as f64 / 1e6,
+                end_us as f64 / 1e6
+            ))
+        );
+    }
+
+    // Faults behind everything else on the lanes.
+    out.push_str("<g class=\"faults\">\n");
+    for b in &blocks {
+        let Some(lane) = lane_of.get(b.node.as_str()) else {
+            continue;
+        };
+        let (x0, x1) = (frame.x(b.start_us), frame.x(b.end_us));
+        svg!(
+            out,
+            "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
+             fill=\"{}\" stroke=\"#666\" stroke-width=\"0.6\"><title>{}</title></rect>\n",
+            lane.top_px + 2.0,
+            (x1 - x0).max(1.0),
+            lane.height_px - 4.0,
+            b.kind.fill(),
+            xml_escape(&format!(
+                "{}: {} ({:.3} s to {:.3} s)",
+                b.node,
+                b.label,
+                b.start_us as f64 / 1e6,
+                b.end_us as f64 / 1e6
+            ))
+        );
+        svg!(
+            out,
+            "<text class=\"fl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            x0 + 3.0,
+            lane.top_px + lane.height_px - 6.0,
+            xml_escape(&b.label)
+        );
+    }
+    for lane in &lanes {
+        draw_steps(&mut out, lane, &frame, plan);
+    }
+    out.push_str("</g>\n");
+
+    // Sessions, beliefs and etcd's view.
+    out.push_str("<g class=\"locks\">\n");
+    for s in &sessions {
+        let Some(lane) = lane_of.get(s.node.as_str()) else {
+            continue;
+        };
+        let y = lane.top_px + SESSION_Y_PX;
+        svg!(
+            out,
+            "<line class=\"session\" x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" \
+             stroke=\"#555\" stroke-width=\"1.2\" stroke-dasharray=\"3 2\"><title>{}</title></line>\n",
+            frame.x(s.start_us),
+            frame.x(s.end_us),
+            xml_escape(&format!(
+                "{}: lease {:x} from {:.3} s to {:.3} s",
+                s.node,
+                s.lease_id,
+                s.start_us as f64 / 1e6,
+                s.end_us as f64 / 1e6
+            ))
+        );
+    }
+    for h in &holdings {
+        let Some(lane) = lane_of.get(h.node.as_str()) else {
+            continue;
+        };
+        draw_holding(&mut out, h, lane, &frame, &lane_of);
+    }
+    out.push_str("</g>\n");
+
+    // Operations: lines from the client's send to the storage's apply, then the marks.
+    let finding_events: BTreeSet<usize> = verdict.findings.iter().map(|f| f.event).collect();
+    draw_ops(&mut out, history, drawn, &frame, &lane_of, &finding_events);
+
+    // Findings: a halo and a numbered badge at the event, a line through every lane.
+    draw_findings(&mut out, events, verdict, &frame, &lane_of);
+
+    // Notes.
+    draw_legend(&mut out, &legend, legend_cols, legend_top_px, width_px);
+    draw_finding_list(&mut out, verdict, findings_top_px);
+    draw_fault_list(&mut out, plan, faults_top_px);
+    out.push_str("</svg>\n");
+    out
+}
+
+impl BlockKind {
+    pub(super) fn fill(self) -> &'static str {
+        match self {
+            BlockKind::Pause => "url(#pause)",
+            BlockKind::Crash => "url(#crash)",
+            BlockKind::Partition => "url(#partition)",
+            BlockKind::Hold => "url(#hold)",
+        }
+    }
+}
+
+fn defs(out: &mut String) {
+    out.push_str(
+        "<defs>\n\
+<style>\n\
+text{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;fill:#222}\n\
+.title{font-size:18px;font-weight:bold}\n\
+.sub{font-size:12px;fill:#444}\n\
+.good{fill:#2e7d32;font-weight:bold}\n\
+.bad{fill:#d50000;font-weight:bold}\n\
+.node{font-size:13px;font-weight:bold}\n\
+.clock{font-size:10px;fill:#555}\n\
+.tick{font-size:10px;fill:#555}\n\
+.fl{font-size:9px;fill:#333;font-style:italic}\n\
+.ol{font-size:8.5px;fill:#333}\n\
+.tok{font-size:9px;fill:#fff;font-weight:bold}\n\
+.badge{font-size:10px;font-weight:bold}\n\
+.note{font-size:12px}\n\
+.small{font-size:11px;fill:#444}\n\
+.head{font-size:12px;font-weight:bold}\n\
+.m{stroke-width:1.4}\n\
+.mo{fill:#2e7d32;stroke:#2e7d32}\n\
+.mr{fill:#c62828;stroke:#c62828}\n\
+.mf{fill:#9e9e9e;stroke:#9e9e9e}\n\
+.mu{fill:#ef6c00;stroke:#ef6c00}\n\
+.hol{fill:#fff}\n\
+.x{fill:none;stroke-width:1.8}\n\
+.rl{stroke-width:1}\n\
+.wa{stroke:#2e7d32;stroke-width:0.8;stroke-opacity:0.45}\n\
+.wr{stroke:#c62828;stroke-width:1.2;stroke-opacity:0.7}\n\
+.wf{stroke:#d50000;stroke-width:2.2;stroke-opacity:0.9}\n\
+</style>\n\
+<pattern id=\"pause\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
+<rect width=\"6\" height=\"6\" fill=\"#e0e0e0\" fill-opacity=\"0.7\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#9e9e9e\" stroke-width=\"2\"/></pattern>\n\
+<pattern id=\"crash\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\">\
+<rect width=\"6\" height=\"6\" fill=\"#bdbdbd\" fill-opacity=\"0.8\"/><path d=\"M0 0L6 6M6 0L0 6\" stroke=\"#424242\" stroke-width=\"1\"/></pattern>\n\
+<pattern id=\"partition\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\">\
+<rect width=\"8\" height=\"8\" fill=\"#ffe0b2\" fill-opacity=\"0.6\"/><circle cx=\"4\" cy=\"4\" r=\"1.2\" fill=\"#ef6c00\"/></pattern>\n\
+<pattern id=\"hold\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(-45)\">\
+<rect width=\"8\" height=\"8\" fill=\"#e1bee7\" fill-opacity=\"0.6\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"8\" stroke=\"#8e24aa\" stroke-width=\"1\"/></pattern>\n\
+<pattern id=\"zombie\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
+<rect width=\"5\" height=\"5\" fill=\"#ffcdd2\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"5\" stroke=\"#d50000\" stroke-width=\"2\"/></pattern>\n\
+</defs>\n",
+    );
+}
+
+fn draw_lane(out: &mut String, i: usize, lane: &Lane, frame: &Frame, plan: &FaultPlan) {
+    let fill = if i.is_multiple_of(2) {
+        "#f7f7f7"
+    } else {
+        "#ffffff"
+    };
+    svg!(
+        out,
+        "<g class=\"lane\" data-node=\"{node}\">\n<rect x=\"0\" y=\"{:.1}\" width=\"{:.1}\" \
+         height=\"{:.1}\" fill=\"{fill}\"/>\n<line x1=\"0\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" \
+         stroke=\"#ddd\"/>\n<text class=\"node\" x=\"12\" y=\"{:.1}\" fill=\"{}\">{node}</text>\n",
+        lane.top_px,
+        LEFT_PX + frame.plot_px + RIGHT_PX,
+        lane.height_px,
+        lane.top_px + lane.height_px,
+        LEFT_PX + frame.plot_px + RIGHT_PX,
+        lane.top_px + lane.height_px,
+        lane.top_px + 20.0,
+        lane.colour,
+        node = xml_escape(&lane.node),
+    );
+    let notes: Vec<String> = match lane.kind {
+        LaneKind::Client => skew_notes(&plan.skew_of(&lane.node)),
+        LaneKind::Etcd => vec!["lock holder, by token".into()],
+        LaneKind::Storage => vec!["applies reads and writes".into()],
+    };
+    for (k, note) in notes.iter().enumerate() {
+        svg!(
+            out,
+            "<text class=\"clock\" x=\"12\" y=\"{:.1}\">{}</text>\n",
+            lane.top_px + 36.0 + k as f64 * 13.0,
+            xml_escape(note)
+        );
+    }
+    out.push_str("</g>\n");
+}
+
+/// Each clock step as a tick at the top of the client's lane, with its size.
+fn draw_steps(out: &mut String, lane: &Lane, frame: &Frame, plan: &FaultPlan) {
+    if lane.kind != LaneKind::Client {
+        return;
+    }
+    for step in plan
+        .skew_of(&lane.node)
+        .steps
+        .iter()
+        .take(crate::clock::STEPS_MAX)
+    {
+        let x = frame.x(step.at_ms.saturating_mul(1000));
+        svg!(
+            out,
+            "<g class=\"step\"><path d=\"M{x:.1} {:.1}l-4 -7h8z\" fill=\"#000\"/>\
+             <text class=\"clock\" x=\"{:.1}\" y=\"{:.1}\">clock {:+} ms</text></g>\n",
+            lane.top_px + 9.0,
+            x + 6.0,
+            lane.top_px + 10.0,
+            step.delta_ms
+        );
+    }
+}
+
+/// The clock's skew in words, for the lane label.
+fn skew_notes(skew: &Skew) -> Vec<String> {
+    if skew.is_perfect() {
+        return vec!["clock: true time".into()];
+    }
+    let mut notes = vec![format!(
+        "clock {:+} ms, {:+} ppm",
+        skew.offset_ms, skew.drift_ppm
+    )];
+    if !skew.steps.is_empty() {
+        notes.push(format!("{} step(s) ▼ on the lane", skew.steps.len()));
+    }
+    notes
+}
+
+fn draw_axis(
+    out: &mut String,
+    frame: &Frame,
+    tick_s: f64,
+    lanes_top_px: f64,
+    lanes_bottom_px: f64,
+    label_y_px: f64,
+    grid: bool,
+) {
+    let ticks = (frame.end_us as f64 / 1e6 / tick_s).round() as u64;
+    out.push_str("<g class=\"axis\">\n");
+    // Bounded by tick_step_s: at most about 25 ticks.
+    for k in 0..=ticks.min(1_000) {
+        let t_s = k as f64 * tick_s;
+        let x = frame.x((t_s * 1e6).round() as u64);
+        if grid {
+            svg!(
+                out,
+                "<line x1=\"{x:.1}\" y1=\"{lanes_top_px:.1}\" x2=\"{x:.1}\" y2=\"{lanes_bottom_px:.1}\" \
+                 stroke=\"#ccc\" stroke-width=\"0.6\"/>\n"
+            );
+        }
+        let label = if tick_s < 1.0 {
+            format!("{t_s:.1} s")
+        } else {
+            format!("{t_s:.0} s")
+        };
+        svg!(
+            out,
+            "<text class=\"tick\" x=\"{x:.1}\" y=\"{label_y_px:.1}\" text-anchor=\"middle\">{label}</text>\n"
+        );
+    }
+    if !grid {
+        svg!(
+            out,
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">true time →</text>\n",
+            LEFT_PX + frame.plot_px,
+            label_y_px + 14.0
+        );
+    }
+    out.push_str("</g>\n");
+}
+
+fn draw_holding(
+    out: &mut String,
+    h: &Holding,
+    lane: &Lane,
+    frame: &Frame,
+    lane_of: &BTreeMap<&str, &Lane>,
+) {
+    let (x0, x1) = (frame.x(h.start_us), frame.x(h.end_us));
+    let xe = frame.x(h.etcd_end_us);
+    let secs = |us: u64| us as f64 / 1e6;
+    // What the client believes: from the grant of the lock to its end as the client knows it.
+    svg!(
+        out,
+        "<rect class=\"belief\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{BELIEF_H_PX:.1}\" \
+         fill=\"{c}\" fill-opacity=\"0.25\" stroke=\"{c}\"><title>{}</title></rect>\n",
+        lane.top_px + BELIEF_Y_PX,
+        (x1 - x0).max(1.0),
+        xml_escape(&format!(
+            "{} believes it holds the lock with token {} from {:.3} s to {:.3} s ({})",
+            h.node,
+            h.token,
+            secs(h.start_us),
+            secs(h.end_us),
+            h.end_why
+        )),
+        c = lane.colour,
+    );
+    // Where the belief outlives etcd's: the client acts on a lock that is gone.
+    if h.end_us > h.etcd_end_us && x1 - xe >= 0.5 {
+        svg!(
+            out,
+            "<rect class=\"zombie\" x=\"{xe:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{BELIEF_H_PX:.1}\" \
+             fill=\"url(#zombie)\" stroke=\"#d50000\"><title>{}</title></rect>\n",
+            lane.top_px + BELIEF_Y_PX,
+            x1 - xe,
+            xml_escape(&format!(
+                "{} still believes it holds token {} from {:.3} s to {:.3} s, but etcd has moved on",
+                h.node,
+                h.token,
+                secs(h.etcd_end_us),
+                secs(h.end_us)
+            ))
+        );
+    }
+    let label = format!("token {}", h.token);
+    if text_width_px(&label, 9.0) + 6.0 < x1 - x0 {
+        svg!(
+            out,
+            "<text class=\"ol\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
+            x0 + 3.0,
+            lane.top_px + BELIEF_Y_PX + 9.5
+        );
+    }
+    if xe > x0 {
+        let title = xml_escape(&format!(
+            "etcd holds the lock for {} with token {} from {:.3} s to {:.3} s",
+            h.node,
+            h.token,
+            secs(h.start_us),
+            secs(h.etcd_end_us)
+        ));
+        svg!(
+            out,
+            "<rect class=\"held\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{ETCD_BAR_H_PX:.1}\" \
+             fill=\"{}\"><title>{title}</title></rect>\n",
+            lane.top_px + ETCD_BAR_Y_PX,
+            xe - x0,
+            lane.colour
+        );
+        // The same holding on etcd's lane, coloured by client.
+        if let Some(etcd) = lane_of.get(ETCD) {
+            svg!(
+                out,
+                "<rect class=\"holder\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{ETCD_SEG_H_PX:.1}\" \
+                 fill=\"{}\" stroke=\"#fff\" stroke-width=\"0.5\"><title>{title}</title></rect>\n",
+                etcd.top_px + ETCD_SEG_Y_PX,
+                xe - x0,
+                lane.colour
+            );
+            let tok = h.token.to_string();
+            if text_width_px(&tok, 9.0) + 4.0 < xe - x0 {
+                svg!(
+                    out,
+                    "<text class=\"tok\" x=\"{:.1}\" y=\"{:.1}\">{tok}</text>\n",
+                    x0 + 2.0,
+                    etcd.top_px + ETCD_SEG_Y_PX + 14.0
+                );
+            }
+        }
+    }
+}
