@@ -45,13 +45,7 @@ fn pauses_within_the_renewal_slack_never_lose_a_lease() {
     // longer silence is outside (see `label_plan`).
     let n = seeds(2_000);
     let runs = sweep::map_seeds(0..n, sweep::default_jobs(), |seed| {
-        let plan = FaultPlan {
-            faults: nemesis::label_plan(&nemesis::draw(&scenario, seed).faults, &scenario)
-                .into_iter()
-                .filter(|l| l.assumption == nemesis::Assumption::Inside)
-                .map(|l| l.fault)
-                .collect(),
-        };
+        let plan = nemesis::keep_inside(&nemesis::draw(&scenario, seed), &scenario);
         let run = world::run(&scenario, &plan, Fencing::None, seed);
         (seed, plan, run)
     });
@@ -154,15 +148,7 @@ fn every_lock_method_serves_many_clients_on_the_model() {
                 "{method:?} seed {seed}: {:?}",
                 run.verdict
             );
-            let acquired: Vec<(&str, i64)> = run
-                .history
-                .events
-                .iter()
-                .filter_map(|e| match e.kind {
-                    EventKind::Acquired { token, .. } => Some((e.node.as_str(), token)),
-                    _ => None,
-                })
-                .collect();
+            let acquired = run.history.acquisitions();
             assert!(
                 acquired.windows(2).all(|w| w[0].1 < w[1].1),
                 "{method:?} seed {seed}: tokens not increasing: {acquired:?}"
@@ -189,13 +175,7 @@ fn inside_faults_never_break_unfenced_runs_on_the_model_only() {
             ..Scenario::standard()
         };
         let runs = sweep::map_seeds(0..n, sweep::default_jobs(), |seed| {
-            let plan = FaultPlan {
-                faults: nemesis::label_plan(&nemesis::draw(&scenario, seed).faults, &scenario)
-                    .into_iter()
-                    .filter(|l| l.assumption == nemesis::Assumption::Inside)
-                    .map(|l| l.fault)
-                    .collect(),
-            };
+            let plan = nemesis::keep_inside(&nemesis::draw(&scenario, seed), &scenario);
             let run = world::run(&scenario, &plan, Fencing::None, seed);
             (seed, plan, run.verdict)
         });

@@ -168,7 +168,6 @@ fn local_lease_check_cannot_replace_fencing() {
 
 #[test]
 fn kv_mutex_excludes_and_fences_beyond_three_clients() {
-    use fencelab::history::EventKind;
     use fencelab::lock::LockMethod;
     use fencelab::scenario::NemesisConfig;
     const CLIENTS: u32 = 10;
@@ -184,15 +183,7 @@ fn kv_mutex_excludes_and_fences_beyond_three_clients() {
         let run = world::run(&quiet, &nemesis::FaultPlan::none(), Fencing::None, seed);
         assert!(!run.verdict.violates(), "seed {seed}: {:?}", run.verdict);
         assert_eq!(run.verdict.false_rejections, 0, "seed {seed}");
-        let acquired: Vec<(&str, i64)> = run
-            .history
-            .events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::Acquired { token, .. } => Some((e.node.as_str(), token)),
-                _ => None,
-            })
-            .collect();
+        let acquired = run.history.acquisitions();
         assert!(
             acquired.windows(2).all(|w| w[0].1 < w[1].1),
             "seed {seed}: tokens not increasing: {acquired:?}"

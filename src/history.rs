@@ -152,6 +152,17 @@ impl History {
         h.finish()
     }
 
+    /// Every lock acquisition in order: (node, token).
+    pub fn acquisitions(&self) -> Vec<(&str, i64)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Acquired { token, .. } => Some((e.node.as_str(), token)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Pairs each invocation with its completion.
     pub fn ops(&self) -> Vec<OpView<'_>> {
         let mut index: BTreeMap<u64, usize> = BTreeMap::new();

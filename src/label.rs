@@ -231,6 +231,18 @@ fn network_label(
     }
 }
 
+/// The plan kept to the faults [`label_plan`] labels inside: what must never break even
+/// unfenced storage.
+pub fn keep_inside(plan: &crate::fault::FaultPlan, scenario: &Scenario) -> crate::fault::FaultPlan {
+    crate::fault::FaultPlan {
+        faults: label_plan(&plan.faults, scenario)
+            .into_iter()
+            .filter(|l| l.assumption == Assumption::Inside)
+            .map(|l| l.fault)
+            .collect(),
+    }
+}
+
 /// Labels a whole plan: each fault alone ([`label`]), then the silences of each client's
 /// lease renewals together. A client's timed pauses, every etcd stall, and partitions between
 /// it and etcd (twice their length, for retransmission) are silences; two that lie less than

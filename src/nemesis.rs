@@ -16,7 +16,8 @@ pub use crate::fault::{
     NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX, START_MS_MAX, STORAGE,
 };
 pub use crate::label::{
-    label, label_plan, renewal_slack_ms, Assumption, LabelledFault, REALISTIC_DRIFT_PPM,
+    keep_inside, label, label_plan, renewal_slack_ms, Assumption, LabelledFault,
+    REALISTIC_DRIFT_PPM,
 };
 
 /// Mixed into the seed for the nemesis' own RNG stream, so the plan does not depend on what
