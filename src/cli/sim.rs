@@ -1,0 +1,539 @@
+//! The simulation's subcommands (`--cfg madsim`): run, replay, demo, sweep, merge, explore.
+
+use super::{Command, ScenarioArgs};
+use fencelab::atlas;
+use fencelab::explore;
+use fencelab::nemesis::{self, FaultPlan};
+use fencelab::scenario::{MsRange, Scenario};
+use fencelab::storage::Fencing;
+use fencelab::sweep::{self, Summary};
+use fencelab::world::{Experiment, Run};
+use fencelab::{report, stories};
+use std::fmt::Write;
+use std::path::Path;
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The files behind `merge`'s arguments: a directory stands for its `*.jsonl` files, in
+/// name order (what a Kubernetes Indexed Job leaves on a shared volume).
+fn shard_files(args: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut files = Vec::new();
+    for arg in args {
+        if !arg.is_dir() {
+            files.push(arg.clone());
+            continue;
+        }
+        let entries =
+            std::fs::read_dir(arg).map_err(|e| format!("cannot read {}: {e}", arg.display()))?;
+        let mut found: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        if found.is_empty() {
+            return Err(format!("{}: no *.jsonl file in it", arg.display()));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn range(flag: &str, s: &str) -> Result<MsRange, String> {
+    s.parse().map_err(|e| format!("--{flag}: {e}"))
+}
+
+impl ScenarioArgs {
+    /// The scenario: file or preset, then flags, then validation.
+    fn build(&self) -> Result<Scenario, String> {
+        let mut s = match (&self.scenario, &self.preset) {
+            (Some(path), _) => Scenario::from_toml(&read(path)?)
+                .map_err(|e| format!("bad scenario {}: {e}", path.display()))?,
+            (None, Some(p)) => Scenario::preset(p)?,
+            (None, None) => Scenario::standard(),
+        };
+        let n = &mut s.nemesis;
+        if let Some(switch) = &self.nemesis {
+            n.enabled = switch == "on";
+        }
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => {$(
+                if let Some(v) = self.$flag.clone() { $field = v; }
+            )*};
+        }
+        set!(
+            pauses_max => n.pauses_max,
+            aimed_pauses_max => n.aimed_pauses_max,
+            aim_nth_max => n.aim_nth_max,
+            drift_ppm_max => n.drift_ppm_max,
+            skew_permille => n.skew_permille,
+            offset_ms_max => n.offset_ms_max,
+            steps_max => n.steps_max,
+            step_ms_max => n.step_ms_max,
+            partitions_max => n.partitions_max,
+            etcd_partitions_max => n.etcd_partitions_max,
+            holds_max => n.holds_max,
+            crashes_max => n.crashes_max,
+            etcd_stalls_max => n.etcd_stalls_max,
+            etcd_timeouts_permille => n.etcd_timeouts_permille,
+            etcd_timeout_rate_permille => n.etcd_timeout_rate_permille,
+            etcd_skew_permille => n.etcd_skew_permille,
+            etcd_ambiguous_permille => n.etcd_ambiguous_permille,
+            etcd_ambiguous_rate_permille => n.etcd_ambiguous_rate_permille,
+            network_faults_max => n.network_faults_max,
+            network_loss_permille_max => n.network_loss_permille_max,
+        );
+        macro_rules! set_range {
+            ($($flag:ident => $field:expr),* $(,)?) => {$(
+                if let Some(r) = &self.$flag {
+                    $field = range(&stringify!($flag).replace('_', "-"), r)?;
+                }
+            )*};
+        }
+        set_range!(
+            pause_ms => n.pause_ms,
+            partition_ms => n.partition_ms,
+            hold_ms => n.hold_ms,
+            restart_ms => n.restart_ms,
+            etcd_stall_ms => n.etcd_stall_ms,
+            network_ms => n.network_ms,
+            network_latency_ms => n.network_latency_ms,
+        );
+        set!(
+            clients => s.clients,
+            ttl_s => s.ttl_s,
+            duration_ms => s.duration_ms,
+            loss_rate => s.loss_rate,
+        );
+        if let Some(m) = self.lease_check_margin_ms {
+            s.lease_check_margin_ms = Some(m);
+        }
+        if let Some(w) = &self.workload {
+            s.workload = w.parse()?;
+        }
+        if let Some(m) = &self.lock_method {
+            s.lock_method = m.parse()?;
+        }
+        if let Some(e) = &self.etcd {
+            s.etcd = e.parse()?;
+        }
+        if let Some(v) = &self.etcd_version {
+            s.etcd_version = v.parse()?;
+        }
+        if let Some(r) = &self.critical_ms {
+            s.critical_ms = range("critical-ms", r)?;
+        }
+        if let Some(r) = &self.latency_ms {
+            s.latency_ms = range("latency-ms", r)?;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+fn policies(s: &str) -> Result<Vec<Fencing>, String> {
+    if s == "all" {
+        Ok(Fencing::ALL.to_vec())
+    } else {
+        // A comma-separated list, in the order given.
+        s.split(',').map(|p| p.trim().parse()).collect()
+    }
+}
+
+fn tell(out: &mut String, title: &str, exp: &Experiment, run: &Run, json: bool) {
+    if json {
+        let doc = serde_json::json!({ "experiment": exp, "run": run });
+        let _ = writeln!(out, "{doc}");
+        return;
+    }
+    let _ = writeln!(out, "plan ({} faults):", exp.plan.len());
+    for f in &run.faults {
+        let _ = writeln!(
+            out,
+            "  {} [{:?}: {}]",
+            f.fault.describe(),
+            f.assumption,
+            f.why
+        );
+    }
+    let _ = write!(out, "{}", report::run_report(title, run));
+}
+
+const CSV_HEADER: &str = "fencing,seeds,violating_seeds,rate,rate_low,rate_high,lost_updates,token_order_breaks,stale_acceptances,false_rejections,seeds_per_sec";
+
+fn csv_row(s: &Summary) -> String {
+    format!(
+        "{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{:.1}",
+        s.fencing,
+        s.seeds,
+        s.violating_seeds,
+        s.rate,
+        s.rate_low,
+        s.rate_high,
+        s.lost_updates,
+        s.token_order_breaks,
+        s.stale_acceptances,
+        s.false_rejections,
+        s.seeds_per_sec
+    )
+}
+
+fn table(summaries: &[Summary]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<13} {:>7} {:>9} {:>22} {:>6} {:>6} {:>7} {:>9} {:>8}",
+        "fencing",
+        "seeds",
+        "violating",
+        "rate [95% Wilson]",
+        "lost",
+        "order",
+        "stale",
+        "falserej",
+        "seeds/s"
+    );
+    for s in summaries {
+        let _ = writeln!(
+            t,
+            "{:<13} {:>7} {:>9} {:>6.1}% [{:>5.1}, {:>5.1}] {:>6} {:>6} {:>7} {:>9} {:>8.0}",
+            s.fencing.as_str(),
+            s.seeds,
+            s.violating_seeds,
+            s.rate * 100.0,
+            s.rate_low * 100.0,
+            s.rate_high * 100.0,
+            s.lost_updates,
+            s.token_order_breaks,
+            s.stale_acceptances,
+            s.false_rejections,
+            s.seeds_per_sec
+        );
+    }
+    t
+}
+
+fn print_summaries(out: &mut String, summaries: &[Summary], json: bool, csv: bool) {
+    if json {
+        for s in summaries {
+            let _ = writeln!(out, "{}", serde_json::to_string(s).expect("summary json"));
+        }
+    } else if csv {
+        let _ = writeln!(out, "{CSV_HEADER}");
+        for s in summaries {
+            let _ = writeln!(out, "{}", csv_row(s));
+        }
+    } else {
+        out.push_str(&table(summaries));
+    }
+}
+
+/// `I/N` from the flag, else from a Kubernetes indexed Job's environment.
+fn shard_of(flag: &Option<String>) -> Result<Option<(u64, u64)>, String> {
+    let parse = |i: &str, n: &str, from: &str| -> Result<(u64, u64), String> {
+        let i = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{from}: bad shard index '{i}'"))?;
+        let n = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{from}: bad shard count '{n}'"))?;
+        Ok((i, n))
+    };
+    if let Some(s) = flag {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("--shard {s}: expected I/N"))?;
+        return parse(i, n, "--shard").map(Some);
+    }
+    match (
+        std::env::var("JOB_COMPLETION_INDEX"),
+        std::env::var("JOB_COMPLETION_COUNT"),
+    ) {
+        (Ok(i), Ok(n)) => parse(&i, &n, "JOB_COMPLETION_INDEX/COUNT").map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Runs the sweep of one policy with a progress bar on a terminal.
+fn sweep_one(
+    scenario: &Scenario,
+    fencing: Fencing,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Summary {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(seeds.end - seeds.start);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>13} {bar:40} {pos}/{len} seeds {per_sec} eta {eta}",
+            )
+            .expect("static template"),
+        );
+        bar.set_prefix(fencing.as_str());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let results = sweep::sweep(scenario, fencing, seeds, jobs, &|_| bar.inc(1));
+    bar.finish_and_clear();
+    Summary::of(fencing, &results, started.elapsed().as_secs_f64())
+}
+
+pub fn run(command: Command, out: &mut String) -> Result<(), String> {
+    match command {
+        Command::Demo { seed } => {
+            for (title, (scenario, plan)) in [
+                ("the seed's walkthrough", stories::seed_walkthrough()),
+                (
+                    "client 2 stalls before writing",
+                    stories::seed_walkthrough_stalled(),
+                ),
+            ] {
+                for fencing in Fencing::ALL {
+                    let run = fencelab::world::run(&scenario, &plan, fencing, seed);
+                    let _ = writeln!(out, "{}", report::run_report(title, &run));
+                }
+            }
+        }
+        Command::Run {
+            seed,
+            fencing,
+            scenario,
+            plan,
+            timeline,
+            save,
+            json,
+        } => {
+            let fencing: Fencing = fencing.parse()?;
+            let scenario = scenario.build()?;
+            let plan = match plan {
+                Some(path) => serde_json::from_str::<FaultPlan>(&read(&path)?)
+                    .map_err(|e| format!("bad plan {}: {e}", path.display()))?,
+                None => nemesis::draw(&scenario, seed),
+            };
+            let exp = Experiment {
+                seed,
+                fencing,
+                scenario,
+                plan,
+            };
+            exp.validate()?;
+            let run = exp.run();
+            if let Some(path) = save {
+                write_file(&path, &serde_json::to_string_pretty(&exp).expect("json"))?;
+            }
+            draw_timeline(&timeline, &exp, &run)?;
+            tell(out, &format!("seed {seed}"), &exp, &run, json);
+        }
+        Command::Replay {
+            file,
+            timeline,
+            json,
+        } => {
+            let exp: Experiment = serde_json::from_str(&read(&file)?)
+                .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
+            exp.validate()
+                .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
+            let run = exp.run();
+            draw_timeline(&timeline, &exp, &run)?;
+            tell(
+                out,
+                &format!("replay of {}", file.display()),
+                &exp,
+                &run,
+                json,
+            );
+        }
+        Command::Sweep {
+            seeds,
+            start,
+            fencing,
+            scenario,
+            jobs,
+            json,
+            csv,
+            shard,
+            vary,
+            steps,
+            plot,
+        } => {
+            let scenario = scenario.build()?;
+            let jobs = jobs.unwrap_or_else(sweep::default_jobs);
+            if !(1..=1024).contains(&jobs) {
+                return Err(format!("--jobs {jobs} is outside 1..=1024"));
+            }
+            if !(1..=sweep::SEEDS_MAX).contains(&seeds) {
+                return Err(format!(
+                    "--seeds {seeds} is outside 1..={}",
+                    sweep::SEEDS_MAX
+                ));
+            }
+            let end = start
+                .checked_add(seeds)
+                .ok_or("--start plus --seeds overflows")?;
+            let mut range = start..end;
+            if let Some((i, n)) = shard_of(&shard)? {
+                range = sweep::shard(range, i, n)?;
+            }
+            let policies = policies(&fencing)?;
+            match vary.as_slice() {
+                [] => {}
+                [param] => {
+                    return vary_sweep(out, &scenario, &policies, range, jobs, param, steps, &plot)
+                }
+                [a, b] => {
+                    let axes = atlas::Axes::new(a.parse()?, b.parse()?)?;
+                    return atlas_sweep(out, &scenario, &policies, range, jobs, axes, steps, &plot);
+                }
+                more => return Err(format!("--vary given {} times: at most 2", more.len())),
+            }
+            let summaries: Vec<Summary> = policies
+                .iter()
+                .map(|&f| sweep_one(&scenario, f, range.clone(), jobs))
+                .collect();
+            print_summaries(out, &summaries, json, csv);
+        }
+        Command::Merge { files, json, csv } => {
+            let mut by_policy: std::collections::BTreeMap<Fencing, Vec<Summary>> =
+                Default::default();
+            for path in &shard_files(&files)? {
+                for (i, line) in read(path)?.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let s: Summary = serde_json::from_str(line).map_err(|e| {
+                        format!(
+                            "{}:{}: not a `sweep --json` line: {e}",
+                            path.display(),
+                            i + 1
+                        )
+                    })?;
+                    by_policy.entry(s.fencing).or_default().push(s);
+                }
+            }
+            let merged = by_policy
+                .values()
+                .map(|parts| Summary::merge(parts))
+                .collect::<Result<Vec<_>, _>>()?;
+            print_summaries(out, &merged, json, csv);
+        }
+        Command::Explore {
+            fencing,
+            scenario,
+            cases,
+            critical_ms_top,
+            search_seed,
+            save,
+            json,
+        } => {
+            let fencing: Fencing = fencing.parse()?;
+            let base = scenario.build()?;
+            if !(1..=1_000_000).contains(&cases) {
+                return Err(format!("--cases {cases} is outside 1..=1000000"));
+            }
+            // The search chooses clients, TTL and critical sections unless a flag pins them.
+            let mut space = explore::Space::new(critical_ms_top);
+            if let Some(c) = scenario.clients {
+                space.clients = c..=c;
+            }
+            if let Some(t) = scenario.ttl_s {
+                space.ttl_s = t..=t;
+            }
+            if let Some(r) = &scenario.critical_ms {
+                let r: MsRange = r.parse()?;
+                space.critical_ms_max = r.max..=r.max;
+            }
+            space.validate()?;
+            let config = explore::config(cases, search_seed, None);
+            let found = explore::explore(&base, fencing, config, &space);
+            let exp = found.case.as_ref().map(|c| Experiment {
+                seed: c.seed,
+                fencing,
+                scenario: c.scenario(&base),
+                plan: c.plan(),
+            });
+            if let (Some(path), Some(exp)) = (&save, &exp) {
+                write_file(path, &serde_json::to_string_pretty(exp).expect("json"))?;
+            }
+            if json {
+                let doc = serde_json::json!({
+                    "fencing": fencing,
+                    "found": found.found,
+                    "cases": found.cases,
+                    "faults_before": found.faults_before,
+                    "faults_after": found.faults_after,
+                    "plan": found.plan,
+                });
+                let _ = writeln!(out, "{doc}");
+                return Ok(());
+            }
+            let _ = writeln!(
+                out,
+                "explored {} cases in {:.1} s ({:.0} cases/s) under fencing={fencing}",
+                found.cases,
+                found.wall_s,
+                found.cases as f64 / found.wall_s.max(1e-9)
+            );
+            let Some(exp) = exp else {
+                let _ = writeln!(out, "no violation found");
+                return Ok(());
+            };
+            let _ = writeln!(
+                out,
+                "minimal counterexample: {} fault(s), shrunk from {}; {} clients, TTL {} s, critical sections up to {} ms, seed {}",
+                found.faults_after,
+                found.faults_before,
+                exp.scenario.clients,
+                exp.scenario.ttl_s,
+                exp.scenario.critical_ms.max,
+                exp.seed
+            );
+            let _ = writeln!(
+                out,
+                "plan: {}",
+                serde_json::to_string(&exp.plan).expect("json")
+            );
+            let run = exp.run();
+            tell(out, "minimal counterexample", &exp, &run, false);
+            let _ = writeln!(
+                out,
+                "replay: {}cargo run --release -- replay {}",
+                if save.is_some() {
+                    ""
+                } else {
+                    "add --save FILE.json, then "
+                },
+                save.as_ref()
+                    .map_or("FILE.json".to_string(), |p| p.display().to_string())
+            );
+        }
+    }
+    Ok(())
+}
+
+fn draw_timeline(
+    path: &Option<std::path::PathBuf>,
+    exp: &Experiment,
+    run: &Run,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let title = format!("fencing={} seed={}", exp.fencing, exp.seed);
+    let svg =
+        fencelab::timeline::render(&run.history, &run.verdict, &exp.scenario, &exp.plan, &title);
+    write_file(path, &svg)
+}
+
+#[path = "vary.rs"]
+mod vary;
+use vary::{atlas_sweep, vary_sweep};
