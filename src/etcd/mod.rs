@@ -165,6 +165,17 @@ pub struct Txn {
     pub failure: Vec<TxnOp>,
 }
 
+impl Txn {
+    /// A transaction with no compares: `ops` always apply, in one revision (how etcd applies
+    /// a plain Put or DeleteRange).
+    pub fn always(ops: Vec<TxnOp>) -> Txn {
+        Txn {
+            success: ops,
+            ..Txn::default()
+        }
+    }
+}
+
 /// What one operation of a transaction returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOpResult {

@@ -257,10 +257,7 @@ mod tests {
     use crate::etcd::{compare, txn_put};
 
     fn put(kv: &mut Kv, key: &str, value: &str) -> TxnResult {
-        let t = Txn {
-            success: vec![txn_put(key, value, 0)],
-            ..Txn::default()
-        };
+        let t = Txn::always(vec![txn_put(key, value, 0)]);
         kv.txn(&t, |_| true).unwrap().0
     }
 
@@ -274,20 +271,14 @@ mod tests {
         let a = kv.key("a").unwrap();
         assert_eq!((a.create_revision, a.mod_revision, a.version), (2, 4, 2));
         // Deleting a missing key is not a write.
-        let t = Txn {
-            success: vec![TxnOp::Delete(Keys::Exact("zz".into()))],
-            ..Txn::default()
-        };
+        let t = Txn::always(vec![TxnOp::Delete(Keys::Exact("zz".into()))]);
         let (r, ch) = kv.txn(&t, |_| true).unwrap();
         assert_eq!((r.revision, ch.events.len()), (4, 0));
         // One transaction, two writes: one revision.
-        let t = Txn {
-            success: vec![
-                txn_put("c", "1", 0),
-                TxnOp::Delete(Keys::Prefix("a".into())),
-            ],
-            ..Txn::default()
-        };
+        let t = Txn::always(vec![
+            txn_put("c", "1", 0),
+            TxnOp::Delete(Keys::Prefix("a".into())),
+        ]);
         let (r, ch) = kv.txn(&t, |_| true).unwrap();
         assert_eq!((r.revision, ch.events.len()), (5, 2));
         match &ch.events[1] {
@@ -345,10 +336,7 @@ mod tests {
     #[test]
     fn a_put_with_a_missing_lease_changes_nothing() {
         let mut kv = Kv::new();
-        let t = Txn {
-            success: vec![txn_put("a", "1", 0), txn_put("b", "1", 7)],
-            ..Txn::default()
-        };
+        let t = Txn::always(vec![txn_put("a", "1", 0), txn_put("b", "1", 7)]);
         assert_eq!(
             kv.txn(&t, |l| l != 7).unwrap_err(),
             EtcdError::LeaseNotFound
@@ -360,10 +348,10 @@ mod tests {
     #[test]
     fn a_key_written_twice_in_one_branch_is_refused() {
         let mut kv = Kv::new();
-        let t = Txn {
-            success: vec![txn_put("a", "1", 0), TxnOp::Delete(Keys::Exact("a".into()))],
-            ..Txn::default()
-        };
+        let t = Txn::always(vec![
+            txn_put("a", "1", 0),
+            TxnOp::Delete(Keys::Exact("a".into())),
+        ]);
         assert!(kv.txn(&t, |_| true).is_err());
         assert_eq!(kv.revision(), 1);
         // 129 deletes cannot be a request, but a revocation deletes as many keys as it has.

@@ -117,10 +117,7 @@ impl State {
             }
             Request::TimeToLive { id } => Ok(Response::Ttl(self.lessor.time_to_live(*id, now_us))),
             Request::Put { key, value, lease } => {
-                let txn = Txn {
-                    success: vec![crate::etcd::txn_put(key, value, *lease)],
-                    ..Txn::default()
-                };
+                let txn = Txn::always(vec![crate::etcd::txn_put(key, value, *lease)]);
                 self.txn(&txn).map(|r| Response::Revision(r.revision))
             }
             Request::Get(keys) => Ok(Response::Range(crate::etcd::Range {
@@ -128,10 +125,7 @@ impl State {
                 revision: self.kv.revision(),
             })),
             Request::Delete(keys) => {
-                let txn = Txn {
-                    success: vec![TxnOp::Delete(keys.clone())],
-                    ..Txn::default()
-                };
+                let txn = Txn::always(vec![TxnOp::Delete(keys.clone())]);
                 self.txn(&txn).map(|r| match r.results.first() {
                     Some(crate::etcd::TxnOpResult::Delete(n)) => Response::Deleted(*n),
                     _ => Response::Deleted(0),
@@ -140,10 +134,7 @@ impl State {
             Request::Txn(txn) => self.txn(txn).map(Response::Txn),
             Request::Unlock { key } => {
                 // v3lock's Unlock is a plain delete of the key (`v3lock/lock.go`).
-                let txn = Txn {
-                    success: vec![TxnOp::Delete(Keys::Exact(key.clone()))],
-                    ..Txn::default()
-                };
+                let txn = Txn::always(vec![TxnOp::Delete(Keys::Exact(key.clone()))]);
                 self.txn(&txn).map(|_| Response::Done)
             }
             Request::Resign(leader) => {

@@ -165,10 +165,6 @@ pub fn abandon(member: &Member, name: &str, lease: LeaseId) {
     let key = waiter_key(name, lease);
     let mut s = member.state();
     if s.kv.key(&key).is_some_and(|kv| kv.lease == lease) {
-        let txn = Txn {
-            success: vec![TxnOp::Delete(Keys::Exact(key))],
-            ..Txn::default()
-        };
-        let _ = s.txn(&txn);
+        let _ = s.txn(&Txn::always(vec![TxnOp::Delete(Keys::Exact(key))]));
     }
 }
