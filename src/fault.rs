@@ -432,6 +432,25 @@ pub(crate) fn network_overlap(a: &Fault, b: &Fault) -> bool {
     }
 }
 
+impl Fault {
+    /// A network window whose slowest one-way latency is `max_ms` (the fastest 1 ms): what
+    /// the tests of faults and of their labels build.
+    #[cfg(test)]
+    pub(crate) fn network_window(
+        at_ms: u64,
+        duration_ms: u64,
+        max_ms: u64,
+        loss_permille: u32,
+    ) -> Fault {
+        Fault::Network {
+            at_ms,
+            duration_ms,
+            latency_ms: MsRange::new(1, max_ms),
+            loss_permille,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,16 +348,7 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
 mod tests {
     use super::*;
     use crate::clock::Skew;
-    use crate::scenario::{client_name, MsRange};
-
-    fn network(at_ms: u64, duration_ms: u64, max_ms: u64, loss_permille: u32) -> Fault {
-        Fault::Network {
-            at_ms,
-            duration_ms,
-            latency_ms: MsRange::new(1, max_ms),
-            loss_permille,
-        }
-    }
+    use crate::scenario::client_name;
 
     #[test]
     fn labels_follow_the_renewal_slack() {
@@ -384,12 +375,24 @@ mod tests {
     fn network_labels_follow_round_trips_and_loss() {
         let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
         let of = |f: Fault| label(&f, &s).assumption;
-        assert_eq!(of(network(0, 1_000, 300, 0)), Assumption::Inside);
+        assert_eq!(
+            of(Fault::network_window(0, 1_000, 300, 0)),
+            Assumption::Inside
+        );
         // A round trip of 1,400 ms outlives the slack.
-        assert_eq!(of(network(0, 1_000, 700, 0)), Assumption::Outside);
+        assert_eq!(
+            of(Fault::network_window(0, 1_000, 700, 0)),
+            Assumption::Outside
+        );
         // Any loss: a message lost again and again is late without bound.
-        assert_eq!(of(network(0, 1_000, 100, 1)), Assumption::Outside);
-        assert_eq!(of(network(0, 1_000, 100, 0)), Assumption::Inside);
+        assert_eq!(
+            of(Fault::network_window(0, 1_000, 100, 1)),
+            Assumption::Outside
+        );
+        assert_eq!(
+            of(Fault::network_window(0, 1_000, 100, 0)),
+            Assumption::Inside
+        );
     }
 
     fn pause(node: &str, at_ms: u64, duration_ms: u64) -> Fault {

@@ -190,28 +190,23 @@ mod tests {
         assert!(draw(&quiet, 1).is_empty());
     }
 
-    fn network(at_ms: u64, duration_ms: u64, max_ms: u64, loss_permille: u32) -> Fault {
-        Fault::Network {
-            at_ms,
-            duration_ms,
-            latency_ms: MsRange::new(1, max_ms),
-            loss_permille,
-        }
-    }
-
     #[test]
     fn network_faults_are_bounded_and_never_overlap() {
         let check = |faults: Vec<Fault>| FaultPlan { faults }.validate(&[client_name(1)]);
         assert_eq!(
             check(vec![
-                network(0, 1_000, 100, 0),
-                network(1_000, 500, 50, 500)
+                Fault::network_window(0, 1_000, 100, 0),
+                Fault::network_window(1_000, 500, 50, 500)
             ]),
             Ok(())
         );
-        let e = check(vec![network(0, 1_000, 100, 0), network(999, 500, 50, 0)]).unwrap_err();
+        let e = check(vec![
+            Fault::network_window(0, 1_000, 100, 0),
+            Fault::network_window(999, 500, 50, 0),
+        ])
+        .unwrap_err();
         assert!(e.contains("fault 2") && e.contains("overlaps"), "{e}");
-        assert!(check(vec![network(0, 1_000, 100, 501)])
+        assert!(check(vec![Fault::network_window(0, 1_000, 100, 501)])
             .unwrap_err()
             .contains("loss"));
         let zero = Fault::Network {
@@ -221,7 +216,7 @@ mod tests {
             loss_permille: 0,
         };
         assert!(check(vec![zero]).unwrap_err().contains("latency_ms"));
-        assert!(check(vec![network(0, FAULT_MS_MAX + 1, 5, 0)]).is_err());
+        assert!(check(vec![Fault::network_window(0, FAULT_MS_MAX + 1, 5, 0)]).is_err());
         // The standard nemesis draws them, within limits, and never two at once.
         let s = Scenario::standard();
         let drawn: Vec<Fault> = (0..500)
@@ -240,7 +235,7 @@ mod tests {
         assert!(lossy > drawn.len() / 2, "{lossy} of {}", drawn.len());
         // A scripted window that covers the run leaves no room for a drawn one.
         let scripted = Scenario {
-            faults: vec![network(0, s.duration_ms, 5, 0)],
+            faults: vec![Fault::network_window(0, s.duration_ms, 5, 0)],
             ..Scenario::standard()
         };
         for seed in 0..200 {
