@@ -6,6 +6,10 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
+#[path = "shared/summary.rs"]
+mod summary;
+use summary::{figures, json_lines};
+
 use std::process::{Command, Output};
 
 fn fencelab(args: &[&str]) -> Output {
@@ -23,12 +27,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -101,26 +99,10 @@ fn merged_shards_equal_the_unsharded_sweep() {
         .env("JOB_COMPLETION_COUNT", "3")
         .output()
         .unwrap();
-    let strip = |v: &serde_json::Value| {
-        let keys = [
-            "seeds",
-            "violating_seeds",
-            "lost_updates",
-            "token_order_breaks",
-            "stale_acceptances",
-            "false_rejections",
-            "rate",
-            "rate_low",
-            "rate_high",
-            "violating_examples",
-            "messages",
-        ];
-        keys.map(|k| v[k].clone())
-    };
     let env_lines = json_lines(&String::from_utf8(via_env.stdout).unwrap());
     let flag_lines = json_lines(&std::fs::read_to_string(&files[1]).unwrap());
     for (a, b) in env_lines.iter().zip(&flag_lines) {
-        assert_eq!(strip(a), strip(b));
+        assert_eq!(figures(a), figures(b));
     }
     let mut args = vec!["merge", "--json"];
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
@@ -130,7 +112,7 @@ fn merged_shards_equal_the_unsharded_sweep() {
     assert_eq!(merged.len(), 4);
     for (m, w) in merged.iter().zip(&whole) {
         assert_eq!(m["fencing"], w["fencing"]);
-        assert_eq!(strip(m), strip(w), "merged {m}\nwhole {w}");
+        assert_eq!(figures(m), figures(w), "merged {m}\nwhole {w}");
     }
 }
 

@@ -6,42 +6,19 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
+#[path = "shared/summary.rs"]
+mod summary;
+use summary::{figures, json_lines};
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fencelab");
 
-/// The figures a shard split must not change (timings may).
-const FIGURES: [&str; 12] = [
-    "fencing",
-    "seeds",
-    "violating_seeds",
-    "lost_updates",
-    "token_order_breaks",
-    "stale_acceptances",
-    "false_rejections",
-    "rate",
-    "rate_low",
-    "rate_high",
-    "violating_examples",
-    "messages",
-];
-
 fn manifest() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sweep-job.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("the manifest is JSON")
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn figures(v: &Value) -> Vec<Value> {
-    FIGURES.iter().map(|k| v[*k].clone()).collect()
 }
 
 #[test]
