@@ -1,0 +1,87 @@
+//! Refactors keep histories: the combined history hash of 1,000 seeds per fencing policy (and
+//! of smaller sets for the other lock recipes, workloads and presets), recorded before the
+//! fence, recipe and workload traits replaced the enums (issue 13), must not change.
+//!
+//! Rewrite `sims/golden/history-hashes.txt` with `FENCELAB_GOLDEN_WRITE=1` only when a change
+//! of behaviour is meant, and say so in the commit.
+
+use fencelab::lock::LockMethod;
+use fencelab::scenario::{Scenario, Workload};
+use fencelab::storage::Fencing;
+use fencelab::sweep;
+
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
+const GOLDEN: &str = "sims/golden/history-hashes.txt";
+
+/// FNV-1a over the seeds' hashes in seed order: one number per case.
+fn combined(hashes: impl Iterator<Item = u64>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in hashes {
+        for b in x.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Every case: its name, scenario, policy and number of seeds.
+fn cases() -> Vec<(String, Scenario, Fencing, u64)> {
+    let mut out = Vec::new();
+    for f in Fencing::ALL {
+        out.push((format!("standard {f}"), Scenario::standard(), f, 1000));
+    }
+    for method in [LockMethod::KvMutex, LockMethod::LockApi] {
+        for f in [Fencing::None, Fencing::Token] {
+            let s = Scenario {
+                lock_method: method,
+                ..Scenario::standard()
+            };
+            out.push((format!("standard {method:?} {f}"), s, f, 200));
+        }
+    }
+    for f in [Fencing::None, Fencing::LeaseId] {
+        let s = Scenario {
+            workload: Workload::Single,
+            ..Scenario::standard()
+        };
+        out.push((format!("single {f}"), s, f, 200));
+    }
+    let sim_server = Scenario {
+        etcd: fencelab::etcd::Backend::Madsim,
+        ..Scenario::standard()
+    };
+    out.push(("SimServer token".into(), sim_server, Fencing::Token, 200));
+    for preset in ["long-critical", "local-check-pauses"] {
+        let s = Scenario::preset(preset).expect("preset");
+        out.push((format!("{preset} token-writes"), s, Fencing::TokenWrites, 200));
+    }
+    out
+}
+
+#[test]
+fn histories_are_those_recorded_before_the_traits() {
+    let jobs = sweep::default_jobs();
+    let mut lines = Vec::new();
+    for (name, scenario, fencing, seeds) in cases() {
+        let results = sweep::map_seeds(0..seeds, jobs, |seed| {
+            sweep::run_seed(&scenario, fencing, seed).history_hash
+        });
+        lines.push(format!(
+            "{:016x} {seeds} seeds {name}",
+            combined(results.into_iter())
+        ));
+    }
+    let text = lines.join("\n") + "\n";
+    if std::env::var_os("FENCELAB_GOLDEN_WRITE").is_some() {
+        std::fs::write(GOLDEN, &text).expect("write golden hashes");
+        return;
+    }
+    let want = std::fs::read_to_string(GOLDEN).expect("golden hashes committed");
+    for (got, want) in text.lines().zip(want.lines()) {
+        assert_eq!(got, want, "history hashes changed");
+    }
+    assert_eq!(text.lines().count(), want.lines().count(), "cases changed");
+}
