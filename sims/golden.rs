@@ -56,7 +56,12 @@ fn cases() -> Vec<(String, Scenario, Fencing, u64)> {
     out.push(("SimServer token".into(), sim_server, Fencing::Token, 200));
     for preset in ["long-critical", "local-check-pauses"] {
         let s = Scenario::preset(preset).expect("preset");
-        out.push((format!("{preset} token-writes"), s, Fencing::TokenWrites, 200));
+        out.push((
+            format!("{preset} token-writes"),
+            s,
+            Fencing::TokenWrites,
+            200,
+        ));
     }
     out
 }

@@ -27,42 +27,28 @@
 //! [`heatmap`] (drawn with [`svg`]), [`stories`], [`calibrate`] (the etcd model against a real
 //! etcd), and `real` (the same code against a real etcd, built without `--cfg madsim`).
 //!
+//! The tree shows three layers: `src/system/` (what also runs for real: [`protocol`],
+//! [`storage`], [`lock`], [`workload`], [`clock`], [`etcd`]), `src/simulator/` ([`scenario`],
+//! [`nemesis`], the world, [`history`], [`checker`]) and `src/tools/` (sweep, explore, report,
+//! pictures, [`calibrate`], real mode). Every module keeps its path at the crate root.
+//!
 //! The library sets no global allocator: that is for the program that uses it. fencelab's own
 //! binaries (command, bench, suites) use mimalloc, with the `mimalloc` feature (default); see
 //! `src/global_alloc.rs`.
 
+// Three layers, one folder each; every module keeps its path at the crate root.
+mod simulator;
+mod system;
+mod tools;
+
+pub use system::{clock, deadline, entry, etcd, keys, lock, protocol, storage, workload};
+
 #[cfg(madsim)]
-pub mod atlas;
-pub mod calibrate;
-pub mod checker;
-pub mod clock;
-pub mod deadline;
-pub mod entry;
-pub mod etcd;
-pub mod exact_json;
-#[cfg(madsim)]
-pub mod explore;
-pub mod fault;
-pub mod heatmap;
-pub mod history;
-pub mod keys;
-pub mod label;
-pub mod lock;
-pub mod ms;
-pub mod nemesis;
-pub mod plot;
-pub mod protocol;
+pub use simulator::world;
+pub use simulator::{checker, exact_json, fault, history, label, ms, nemesis, scenario, stories};
+
 #[cfg(not(madsim))]
-pub mod real;
+pub use tools::real;
 #[cfg(madsim)]
-pub mod report;
-pub mod scenario;
-pub mod storage;
-pub mod stories;
-pub mod svg;
-#[cfg(madsim)]
-pub mod sweep;
-pub mod timeline;
-pub mod workload;
-#[cfg(madsim)]
-pub mod world;
+pub use tools::{atlas, explore, report, sweep};
+pub use tools::{calibrate, heatmap, plot, svg, timeline};

@@ -1,0 +1,18 @@
+//! The tools: sweeps, the atlas, exploration and shrinking, reports, pictures, calibration,
+//! and real mode (built without `--cfg madsim`).
+
+#[cfg(madsim)]
+pub mod atlas;
+pub mod calibrate;
+#[cfg(madsim)]
+pub mod explore;
+pub mod heatmap;
+pub mod plot;
+#[cfg(not(madsim))]
+pub mod real;
+#[cfg(madsim)]
+pub mod report;
+pub mod svg;
+#[cfg(madsim)]
+pub mod sweep;
+pub mod timeline;
