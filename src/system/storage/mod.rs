@@ -1,15 +1,19 @@
-//! The storage: a key-value store guarded by a fencing policy.
+//! The storage: a key-value store guarded by a [`Fence`] (fencelab's four policies, named by
+//! [`Fencing`], or yours).
 //!
 //! [`Store`] is a plain value: `apply(request) -> response`, no I/O, no clock. The HTTP
 //! transport in [`http`] wraps it and the simulated and real builds share both.
 
+pub mod fence;
 pub mod http;
 
 use crate::protocol::{Op, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use crate::entry::Entry;
+pub use fence::{Fence, KeyState, LeaseIdFence, NoFence, TokenFence};
 
 /// How the storage checks the `version` a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -45,9 +49,19 @@ impl Fencing {
         }
     }
 
+    /// The policy's [`Fence`].
+    pub fn fence(self) -> Arc<dyn Fence> {
+        match self {
+            Fencing::None => Arc::new(NoFence),
+            Fencing::LeaseId => Arc::new(LeaseIdFence),
+            Fencing::TokenWrites => Arc::new(TokenFence { reads: false }),
+            Fencing::Token => Arc::new(TokenFence { reads: true }),
+        }
+    }
+
     /// Whether clients send the lease ID (the seed's "version") rather than the lock revision.
     pub fn sends_lease_id(self) -> bool {
-        self == Fencing::LeaseId
+        self.fence().version(1, 0) == 1
     }
 }
 
@@ -72,12 +86,12 @@ impl std::str::FromStr for Fencing {
 }
 
 /// The fenced key-value state machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Store {
-    fencing: Fencing,
+    fence: Arc<dyn Fence>,
     entries: BTreeMap<String, Entry>,
-    /// Highest token seen per key (only under the token policies).
-    highest_token: BTreeMap<String, i64>,
+    /// The fence's mark per key (the highest token seen, under the token fences).
+    marks: BTreeMap<String, i64>,
 }
 
 /// What [`Store::apply`] did: the answer, and whether the policy let the request through.
@@ -92,20 +106,31 @@ pub struct Applied {
 pub const KEY_NOT_FOUND: &str = "key not found";
 
 impl Store {
+    /// A store under one of fencelab's policies.
     pub fn new(fencing: Fencing) -> Self {
+        Store::with_fence(fencing.fence())
+    }
+
+    /// A store under any fence.
+    pub fn with_fence(fence: Arc<dyn Fence>) -> Self {
         Store {
-            fencing,
+            fence,
             entries: BTreeMap::new(),
-            highest_token: BTreeMap::new(),
+            marks: BTreeMap::new(),
         }
     }
 
-    pub fn fencing(&self) -> Fencing {
-        self.fencing
+    pub fn fence(&self) -> &Arc<dyn Fence> {
+        &self.fence
     }
 
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.entries.get(key)
+    }
+
+    /// The fence's mark for the key, if it set one.
+    pub fn mark(&self, key: &str) -> Option<i64> {
+        self.marks.get(key).copied()
     }
 
     pub fn entries(&self) -> &BTreeMap<String, Entry> {
@@ -114,31 +139,28 @@ impl Store {
 
     /// Applies one request and answers it. Total: every request gets a response.
     pub fn apply(&mut self, req: &Request) -> Applied {
-        match self.refusal(req) {
-            Some(refusal) => Applied {
+        let state = KeyState {
+            stored: self.entries.get(&req.key),
+            mark: self.marks.get(&req.key).copied(),
+        };
+        match self.fence.admit(req, &state) {
+            Err(refusal) => Applied {
                 response: Response::error(refusal),
                 accepted: false,
             },
-            None => Applied {
-                response: self.accept(req),
-                accepted: true,
-            },
+            Ok(mark) => {
+                if let Some(mark) = mark {
+                    self.marks.insert(req.key.clone(), mark);
+                }
+                Applied {
+                    response: self.accept(req),
+                    accepted: true,
+                }
+            }
         }
     }
 
     fn accept(&mut self, req: &Request) -> Response {
-        if self.fences_op(req.op) {
-            let highest = self
-                .highest_token
-                .entry(req.key.clone())
-                .or_insert(i64::MIN);
-            // Positive space: an accepted op never lowers the highest token.
-            assert!(
-                req.version >= *highest,
-                "accepted a token below the highest"
-            );
-            *highest = req.version;
-        }
         match req.op {
             Op::Read => match self.entries.get(&req.key) {
                 Some(e) => Response::ok(e.val.clone(), e.version),
@@ -157,43 +179,6 @@ impl Store {
                     },
                 );
                 Response::ok(req.val.clone(), req.version)
-            }
-        }
-    }
-
-    /// Whether the policy compares tokens for this kind of op.
-    fn fences_op(&self, op: Op) -> bool {
-        match self.fencing {
-            Fencing::None | Fencing::LeaseId => false,
-            Fencing::TokenWrites => op == Op::Write,
-            Fencing::Token => true,
-        }
-    }
-
-    /// The policy's reason to refuse, if any.
-    fn refusal(&self, req: &Request) -> Option<String> {
-        match self.fencing {
-            Fencing::None => None,
-            Fencing::LeaseId => {
-                let existing = self.entries.get(&req.key)?;
-                (req.op == Op::Write && existing.version != req.version).then(|| {
-                    format!(
-                        "given version ({:x}) is different from the existing version ({:x})",
-                        req.version, existing.version
-                    )
-                })
-            }
-            Fencing::TokenWrites | Fencing::Token => {
-                if !self.fences_op(req.op) {
-                    return None;
-                }
-                let highest = *self.highest_token.get(&req.key)?;
-                (req.version < highest).then(|| {
-                    format!(
-                        "given token ({}) is lower than the highest token seen ({}) for key {}",
-                        req.version, highest, req.key
-                    )
-                })
             }
         }
     }
@@ -288,5 +273,12 @@ mod tests {
             assert_eq!(f.as_str().parse::<Fencing>().unwrap(), f);
         }
         assert!("tokens".parse::<Fencing>().is_err());
+        for f in Fencing::ALL {
+            assert_eq!(
+                f.fence().name(),
+                f.as_str(),
+                "a policy's fence goes by its name"
+            );
+        }
     }
 }

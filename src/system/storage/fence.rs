@@ -1,0 +1,153 @@
+//! A **fence**: the storage's rule for which requests to accept, given what it holds for the
+//! key. fencelab's four policies are implementations like any other; bring your own by
+//! implementing [`Fence`] and handing it to `world::Builder::fence`.
+//!
+//! A fence is a pure rule: the [`Store`](super::Store) keeps the state (each key's entry and
+//! the fence's *mark* for it, one number the fence chooses, such as the highest token seen)
+//! and asks the fence what to do with each request.
+//!
+//! ```
+//! use fencelab::protocol::{Op, Request};
+//! use fencelab::storage::{Fence, KeyState, Store};
+//! use std::sync::Arc;
+//!
+//! /// Writes must carry a token at least the highest written; reads are not checked.
+//! #[derive(Debug)]
+//! struct AtLeast;
+//!
+//! impl Fence for AtLeast {
+//!     fn name(&self) -> &str {
+//!         "at-least"
+//!     }
+//!     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+//!         if req.op == Op::Read {
+//!             return Ok(None); // unchecked, the mark stays
+//!         }
+//!         match key.mark {
+//!             Some(high) if req.version < high => Err(format!("{} < {high}", req.version)),
+//!             _ => Ok(Some(req.version)),
+//!         }
+//!     }
+//! }
+//!
+//! let mut store = Store::with_fence(Arc::new(AtLeast));
+//! let write = |v: i64| Request { op: Op::Write, key: "k".into(), val: "x".into(), version: v };
+//! assert!(store.apply(&write(5)).accepted);
+//! assert!(!store.apply(&write(4)).accepted);
+//! assert_eq!(store.mark("k"), Some(5));
+//! ```
+
+use crate::entry::Entry;
+use crate::protocol::{Op, Request};
+use std::fmt::Debug;
+
+/// What the storage holds for the key a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyState<'a> {
+    /// The stored value and the version it was written with, if the key exists.
+    pub stored: Option<&'a Entry>,
+    /// The fence's own number for the key (the highest token it accepted, say), if it ever set
+    /// one. A mark outlives the entry: reads may set it on a key that does not exist.
+    pub mark: Option<i64>,
+}
+
+/// The storage's acceptance rule. `Send + Sync`: one fence is shared by the storage server and
+/// every client of a run (clients ask it which number to send).
+pub trait Fence: Send + Sync + Debug + 'static {
+    /// A short name, for reports, sweeps and histories (`token`, `lease-id`, ...).
+    fn name(&self) -> &str;
+
+    /// The number a client sends as the request's `version`, from what its lock gave it: the
+    /// session's lease ID and the lock's fencing token. Most fences want the token (the
+    /// default); the seed's check wants the lease ID.
+    fn version(&self, lease_id: i64, token: i64) -> i64 {
+        let _ = lease_id;
+        token
+    }
+
+    /// Accept or refuse `req`. On acceptance, `Ok(Some(mark))` sets the key's mark and
+    /// `Ok(None)` leaves it as it is; the store then applies the request. On refusal, the
+    /// reason is the error text the client receives, and nothing changes.
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String>;
+}
+
+/// Accept everything: the lock alone must keep writers apart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFence;
+
+impl Fence for NoFence {
+    fn name(&self) -> &str {
+        "none"
+    }
+
+    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Option<i64>, String> {
+        Ok(None)
+    }
+}
+
+/// The seed's check (`contrib/lock`'s storage): clients send their lease ID; an absent key
+/// takes any version, a present key accepts only a write carrying the version already stored.
+/// Reads are not checked. Lease IDs are not ordered, so this is equality, not fencing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseIdFence;
+
+impl Fence for LeaseIdFence {
+    fn name(&self) -> &str {
+        "lease-id"
+    }
+
+    fn version(&self, lease_id: i64, _token: i64) -> i64 {
+        lease_id
+    }
+
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+        match key.stored {
+            Some(existing) if req.op == Op::Write && existing.version != req.version => {
+                Err(format!(
+                    "given version ({:x}) is different from the existing version ({:x})",
+                    req.version, existing.version
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Kleppmann's fencing token: refuse an operation whose token is below the highest accepted
+/// on that key (equal is accepted: a holder writes more than once). Under `reads: false` only
+/// writes are checked and only writes raise the mark; under `reads: true` reads carry the
+/// token too, and an accepted read raises the mark, which a read-modify-write needs.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFence {
+    pub reads: bool,
+}
+
+impl Fence for TokenFence {
+    fn name(&self) -> &str {
+        if self.reads {
+            "token"
+        } else {
+            "token-writes"
+        }
+    }
+
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+        if req.op == Op::Read && !self.reads {
+            return Ok(None);
+        }
+        match key.mark {
+            Some(highest) if req.version < highest => Err(format!(
+                "given token ({}) is lower than the highest token seen ({}) for key {}",
+                req.version, highest, req.key
+            )),
+            highest => {
+                // Positive space: an accepted op never lowers the highest token.
+                assert!(
+                    highest.is_none_or(|h| req.version >= h),
+                    "accepted a token below the highest"
+                );
+                Ok(Some(req.version))
+            }
+        }
+    }
+}
