@@ -5,8 +5,10 @@
 //! Rewrite `sims/golden/history-hashes.txt` with `FENCELAB_GOLDEN_WRITE=1` only when a change
 //! of behaviour is meant, and say so in the commit.
 
+#![cfg(madsim)]
+
 use fencelab::lock::LockMethod;
-use fencelab::scenario::{Scenario, Workload};
+use fencelab::scenario::{Scenario, WorkloadKind};
 use fencelab::storage::Fencing;
 use fencelab::sweep;
 
@@ -44,7 +46,7 @@ fn cases() -> Vec<(String, Scenario, Fencing, u64)> {
     }
     for f in [Fencing::None, Fencing::LeaseId] {
         let s = Scenario {
-            workload: Workload::Single,
+            workload: WorkloadKind::Single,
             ..Scenario::standard()
         };
         out.push((format!("single {f}"), s, f, 200));

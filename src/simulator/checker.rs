@@ -2,7 +2,8 @@
 //!
 //! Four counts, two of them safety violations:
 //! - **lost updates**: acknowledged counter increments that a later accepted write overwrote
-//!   without having seen them, directly or through writes nobody acknowledged (safety);
+//!   without having seen them, directly or through writes nobody acknowledged (safety; the
+//!   [`Counter`](crate::workload::Counter) workload's rule, [`lost_updates`]);
 //! - **token-order breaks**: the storage accepted an operation on a key after it had accepted
 //!   one with a higher token on that key (safety: exactly what fencing exists to prevent);
 //! - **stale acceptances**: the storage accepted an operation after the lock had passed to
@@ -12,10 +13,13 @@
 //! "The lock had passed" means, in true time, another client had been told it holds the lock
 //! with a higher token. The checker never panics: a history it cannot make sense of yields
 //! anomalies in the verdict.
+//!
+//! Workloads add invariants of their own ([`Workload::check`]), counted as invariant breaks;
+//! [`check_with`] runs the checker's rules and the workload's.
 
 use crate::history::{EventKind, History, OpResult};
-use crate::keys::COUNTER_KEY;
 use crate::protocol::Op;
+use crate::workload::{Counter, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,11 +31,16 @@ pub enum FindingKind {
     TokenOrderBreak,
     StaleAcceptance,
     FalseRejection,
+    /// A workload's own invariant broke (a violation): see [`Workload::check`].
+    InvariantBreak,
 }
 
 impl FindingKind {
     pub fn is_violation(self) -> bool {
-        matches!(self, FindingKind::LostUpdate | FindingKind::TokenOrderBreak)
+        matches!(
+            self,
+            FindingKind::LostUpdate | FindingKind::TokenOrderBreak | FindingKind::InvariantBreak
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +49,7 @@ impl FindingKind {
             FindingKind::TokenOrderBreak => "token-order break",
             FindingKind::StaleAcceptance => "stale acceptance",
             FindingKind::FalseRejection => "false rejection",
+            FindingKind::InvariantBreak => "invariant break",
         }
     }
 }
@@ -69,23 +79,35 @@ pub struct Verdict {
     pub acked_increments: u64,
     /// The counter's value at the end (0 when absent).
     pub final_counter: u64,
+    /// Workload invariants broken ([`Workload::check`]); absent from the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invariant_breaks: u64,
     pub findings: Vec<Finding>,
     /// Things in the history that should not be there (never expected; reported, not panicked).
     pub anomalies: Vec<String>,
 }
 
 impl Verdict {
-    /// A safety violation: a lost update or a token-order break.
+    /// A safety violation: a lost update, a token-order break or a broken workload invariant.
     pub fn violates(&self) -> bool {
-        self.lost_updates > 0 || self.token_order_breaks > 0
+        self.lost_updates > 0 || self.token_order_breaks > 0 || self.invariant_breaks > 0
     }
 
-    fn add(&mut self, kind: FindingKind, event: usize, true_us: u64, node: &str, detail: String) {
+    /// Records a finding at `event` (an index into the history's events) and counts it.
+    pub fn add(
+        &mut self,
+        kind: FindingKind,
+        event: usize,
+        true_us: u64,
+        node: &str,
+        detail: String,
+    ) {
         match kind {
             FindingKind::LostUpdate => self.lost_updates += 1,
             FindingKind::TokenOrderBreak => self.token_order_breaks += 1,
             FindingKind::StaleAcceptance => self.stale_acceptances += 1,
             FindingKind::FalseRejection => self.false_rejections += 1,
+            FindingKind::InvariantBreak => self.invariant_breaks += 1,
         }
         self.findings.push(Finding {
             kind,
@@ -95,6 +117,10 @@ impl Verdict {
             detail,
         });
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the checker knows of an invoked operation.
@@ -115,14 +141,12 @@ struct CounterWrite<'a> {
     acked: bool,
 }
 
-/// Checks a history.
-pub fn check(history: &History) -> Verdict {
-    let mut v = Verdict::default();
-    let events = &history.events;
-
-    // Pass 1: operations by id (node, token, acknowledged).
+/// Every invoked operation by id (node, token, acknowledged), with what in the history cannot
+/// be tied together.
+fn invoked(history: &History) -> (BTreeMap<u64, Invoked<'_>>, Vec<String>) {
+    let mut anomalies = Vec::new();
     let mut invoked: BTreeMap<u64, Invoked<'_>> = BTreeMap::new();
-    for e in events {
+    for e in &history.events {
         match &e.kind {
             EventKind::Invoke { op_id, token, .. } => {
                 let op = Invoked {
@@ -131,18 +155,42 @@ pub fn check(history: &History) -> Verdict {
                     acked: false,
                 };
                 if invoked.insert(*op_id, op).is_some() {
-                    v.anomalies.push(format!("op {op_id} invoked twice"));
+                    anomalies.push(format!("op {op_id} invoked twice"));
                 }
             }
             EventKind::Complete { op_id, outcome } => match invoked.get_mut(op_id) {
                 Some(op) => op.acked = matches!(outcome, OpResult::Ok { .. }),
-                None => v
-                    .anomalies
-                    .push(format!("op {op_id} completed, never invoked")),
+                None => anomalies.push(format!("op {op_id} completed, never invoked")),
             },
             _ => {}
         }
     }
+    (invoked, anomalies)
+}
+
+/// Checks a history with the checker's rules and the built-in workloads' (the counter's lost
+/// updates): what a history alone, without its workload, can be judged by.
+pub fn check(history: &History) -> Verdict {
+    check_with(history, &Counter)
+}
+
+/// Checks a history with the checker's rules and `workload`'s own.
+pub fn check_with(history: &History, workload: &dyn Workload) -> Verdict {
+    let mut v = core(history);
+    workload.check(history, &mut v);
+    if history.dropped_events > 0 {
+        v.anomalies
+            .push(format!("{} events were dropped", history.dropped_events));
+    }
+    v
+}
+
+/// The workload-independent rules: token order, stale acceptances, false rejections.
+fn core(history: &History) -> Verdict {
+    let mut v = Verdict::default();
+    let events = &history.events;
+    let (invoked, anomalies) = invoked(history);
+    v.anomalies = anomalies;
 
     // Pass 2: in true (= recording) order, follow the lock and the storage.
     let mut highest_granted: Option<(i64, &str)> = None;
@@ -150,7 +198,6 @@ pub fn check(history: &History) -> Verdict {
     // refusal of a holder that still holds is a false rejection.
     let (mut holder_lease, mut holder_holds) = (0i64, false);
     let mut highest_accepted: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut counter_writes: Vec<CounterWrite<'_>> = Vec::new();
     let mut last_true_us = 0;
     for (i, e) in events.iter().enumerate() {
         if e.true_us < last_true_us {
@@ -176,10 +223,10 @@ pub fn check(history: &History) -> Verdict {
                 op_id,
                 op,
                 key,
-                val,
                 version,
                 accepted,
                 err,
+                ..
             } => {
                 let known = op_id.and_then(|id| invoked.get(&id));
                 if known.is_none() {
@@ -187,9 +234,7 @@ pub fn check(history: &History) -> Verdict {
                         "storage applied an op it cannot tie to a client (event {i})"
                     ));
                 }
-                let (node, token, acked) = known
-                    .map(|o| (o.node, o.token, o.acked))
-                    .unwrap_or(("?", *version, false));
+                let (node, token) = known.map_or(("?", *version), |o| (o.node, o.token));
                 if *accepted {
                     let highest = highest_accepted.entry(key.as_str()).or_insert(i64::MIN);
                     if token < *highest {
@@ -220,15 +265,6 @@ pub fn check(history: &History) -> Verdict {
                             );
                         }
                     }
-                    if *op == Op::Write && key == COUNTER_KEY {
-                        counter_writes.push(CounterWrite {
-                            event: i,
-                            true_us: e.true_us,
-                            node,
-                            value: val.parse().ok(),
-                            acked,
-                        });
-                    }
                 } else if highest_granted.is_some_and(|(t, _)| token < t) {
                     // The storage refused a stale operation: what fencing is for.
                     v.fenced_refusals += 1;
@@ -246,6 +282,48 @@ pub fn check(history: &History) -> Verdict {
         }
     }
 
+    v
+}
+
+/// Accepted writes to `key`, in storage order, with who wrote them and whether they were
+/// acknowledged.
+fn accepted_writes<'a>(history: &'a History, key: &str) -> Vec<CounterWrite<'a>> {
+    let (invoked, _) = invoked(history);
+    let mut writes = Vec::new();
+    for (i, e) in history.events.iter().enumerate() {
+        let EventKind::StorageApplied {
+            op_id,
+            op: Op::Write,
+            key: k,
+            val,
+            accepted: true,
+            ..
+        } = &e.kind
+        else {
+            continue;
+        };
+        if k != key {
+            continue;
+        }
+        let (node, acked) = op_id
+            .and_then(|id| invoked.get(&id))
+            .map_or(("?", false), |o| (o.node, o.acked));
+        writes.push(CounterWrite {
+            event: i,
+            true_us: e.true_us,
+            node,
+            value: val.parse().ok(),
+            acked,
+        });
+    }
+    writes
+}
+
+/// The counter's rule: acknowledged increments of the number stored at `key` that a later
+/// accepted write lost (counted as lost updates), the acknowledged increments and the final
+/// value.
+pub fn lost_updates(history: &History, key: &str, v: &mut Verdict) {
+    let counter_writes = accepted_writes(history, key);
     // Lost updates: an acknowledged increment is lost when a later accepted write to the
     // counter stores a value no higher than it: that writer never saw it. "A later" write, not
     // only the next one: a write nobody acknowledged (its answer timed out, say) may carry the
@@ -292,12 +370,7 @@ pub fn check(history: &History) -> Verdict {
     }
     v.final_counter = history
         .final_entries
-        .get(COUNTER_KEY)
+        .get(key)
         .and_then(|e| e.val.parse().ok())
         .unwrap_or(0);
-    if history.dropped_events > 0 {
-        v.anomalies
-            .push(format!("{} events were dropped", history.dropped_events));
-    }
-    v
 }

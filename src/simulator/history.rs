@@ -41,6 +41,17 @@ pub enum OpResult {
     Unknown { err: String },
 }
 
+impl OpResult {
+    /// The value an accepted operation answered with (empty for a missing key), or `None` when
+    /// the storage refused it or the answer never came.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            OpResult::Ok { val, .. } => Some(val),
+            _ => None,
+        }
+    }
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

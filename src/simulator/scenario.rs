@@ -16,19 +16,29 @@ pub const LOCAL_CHECK_MARGIN_MS: u64 = 300;
 /// What clients do with the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Workload {
+pub enum WorkloadKind {
     /// The seed's: take the lock once, write `key0`, stop.
     Single,
     /// Each cycle: take the lock, read `counter`, add one, write it back, release.
     Counter,
 }
 
-impl std::str::FromStr for Workload {
+impl WorkloadKind {
+    /// The built-in workload of that name.
+    pub fn workload(self) -> std::sync::Arc<dyn crate::workload::Workload> {
+        match self {
+            WorkloadKind::Single => std::sync::Arc::new(crate::workload::Single),
+            WorkloadKind::Counter => std::sync::Arc::new(crate::workload::Counter),
+        }
+    }
+}
+
+impl std::str::FromStr for WorkloadKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "single" => Ok(Workload::Single),
-            "counter" => Ok(Workload::Counter),
+            "single" => Ok(WorkloadKind::Single),
+            "counter" => Ok(WorkloadKind::Counter),
             _ => Err(format!(
                 "unknown workload '{s}' (expected single or counter)"
             )),
@@ -63,7 +73,7 @@ pub struct Scenario {
     pub duration_ms: u64,
     /// Extra time for cycles under way to finish after `duration_ms`.
     pub drain_ms: u64,
-    pub workload: Workload,
+    pub workload: WorkloadKind,
     /// How clients take the lock from etcd.
     pub lock_method: crate::lock::LockMethod,
     /// Which simulated etcd: fencelab's calibrated model (default) or madsim's SimServer.
@@ -361,7 +371,7 @@ impl Scenario {
             ttl_s: 2,
             duration_ms: 20_000,
             drain_ms: 10_000,
-            workload: Workload::Counter,
+            workload: WorkloadKind::Counter,
             lock_method: crate::lock::LockMethod::Election,
             etcd: crate::etcd::Backend::Model,
             etcd_version: crate::etcd::Version::V3_5,
@@ -382,7 +392,7 @@ impl Scenario {
     pub fn seed_story(clients: u32) -> Self {
         Scenario {
             clients,
-            workload: Workload::Single,
+            workload: WorkloadKind::Single,
             duration_ms: 30_000,
             critical_ms: MsRange::exactly(0),
             nemesis: NemesisConfig::off(),

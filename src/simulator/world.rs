@@ -248,10 +248,10 @@ async fn supervise(
             etcd_backend: scenario.etcd,
             etcd_addr: etcd_addr.to_string(),
             storage_addr: storage_addr.to_string(),
-            fencing,
-            workload: scenario.workload,
+            fence: fencing.fence(),
+            workload: scenario.workload.workload(),
+            recipe: scenario.lock_method.recipe(),
             lock: LockConfig {
-                method: scenario.lock_method,
                 ttl_s: scenario.ttl_s,
                 campaign_timeout: Duration::from_millis(scenario.campaign_timeout_ms),
                 request_timeout: Duration::from_millis(scenario.request_timeout_ms),

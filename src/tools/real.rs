@@ -14,7 +14,7 @@ use crate::clock::NodeClock;
 use crate::history::{OpResult, Probe};
 use crate::lock::{self, LockConfig, Session, TTL_S_MAX, TTL_S_MIN};
 use crate::protocol::{Op, Request};
-use crate::scenario::{MsRange, Workload};
+use crate::scenario::MsRange;
 use crate::storage::http::{Client as StorageClient, Server, ServerLimits};
 use crate::storage::{Entry, Fencing, Store};
 use crate::workload::{ClientRun, ClientSpec, Points, SINGLE_KEY};
@@ -266,8 +266,6 @@ pub struct SeedClient {
 impl SeedClient {
     fn lock_config(&self) -> LockConfig {
         LockConfig {
-            // The same method the simulated stories use, so real and simulated runs compare.
-            method: crate::lock::LockMethod::Election,
             ttl_s: self.ttl_s,
             campaign_timeout: CAMPAIGN_TIMEOUT,
             request_timeout: ETCD_REQUEST_TIMEOUT,
@@ -293,7 +291,9 @@ impl SeedClient {
             .await
             .map_err(|e| format!("cannot create a session: {e}"))?;
         out.line("created etcd client and session");
-        let holding = match lock::acquire(&etcd, &session, &clock, &cfg, &name).await {
+        // The same recipe the simulated stories use, so real and simulated runs compare.
+        let recipe = crate::lock::Election;
+        let holding = match lock::acquire(&etcd, &session, &clock, &cfg, &recipe, &name).await {
             Ok(h) => h,
             Err(e) => {
                 // Revoking removes the waiting campaign key.
@@ -322,8 +322,9 @@ impl SeedClient {
             etcd_backend: crate::etcd::Backend::default(),
             etcd_addr: self.etcd.clone(),
             storage_addr: self.storage.clone(),
-            fencing: self.token.client_fencing(),
-            workload: Workload::Single,
+            fence: self.token.client_fencing().fence(),
+            workload: Arc::new(crate::workload::Single),
+            recipe: Arc::new(recipe),
             lock: cfg,
             critical_ms: MsRange::exactly(0),
             think_ms: MsRange::exactly(0),
@@ -371,7 +372,7 @@ impl SeedClient {
             }
         }
         // Release: either step fails harmlessly when the lease is already gone.
-        let _ = lock::resign(&etcd, &holding, &clock, &cfg).await;
+        let _ = lock::resign(&etcd, &session, &holding, &clock, &cfg, &recipe).await;
         let lease_lost = session.lost();
         session.close(&etcd, &clock, &cfg).await;
         Ok(ClientReport {

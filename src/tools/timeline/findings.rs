@@ -13,7 +13,9 @@ const FALSE_REJECTION_COLOUR: &str = "#6a1b9a";
 
 pub(super) fn finding_colour(kind: FindingKind) -> &'static str {
     match kind {
-        FindingKind::LostUpdate | FindingKind::TokenOrderBreak => VIOLATION_COLOUR,
+        FindingKind::LostUpdate | FindingKind::TokenOrderBreak | FindingKind::InvariantBreak => {
+            VIOLATION_COLOUR
+        }
         FindingKind::StaleAcceptance => STALE_COLOUR,
         FindingKind::FalseRejection => FALSE_REJECTION_COLOUR,
     }
@@ -49,7 +51,9 @@ pub(super) fn draw_findings(
             .iter()
             .map(|(_, k)| *k)
             .min_by_key(|k| match k {
-                FindingKind::LostUpdate | FindingKind::TokenOrderBreak => 0,
+                FindingKind::LostUpdate
+                | FindingKind::TokenOrderBreak
+                | FindingKind::InvariantBreak => 0,
                 FindingKind::StaleAcceptance => 1,
                 FindingKind::FalseRejection => 2,
             })

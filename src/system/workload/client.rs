@@ -1,24 +1,23 @@
-//! What a client does: lock cycles against etcd and the storage.
+//! The client every workload runs in: lock cycles against etcd and the storage.
 //!
 //! The same code runs in the simulated world and for real; only the [`Points`] hook (where
 //! aimed faults strike) and the stop signal differ.
 
+use super::Workload;
 use crate::clock::NodeClock;
 use crate::fault::Point;
 use crate::history::{EventKind, OpResult, Probe};
-use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, Session};
+use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, LockRecipe, Session};
+use crate::ms::MsRange;
 use crate::protocol::{Op, Request};
-use crate::scenario::{MsRange, Workload};
 use crate::storage::http::{CallError, Client as StorageClient};
-use crate::storage::{Fencing, KEY_NOT_FOUND};
+use crate::storage::{Fence, KEY_NOT_FOUND};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
 
 /// Most lock cycles one client runs: a limit on everything.
 pub const CYCLES_MAX: u32 = 100_000;
@@ -84,8 +83,10 @@ pub struct ClientSpec {
     pub etcd_backend: crate::etcd::Backend,
     pub etcd_addr: String,
     pub storage_addr: String,
-    pub fencing: Fencing,
-    pub workload: Workload,
+    /// The storage's fence: the client asks it which number to send.
+    pub fence: Arc<dyn Fence>,
+    pub workload: Arc<dyn Workload>,
+    pub recipe: Arc<dyn LockRecipe>,
     pub lock: LockConfig,
     pub critical_ms: MsRange,
     pub think_ms: MsRange,
@@ -180,7 +181,7 @@ impl ClientRun {
                 return;
             }
             let end = self.cycle(&etcd).await;
-            if self.spec.workload == Workload::Single && !matches!(end, CycleEnd::NoLock(_)) {
+            if self.spec.workload.once() && !matches!(end, CycleEnd::NoLock(_)) {
                 return;
             }
             if matches!(end, CycleEnd::NoLock(_)) {
@@ -202,7 +203,9 @@ impl ClientRun {
             }
         };
         let value = self.name().to_string();
-        let holding = match lock::acquire(etcd, &session, &self.clock, &cfg, &value).await {
+        let recipe = self.spec.recipe.clone();
+        let holding = match lock::acquire(etcd, &session, &self.clock, &cfg, &*recipe, &value).await
+        {
             Ok(h) => h,
             Err(e) => {
                 if e == LockError::CampaignTimeout {
@@ -230,9 +233,17 @@ impl ClientRun {
             token: holding.token,
         });
         self.reach(Point::AfterAcquire).await;
-        let end = self.work(&holding, &session).await;
+        let workload = self.spec.workload.clone();
+        let mut cs = Critical {
+            run: self,
+            holding: &holding,
+            session: &session,
+            etcd,
+        };
+        let end = workload.critical(&mut cs).await;
         // Release: resign, then revoke. Either may fail if the lease is already gone.
-        if let Err(e) = lock::resign(etcd, &holding, &self.clock, &cfg).await {
+        let released = lock::resign(etcd, &session, &holding, &self.clock, &cfg, &*recipe).await;
+        if let Err(e) = released {
             self.note_indeterminate(&e);
         }
         session.close(etcd, &self.clock, &cfg).await;
@@ -241,48 +252,6 @@ impl ClientRun {
             token: holding.token,
         });
         end
-    }
-
-    async fn work(&mut self, holding: &Holding, session: &Session) -> CycleEnd {
-        let val = match self.spec.workload {
-            Workload::Single => format!("value from {}", self.name()),
-            Workload::Counter => {
-                let read = self
-                    .send(Op::Read, COUNTER_KEY, String::new(), holding)
-                    .await;
-                let current = match read {
-                    OpResult::Ok { val, .. } if val.is_empty() => 0,
-                    OpResult::Ok { val, .. } => match val.parse::<u64>() {
-                        Ok(v) => v,
-                        Err(_) => return CycleEnd::Abandoned(format!("counter holds '{val}'")),
-                    },
-                    other => return CycleEnd::Abandoned(format!("read: {other:?}")),
-                };
-                (current + 1).to_string()
-            }
-        };
-        let critical = self.draw(self.spec.critical_ms);
-        self.clock.sleep(critical).await;
-        // "My lease looks valid": the client-side variant checks its own deadline here.
-        if let Some(margin_ms) = self.spec.lease_check_margin_ms {
-            let deadline_us = session.deadline_us();
-            let lost = session.lost().is_some();
-            if lost || self.clock.now_us() + margin_ms as i64 * 1000 > deadline_us {
-                self.probe.record(EventKind::LocalCheckRefused {
-                    token: holding.token,
-                    deadline_us,
-                });
-                return CycleEnd::Abandoned("local lease check".into());
-            }
-        }
-        // Kleppmann's window: between the check above and the write below.
-        self.reach(Point::BeforeWrite).await;
-        let key = match self.spec.workload {
-            Workload::Single => SINGLE_KEY,
-            Workload::Counter => COUNTER_KEY,
-        };
-        self.send(Op::Write, key, val, holding).await;
-        CycleEnd::Done
     }
 
     /// Records an etcd request that may or may not have taken effect.
@@ -296,11 +265,7 @@ impl ClientRun {
 
     /// Sends one storage operation, recording its invocation and completion.
     pub async fn send(&mut self, op: Op, key: &str, val: String, holding: &Holding) -> OpResult {
-        let version = if self.spec.fencing.sends_lease_id() {
-            holding.lease_id
-        } else {
-            holding.token
-        };
+        let version = self.spec.fence.version(holding.lease_id, holding.token);
         let op_id = self.probe.next_op_id();
         self.probe.record(EventKind::Invoke {
             op_id,
@@ -347,5 +312,75 @@ impl ClientRun {
             outcome: outcome.clone(),
         });
         outcome
+    }
+}
+
+/// What a workload's critical section works with: the storage (each operation recorded in the
+/// history, carrying the number the fence asks for), the lock it holds, the client's seeded
+/// randomness and, for workloads that keep data in etcd, the etcd seam.
+pub struct Critical<'a> {
+    run: &'a mut ClientRun,
+    holding: &'a Holding,
+    session: &'a Session,
+    etcd: &'a EtcdHandle,
+}
+
+impl Critical<'_> {
+    /// The client's node name (`client1`, ...).
+    pub fn node(&self) -> &str {
+        self.run.name()
+    }
+
+    /// The lock this client holds: its key, lease ID and token.
+    pub fn holding(&self) -> &Holding {
+        self.holding
+    }
+
+    /// The etcd this client's lock lives in.
+    pub fn etcd(&self) -> &EtcdHandle {
+        self.etcd
+    }
+
+    /// The client's own seeded random numbers: draw from these, never from the OS, so the run
+    /// replays from its seed.
+    pub fn rng(&mut self) -> &mut impl Rng {
+        &mut self.run.rng
+    }
+
+    /// Reads `key` from the storage.
+    pub async fn read(&mut self, key: &str) -> OpResult {
+        self.run
+            .send(Op::Read, key, String::new(), self.holding)
+            .await
+    }
+
+    /// Writes `val` to `key` in the storage.
+    pub async fn write(&mut self, key: &str, val: String) -> OpResult {
+        self.run.send(Op::Write, key, val, self.holding).await
+    }
+
+    /// Everything between deciding what to write and writing it: the computation (a time
+    /// drawn from the scenario's `critical_ms`, by the node's clock), then the client-side
+    /// lease check if the scenario has one (`Err` when it refuses: end the cycle with it),
+    /// then the point where aimed faults strike before a write (Kleppmann's window).
+    pub async fn prepare_write(&mut self) -> Result<(), CycleEnd> {
+        let run = &mut *self.run;
+        let critical = run.draw(run.spec.critical_ms);
+        run.clock.sleep(critical).await;
+        // "My lease looks valid": the client-side variant checks its own deadline here.
+        if let Some(margin_ms) = run.spec.lease_check_margin_ms {
+            let deadline_us = self.session.deadline_us();
+            let lost = self.session.lost().is_some();
+            if lost || run.clock.now_us() + margin_ms as i64 * 1000 > deadline_us {
+                run.probe.record(EventKind::LocalCheckRefused {
+                    token: self.holding.token,
+                    deadline_us,
+                });
+                return Err(CycleEnd::Abandoned("local lease check".into()));
+            }
+        }
+        // Kleppmann's window: between the check above and the write below.
+        run.reach(Point::BeforeWrite).await;
+        Ok(())
     }
 }

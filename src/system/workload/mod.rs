@@ -1,0 +1,72 @@
+//! A **workload**: what a client does while it holds the lock, and what the checker must know
+//! of it. fencelab's two built-ins ([`Single`], the seed's one write; [`Counter`], a
+//! read-modify-write) are implementations like any other; bring your own by implementing
+//! [`Workload`] and handing it to `world::Builder::workload`.
+//!
+//! The client around it is the same for every workload ([`ClientRun`]): session, lock, the
+//! workload's critical section, release, think, again. The critical section talks to the
+//! storage through a [`Critical`], which records every operation in the history, sends the
+//! number the run's fence asks for, and strikes aimed faults where the plan says.
+//!
+//! ```
+//! use fencelab::etcd::BoxFuture;
+//! use fencelab::workload::{Critical, CycleEnd, Workload};
+//!
+//! /// Each holder appends its name to a log key: read, compute, write.
+//! #[derive(Debug)]
+//! struct Append;
+//!
+//! impl Workload for Append {
+//!     fn name(&self) -> &str {
+//!         "append"
+//!     }
+//!     fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd> {
+//!         Box::pin(async move {
+//!             let log = match cs.read("log").await.value() {
+//!                 Some(v) => v.to_string(),
+//!                 None => return CycleEnd::Abandoned("read refused".into()),
+//!             };
+//!             if let Err(end) = cs.prepare_write().await {
+//!                 return end;
+//!             }
+//!             let node = cs.node().to_string();
+//!             cs.write("log", format!("{log}{node};")).await;
+//!             CycleEnd::Done
+//!         })
+//!     }
+//! }
+//! ```
+
+mod builtin;
+mod client;
+
+pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
+pub use builtin::{Counter, Single};
+pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
+
+use crate::checker::Verdict;
+use crate::etcd::BoxFuture;
+use crate::history::History;
+
+/// What a lock holder does, and what must hold of it afterwards.
+pub trait Workload: Send + Sync + std::fmt::Debug + 'static {
+    /// A short name, for reports (`single`, `counter`, ...).
+    fn name(&self) -> &str;
+
+    /// Whether a client stops after its first cycle that took the lock (the seed's client
+    /// writes once); otherwise it runs cycles until the scenario's duration ends.
+    fn once(&self) -> bool {
+        false
+    }
+
+    /// The critical section, run while the client believes it holds the lock. What it returns
+    /// is the cycle's end; the client releases the lock afterwards whatever it returns.
+    fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd>;
+
+    /// The workload's own invariants over a run's history, added to the checker's
+    /// workload-independent ones (token order, stale acceptances, false rejections). Report a
+    /// broken one with [`Verdict::add`] and a violation kind, so that `violates()` sees it.
+    fn check(&self, history: &History, verdict: &mut Verdict) {
+        let _ = (history, verdict);
+    }
+}
