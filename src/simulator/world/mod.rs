@@ -1,20 +1,21 @@
 //! One seeded madsim world: etcd, storage and clients as nodes, the fault plan applied by a
 //! supervisor, everything recorded, every node killed before the runtime returns.
 
+mod schedule;
+
 use crate::checker::{self, Verdict};
 use crate::clock::NodeClock;
 use crate::etcd::{model, Backend};
 use crate::history::{EventKind, History, Probe, Recorder};
 use crate::lock::LockConfig;
-use crate::nemesis::{
-    self, Fault, FaultPlan, LabelledFault, Point, Trigger, ETCD, NETWORK, STORAGE,
-};
+use crate::nemesis::{self, Fault, FaultPlan, LabelledFault, Point, ETCD, NETWORK, STORAGE};
 use crate::scenario::{client_name, MsRange, Scenario};
 use crate::storage::http::Server;
 use crate::storage::{Fencing, Store};
 use crate::workload::{ClientRun, ClientSpec, PointHit, Points};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use madsim::task::NodeId;
+use schedule::{Action, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -87,27 +88,6 @@ pub fn run(scenario: &Scenario, plan: &FaultPlan, fencing: Fencing, seed: u64) -
         messages,
         simulated_ms,
     }
-}
-
-/// What the supervisor does at a time.
-#[derive(Debug, Clone)]
-enum Action {
-    Pause(String, u64),
-    Resume(String),
-    Clog(String, String),
-    Unclog(String, String),
-    /// Lets a held storage request through.
-    Release(String),
-    /// Revokes the node's current lease at etcd.
-    Revoke(String),
-    Crash(String, u64),
-    Restart(String),
-    /// Every link: this one-way latency and loss (per mille).
-    Network(MsRange, u32),
-    /// Back to the scenario's network.
-    NetworkRestored,
-    Stop,
-    End,
 }
 
 /// Overlapping faults on one node or link nest: madsim's pause and clog are single on/off
@@ -307,70 +287,7 @@ async fn supervise(
     }
     drop(hit_tx);
 
-    // The timeline of timed actions; the sequence number keeps equal times in plan order.
-    let mut timeline: BTreeMap<(u64, u64), Action> = BTreeMap::new();
-    let mut seq = 0u64;
-    let mut at = |timeline: &mut BTreeMap<(u64, u64), Action>, ms: u64, a: Action| {
-        seq += 1;
-        timeline.insert((ms, seq), a);
-    };
-    for f in &plan.faults {
-        match f {
-            Fault::Pause {
-                node,
-                at: Trigger::AtMs(t),
-                duration_ms,
-            } => at(&mut timeline, *t, Action::Pause(node.clone(), *duration_ms)),
-            Fault::Partition {
-                a,
-                b,
-                at_ms,
-                duration_ms,
-            } => {
-                at(&mut timeline, *at_ms, Action::Clog(a.clone(), b.clone()));
-                at(
-                    &mut timeline,
-                    *at_ms + duration_ms,
-                    Action::Unclog(a.clone(), b.clone()),
-                );
-            }
-            Fault::Crash {
-                node,
-                at_ms,
-                restart_after_ms,
-            } => at(
-                &mut timeline,
-                *at_ms,
-                Action::Crash(node.clone(), *restart_after_ms),
-            ),
-            Fault::RevokeLease {
-                node,
-                at: Trigger::AtMs(t),
-            } => at(&mut timeline, *t, Action::Revoke(node.clone())),
-            Fault::Network {
-                at_ms,
-                duration_ms,
-                latency_ms,
-                loss_permille,
-            } => {
-                at(
-                    &mut timeline,
-                    *at_ms,
-                    Action::Network(*latency_ms, *loss_permille),
-                );
-                // Sequence 0: at the moment one window ends and the next begins, the
-                // restore must come first, whatever order the plan lists them in.
-                timeline.insert((*at_ms + duration_ms, 0), Action::NetworkRestored);
-            }
-            _ => {}
-        }
-    }
-    at(&mut timeline, scenario.duration_ms, Action::Stop);
-    at(
-        &mut timeline,
-        scenario.duration_ms + scenario.drain_ms,
-        Action::End,
-    );
+    let mut schedule = Schedule::new(&plan, &scenario);
 
     let net = madsim::net::NetSim::current();
     let fault_note = |node: &str, what: String| {
@@ -380,8 +297,7 @@ async fn supervise(
     let mut nest = Nesting::default();
     // Bounded: every iteration consumes a timeline entry or a point hit, both finite.
     loop {
-        let (&key, _) = timeline.first_key_value().expect("End is always pending");
-        let due = origin + Duration::from_millis(key.0);
+        let due = origin + Duration::from_millis(schedule.first_ms());
         let stopping = stop.load(Ordering::Relaxed);
         if stopping && finished.iter().all(|f| f.load(Ordering::Relaxed)) {
             break;
@@ -397,17 +313,16 @@ async fn supervise(
         tokio::select! {
             biased;
             _ = tokio::time::sleep_until(wake) => {
-                if Instant::now() < due {
+                let elapsed_ms = (Instant::now() - origin).as_millis() as u64;
+                let Some((now_ms, action)) = schedule.pop_due(elapsed_ms) else {
                     continue;
-                }
-                let action = timeline.remove(&key).expect("first key exists");
-                let now_ms = key.0;
+                };
                 match action {
                     Action::Pause(node, ms) => {
                         if !crashed.get(&node).copied().unwrap_or(false) {
                             nest.pause(&handle, &nodes, &node);
                             fault_note(&node, format!("paused for {ms} ms"));
-                            at(&mut timeline, now_ms + ms, Action::Resume(node));
+                            schedule.push(now_ms + ms, Action::Resume(node));
                         }
                     }
                     Action::Resume(node) => {
@@ -437,7 +352,7 @@ async fn supervise(
                         nest.forget_pauses(&node);
                         crashed.insert(node.clone(), true);
                         fault_note(&node, format!("crashed, restart in {ms} ms"));
-                        at(&mut timeline, now_ms + ms, Action::Restart(node));
+                        schedule.push(now_ms + ms, Action::Restart(node));
                     }
                     Action::Restart(node) => {
                         crashed.insert(node.clone(), false);
@@ -485,14 +400,14 @@ async fn supervise(
                             fault_note(node, format!(
                                 "paused at {} #{} for {duration_ms} ms", hit.point.as_str(), hit.nth
                             ));
-                            at(&mut timeline, now_ms + duration_ms, Action::Resume(node.clone()));
+                            schedule.push(now_ms + duration_ms, Action::Resume(node.clone()));
                         }
                         Fault::HoldRequest { node, duration_ms, .. } => {
                             nest.clog(&net, &nodes, node, STORAGE);
                             fault_note(node, format!(
                                 "storage request held in the network for {duration_ms} ms"
                             ));
-                            at(&mut timeline, now_ms + duration_ms, Action::Release(node.clone()));
+                            schedule.push(now_ms + duration_ms, Action::Release(node.clone()));
                         }
                         Fault::RevokeLease { node, .. } => revocations.extend(revoke(
                             &operator, &recorder, scenario.etcd, etcd_addr, node,
