@@ -1,42 +1,28 @@
 //! One seeded madsim world: etcd, storage and clients as nodes, the fault plan applied by a
 //! supervisor, everything recorded, every node killed before the runtime returns.
 
+mod nodes;
 mod schedule;
 
 use crate::checker::{self, Verdict};
-use crate::clock::NodeClock;
-use crate::etcd::{model, Backend};
-use crate::history::{EventKind, History, Probe, Recorder};
-use crate::lock::LockConfig;
-use crate::nemesis::{self, Fault, FaultPlan, LabelledFault, Point, ETCD, NETWORK, STORAGE};
-use crate::scenario::{client_name, MsRange, Scenario};
-use crate::storage::http::Server;
+use crate::etcd::Backend;
+use crate::history::{EventKind, History, Recorder};
+use crate::nemesis::{self, Fault, FaultPlan, LabelledFault, ETCD, NETWORK, STORAGE};
+use crate::scenario::{MsRange, Scenario};
 use crate::storage::{Fencing, Store};
-use crate::workload::{ClientRun, ClientSpec, PointHit, Points};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
-use madsim::task::NodeId;
+use nodes::{start_clients, start_etcd, start_operator, start_storage, Nodes, ETCD_ADDR, OPERATOR};
 use schedule::{Action, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-const ETCD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-const STORAGE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-const OPERATOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
-/// The node from which the nemesis talks to etcd like an operator with `etcdctl`.
-const OPERATOR: &str = "operator";
-const ETCD_PORT: u16 = 2379;
-const STORAGE_PORT: u16 = 8080;
 /// Margin beyond `duration + drain` after which madsim aborts a run that failed to end.
 const TIME_LIMIT_SLACK: Duration = Duration::from_secs(300);
-
-fn client_ip(n: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 1, n as u8))
-}
 
 /// Everything one run produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,16 +137,6 @@ impl Nesting {
     }
 }
 
-struct Nodes {
-    by_name: BTreeMap<String, NodeHandle>,
-}
-
-impl Nodes {
-    fn id(&self, name: &str) -> NodeId {
-        self.by_name[name].id()
-    }
-}
-
 async fn supervise(
     scenario: Scenario,
     plan: FaultPlan,
@@ -170,122 +146,16 @@ async fn supervise(
     let handle = Handle::current();
     let origin = Instant::now();
     let recorder = Recorder::new(origin);
-    let etcd_addr = SocketAddr::new(ETCD_IP, ETCD_PORT);
-    let storage_addr = SocketAddr::new(STORAGE_IP, STORAGE_PORT);
-    let mut nodes = Nodes {
-        by_name: BTreeMap::new(),
-    };
-
-    let etcd = start_etcd(&handle, &scenario, &plan, seed, origin, etcd_addr);
-    nodes.by_name.insert(ETCD.into(), etcd);
-
+    let mut nodes = Nodes::default();
+    nodes.insert(ETCD, start_etcd(&handle, &scenario, &plan, seed, origin));
     let store = Arc::new(Mutex::new(Store::new(fencing)));
-    let server = Server::new(store.clone(), Some(recorder.clone()), STORAGE);
-    let storage = handle
-        .create_node()
-        .name(STORAGE)
-        .ip(STORAGE_IP)
-        .init(move || {
-            let server = server.clone();
-            async move {
-                match tokio::net::TcpListener::bind(storage_addr).await {
-                    Ok(listener) => {
-                        let _ = server.serve(listener).await;
-                    }
-                    Err(e) => panic!("storage cannot bind {storage_addr}: {e}"),
-                }
-            }
-        })
-        .build();
-    nodes.by_name.insert(STORAGE.into(), storage);
-    let operator = handle.create_node().name(OPERATOR).ip(OPERATOR_IP).build();
-    nodes.by_name.insert(OPERATOR.into(), operator.clone());
-
-    // Aimed faults, by node and point.
-    let mut aimed: BTreeMap<String, BTreeMap<Point, Vec<u32>>> = BTreeMap::new();
-    for (node, point, nth) in plan.faults.iter().filter_map(Fault::aim) {
-        aimed
-            .entry(node.to_string())
-            .or_default()
-            .entry(point)
-            .or_default()
-            .push(nth);
+    nodes.insert(STORAGE, start_storage(&handle, store.clone(), &recorder));
+    nodes.insert(OPERATOR, start_operator(&handle));
+    let operator = nodes.get(OPERATOR).clone();
+    let mut clients = start_clients(&handle, &scenario, &plan, fencing, seed, origin, &recorder);
+    for (name, node) in clients.nodes.drain(..) {
+        nodes.insert(name, node);
     }
-    let (hit_tx, mut hit_rx) = tokio::sync::mpsc::unbounded_channel::<PointHit>();
-    let stop = Arc::new(AtomicBool::new(false));
-    // One flag per client: a restarted client that runs again is not finished.
-    let finished: Arc<Vec<AtomicBool>> = Arc::new(
-        (0..scenario.clients)
-            .map(|_| AtomicBool::new(false))
-            .collect(),
-    );
-
-    for n in 1..=scenario.clients {
-        let name = client_name(n);
-        let script = scenario.script(n).cloned();
-        let spec = ClientSpec {
-            index: n,
-            etcd_backend: scenario.etcd,
-            etcd_addr: etcd_addr.to_string(),
-            storage_addr: storage_addr.to_string(),
-            fencing,
-            workload: scenario.workload,
-            lock: LockConfig {
-                method: scenario.lock_method,
-                ttl_s: scenario.ttl_s,
-                campaign_timeout: Duration::from_millis(scenario.campaign_timeout_ms),
-                request_timeout: Duration::from_millis(scenario.request_timeout_ms),
-            },
-            critical_ms: script
-                .as_ref()
-                .and_then(|s| s.critical_ms)
-                .unwrap_or(scenario.critical_ms),
-            think_ms: scenario.think_ms,
-            request_timeout: Duration::from_millis(scenario.request_timeout_ms),
-            lease_check_margin_ms: scenario.lease_check_margin_ms,
-            seed,
-        };
-        let start = Duration::from_millis(script.map_or(0, |s| s.start_ms));
-        let clock = NodeClock::new(origin, plan.skew_of(&name));
-        let probe = Probe::new(Some(recorder.clone()), &name, clock.clone());
-        let points = Points::new(
-            aimed.get(&name).cloned().unwrap_or_default(),
-            hit_tx.clone(),
-        );
-        let incarnation = Arc::new(AtomicU32::new(0));
-        let (stop, finished) = (stop.clone(), finished.clone());
-        let node = handle
-            .create_node()
-            .name(&name)
-            .ip(client_ip(n))
-            .init(move || {
-                let inc = incarnation.fetch_add(1, Ordering::Relaxed);
-                let run = ClientRun::new(
-                    spec.clone(),
-                    clock.clone(),
-                    probe.clone(),
-                    points.clone(),
-                    stop.clone(),
-                    inc,
-                );
-                let (probe, finished) = (probe.clone(), finished.clone());
-                async move {
-                    if inc == 0 {
-                        tokio::time::sleep(start).await;
-                    }
-                    finished[n as usize - 1].store(false, Ordering::Relaxed);
-                    probe.record(EventKind::NodeStarted { incarnation: inc });
-                    run.run().await;
-                    finished[n as usize - 1].store(true, Ordering::Relaxed);
-                    // Stay up: an exited node loses its address, and with it any request
-                    // still in flight, which a real network would still deliver.
-                    std::future::pending::<()>().await;
-                }
-            })
-            .build();
-        nodes.by_name.insert(name, node);
-    }
-    drop(hit_tx);
 
     let mut schedule = Schedule::new(&plan, &scenario);
 
@@ -298,8 +168,8 @@ async fn supervise(
     // Bounded: every iteration consumes a timeline entry or a point hit, both finite.
     loop {
         let due = origin + Duration::from_millis(schedule.first_ms());
-        let stopping = stop.load(Ordering::Relaxed);
-        if stopping && finished.iter().all(|f| f.load(Ordering::Relaxed)) {
+        let stopping = clients.stop.load(Ordering::Relaxed);
+        if stopping && clients.all_finished() {
             break;
         }
         // After Stop, wake every 100 ms to see whether all clients finished.
@@ -361,7 +231,7 @@ async fn supervise(
                     }
                     Action::Revoke(node) => {
                         // Not awaited: the supervisor must go on (etcd may be stalled).
-                        let _ = revoke(&operator, &recorder, scenario.etcd, etcd_addr, &node);
+                        let _ = revoke(&operator, &recorder, scenario.etcd, ETCD_ADDR, &node);
                     }
                     Action::Network(latency_ms, loss_permille) => {
                         net.update_config(|c| {
@@ -380,11 +250,11 @@ async fn supervise(
                         });
                         fault_note(NETWORK, "network restored".into());
                     }
-                    Action::Stop => stop.store(true, Ordering::Relaxed),
+                    Action::Stop => clients.stop.store(true, Ordering::Relaxed),
                     Action::End => break,
                 }
             }
-            Some(hit) = hit_rx.recv() => {
+            Some(hit) = clients.hits.recv() => {
                 let now_ms = recorder.true_us() / 1000;
                 let struck = plan
                     .faults
@@ -410,7 +280,7 @@ async fn supervise(
                             schedule.push(now_ms + duration_ms, Action::Release(node.clone()));
                         }
                         Fault::RevokeLease { node, .. } => revocations.extend(revoke(
-                            &operator, &recorder, scenario.etcd, etcd_addr, node,
+                            &operator, &recorder, scenario.etcd, ETCD_ADDR, node,
                         )),
                         _ => {}
                     }
@@ -437,56 +307,9 @@ async fn supervise(
     let simulated_ms = recorder.true_us() / 1000;
     // madsim keeps every pending future alive unless its node is killed and the runtime
     // gets one more tick: without this, memory grows by ~160 KB per seed.
-    for node in nodes.by_name.values() {
-        handle.kill(node.id());
-    }
+    nodes.kill_all(&handle);
     tokio::time::sleep(Duration::from_millis(1)).await;
     (recorder.take(), messages, simulated_ms)
-}
-
-/// Starts the etcd node: fencelab's model (the default) or SimServer.
-fn start_etcd(
-    handle: &Handle,
-    scenario: &Scenario,
-    plan: &FaultPlan,
-    seed: u64,
-    origin: Instant,
-    addr: SocketAddr,
-) -> NodeHandle {
-    let node = handle.create_node().name(ETCD).ip(ETCD_IP);
-    match scenario.etcd {
-        Backend::Model => {
-            let mut cfg = model::Config::defaults(scenario.etcd_version);
-            cfg.timeout_permille = plan.etcd_timeout_permille();
-            cfg.ambiguous_permille = plan.etcd_ambiguous_permille();
-            // Lease IDs differ from seed to seed, as they do from one etcd to the next.
-            cfg.member_id = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
-            cfg.start_ms += seed % 1_000_000_000;
-            // Built outside the node's init: a restarted member keeps its data, as etcd's
-            // WAL does.
-            let member = Arc::new(model::Member::new(
-                cfg,
-                NodeClock::new(origin, plan.skew_of(ETCD)),
-            ));
-            node.init(move || {
-                let member = member.clone();
-                async move {
-                    let _ = model::serve(addr, member).await;
-                }
-            })
-            .build()
-        }
-        Backend::Madsim => {
-            let timeout_rate = plan.etcd_timeout_permille() as f32 / 1000.0;
-            node.init(move || async move {
-                let _ = etcd_client::SimServer::builder()
-                    .timeout_rate(timeout_rate)
-                    .serve(addr)
-                    .await;
-            })
-            .build()
-        }
-    }
 }
 
 /// How long the operator waits for etcd to answer a revocation (etcd may be stalled).
