@@ -42,7 +42,7 @@ pub(super) struct Nodes {
 }
 
 impl Nodes {
-    pub(super) fn insert(&mut self, name: impl Into<String>, node: NodeHandle) {
+    fn insert(&mut self, name: impl Into<String>, node: NodeHandle) {
         let name = name.into();
         assert!(!self.by_name.contains_key(&name), "two nodes named {name}");
         self.by_name.insert(name, node);
@@ -64,8 +64,32 @@ impl Nodes {
     }
 }
 
+/// Starts every node, in the order that keeps histories as they were (madsim numbers nodes as
+/// they are built): etcd, the storage (serving the store, returned for the supervisor to read
+/// at the end), the operator, the clients.
+pub(super) fn start(
+    handle: &Handle,
+    scenario: &Scenario,
+    plan: &FaultPlan,
+    fencing: Fencing,
+    seed: u64,
+    origin: Instant,
+    recorder: &Recorder,
+) -> (Nodes, Clients, Arc<Mutex<Store>>) {
+    let mut nodes = Nodes::default();
+    nodes.insert(ETCD, start_etcd(handle, scenario, plan, seed, origin));
+    let store = Arc::new(Mutex::new(Store::new(fencing)));
+    nodes.insert(STORAGE, start_storage(handle, store.clone(), recorder));
+    nodes.insert(OPERATOR, start_operator(handle));
+    let mut clients = start_clients(handle, scenario, plan, fencing, seed, origin, recorder);
+    for (name, node) in clients.nodes.drain(..) {
+        nodes.insert(name, node);
+    }
+    (nodes, clients, store)
+}
+
 /// Starts the etcd node: fencelab's model (the default) or SimServer.
-pub(super) fn start_etcd(
+fn start_etcd(
     handle: &Handle,
     scenario: &Scenario,
     plan: &FaultPlan,
@@ -110,11 +134,7 @@ pub(super) fn start_etcd(
 }
 
 /// Starts the storage node, serving `store`, which the supervisor reads at the end.
-pub(super) fn start_storage(
-    handle: &Handle,
-    store: Arc<Mutex<Store>>,
-    recorder: &Recorder,
-) -> NodeHandle {
+fn start_storage(handle: &Handle, store: Arc<Mutex<Store>>, recorder: &Recorder) -> NodeHandle {
     let storage_addr = STORAGE_ADDR;
     let server = Server::new(store, Some(recorder.clone()), STORAGE);
     handle
@@ -137,14 +157,14 @@ pub(super) fn start_storage(
 
 /// Starts the operator node: the nemesis' revocations go from there (the supervisor has no
 /// network address).
-pub(super) fn start_operator(handle: &Handle) -> NodeHandle {
+fn start_operator(handle: &Handle) -> NodeHandle {
     handle.create_node().name(OPERATOR).ip(OPERATOR_IP).build()
 }
 
 /// The client nodes, and what the supervisor shares with them.
 pub(super) struct Clients {
     /// By name, in client order.
-    pub(super) nodes: Vec<(String, NodeHandle)>,
+    nodes: Vec<(String, NodeHandle)>,
     /// Clients reaching the points that faults are aimed at.
     pub(super) hits: UnboundedReceiver<PointHit>,
     /// Set at Stop: the clients end their lock cycles.
@@ -172,7 +192,7 @@ impl Clients {
 /// Starts the client nodes, `client1` to `clientN`: each runs the workload from its spec,
 /// made of the scenario, the client's script, the fencing policy and the seed, reads its own
 /// (skewed) clock, and reports reaching the points the plan's faults are aimed at.
-pub(super) fn start_clients(
+fn start_clients(
     handle: &Handle,
     scenario: &Scenario,
     plan: &FaultPlan,
