@@ -190,12 +190,7 @@ mod tests {
     fn a_plan_becomes_ordered_actions() {
         let plan = FaultPlan {
             faults: vec![
-                Fault::Network {
-                    at_ms: 700,
-                    duration_ms: 100,
-                    latency_ms: MsRange::new(5, 50),
-                    loss_permille: 10,
-                },
+                Fault::network_window(700, 100, 50, 10),
                 Fault::Pause {
                     node: c(1),
                     at: Trigger::AtMs(100),
@@ -212,12 +207,7 @@ mod tests {
                     at_ms: 400,
                     restart_after_ms: 50,
                 },
-                Fault::Network {
-                    at_ms: 600,
-                    duration_ms: 100,
-                    latency_ms: MsRange::new(1, 20),
-                    loss_permille: 0,
-                },
+                Fault::network_window(600, 100, 20, 0),
                 Fault::RevokeLease {
                     node: c(1),
                     at: Trigger::AtMs(500),
@@ -245,7 +235,7 @@ mod tests {
                 (600, Action::Network(MsRange::new(1, 20), 0)),
                 // The back-to-back window: the restore of the first comes before the second.
                 (700, Action::NetworkRestored),
-                (700, Action::Network(MsRange::new(5, 50), 10)),
+                (700, Action::Network(MsRange::new(1, 50), 10)),
                 (800, Action::NetworkRestored),
                 (1000, Action::Stop),
                 (1500, Action::End),
