@@ -1,0 +1,305 @@
+//! The appliers: one per kind of fault, each applying it to the world's nodes or network,
+//! noting it in the history and scheduling what ends it; and the faults aimed at code points,
+//! which strike when a client reaches the point.
+
+use super::latency_range;
+use super::nodes::{Nodes, ETCD_ADDR, OPERATOR};
+use super::schedule::{Action, Schedule};
+use crate::etcd::Backend;
+use crate::history::{EventKind, Recorder};
+use crate::nemesis::{Fault, NETWORK, STORAGE};
+use crate::scenario::{MsRange, Scenario};
+use crate::workload::PointHit;
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Applies faults to the world, as the supervisor's schedule and the clients' point hits say.
+pub(super) struct Faults {
+    handle: Handle,
+    net: Arc<NetSim>,
+    nodes: Nodes,
+    nest: Nesting,
+    /// Whether a node is down: a crashed client is not paused until it restarts.
+    crashed: BTreeMap<String, bool>,
+    recorder: Recorder,
+    /// Where revocations are sent from.
+    operator: NodeHandle,
+    etcd: Backend,
+    /// The scenario's network, which comes back when a network fault ends.
+    latency_ms: MsRange,
+    loss_rate: f64,
+}
+
+impl Faults {
+    pub(super) fn new(nodes: Nodes, recorder: Recorder, scenario: &Scenario) -> Faults {
+        Faults {
+            handle: Handle::current(),
+            net: NetSim::current(),
+            operator: nodes.get(OPERATOR).clone(),
+            nodes,
+            nest: Nesting::default(),
+            crashed: BTreeMap::new(),
+            recorder,
+            etcd: scenario.etcd,
+            latency_ms: scenario.latency_ms,
+            loss_rate: scenario.loss_rate,
+        }
+    }
+
+    /// The world's nodes, for the supervisor to kill at the end.
+    pub(super) fn into_nodes(self) -> Nodes {
+        self.nodes
+    }
+
+    fn note(&self, node: &str, what: String) {
+        self.recorder.record(node, None, EventKind::Fault { what });
+    }
+
+    /// Applies a timed fault action (not Stop or End: those are the supervisor's own).
+    pub(super) fn apply(&mut self, now_ms: u64, action: Action, schedule: &mut Schedule) {
+        match action {
+            Action::Pause(node, ms) => {
+                self.pause(&node, format!("paused for {ms} ms"), now_ms + ms, schedule)
+            }
+            Action::Resume(node) => self.resume(&node),
+            Action::Clog(a, b) => self.clog(&a, &b),
+            Action::Unclog(a, b) => self.unclog(&a, &b),
+            Action::Release(node) => self.release(&node),
+            Action::Crash(node, ms) => self.crash(node, ms, now_ms, schedule),
+            Action::Restart(node) => self.restart(node),
+            Action::Revoke(node) => {
+                // Not awaited: the supervisor must go on (etcd may be stalled).
+                let _ = self.revoke(&node);
+            }
+            Action::Network(latency_ms, loss_permille) => self.degrade(latency_ms, loss_permille),
+            Action::NetworkRestored => self.restore(),
+            Action::Stop | Action::End => unreachable!("{action:?} is the supervisor's"),
+        }
+    }
+
+    /// Pauses the node, unless it is down, until `resume_ms`.
+    fn pause(&mut self, node: &str, what: String, resume_ms: u64, schedule: &mut Schedule) {
+        if !self.crashed.get(node).copied().unwrap_or(false) {
+            self.nest.pause(&self.handle, &self.nodes, node);
+            self.note(node, what);
+            schedule.push(resume_ms, Action::Resume(node.to_string()));
+        }
+    }
+
+    fn resume(&mut self, node: &str) {
+        if self.nest.resume(&self.handle, &self.nodes, node) {
+            self.note(node, "resumed".into());
+        }
+    }
+
+    fn clog(&mut self, a: &str, b: &str) {
+        self.nest.clog(&self.net, &self.nodes, a, b);
+        self.nest.clog(&self.net, &self.nodes, b, a);
+        self.note(a, format!("partitioned from {b}"));
+    }
+
+    fn unclog(&mut self, a: &str, b: &str) {
+        let healed = self.nest.unclog(&self.net, &self.nodes, a, b);
+        if self.nest.unclog(&self.net, &self.nodes, b, a) && healed {
+            self.note(a, format!("partition from {b} healed"));
+        }
+    }
+
+    /// Holds the node's storage requests in the network until `release_ms`.
+    fn hold(&mut self, node: &str, what: String, release_ms: u64, schedule: &mut Schedule) {
+        self.nest.clog(&self.net, &self.nodes, node, STORAGE);
+        self.note(node, what);
+        schedule.push(release_ms, Action::Release(node.to_string()));
+    }
+
+    fn release(&mut self, node: &str) {
+        if self.nest.unclog(&self.net, &self.nodes, node, STORAGE) {
+            self.note(node, "held storage request released".into());
+        }
+    }
+
+    fn crash(&mut self, node: String, ms: u64, now_ms: u64, schedule: &mut Schedule) {
+        self.handle.kill(self.nodes.id(&node));
+        // A crash ends the node's pauses: it restarts unpaused.
+        self.nest.forget_pauses(&node);
+        self.crashed.insert(node.clone(), true);
+        self.note(&node, format!("crashed, restart in {ms} ms"));
+        schedule.push(now_ms + ms, Action::Restart(node));
+    }
+
+    fn restart(&mut self, node: String) {
+        self.crashed.insert(node.clone(), false);
+        self.handle.restart(self.nodes.id(&node));
+        self.note(&node, "restarted".into());
+    }
+
+    fn revoke(&self, node: &str) -> Option<madsim::task::JoinHandle<()>> {
+        revoke(&self.operator, &self.recorder, self.etcd, ETCD_ADDR, node)
+    }
+
+    fn degrade(&mut self, latency_ms: MsRange, loss_permille: u32) {
+        self.net.update_config(|c| {
+            c.send_latency = latency_range(latency_ms);
+            c.packet_loss_rate = loss_permille as f64 / 1000.0;
+        });
+        self.note(
+            NETWORK,
+            format!(
+                "network degraded: latency {}..{} ms, loss {loss_permille}‰",
+                latency_ms.min, latency_ms.max
+            ),
+        );
+    }
+
+    fn restore(&mut self) {
+        let (latency_ms, loss_rate) = (self.latency_ms, self.loss_rate);
+        self.net.update_config(|c| {
+            c.send_latency = latency_range(latency_ms);
+            c.packet_loss_rate = loss_rate;
+        });
+        self.note(NETWORK, "network restored".into());
+    }
+
+    /// A client reached a point: the faults aimed at it strike now, in plan order, and the
+    /// client is told to go on.
+    pub(super) fn strike(&mut self, hit: PointHit, faults: &[Fault], schedule: &mut Schedule) {
+        let now_ms = self.recorder.true_us() / 1000;
+        let struck = faults
+            .iter()
+            .filter(|f| f.aim() == Some((hit.node.as_str(), hit.point, hit.nth)));
+        let mut revocations = Vec::new();
+        for f in struck {
+            match f {
+                Fault::Pause {
+                    node, duration_ms, ..
+                } => {
+                    let (point, nth) = (hit.point.as_str(), hit.nth);
+                    let what = format!("paused at {point} #{nth} for {duration_ms} ms");
+                    self.pause(node, what, now_ms + duration_ms, schedule);
+                }
+                Fault::HoldRequest {
+                    node, duration_ms, ..
+                } => {
+                    let what = format!("storage request held in the network for {duration_ms} ms");
+                    self.hold(node, what, now_ms + duration_ms, schedule);
+                }
+                Fault::RevokeLease { node, .. } => revocations.extend(self.revoke(node)),
+                _ => {}
+            }
+        }
+        // The client goes on once its revocations are answered (or given up on),
+        // without holding up the supervisor.
+        let done = hit.done;
+        if revocations.is_empty() {
+            let _ = done.send(());
+        } else {
+            self.operator.spawn(async move {
+                for r in revocations {
+                    let _ = r.await;
+                }
+                let _ = done.send(());
+            });
+        }
+    }
+}
+
+/// Overlapping faults on one node or link nest: madsim's pause and clog are single on/off
+/// flags, so a node resumes, and a link heals, only when the last fault on it ends.
+#[derive(Default)]
+struct Nesting {
+    pauses: BTreeMap<String, u32>,
+    clogs: BTreeMap<(String, String), u32>,
+}
+
+impl Nesting {
+    fn pause(&mut self, handle: &Handle, nodes: &Nodes, node: &str) {
+        let n = self.pauses.entry(node.to_string()).or_insert(0);
+        if *n == 0 {
+            handle.pause(nodes.id(node));
+        }
+        *n += 1;
+    }
+
+    /// Whether the node really resumed (its last pause ended).
+    fn resume(&mut self, handle: &Handle, nodes: &Nodes, node: &str) -> bool {
+        let n = self.pauses.entry(node.to_string()).or_insert(0);
+        if *n == 0 {
+            return false; // already ended by a crash
+        }
+        *n -= 1;
+        if *n == 0 {
+            handle.resume(nodes.id(node));
+        }
+        *n == 0
+    }
+
+    fn forget_pauses(&mut self, node: &str) {
+        self.pauses.remove(node);
+    }
+
+    fn clog(&mut self, net: &NetSim, nodes: &Nodes, src: &str, dst: &str) {
+        let n = self
+            .clogs
+            .entry((src.to_string(), dst.to_string()))
+            .or_insert(0);
+        if *n == 0 {
+            net.clog_link(nodes.id(src), nodes.id(dst));
+        }
+        *n += 1;
+    }
+
+    /// Whether the link really healed (its last fault ended).
+    fn unclog(&mut self, net: &NetSim, nodes: &Nodes, src: &str, dst: &str) -> bool {
+        let n = self
+            .clogs
+            .entry((src.to_string(), dst.to_string()))
+            .or_insert(0);
+        // Positive space: every unclog follows its clog.
+        assert!(*n > 0, "unclog of {src}->{dst} without a clog");
+        *n -= 1;
+        if *n == 0 {
+            net.unclog_link(nodes.id(src), nodes.id(dst));
+        }
+        *n == 0
+    }
+}
+
+/// How long the operator waits for etcd to answer a revocation (etcd may be stalled).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Revokes the node's newest lease at etcd, as an operator would with `etcdctl lease revoke`,
+/// from the operator node (the supervisor has no network address), in a task of its own so
+/// that a stalled etcd never holds up the supervisor.
+fn revoke(
+    operator: &NodeHandle,
+    recorder: &Recorder,
+    backend: Backend,
+    etcd_addr: SocketAddr,
+    node: &str,
+) -> Option<madsim::task::JoinHandle<()>> {
+    let lease_id = recorder.last_lease_of(node)?;
+    let (recorder, node) = (recorder.clone(), node.to_string());
+    Some(operator.spawn(async move {
+        let asked = crate::deadline::timeout(REVOKE_TIMEOUT, async {
+            match crate::etcd::connect(backend, &[etcd_addr.to_string()]).await {
+                Ok(etcd) => match etcd.revoke(lease_id).await {
+                    Ok(()) => format!("etcd revoked lease {lease_id:x}"),
+                    Err(e) => format!("etcd could not revoke lease {lease_id:x}: {e}"),
+                },
+                Err(e) => format!("could not reach etcd to revoke: {e}"),
+            }
+        })
+        .await;
+        let what = asked.unwrap_or_else(|_| {
+            format!(
+                "etcd did not answer the revocation of lease {lease_id:x} within {} s",
+                REVOKE_TIMEOUT.as_secs()
+            )
+        });
+        recorder.record(&node, None, EventKind::Fault { what });
+    }))
+}

@@ -1,0 +1,183 @@
+//! One seeded madsim world: etcd, storage and clients as nodes, the fault plan applied by a
+//! supervisor, everything recorded, every node killed before the runtime returns.
+
+mod apply;
+mod builder;
+mod nodes;
+mod schedule;
+
+pub use builder::Builder;
+use builder::Parts;
+
+use crate::checker::{self, Verdict};
+use crate::history::{History, Recorder};
+use crate::nemesis::{self, FaultPlan, LabelledFault};
+use crate::scenario::{MsRange, Scenario};
+use crate::storage::Fencing;
+use apply::Faults;
+use madsim::runtime::{Handle, Runtime};
+use nodes::Clients;
+use schedule::{Action, Schedule};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Margin beyond `duration + drain` after which madsim aborts a run that failed to end.
+const TIME_LIMIT_SLACK: Duration = Duration::from_secs(300);
+
+/// Everything one run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub seed: u64,
+    /// The fence's name (one of the [`Fencing`] policies', or a user fence's).
+    pub fencing: String,
+    pub history: History,
+    pub verdict: Verdict,
+    /// Messages the simulated network carried.
+    pub messages: u64,
+    /// Simulated time the run took, ms.
+    pub simulated_ms: u64,
+    /// The plan's faults, each labelled inside or outside the protocol's assumptions.
+    pub faults: Vec<LabelledFault>,
+}
+
+impl Run {
+    pub fn history_hash(&self) -> u64 {
+        self.history.hash()
+    }
+}
+
+/// madsim's latency range for an inclusive range of milliseconds.
+fn latency_range(ms: MsRange) -> std::ops::Range<Duration> {
+    Duration::from_millis(ms.min)..Duration::from_millis(ms.max + 1)
+}
+
+/// Runs one world under one of fencelab's policies, with the scenario's lock method and
+/// workload: `Builder::new(scenario).fencing(fencing).plan(plan).seed(seed).run()`.
+pub fn run(scenario: &Scenario, plan: &FaultPlan, fencing: Fencing, seed: u64) -> Run {
+    Builder::new(scenario.clone())
+        .fencing(fencing)
+        .plan(plan.clone())
+        .seed(seed)
+        .run()
+}
+
+/// Runs one world. Panics only on a broken invariant of fencelab itself.
+fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> Run {
+    let mut config = madsim::Config::default();
+    config.net.send_latency = latency_range(scenario.latency_ms);
+    config.net.packet_loss_rate = scenario.loss_rate;
+    let mut rt = Runtime::with_seed_and_config(seed, config);
+    rt.set_time_limit(
+        Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK,
+    );
+    let plan_labels = nemesis::label_plan(&plan.faults, scenario);
+    let scenario = scenario.clone();
+    let plan = plan.clone();
+    let fencing = parts.fence.name().to_string();
+    let workload = parts.workload.clone();
+    let (history, messages, simulated_ms) =
+        rt.block_on(async move { supervise(scenario, plan, parts, seed).await });
+    let verdict = checker::check_with(&history, &*workload);
+    Run {
+        faults: plan_labels,
+        seed,
+        fencing,
+        history,
+        verdict,
+        messages,
+        simulated_ms,
+    }
+}
+
+/// Starts the nodes, applies the plan until the end (or until every client finished after
+/// Stop), and returns the history, the messages carried and the simulated ms.
+async fn supervise(
+    scenario: Scenario,
+    plan: FaultPlan,
+    parts: Parts,
+    seed: u64,
+) -> (History, u64, u64) {
+    let handle = Handle::current();
+    let origin = Instant::now();
+    let recorder = Recorder::new(origin);
+    let (nodes, mut clients, store) =
+        nodes::start(&handle, &scenario, &plan, &parts, seed, origin, &recorder);
+    let mut schedule = Schedule::new(&plan, &scenario);
+    let mut faults = Faults::new(nodes, recorder.clone(), &scenario);
+    apply_until_end(&mut schedule, &mut faults, &mut clients, &plan, origin).await;
+
+    recorder.set_final_entries(store.lock().expect("store lock").entries().clone());
+    let messages = madsim::net::NetSim::current().stat().msg_count;
+    let simulated_ms = recorder.true_us() / 1000;
+    // madsim keeps every pending future alive unless its node is killed and the runtime
+    // gets one more tick: without this, memory grows by ~160 KB per seed.
+    faults.into_nodes().kill_all(&handle);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    (recorder.take(), messages, simulated_ms)
+}
+
+/// The supervisor's loop: each timed action, and each client reaching a point a fault is
+/// aimed at, handed to its applier, until End (or until every client finished after Stop).
+async fn apply_until_end(
+    schedule: &mut Schedule,
+    faults: &mut Faults,
+    clients: &mut Clients,
+    plan: &FaultPlan,
+    origin: Instant,
+) {
+    // Bounded: every iteration consumes a timeline entry or a point hit, both finite.
+    loop {
+        let due = origin + Duration::from_millis(schedule.first_ms());
+        let stopping = clients.stop.load(Ordering::Relaxed);
+        if stopping && clients.all_finished() {
+            return;
+        }
+        // After Stop, wake every 100 ms to see whether all clients finished.
+        let wake = if stopping {
+            due.min(Instant::now() + Duration::from_millis(100))
+        } else {
+            due
+        };
+        // Biased: tokio's unbiased `select!` draws from a thread-local RNG outside madsim's,
+        // so the branch order would depend on earlier runs on the same thread.
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(wake) => {
+                let elapsed_ms = (Instant::now() - origin).as_millis() as u64;
+                let Some((now_ms, action)) = schedule.pop_due(elapsed_ms) else {
+                    continue;
+                };
+                match action {
+                    Action::Stop => clients.stop.store(true, Ordering::Relaxed),
+                    Action::End => return,
+                    fault => faults.apply(now_ms, fault, schedule),
+                }
+            }
+            Some(hit) = clients.hits.recv() => faults.strike(hit, &plan.faults, schedule),
+        }
+    }
+}
+
+/// Everything that determines a run: save it, and `replay` gives the same history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub seed: u64,
+    pub fencing: Fencing,
+    pub scenario: Scenario,
+    pub plan: FaultPlan,
+}
+
+impl Experiment {
+    /// Checks the scenario and the plan against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        self.scenario.validate()?;
+        self.plan.validate(&self.scenario.client_names())
+    }
+
+    pub fn run(&self) -> Run {
+        run(&self.scenario, &self.plan, self.fencing, self.seed)
+    }
+}

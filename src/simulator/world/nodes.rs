@@ -1,0 +1,315 @@
+//! The world's nodes: etcd, the storage, the operator and the clients, each with its name and
+//! address, started in that order.
+
+use super::builder::Parts;
+use crate::clock::NodeClock;
+use crate::etcd::{model, Backend};
+use crate::history::{EventKind, Probe, Recorder};
+use crate::lock::LockConfig;
+use crate::nemesis::{Fault, FaultPlan, Point, ETCD, STORAGE};
+use crate::scenario::{client_name, Scenario};
+use crate::storage::http::Server;
+use crate::storage::Store;
+use crate::workload::{ClientRun, ClientSpec, PointHit, Points};
+use madsim::runtime::{Handle, NodeHandle};
+use madsim::task::NodeId;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+const ETCD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const STORAGE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+const OPERATOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+/// The node from which the nemesis talks to etcd like an operator with `etcdctl`.
+pub(super) const OPERATOR: &str = "operator";
+const ETCD_PORT: u16 = 2379;
+const STORAGE_PORT: u16 = 8080;
+pub(super) const ETCD_ADDR: SocketAddr = SocketAddr::new(ETCD_IP, ETCD_PORT);
+const STORAGE_ADDR: SocketAddr = SocketAddr::new(STORAGE_IP, STORAGE_PORT);
+
+fn client_ip(n: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 1, n as u8))
+}
+
+/// Every node of the world, by name.
+#[derive(Default)]
+pub(super) struct Nodes {
+    by_name: BTreeMap<String, NodeHandle>,
+}
+
+impl Nodes {
+    fn insert(&mut self, name: impl Into<String>, node: NodeHandle) {
+        let name = name.into();
+        assert!(!self.by_name.contains_key(&name), "two nodes named {name}");
+        self.by_name.insert(name, node);
+    }
+
+    pub(super) fn get(&self, name: &str) -> &NodeHandle {
+        &self.by_name[name]
+    }
+
+    pub(super) fn id(&self, name: &str) -> NodeId {
+        self.by_name[name].id()
+    }
+
+    /// Kills every node, in name order.
+    pub(super) fn kill_all(&self, handle: &Handle) {
+        for node in self.by_name.values() {
+            handle.kill(node.id());
+        }
+    }
+}
+
+/// Starts every node, in the order that keeps histories as they were (madsim numbers nodes as
+/// they are built): etcd, the storage (serving the store, returned for the supervisor to read
+/// at the end), the operator, the clients.
+pub(super) fn start(
+    handle: &Handle,
+    scenario: &Scenario,
+    plan: &FaultPlan,
+    parts: &Parts,
+    seed: u64,
+    origin: Instant,
+    recorder: &Recorder,
+) -> (Nodes, Clients, Arc<Mutex<Store>>) {
+    let mut nodes = Nodes::default();
+    nodes.insert(ETCD, start_etcd(handle, scenario, plan, seed, origin));
+    let store = Arc::new(Mutex::new(Store::with_fence(parts.fence.clone())));
+    nodes.insert(STORAGE, start_storage(handle, store.clone(), recorder));
+    nodes.insert(OPERATOR, start_operator(handle));
+    let mut clients = start_clients(handle, scenario, plan, parts, seed, origin, recorder);
+    for (name, node) in clients.nodes.drain(..) {
+        nodes.insert(name, node);
+    }
+    (nodes, clients, store)
+}
+
+/// Starts the etcd node: fencelab's model (the default) or SimServer.
+fn start_etcd(
+    handle: &Handle,
+    scenario: &Scenario,
+    plan: &FaultPlan,
+    seed: u64,
+    origin: Instant,
+) -> NodeHandle {
+    let addr = ETCD_ADDR;
+    let node = handle.create_node().name(ETCD).ip(ETCD_IP);
+    match scenario.etcd {
+        Backend::Model => {
+            let mut cfg = model::Config::defaults(scenario.etcd_version);
+            cfg.timeout_permille = plan.etcd_timeout_permille();
+            cfg.ambiguous_permille = plan.etcd_ambiguous_permille();
+            // Lease IDs differ from seed to seed, as they do from one etcd to the next.
+            cfg.member_id = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
+            cfg.start_ms += seed % 1_000_000_000;
+            // Built outside the node's init: a restarted member keeps its data, as etcd's
+            // WAL does.
+            let member = Arc::new(model::Member::new(
+                cfg,
+                NodeClock::new(origin, plan.skew_of(ETCD)),
+            ));
+            node.init(move || {
+                let member = member.clone();
+                async move {
+                    let _ = model::serve(addr, member).await;
+                }
+            })
+            .build()
+        }
+        Backend::Madsim => {
+            let timeout_rate = plan.etcd_timeout_permille() as f32 / 1000.0;
+            node.init(move || async move {
+                let _ = etcd_client::SimServer::builder()
+                    .timeout_rate(timeout_rate)
+                    .serve(addr)
+                    .await;
+            })
+            .build()
+        }
+    }
+}
+
+/// Starts the storage node, serving `store`, which the supervisor reads at the end.
+fn start_storage(handle: &Handle, store: Arc<Mutex<Store>>, recorder: &Recorder) -> NodeHandle {
+    let storage_addr = STORAGE_ADDR;
+    let server = Server::new(store, Some(recorder.clone()), STORAGE);
+    handle
+        .create_node()
+        .name(STORAGE)
+        .ip(STORAGE_IP)
+        .init(move || {
+            let server = server.clone();
+            async move {
+                match tokio::net::TcpListener::bind(storage_addr).await {
+                    Ok(listener) => {
+                        let _ = server.serve(listener).await;
+                    }
+                    Err(e) => panic!("storage cannot bind {storage_addr}: {e}"),
+                }
+            }
+        })
+        .build()
+}
+
+/// Starts the operator node: the nemesis' revocations go from there (the supervisor has no
+/// network address).
+fn start_operator(handle: &Handle) -> NodeHandle {
+    handle.create_node().name(OPERATOR).ip(OPERATOR_IP).build()
+}
+
+/// The client nodes, and what the supervisor shares with them.
+pub(super) struct Clients {
+    /// By name, in client order.
+    nodes: Vec<(String, NodeHandle)>,
+    /// Clients reaching the points that faults are aimed at.
+    pub(super) hits: UnboundedReceiver<PointHit>,
+    /// Set at Stop: the clients end their lock cycles.
+    pub(super) stop: Arc<AtomicBool>,
+    /// One flag per client: a restarted client that runs again is not finished.
+    finished: Arc<Vec<AtomicBool>>,
+}
+
+impl Clients {
+    /// No client node yet, none stopped or finished.
+    fn new(clients: u32, hits: UnboundedReceiver<PointHit>) -> Clients {
+        Clients {
+            nodes: Vec::new(),
+            hits,
+            stop: Arc::new(AtomicBool::new(false)),
+            finished: Arc::new((0..clients).map(|_| AtomicBool::new(false)).collect()),
+        }
+    }
+
+    pub(super) fn all_finished(&self) -> bool {
+        self.finished.iter().all(|f| f.load(Ordering::Relaxed))
+    }
+}
+
+/// Starts the client nodes, `client1` to `clientN`: each runs the workload from its spec,
+/// made of the scenario, the client's script, the run's parts and the seed, reads its own
+/// (skewed) clock, and reports reaching the points the plan's faults are aimed at.
+fn start_clients(
+    handle: &Handle,
+    scenario: &Scenario,
+    plan: &FaultPlan,
+    parts: &Parts,
+    seed: u64,
+    origin: Instant,
+    recorder: &Recorder,
+) -> Clients {
+    let aimed = aimed_points(plan);
+    let (hit_tx, hits) = tokio::sync::mpsc::unbounded_channel();
+    let mut clients = Clients::new(scenario.clients, hits);
+    for n in 1..=scenario.clients {
+        let name = client_name(n);
+        let script = scenario.script(n).cloned();
+        let spec = ClientSpec {
+            index: n,
+            etcd_backend: scenario.etcd,
+            etcd_addr: ETCD_ADDR.to_string(),
+            storage_addr: STORAGE_ADDR.to_string(),
+            fence: parts.fence.clone(),
+            workload: parts.workload.clone(),
+            recipe: parts.recipe.clone(),
+            lock: LockConfig {
+                ttl_s: scenario.ttl_s,
+                campaign_timeout: Duration::from_millis(scenario.campaign_timeout_ms),
+                request_timeout: Duration::from_millis(scenario.request_timeout_ms),
+            },
+            critical_ms: script
+                .as_ref()
+                .and_then(|s| s.critical_ms)
+                .unwrap_or(scenario.critical_ms),
+            think_ms: scenario.think_ms,
+            request_timeout: Duration::from_millis(scenario.request_timeout_ms),
+            lease_check_margin_ms: scenario.lease_check_margin_ms,
+            seed,
+        };
+        let clock = NodeClock::new(origin, plan.skew_of(&name));
+        let client = Arc::new(ClientNode {
+            n,
+            start: Duration::from_millis(script.map_or(0, |s| s.start_ms)),
+            probe: Probe::new(Some(recorder.clone()), &name, clock.clone()),
+            clock,
+            points: Points::new(
+                aimed.get(&name).cloned().unwrap_or_default(),
+                hit_tx.clone(),
+            ),
+            spec,
+            stop: clients.stop.clone(),
+            finished: clients.finished.clone(),
+            incarnation: AtomicU32::new(0),
+        });
+        let node = handle
+            .create_node()
+            .name(&name)
+            .ip(client_ip(n))
+            .init(move || client.clone().boot())
+            .build();
+        clients.nodes.push((name, node));
+    }
+    clients
+}
+
+/// Aimed faults, by node and point: the nth arrivals at the point that they strike.
+fn aimed_points(plan: &FaultPlan) -> BTreeMap<String, BTreeMap<Point, Vec<u32>>> {
+    let mut aimed: BTreeMap<String, BTreeMap<Point, Vec<u32>>> = BTreeMap::new();
+    for (node, point, nth) in plan.faults.iter().filter_map(Fault::aim) {
+        aimed
+            .entry(node.to_string())
+            .or_default()
+            .entry(point)
+            .or_default()
+            .push(nth);
+    }
+    aimed
+}
+
+/// One client node: what each of its incarnations starts from.
+struct ClientNode {
+    /// 1-based.
+    n: u32,
+    /// When the first incarnation starts (its script's start); a restart starts at once.
+    start: Duration,
+    spec: ClientSpec,
+    clock: NodeClock,
+    probe: Probe,
+    points: Points,
+    stop: Arc<AtomicBool>,
+    finished: Arc<Vec<AtomicBool>>,
+    incarnation: AtomicU32,
+}
+
+impl ClientNode {
+    /// The node's init: a new incarnation, run to its end.
+    fn boot(self: Arc<Self>) -> impl Future<Output = ()> {
+        let inc = self.incarnation.fetch_add(1, Ordering::Relaxed);
+        let run = ClientRun::new(
+            self.spec.clone(),
+            self.clock.clone(),
+            self.probe.clone(),
+            self.points.clone(),
+            self.stop.clone(),
+            inc,
+        );
+        let i = self.n as usize - 1;
+        async move {
+            if inc == 0 {
+                tokio::time::sleep(self.start).await;
+            }
+            self.finished[i].store(false, Ordering::Relaxed);
+            self.probe
+                .record(EventKind::NodeStarted { incarnation: inc });
+            run.run().await;
+            self.finished[i].store(true, Ordering::Relaxed);
+            // Stay up: an exited node loses its address, and with it any request
+            // still in flight, which a real network would still deliver.
+            std::future::pending::<()>().await;
+        }
+    }
+}
