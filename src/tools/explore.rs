@@ -230,6 +230,17 @@ impl Case {
     pub fn run(&self, base: &Scenario, fencing: Fencing) -> Run {
         world::run(&self.scenario(base), &self.plan(), fencing, self.seed)
     }
+
+    /// The case on a builder's scenario, with its fence, recipe and workload.
+    pub fn run_with(&self, builder: &world::Builder) -> Run {
+        let scenario = self.scenario(builder.scenario());
+        builder
+            .clone()
+            .with_scenario(scenario)
+            .plan(self.plan())
+            .seed(self.seed)
+            .run()
+    }
 }
 
 /// Strategy for one abstract fault on one of `clients_max` clients; every number shrinks
@@ -313,7 +324,8 @@ pub fn case_strategy(duration_ms: u64, space: &Space) -> impl Strategy<Value = C
 /// What an exploration found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exploration {
-    pub fencing: Fencing,
+    /// The fence's name.
+    pub fencing: String,
     pub found: bool,
     /// Cases run, shrinking included.
     pub cases: u64,
@@ -328,6 +340,14 @@ pub struct Exploration {
 
 /// Searches for a case whose run violates under `fencing`, and shrinks it.
 pub fn explore(base: &Scenario, fencing: Fencing, config: Config, space: &Space) -> Exploration {
+    let builder = world::Builder::new(base.clone()).fencing(fencing);
+    explore_with(&builder, config, space)
+}
+
+/// [`explore`] with any builder: its scenario is the base the cases vary, and its fence,
+/// recipe and workload run every case.
+pub fn explore_with(builder: &world::Builder, config: Config, space: &Space) -> Exploration {
+    let base = builder.scenario();
     let started = std::time::Instant::now();
     let cases = Cell::new(0u64);
     let first_failure = Cell::new(None::<usize>);
@@ -335,7 +355,7 @@ pub fn explore(base: &Scenario, fencing: Fencing, config: Config, space: &Space)
     let strategy = case_strategy(base.duration_ms, space);
     let outcome = runner.run(&strategy, |case| {
         cases.set(cases.get() + 1);
-        let run = case.run(base, fencing);
+        let run = case.run_with(builder);
         if run.verdict.violates() {
             if first_failure.get().is_none() {
                 first_failure.set(Some(case.faults.len()));
@@ -348,11 +368,11 @@ pub fn explore(base: &Scenario, fencing: Fencing, config: Config, space: &Space)
         Ok(())
     });
     let minimal = match outcome {
-        Err(TestError::Fail(_, case)) => Some(one_minimal(base, fencing, case, &cases)),
+        Err(TestError::Fail(_, case)) => Some(one_minimal(builder, case, &cases)),
         Ok(()) | Err(TestError::Abort(_)) => None,
     };
     Exploration {
-        fencing,
+        fencing: builder.fence_name().to_string(),
         found: minimal.is_some(),
         cases: cases.get(),
         faults_before: first_failure.get().unwrap_or(0),
@@ -364,13 +384,13 @@ pub fn explore(base: &Scenario, fencing: Fencing, config: Config, space: &Space)
 }
 
 /// Removes faults one at a time while the case still breaks, until none can go.
-fn one_minimal(base: &Scenario, fencing: Fencing, mut case: Case, cases: &Cell<u64>) -> Case {
+fn one_minimal(builder: &world::Builder, mut case: Case, cases: &Cell<u64>) -> Case {
     // Bounded: each successful pass removes a fault.
     'outer: for _ in 0..=CASE_FAULTS_MAX {
         for i in 0..case.faults.len() {
             let smaller = case.without(i);
             cases.set(cases.get() + 1);
-            if smaller.run(base, fencing).verdict.violates() {
+            if smaller.run_with(builder).verdict.violates() {
                 case = smaller;
                 continue 'outer;
             }

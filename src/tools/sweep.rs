@@ -77,10 +77,16 @@ pub struct SeedResult {
     pub faults_outside: usize,
 }
 
-/// Runs one seed: draws its plan, runs the world, keeps the counts.
+/// Runs one seed under one of fencelab's policies: draws its plan, runs the world, keeps the
+/// counts.
 pub fn run_seed(scenario: &Scenario, fencing: Fencing, seed: u64) -> SeedResult {
-    let plan = nemesis::draw(scenario, seed);
-    let run = world::run(scenario, &plan, fencing, seed);
+    let builder = world::Builder::new(scenario.clone()).fencing(fencing);
+    seed_result(&builder.run_seed(seed))
+}
+
+/// What a sweep keeps of a run.
+pub fn seed_result(run: &world::Run) -> SeedResult {
+    let seed = run.seed;
     let v = &run.verdict;
     SeedResult {
         seed,
@@ -134,8 +140,20 @@ pub fn sweep(
     jobs: usize,
     progress: &(dyn Fn(&SeedResult) + Sync),
 ) -> Vec<SeedResult> {
+    let builder = world::Builder::new(scenario.clone()).fencing(fencing);
+    sweep_with(&builder, seeds, jobs, progress)
+}
+
+/// [`sweep`] of any builder (your fence, recipe or workload): each seed runs under the
+/// builder's plan, or the one the nemesis draws for it.
+pub fn sweep_with(
+    builder: &world::Builder,
+    seeds: Range<u64>,
+    jobs: usize,
+    progress: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<SeedResult> {
     map_seeds(seeds, jobs, |seed| {
-        let r = run_seed(scenario, fencing, seed);
+        let r = seed_result(&builder.run_seed(seed));
         progress(&r);
         r
     })
