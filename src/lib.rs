@@ -7,15 +7,48 @@
 //! partitions the network, crashes clients and stalls etcd. The history of what happened is
 //! checked for lost updates and token-order breaks. Same seed, same history, byte for byte.
 //!
+//! Bring your own fence (or lock recipe, or workload) and test it in your own `cargo test`:
+//!
 //! ```
 //! # #[cfg(madsim)] {
-//! use fencelab::{nemesis::FaultPlan, scenario::Scenario, storage::Fencing, world};
+//! use fencelab::harness::Harness;
+//! use fencelab::protocol::{Op, Request};
+//! use fencelab::scenario::Scenario;
+//! use fencelab::storage::{Fence, KeyState};
+//! use fencelab::world::Builder;
 //!
-//! let run = world::run(&Scenario::standard(), &FaultPlan::none(), Fencing::Token, 42);
+//! /// Refuse any operation whose token is below the highest seen on its key.
+//! #[derive(Debug)]
+//! struct Highest;
+//!
+//! impl Fence for Highest {
+//!     fn name(&self) -> &str {
+//!         "highest"
+//!     }
+//!     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+//!         match key.mark {
+//!             Some(high) if req.version < high => Err(format!("{} < {high}", req.version)),
+//!             _ => Ok(Some(req.version)),
+//!         }
+//!     }
+//! }
+//!
+//! // One world: seed 42, the plan the standard nemesis draws for it.
+//! let run = Builder::new(Scenario::standard()).fence(Highest).seed(42).run();
+//! println!("{} faults, history hash {:016x}", run.faults.len(), run.history_hash());
 //! assert!(!run.verdict.violates());
-//! println!("history hash {:016x}", run.history_hash());
+//!
+//! // Many: every core, and on a failure a panic with the seed, the shrunk plan and a
+//! // `FENCELAB_SEED=…` line that replays it.
+//! Harness::new(Builder::new(Scenario::standard()).fence(Highest)).seeds(0..20).run();
+//! # let _ = Op::Read;
 //! # }
 //! ```
+//!
+//! The three things users vary are traits: [`storage::Fence`] (what the storage accepts),
+//! [`lock::LockRecipe`] (how a client takes and releases the lock over the [`etcd::Etcd`]
+//! seam) and [`workload::Workload`] (what a holder does, and what must hold of it).
+//! fencelab's own policies, recipes and workloads implement them like any other.
 //!
 //! Rooms, in Jepsen's words: [`workload`] (what clients do), [`nemesis`] (which faults a seed
 //! gets; what a fault is: [`fault`]; whether it is inside the protocol's assumptions:
@@ -23,7 +56,8 @@
 //! Around them: [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`],
 //! [`keys`] (the storage keys the workloads use), [`etcd`] (the one seam to etcd, and
 //! fencelab's model of it), [`lock`], [`storage`] (its values: [`entry`]), [`protocol`],
-//! [`world`], [`sweep`], [`atlas`], [`explore`], [`report`], [`timeline`], [`plot`] and
+//! [`world`] (its [`world::Builder`]), [`harness`] (seeds in your tests), [`sweep`], [`atlas`],
+//! [`explore`], [`report`], [`timeline`], [`plot`] and
 //! [`heatmap`] (drawn with [`svg`]), [`stories`], [`calibrate`] (the etcd model against a real
 //! etcd), and `real` (the same code against a real etcd, built without `--cfg madsim`).
 //!
@@ -50,5 +84,5 @@ pub use simulator::{checker, exact_json, fault, history, label, ms, nemesis, sce
 #[cfg(not(madsim))]
 pub use tools::real;
 #[cfg(madsim)]
-pub use tools::{atlas, explore, report, sweep};
+pub use tools::{atlas, explore, harness, report, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};

@@ -6,6 +6,8 @@ pub mod atlas;
 pub mod calibrate;
 #[cfg(madsim)]
 pub mod explore;
+#[cfg(madsim)]
+pub mod harness;
 pub mod heatmap;
 pub mod plot;
 #[cfg(not(madsim))]

@@ -1,0 +1,101 @@
+//! The harness users run in their own tests: it must fail on a known violation with a report
+//! that replays, stay quiet on a known-good fence, and replay a failure exactly.
+
+#![cfg(madsim)]
+
+use fencelab::harness::{Harness, PLAN_VAR, SEED_VAR};
+use fencelab::scenario::Scenario;
+use fencelab::storage::Fencing;
+use fencelab::world::Builder;
+
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
+#[test]
+fn token_fencing_passes_the_standard_nemesis() {
+    Harness::new(Builder::new(Scenario::standard()).fencing(Fencing::Token))
+        .seeds(0..200)
+        .run();
+}
+
+#[test]
+fn an_unfenced_counter_fails_with_a_shrunk_plan_that_replays() {
+    let builder = Builder::new(Scenario::standard()).fencing(Fencing::None);
+    let harness = Harness::new(builder.clone()).seeds(0..200);
+    let failure = harness.outcome().expect_err("unfenced storage breaks");
+    // The lowest failing seed: every seed below it passes.
+    for seed in 0..failure.seed {
+        assert!(harness.replay(seed, None).is_ok(), "seed {seed} fails too");
+    }
+    assert_eq!(failure.plan, builder.plan_for(failure.seed));
+    assert!(failure.shrunk.len() <= failure.plan.len());
+    // Shrunk means minimal by removal: without any one of its faults the seed passes.
+    let again = harness
+        .replay(failure.seed, Some(failure.shrunk.clone()))
+        .expect_err("the shrunk plan still fails");
+    assert_eq!(again.shrunk, failure.shrunk);
+    for i in 0..failure.shrunk.len() {
+        let mut smaller = failure.shrunk.clone();
+        smaller.faults.remove(i);
+        assert!(
+            harness.replay(failure.seed, Some(smaller)).is_ok(),
+            "fault {i} of the shrunk plan is not needed"
+        );
+    }
+    // The report names the seed, the policy, the plan, and the lines that replay it.
+    let r = &failure.report;
+    assert!(
+        r.contains(&format!("seed {} fails under fence `none`", failure.seed)),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("replay: {SEED_VAR}={} cargo test", failure.seed)),
+        "{r}"
+    );
+    assert!(
+        r.contains(&serde_json::to_string(&failure.shrunk).unwrap()),
+        "{r}"
+    );
+    let file = failure
+        .plan_file
+        .as_ref()
+        .expect("the shrunk plan is written");
+    assert!(r.contains(&format!("{PLAN_VAR}={}", file.display())), "{r}");
+    let written: fencelab::nemesis::FaultPlan =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(written, failure.shrunk);
+    // Replays are exact: the same seed and plan give the same history.
+    let one = builder
+        .clone()
+        .plan(failure.shrunk.clone())
+        .run_seed(failure.seed);
+    let two = builder.plan(failure.shrunk.clone()).run_seed(failure.seed);
+    assert_eq!(one.history_hash(), two.history_hash());
+}
+
+#[test]
+#[should_panic(expected = "replay: FENCELAB_SEED=")]
+fn run_panics_with_the_replay_line() {
+    Harness::new(Builder::new(Scenario::standard()).fencing(Fencing::None))
+        .seeds(0..50)
+        .shrink(false)
+        .run();
+}
+
+#[test]
+fn a_property_of_ones_own_is_judged() {
+    // Token fencing never violates, but it does refuse stale operations: a property that
+    // forbids any refusal must fail, one that allows them must pass.
+    let builder = Builder::new(Scenario::standard()).fencing(Fencing::Token);
+    let strict = Harness::new(builder.clone())
+        .seeds(0..100)
+        .shrink(false)
+        .property(|run| match run.verdict.fenced_refusals {
+            0 => Ok(()),
+            n => Err(format!("{n} fenced refusals")),
+        });
+    let failure = strict.outcome().expect_err("some seed refuses a stale op");
+    assert!(failure.why.contains("fenced refusals"), "{}", failure.why);
+    let lenient = Harness::new(builder).seeds(0..100).property(|_| Ok(()));
+    assert!(lenient.outcome().is_ok());
+}
