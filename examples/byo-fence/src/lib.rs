@@ -3,8 +3,9 @@
 //!
 //! It compares with the stored entry, not with a mark of its own, so it keeps no state beyond
 //! the data. It stops a stale holder's write once a newer holder has written, but not a stale
-//! read: under a read-modify-write workload a holder whose lock has passed can still read, and
-//! the newer holder's acknowledged write is lost when the stale one writes first. The tests in
+//! read: under a read-modify-write workload a holder whose lock has passed can still read (the
+//! checker counts that as a token-order break: the read-modify-write acts on what it read), and
+//! can still write between a newer holder's read and write (a lost update). The tests in
 //! `tests/` show both: the single-write workload holds, the counter breaks, with a replay.
 
 use fencelab::protocol::{Op, Request};
@@ -48,7 +49,10 @@ mod tests {
     fn refuses_a_write_below_the_stored_token_and_never_a_read() {
         let mut store = Store::with_fence(Arc::new(AtLeastStored));
         assert!(store.apply(&req(Op::Write, 7)).accepted);
-        assert!(store.apply(&req(Op::Write, 7)).accepted, "equal is accepted");
+        assert!(
+            store.apply(&req(Op::Write, 7)).accepted,
+            "equal is accepted"
+        );
         assert!(!store.apply(&req(Op::Write, 6)).accepted);
         assert!(store.apply(&req(Op::Read, 1)).accepted);
         assert_eq!(store.get("k").map(|e| e.version), Some(7));
