@@ -83,6 +83,16 @@ pub use simulator::{checker, exact_json, fault, history, label, ms, nemesis, sce
 
 #[cfg(not(madsim))]
 pub use tools::real;
+
+// What a user of the library needs most, at the root.
+pub use checker::Verdict;
+pub use lock::LockRecipe;
+pub use nemesis::FaultPlan;
+pub use scenario::Scenario;
+pub use storage::{Fence, Fencing};
 #[cfg(madsim)]
 pub use tools::{atlas, explore, harness, report, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};
+pub use workload::Workload;
+#[cfg(madsim)]
+pub use {harness::Harness, world::Builder};

@@ -14,12 +14,12 @@
 //! with a higher token. The checker never panics: a history it cannot make sense of yields
 //! anomalies in the verdict.
 //!
-//! Workloads add invariants of their own ([`Workload::check`]), counted as invariant breaks;
+//! Workloads add invariants of their own ([`Workload::check`](crate::workload::Workload::check)), counted as invariant breaks;
 //! [`check_with`] runs the checker's rules and the workload's.
 
 use crate::history::{EventKind, History, OpResult};
+use crate::keys::COUNTER_KEY;
 use crate::protocol::Op;
-use crate::workload::{Counter, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,7 +31,7 @@ pub enum FindingKind {
     TokenOrderBreak,
     StaleAcceptance,
     FalseRejection,
-    /// A workload's own invariant broke (a violation): see [`Workload::check`].
+    /// A workload's own invariant broke (a violation): see [`Workload::check`](crate::workload::Workload::check).
     InvariantBreak,
 }
 
@@ -79,7 +79,7 @@ pub struct Verdict {
     pub acked_increments: u64,
     /// The counter's value at the end (0 when absent).
     pub final_counter: u64,
-    /// Workload invariants broken ([`Workload::check`]); absent from the JSON when 0.
+    /// Workload invariants broken ([`Workload::check`](crate::workload::Workload::check)); absent from the JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub invariant_breaks: u64,
     pub findings: Vec<Finding>,
@@ -171,13 +171,23 @@ fn invoked(history: &History) -> (BTreeMap<u64, Invoked<'_>>, Vec<String>) {
 /// Checks a history with the checker's rules and the built-in workloads' (the counter's lost
 /// updates): what a history alone, without its workload, can be judged by.
 pub fn check(history: &History) -> Verdict {
-    check_with(history, &Counter)
+    let mut v = core(history);
+    lost_updates(history, COUNTER_KEY, &mut v);
+    finish(history, v)
 }
 
-/// Checks a history with the checker's rules and `workload`'s own.
-pub fn check_with(history: &History, workload: &dyn Workload) -> Verdict {
+/// Checks a history with the checker's rules and a workload's own (its
+/// [`Workload::check`](crate::workload::Workload::check): `|h, v| workload.check(h, v)`).
+pub fn check_with(
+    history: &History,
+    workload_rules: impl FnOnce(&History, &mut Verdict),
+) -> Verdict {
     let mut v = core(history);
-    workload.check(history, &mut v);
+    workload_rules(history, &mut v);
+    finish(history, v)
+}
+
+fn finish(history: &History, mut v: Verdict) -> Verdict {
     if history.dropped_events > 0 {
         v.anomalies
             .push(format!("{} events were dropped", history.dropped_events));
