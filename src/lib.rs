@@ -75,7 +75,7 @@ mod simulator;
 mod system;
 mod tools;
 
-pub use system::{clock, deadline, entry, etcd, keys, lock, protocol, storage, workload};
+pub use system::{clock, deadline, entry, etcd, keys, lock, protocol, schemes, storage, workload};
 
 #[cfg(madsim)]
 pub use simulator::world;

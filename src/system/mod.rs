@@ -9,5 +9,6 @@ pub mod etcd;
 pub mod keys;
 pub mod lock;
 pub mod protocol;
+pub mod schemes;
 pub mod storage;
 pub mod workload;

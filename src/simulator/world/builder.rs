@@ -98,6 +98,21 @@ impl Builder {
         self
     }
 
+    /// A recipe already shared.
+    pub fn recipe_arc(mut self, recipe: Arc<dyn LockRecipe>) -> Builder {
+        self.recipe = Some(recipe);
+        self
+    }
+
+    /// A scheme of the comparison: its fence, and its recipe if it has one.
+    pub fn scheme(self, scheme: &crate::schemes::Scheme) -> Builder {
+        let b = self.fence_arc(scheme.fence.clone());
+        match &scheme.recipe {
+            Some(r) => b.recipe_arc(r.clone()),
+            None => b,
+        }
+    }
+
     /// Your workload (instead of the scenario's `workload`).
     pub fn workload(mut self, workload: impl Workload) -> Builder {
         self.workload = Some(Arc::new(workload));

@@ -1,0 +1,61 @@
+//! The schemes people argue about, side by side: each a [`Fence`] and, where the scheme is
+//! about the lock rather than the storage, a [`LockRecipe`], written on the public traits
+//! only, with its source. `fencelab compare` runs every scheme on the same fault plans.
+
+use crate::lock::LockRecipe;
+use crate::storage::{Fence, Fencing};
+use std::sync::Arc;
+
+/// One row of the comparison.
+#[derive(Clone, Debug)]
+pub struct Scheme {
+    /// Its name in tables and on the command line.
+    pub name: &'static str,
+    /// One line: what it does, and where it comes from.
+    pub about: &'static str,
+    pub fence: Arc<dyn Fence>,
+    /// `None`: the scenario's lock method.
+    pub recipe: Option<Arc<dyn LockRecipe>>,
+}
+
+impl Scheme {
+    fn policy(fencing: Fencing, about: &'static str) -> Scheme {
+        Scheme {
+            name: fencing.as_str(),
+            about,
+            fence: fencing.fence(),
+            recipe: None,
+        }
+    }
+}
+
+/// Every scheme, in the order the comparison shows them.
+pub fn catalogue() -> Vec<Scheme> {
+    vec![
+        Scheme::policy(Fencing::None, "no fence: the lock alone keeps writers apart"),
+        Scheme::policy(
+            Fencing::LeaseId,
+            "the seed's check: a present key takes only the lease ID stored with it (etcd contrib/lock)",
+        ),
+        Scheme::policy(
+            Fencing::TokenWrites,
+            "fencing token on writes only: refuse a write below the highest token written (Kleppmann)",
+        ),
+        Scheme::policy(
+            Fencing::Token,
+            "fencing token on reads and writes: refuse any op below the highest token seen (Kleppmann)",
+        ),
+    ]
+}
+
+/// The scheme of that name.
+pub fn by_name(name: &str) -> Result<Scheme, String> {
+    let all = catalogue();
+    let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+    all.iter().find(|s| s.name == name).cloned().ok_or_else(|| {
+        format!(
+            "unknown scheme '{name}' (expected one of: {})",
+            names.join(", ")
+        )
+    })
+}
