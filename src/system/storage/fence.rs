@@ -38,6 +38,7 @@
 //! ```
 
 use crate::entry::Entry;
+use crate::etcd::{BoxFuture, Etcd};
 use crate::protocol::{Op, Request};
 use std::fmt::Debug;
 
@@ -69,6 +70,24 @@ pub trait Fence: Send + Sync + Debug + 'static {
     /// `Ok(None)` leaves it as it is; the store then applies the request. On refusal, the
     /// reason is the error text the client receives, and nothing changes.
     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String>;
+
+    /// Whether the storage must ask the lock service before [`Fence::admit`] (Chubby's
+    /// sequencer check). Only then does the storage connect to etcd.
+    fn asks_lock_service(&self) -> bool {
+        false
+    }
+
+    /// The question to the lock service, over the etcd seam: `Err(reason)` refuses the
+    /// request. The storage asks, *then* admits and applies: two steps, with no lock between
+    /// them, as a storage server that checks with a lock service has.
+    fn ask_lock_service<'a>(
+        &'a self,
+        req: &'a Request,
+        etcd: &'a dyn Etcd,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let _ = (req, etcd);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Accept everything: the lock alone must keep writers apart.

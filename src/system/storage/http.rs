@@ -5,6 +5,7 @@
 //! Client: one keep-alive connection, re-opened after any failure.
 
 use super::{Applied, Store};
+use crate::etcd::Etcd;
 use crate::history::{EventKind, Recorder};
 use crate::protocol::{self, Request, Response, BODY_BYTES_MAX, OP_HEADER};
 use bytes::Bytes;
@@ -35,6 +36,9 @@ const ACCEPT_ERRORS_MAX: u32 = 1_000;
 /// Pause after a failed accept (out of file descriptors: let connections close).
 const ACCEPT_RETRY_BACKOFF: Duration = Duration::from_millis(10);
 
+/// How long the storage waits for the lock service's answer (a fence that asks it).
+const LOCK_SERVICE_TIMEOUT: Duration = Duration::from_millis(1_000);
+
 /// The server's limits. Configurable so that tests need not wait for the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -42,6 +46,9 @@ pub struct ServerLimits {
     pub header_read_timeout: Option<Duration>,
     pub body_read_timeout: Duration,
     pub connections_max: usize,
+    /// How long a fence's question to the lock service may take before the request is
+    /// refused (as long as a lock client waits for etcd).
+    pub lock_service_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -57,6 +64,7 @@ impl Default for ServerLimits {
             },
             body_read_timeout: BODY_READ_TIMEOUT,
             connections_max: CONNECTIONS_MAX,
+            lock_service_timeout: LOCK_SERVICE_TIMEOUT,
         }
     }
 }
@@ -209,6 +217,8 @@ pub struct Server {
     recorder: Option<Recorder>,
     node: Arc<str>,
     limits: ServerLimits,
+    /// The lock service, for fences that ask it ([`Fence::asks_lock_service`]).
+    lock_service: Option<Arc<dyn Etcd>>,
 }
 
 impl Server {
@@ -218,7 +228,14 @@ impl Server {
             recorder,
             node: node.into(),
             limits: ServerLimits::default(),
+            lock_service: None,
         }
+    }
+
+    /// The same server, asking `etcd` whenever its fence wants the lock service's word.
+    pub fn with_lock_service(mut self, etcd: Arc<dyn Etcd>) -> Self {
+        self.lock_service = Some(etcd);
+        self
     }
 
     /// The same server with other limits.
@@ -327,9 +344,16 @@ impl Server {
             Ok(r) => r,
             Err(e) => return reply(StatusCode::BAD_REQUEST, &Response::error(e.0)),
         };
+        let asked = self.ask_lock_service(&request).await;
         let Applied { response, .. } = {
             let mut store = self.store.lock().expect("store lock");
-            let applied = store.apply(&request);
+            let applied = match asked {
+                Ok(()) => store.apply(&request),
+                Err(refusal) => Applied {
+                    response: Response::error(refusal),
+                    accepted: false,
+                },
+            };
             // Why record under the store lock: the log order must be the apply order.
             if let Some(rec) = &self.recorder {
                 rec.record(
@@ -349,6 +373,29 @@ impl Server {
             applied
         };
         reply(StatusCode::OK, &response)
+    }
+}
+
+impl Server {
+    /// The fence's question to the lock service, if it has one; refused if the lock service
+    /// cannot be asked or does not answer in time.
+    async fn ask_lock_service(&self, request: &Request) -> Result<(), String> {
+        let fence = self.store.lock().expect("store lock").fence().clone();
+        if !fence.asks_lock_service() {
+            return Ok(());
+        }
+        let Some(etcd) = &self.lock_service else {
+            return Err("the fence asks the lock service, and the storage has none".into());
+        };
+        let timeout = self.limits.lock_service_timeout;
+        crate::deadline::timeout(timeout, fence.ask_lock_service(request, etcd.as_ref()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the lock service did not answer within {} ms",
+                    timeout.as_millis()
+                ))
+            })
     }
 }
 
