@@ -21,6 +21,8 @@ pub enum WorkloadKind {
     Single,
     /// Each cycle: take the lock, read `counter`, add one, write it back, release.
     Counter,
+    /// Each cycle: take the lock, read two accounts, move one unit between them (two writes).
+    Transfer,
 }
 
 impl WorkloadKind {
@@ -29,6 +31,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Single => std::sync::Arc::new(crate::workload::Single),
             WorkloadKind::Counter => std::sync::Arc::new(crate::workload::Counter),
+            WorkloadKind::Transfer => std::sync::Arc::new(crate::workload::Transfer),
         }
     }
 }
@@ -39,11 +42,18 @@ impl std::str::FromStr for WorkloadKind {
         match s {
             "single" => Ok(WorkloadKind::Single),
             "counter" => Ok(WorkloadKind::Counter),
+            "transfer" => Ok(WorkloadKind::Transfer),
             _ => Err(format!(
-                "unknown workload '{s}' (expected single or counter)"
+                "unknown workload '{s}' (expected single, counter or transfer)"
             )),
         }
     }
+}
+
+/// The lock-delay: 1.5 times the standard 2 s TTL (Chubby's default, one minute, is three
+/// times a run).
+fn default_lock_delay_ms() -> u64 {
+    3_000
 }
 
 /// Per-client overrides, for scripted stories.
@@ -86,6 +96,11 @@ pub struct Scenario {
     pub think_ms: MsRange,
     pub campaign_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// Chubby's lock-delay, for the `lock-delay` recipe only: after a holder's lease ends
+    /// without a release, the next holder waits this long before it uses the lock. Below
+    /// `campaign_timeout_ms` (the wait is part of taking the lock).
+    #[serde(default = "default_lock_delay_ms")]
+    pub lock_delay_ms: u64,
     /// Client-side variant: before each write, check the lease deadline by the client's own
     /// clock with this safety margin and skip the write if it has passed.
     pub lease_check_margin_ms: Option<u64>,
@@ -379,6 +394,7 @@ impl Scenario {
             think_ms: MsRange::new(0, 200),
             campaign_timeout_ms: 10_000,
             request_timeout_ms: 1_000,
+            lock_delay_ms: default_lock_delay_ms(),
             lease_check_margin_ms: None,
             latency_ms: MsRange::new(1, 10),
             loss_rate: 0.0,
@@ -500,6 +516,12 @@ impl Scenario {
             if !(1..=SECTION_MS_MAX).contains(&v) {
                 return Err(format!("{name}: {v} is outside 1..={SECTION_MS_MAX}"));
             }
+        }
+        if self.lock_delay_ms >= self.campaign_timeout_ms {
+            return Err(format!(
+                "lock_delay_ms: {} is not below campaign_timeout_ms ({})",
+                self.lock_delay_ms, self.campaign_timeout_ms
+            ));
         }
         if let Some(margin_ms) = self.lease_check_margin_ms {
             // A margin as long as the lease refuses every write; longer would wrap around.

@@ -6,3 +6,9 @@
 pub const SINGLE_KEY: &str = "key0";
 /// The key of the counter workload.
 pub const COUNTER_KEY: &str = "counter";
+/// The transfer workload's two accounts: each cycle moves one unit from the first to the
+/// second.
+pub const TRANSFER_FROM_KEY: &str = "account-a";
+pub const TRANSFER_TO_KEY: &str = "account-b";
+/// Units in the first account before any transfer (an absent key holds its initial amount).
+pub const TRANSFER_TOTAL: u64 = 1_000_000;

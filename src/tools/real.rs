@@ -269,6 +269,7 @@ impl SeedClient {
             ttl_s: self.ttl_s,
             campaign_timeout: CAMPAIGN_TIMEOUT,
             request_timeout: ETCD_REQUEST_TIMEOUT,
+            lock_delay_ms: 0,
         }
     }
 

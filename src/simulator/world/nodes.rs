@@ -80,7 +80,10 @@ pub(super) fn start(
     let mut nodes = Nodes::default();
     nodes.insert(ETCD, start_etcd(handle, scenario, plan, seed, origin));
     let store = Arc::new(Mutex::new(Store::with_fence(parts.fence.clone())));
-    nodes.insert(STORAGE, start_storage(handle, store.clone(), recorder));
+    nodes.insert(
+        STORAGE,
+        start_storage(handle, store.clone(), recorder, scenario.etcd),
+    );
     nodes.insert(OPERATOR, start_operator(handle));
     let mut clients = start_clients(handle, scenario, plan, parts, seed, origin, recorder);
     for (name, node) in clients.nodes.drain(..) {
@@ -135,8 +138,20 @@ fn start_etcd(
 }
 
 /// Starts the storage node, serving `store`, which the supervisor reads at the end.
-fn start_storage(handle: &Handle, store: Arc<Mutex<Store>>, recorder: &Recorder) -> NodeHandle {
+fn start_storage(
+    handle: &Handle,
+    store: Arc<Mutex<Store>>,
+    recorder: &Recorder,
+    etcd: Backend,
+) -> NodeHandle {
     let storage_addr = STORAGE_ADDR;
+    // Only a fence that asks the lock service makes the storage connect to etcd: every other
+    // run keeps its messages, and so its history, as it was.
+    let asks = store
+        .lock()
+        .expect("store lock")
+        .fence()
+        .asks_lock_service();
     let server = Server::new(store, Some(recorder.clone()), STORAGE);
     handle
         .create_node()
@@ -145,6 +160,10 @@ fn start_storage(handle: &Handle, store: Arc<Mutex<Store>>, recorder: &Recorder)
         .init(move || {
             let server = server.clone();
             async move {
+                let server = match asks {
+                    true => server.with_lock_service(lock_service(etcd).await),
+                    false => server,
+                };
                 match tokio::net::TcpListener::bind(storage_addr).await {
                     Ok(listener) => {
                         let _ = server.serve(listener).await;
@@ -154,6 +173,18 @@ fn start_storage(handle: &Handle, store: Arc<Mutex<Store>>, recorder: &Recorder)
             }
         })
         .build()
+}
+
+/// The storage's connection to etcd, retried until it holds (the etcd node may be starting).
+async fn lock_service(backend: Backend) -> Arc<dyn crate::etcd::Etcd> {
+    // Bounded: a run ends long before this many retries.
+    for _ in 0..100_000u32 {
+        if let Ok(etcd) = crate::etcd::connect(backend, &[ETCD_ADDR.to_string()]).await {
+            return etcd;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the storage never reached etcd");
 }
 
 /// Starts the operator node: the nemesis' revocations go from there (the supervisor has no
@@ -220,6 +251,7 @@ fn start_clients(
                 ttl_s: scenario.ttl_s,
                 campaign_timeout: Duration::from_millis(scenario.campaign_timeout_ms),
                 request_timeout: Duration::from_millis(scenario.request_timeout_ms),
+                lock_delay_ms: scenario.lock_delay_ms,
             },
             critical_ms: script
                 .as_ref()

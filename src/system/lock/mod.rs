@@ -135,6 +135,8 @@ pub struct LockConfig {
     pub campaign_timeout: Duration,
     /// How long to wait for any other etcd answer.
     pub request_timeout: Duration,
+    /// The lock-delay, for recipes that have one (`schemes::LockDelay`).
+    pub lock_delay_ms: u64,
 }
 
 /// Why a lock operation failed.

@@ -2,8 +2,16 @@
 //! about the lock rather than the storage, a [`LockRecipe`], written on the public traits
 //! only, with its source. `fencelab compare` runs every scheme on the same fault plans.
 
-use crate::lock::LockRecipe;
-use crate::storage::{Fence, Fencing};
+mod fences;
+mod lock_delay;
+mod sequencer;
+
+pub use fences::{scramble, LeaseIdAtLeast, RandomTokenCas, TokenStrict};
+pub use lock_delay::{LockDelay, HOLDER_KEY};
+pub use sequencer::SequencerCheck;
+
+use crate::lock::{Election, LockRecipe};
+use crate::storage::{Fence, Fencing, NoFence};
 use std::sync::Arc;
 
 /// One row of the comparison.
@@ -45,6 +53,38 @@ pub fn catalogue() -> Vec<Scheme> {
             Fencing::Token,
             "fencing token on reads and writes: refuse any op below the highest token seen (Kleppmann)",
         ),
+        Scheme {
+            name: "random-cas",
+            about: "random unique token, check-and-set: a read claims the key, a write needs the claim to be its own (antirez, Is Redlock safe?)",
+            fence: Arc::new(RandomTokenCas),
+            recipe: None,
+        },
+        Scheme {
+            name: "sequencer",
+            about: "the storage asks etcd whether the writer's lock key still exists, then writes: two steps (Chubby's sequencer check)",
+            fence: Arc::new(SequencerCheck),
+            recipe: None,
+        },
+        Scheme {
+            name: "lock-delay",
+            about: "no fence; a lock freed without a release stays unusable for lock_delay_ms (Chubby, OSDI 2006)",
+            fence: Arc::new(NoFence),
+            recipe: Some(Arc::new(LockDelay {
+                inner: Arc::new(Election),
+            })),
+        },
+        Scheme {
+            name: "lease-id-ge",
+            about: "wrong fix: the seed's lease-ID check with >= instead of equality (lease IDs are not ordered by acquisition)",
+            fence: Arc::new(LeaseIdAtLeast),
+            recipe: None,
+        },
+        Scheme {
+            name: "token-strict",
+            about: "wrong fix: the token check with a strict > (a holder's own second op is refused)",
+            fence: Arc::new(TokenStrict),
+            recipe: None,
+        },
     ]
 }
 

@@ -1,6 +1,7 @@
 //! A **workload**: what a client does while it holds the lock, and what the checker must know
-//! of it. fencelab's two built-ins ([`Single`], the seed's one write; [`Counter`], a
-//! read-modify-write) are implementations like any other; bring your own by implementing
+//! of it. fencelab's built-ins ([`Single`], the seed's one write; [`Counter`], a
+//! read-modify-write; [`Transfer`], two writes per critical section) are implementations like
+//! any other; bring your own by implementing
 //! [`Workload`] and handing it to `world::Builder::workload`.
 //!
 //! The client around it is the same for every workload ([`ClientRun`]): session, lock, the
@@ -39,10 +40,12 @@
 
 mod builtin;
 mod client;
+mod transfer;
 
 pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
 pub use builtin::{Counter, Single};
 pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
+pub use transfer::Transfer;
 
 use crate::checker::Verdict;
 use crate::etcd::BoxFuture;
