@@ -4,7 +4,7 @@
 
 use fencelab::history::{EventKind, OpResult};
 use fencelab::protocol::Op;
-use fencelab::scenario::{NemesisConfig, Scenario, WorkloadKind};
+use fencelab::scenario::{MsRange, NemesisConfig, Scenario, WorkloadKind};
 use fencelab::schemes::{self, Scheme};
 use fencelab::sweep;
 use fencelab::world::Builder;
@@ -136,6 +136,36 @@ fn two_writes_per_critical_section() {
     }
     let none = tally(&scheme("none"), &transfer, SEEDS);
     assert!(none.lost > 0 && none.invariant > 0, "{none:?}");
+}
+
+/// The sequencer check's two steps race once the storage takes time between the check and the
+/// write (its own work: a disk write, a GC pause); the token's check and write are one step
+/// under the store's lock, and hold with the same work times.
+#[test]
+fn the_sequencer_check_races_when_the_storage_works_between_check_and_write() {
+    let slow = Scenario {
+        storage_work_ms: MsRange::new(0, 1_000),
+        ..scenario(WorkloadKind::Counter)
+    };
+    let seq = tally(&scheme("sequencer"), &slow, SEEDS);
+    assert!(seq.violating > 0, "{seq:?}");
+    let token = tally(&scheme("token"), &slow, SEEDS);
+    assert_eq!(token.violating, 0, "{token:?}");
+}
+
+#[test]
+#[ignore]
+fn print_the_race() {
+    for max in [0, 100, 300, 1_000, 3_000] {
+        let slow = Scenario {
+            storage_work_ms: MsRange::new(0, max),
+            ..scenario(WorkloadKind::Counter)
+        };
+        for name in ["sequencer", "token", "none"] {
+            let t = tally(&scheme(name), &slow, SEEDS);
+            println!("work 0..{max} ms {name:10} {t:?}");
+        }
+    }
 }
 
 #[test]

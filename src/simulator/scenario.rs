@@ -101,6 +101,10 @@ pub struct Scenario {
     /// `campaign_timeout_ms` (the wait is part of taking the lock).
     #[serde(default = "default_lock_delay_ms")]
     pub lock_delay_ms: u64,
+    /// The storage server's own work on each request, between receiving it (and asking the
+    /// lock service, under a fence that does) and applying it: a time drawn per request.
+    /// Exactly 0 (the default): it applies at once.
+    pub storage_work_ms: MsRange,
     /// Client-side variant: before each write, check the lease deadline by the client's own
     /// clock with this safety margin and skip the write if it has passed.
     pub lease_check_margin_ms: Option<u64>,
@@ -395,6 +399,7 @@ impl Scenario {
             campaign_timeout_ms: 10_000,
             request_timeout_ms: 1_000,
             lock_delay_ms: default_lock_delay_ms(),
+            storage_work_ms: MsRange::exactly(0),
             lease_check_margin_ms: None,
             latency_ms: MsRange::new(1, 10),
             loss_rate: 0.0,
@@ -505,6 +510,8 @@ impl Scenario {
         }
         self.critical_ms.validate("critical_ms", SECTION_MS_MAX)?;
         self.think_ms.validate("think_ms", SECTION_MS_MAX)?;
+        self.storage_work_ms
+            .validate("storage_work_ms", SECTION_MS_MAX)?;
         self.latency_ms.validate("latency_ms", 10_000)?;
         if self.latency_ms.min == 0 {
             return Err("latency_ms: min must be at least 1".into());

@@ -82,7 +82,7 @@ pub(super) fn start(
     let store = Arc::new(Mutex::new(Store::with_fence(parts.fence.clone())));
     nodes.insert(
         STORAGE,
-        start_storage(handle, store.clone(), recorder, scenario.etcd),
+        start_storage(handle, store.clone(), recorder, scenario, seed),
     );
     nodes.insert(OPERATOR, start_operator(handle));
     let mut clients = start_clients(handle, scenario, plan, parts, seed, origin, recorder);
@@ -142,9 +142,11 @@ fn start_storage(
     handle: &Handle,
     store: Arc<Mutex<Store>>,
     recorder: &Recorder,
-    etcd: Backend,
+    scenario: &Scenario,
+    seed: u64,
 ) -> NodeHandle {
     let storage_addr = STORAGE_ADDR;
+    let etcd = scenario.etcd;
     // Only a fence that asks the lock service makes the storage connect to etcd: every other
     // run keeps its messages, and so its history, as it was.
     let asks = store
@@ -152,7 +154,8 @@ fn start_storage(
         .expect("store lock")
         .fence()
         .asks_lock_service();
-    let server = Server::new(store, Some(recorder.clone()), STORAGE);
+    let server = Server::new(store, Some(recorder.clone()), STORAGE)
+        .with_work(scenario.storage_work_ms, seed ^ STORAGE_WORK_SEED);
     handle
         .create_node()
         .name(STORAGE)
@@ -174,6 +177,9 @@ fn start_storage(
         })
         .build()
 }
+
+/// Mixed into the run's seed for the storage's work times, so they are not the clients' draws.
+const STORAGE_WORK_SEED: u64 = 0x5707_a6e0_u64;
 
 /// The storage's connection to etcd, retried until it holds (the etcd node may be starting).
 async fn lock_service(backend: Backend) -> Arc<dyn crate::etcd::Etcd> {

@@ -7,11 +7,14 @@
 use super::{Applied, Store};
 use crate::etcd::Etcd;
 use crate::history::{EventKind, Recorder};
+use crate::ms::MsRange;
 use crate::protocol::{self, Request, Response, BODY_BYTES_MAX, OP_HEADER};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
@@ -219,6 +222,10 @@ pub struct Server {
     limits: ServerLimits,
     /// The lock service, for fences that ask it ([`Fence::asks_lock_service`]).
     lock_service: Option<Arc<dyn Etcd>>,
+    /// The server's own work on a request between receiving it (and asking the lock service,
+    /// if its fence does) and applying it: a time drawn per request from this range, from a
+    /// seeded generator. `None`: it applies at once.
+    work: Option<(MsRange, Arc<Mutex<ChaCha8Rng>>)>,
 }
 
 impl Server {
@@ -229,7 +236,20 @@ impl Server {
             node: node.into(),
             limits: ServerLimits::default(),
             lock_service: None,
+            work: None,
         }
+    }
+
+    /// The same server, spending a time drawn from `work_ms` (seeded by `seed`) on each
+    /// request before it applies it. A range of exactly 0 changes nothing.
+    pub fn with_work(mut self, work_ms: MsRange, seed: u64) -> Self {
+        self.work = (work_ms.max > 0).then(|| {
+            (
+                work_ms,
+                Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))),
+            )
+        });
+        self
     }
 
     /// The same server, asking `etcd` whenever its fence wants the lock service's word.
@@ -345,6 +365,13 @@ impl Server {
             Err(e) => return reply(StatusCode::BAD_REQUEST, &Response::error(e.0)),
         };
         let asked = self.ask_lock_service(&request).await;
+        if let Some((range, rng)) = &self.work {
+            let ms = rng
+                .lock()
+                .expect("work rng")
+                .gen_range(range.min..=range.max);
+            crate::deadline::sleep(Duration::from_millis(ms)).await;
+        }
         let Applied { response, .. } = {
             let mut store = self.store.lock().expect("store lock");
             let applied = match asked {
