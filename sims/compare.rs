@@ -1,5 +1,6 @@
 //! `compare`: every scheme against every fault family on the same plans. Token fencing holds
-//! in every column and no fence breaks where it must; every row runs the same plans; the JSON
+//! in every column and no fence breaks where it must; every row runs the same plans, and the
+//! `all` column is the sweep of the standard scenario; the JSON
 //! and the grid have their documented shape; a shrunk seed replays; bad flags get one line.
 
 #![cfg(madsim)]
@@ -10,6 +11,8 @@ mod global_alloc;
 use fencelab::compare::{self, Comparison};
 use fencelab::scenario::Scenario;
 use fencelab::schemes;
+use fencelab::storage::Fencing;
+use fencelab::sweep;
 use fencelab::world::Builder;
 use std::process::{Command, Output};
 
@@ -77,6 +80,29 @@ fn every_row_runs_the_same_plans() {
                 s.name, family.name
             );
         }
+    }
+}
+
+#[test]
+fn the_all_column_is_the_sweep_of_the_standard_scenario() {
+    let picked = ["none", "token-writes"].map(|n| schemes::by_name(n).unwrap());
+    let all = compare::families_named("all").unwrap();
+    let base = Scenario::standard();
+    let cmp = compare::compare(&base, &picked, &all, 0..12, 2, &|| {}).unwrap();
+    for policy in [Fencing::None, Fencing::TokenWrites] {
+        let results = sweep::sweep(&base, policy, 0..12, 2, &|_| {});
+        let violating: Vec<u64> = results
+            .iter()
+            .filter(|r| r.violates)
+            .map(|r| r.seed)
+            .collect();
+        let c = cell(&cmp, policy.as_str(), "all");
+        assert_eq!(c.k, violating.len() as u64, "{policy}");
+        assert_eq!(
+            c.first_violating_seed,
+            violating.first().copied(),
+            "{policy}"
+        );
     }
 }
 
