@@ -1,7 +1,7 @@
 //! `compare`: every scheme against every fault family on the same plans. Token fencing holds
 //! in every column and no fence breaks where it must; every row runs the same plans, and the
-//! `all` column is the sweep of the standard scenario; the JSON
-//! and the grid have their documented shape; a shrunk seed replays; bad flags get one line.
+//! `all` column is the sweep of the standard scenario; the JSON and the grid have their
+//! documented shape; a shrunk seed replays; bad flags get one line.
 
 #![cfg(madsim)]
 
