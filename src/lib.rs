@@ -91,7 +91,7 @@ pub use nemesis::FaultPlan;
 pub use scenario::Scenario;
 pub use storage::{Fence, Fencing};
 #[cfg(madsim)]
-pub use tools::{atlas, explore, harness, report, sweep};
+pub use tools::{atlas, compare, explore, harness, report, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};
 pub use workload::Workload;
 #[cfg(madsim)]

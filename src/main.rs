@@ -256,6 +256,9 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Every scheme (rows) against every fault family (columns) on the same seeds and plans:
+    /// violating seeds with their 95% Wilson interval, false rejections, stale acceptances.
+    Compare(compare::CompareArgs),
     /// Real mode: the storage server over real HTTP.
     #[cfg(not(madsim))]
     Storage(fencelab::real::StorageArgs),
@@ -320,6 +323,9 @@ fn run(command: Command, _out: &mut String) -> Result<(), String> {
         _ => Err("this subcommand runs the simulation: build without RUSTFLAGS (the default .cargo/config.toml sets --cfg madsim)".into()),
     }
 }
+
+#[path = "cli/compare.rs"]
+mod compare;
 
 #[cfg(madsim)]
 use sim::run;

@@ -1,4 +1,5 @@
-//! The simulation's subcommands (`--cfg madsim`): run, replay, demo, sweep, merge, explore.
+//! The simulation's subcommands (`--cfg madsim`): run, replay, demo, sweep, merge, explore
+//! (and compare, in `compare.rs`).
 
 use super::{Command, ScenarioArgs};
 use fencelab::atlas;
@@ -50,7 +51,7 @@ fn range(flag: &str, s: &str) -> Result<MsRange, String> {
 
 impl ScenarioArgs {
     /// The scenario: file or preset, then flags, then validation.
-    fn build(&self) -> Result<Scenario, String> {
+    pub(crate) fn build(&self) -> Result<Scenario, String> {
         let mut s = match (&self.scenario, &self.preset) {
             (Some(path), _) => Scenario::from_toml(&read(path)?)
                 .map_err(|e| format!("bad scenario {}: {e}", path.display()))?,
@@ -426,6 +427,7 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             print_summaries(out, &merged, json, csv);
         }
+        Command::Compare(args) => return super::compare::run(args, out),
         Command::Explore {
             fencing,
             scenario,

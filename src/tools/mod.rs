@@ -5,6 +5,8 @@
 pub mod atlas;
 pub mod calibrate;
 #[cfg(madsim)]
+pub mod compare;
+#[cfg(madsim)]
 pub mod explore;
 #[cfg(madsim)]
 pub mod harness;
