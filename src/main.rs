@@ -166,6 +166,10 @@ enum Command {
         /// none, lease-id, token-writes or token.
         #[arg(long, default_value = "token")]
         fencing: String,
+        /// A scheme of `compare` instead (random-cas, sequencer, lock-delay, ...): its fence
+        /// and lock recipe.
+        #[arg(long)]
+        scheme: Option<String>,
         #[command(flatten)]
         scenario: ScenarioArgs,
         /// Run this fault plan (JSON) instead of the one the seed draws.

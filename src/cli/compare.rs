@@ -185,8 +185,7 @@ mod sim {
         Ok(shrunk)
     }
 
-    /// A fencing policy's run is an experiment `replay` reads; any other scheme's plan is
-    /// what a harness test of that scheme replays with `FENCELAB_SEED` and `FENCELAB_PLAN`.
+    /// An experiment `replay` reads: the scheme by name (a policy's run needs none).
     fn write_replay(
         base: &Scenario,
         scheme: &Scheme,
@@ -202,27 +201,15 @@ mod sim {
             .parse::<Fencing>()
             .ok()
             .filter(|f| scheme.recipe.is_none() && f.fence().name() == scheme.fence.name());
-        let (text, replay) = match policy {
-            Some(fencing) => {
-                let exp = Experiment {
-                    seed: s.seed,
-                    fencing,
-                    scenario: family.scenario(base),
-                    plan: s.plan.clone(),
-                };
-                let replay = format!("cargo run --release -- replay {}", path.display());
-                (serde_json::to_string_pretty(&exp), replay)
-            }
-            None => {
-                let replay = format!(
-                    "FENCELAB_SEED={} FENCELAB_PLAN={} cargo test --release -- --exact <your Harness test of scheme {}>",
-                    s.seed,
-                    path.display(),
-                    s.scheme
-                );
-                (serde_json::to_string_pretty(&s.plan), replay)
-            }
+        let exp = Experiment {
+            seed: s.seed,
+            fencing: policy.unwrap_or(Fencing::None),
+            scheme: policy.is_none().then(|| scheme.name.to_string()),
+            scenario: family.scenario(base),
+            plan: s.plan.clone(),
         };
+        let replay = format!("cargo run --release -- replay {}", path.display());
+        let text = serde_json::to_string_pretty(&exp);
         std::fs::write(&path, text.expect("json") + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(replay)

@@ -308,6 +308,7 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
         Command::Run {
             seed,
             fencing,
+            scheme,
             scenario,
             plan,
             timeline,
@@ -324,6 +325,7 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
             let exp = Experiment {
                 seed,
                 fencing,
+                scheme,
                 scenario,
                 plan,
             };
@@ -460,6 +462,7 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
             let exp = found.case.as_ref().map(|c| Experiment {
                 seed: c.seed,
                 fencing,
+                scheme: None,
                 scenario: c.scenario(&base),
                 plan: c.plan(),
             });

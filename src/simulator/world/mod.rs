@@ -166,18 +166,36 @@ async fn apply_until_end(
 pub struct Experiment {
     pub seed: u64,
     pub fencing: Fencing,
+    /// A scheme of the comparison (`schemes::catalogue`) instead of the policy: its fence and
+    /// lock recipe. Absent from the JSON when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
     pub scenario: Scenario,
     pub plan: FaultPlan,
 }
 
 impl Experiment {
-    /// Checks the scenario and the plan against each other.
+    /// Checks the scenario, the plan and the scheme.
     pub fn validate(&self) -> Result<(), String> {
         self.scenario.validate()?;
+        if let Some(name) = &self.scheme {
+            crate::schemes::by_name(name)?;
+        }
         self.plan.validate(&self.scenario.client_names())
     }
 
+    /// Runs it. Panics on a scheme not in the catalogue: [`Experiment::validate`] first.
     pub fn run(&self) -> Run {
-        run(&self.scenario, &self.plan, self.fencing, self.seed)
+        let builder = Builder::new(self.scenario.clone())
+            .fencing(self.fencing)
+            .plan(self.plan.clone())
+            .seed(self.seed);
+        match &self.scheme {
+            Some(name) => {
+                let scheme = crate::schemes::by_name(name).expect("a validated scheme");
+                builder.scheme(&scheme).run()
+            }
+            None => builder.run(),
+        }
     }
 }
