@@ -104,9 +104,15 @@ pub fn story(history: &History) -> String {
 /// The verdict in words.
 pub fn verdict(v: &Verdict) -> String {
     let mut out = String::new();
+    // Invariant breaks only when a workload has broken one: the built-ins' lines stay as
+    // they were.
+    let invariants = match v.invariant_breaks {
+        0 => String::new(),
+        n => format!(", invariant breaks {n}"),
+    };
     let _ = writeln!(
         out,
-        "verdict: {} (lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {})",
+        "verdict: {} (lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {}{invariants})",
         if v.violates() { "VIOLATED" } else { "safe" },
         v.lost_updates,
         v.token_order_breaks,
