@@ -216,6 +216,25 @@ fn table(summaries: &[Summary]) -> String {
             s.seeds_per_sec
         );
     }
+    // The workload's own counts, when it has any; the set's lost adds as a fraction of the
+    // acknowledged ones, with the Wilson interval of that fraction.
+    for s in summaries.iter().filter(|s| !s.tallies.is_empty()) {
+        let counts: Vec<String> = s.tallies.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = write!(t, "{:<13} {}", s.fencing.as_str(), counts.join(", "));
+        let (acked, lost) = (s.tallies.get("adds-acked"), s.tallies.get("adds-lost"));
+        if let (Some(&acked), Some(&lost)) = (acked, lost) {
+            let (low, high) = sweep::wilson(lost, acked);
+            let rate = lost as f64 / acked.max(1) as f64;
+            let _ = write!(
+                t,
+                ": {:.2}% of acknowledged adds lost [{:.2}, {:.2}]",
+                rate * 100.0,
+                low * 100.0,
+                high * 100.0
+            );
+        }
+        t.push('\n');
+    }
     t
 }
 

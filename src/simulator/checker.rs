@@ -82,6 +82,10 @@ pub struct Verdict {
     /// Workload invariants broken ([`Workload::check`](crate::workload::Workload::check)); absent from the JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub invariant_breaks: u64,
+    /// A workload's own counts, by name (the set's acknowledged and lost adds); absent from the
+    /// JSON when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tallies: BTreeMap<String, u64>,
     pub findings: Vec<Finding>,
     /// Things in the history that should not be there (never expected; reported, not panicked).
     pub anomalies: Vec<String>,

@@ -23,6 +23,8 @@ pub enum WorkloadKind {
     Counter,
     /// Each cycle: take the lock, read two accounts, move one unit between them (two writes).
     Transfer,
+    /// Jepsen's lock-set: each cycle reads a set, and half the time adds a unique element.
+    Set,
 }
 
 impl WorkloadKind {
@@ -32,6 +34,7 @@ impl WorkloadKind {
             WorkloadKind::Single => std::sync::Arc::new(crate::workload::Single),
             WorkloadKind::Counter => std::sync::Arc::new(crate::workload::Counter),
             WorkloadKind::Transfer => std::sync::Arc::new(crate::workload::Transfer),
+            WorkloadKind::Set => std::sync::Arc::new(crate::workload::Set),
         }
     }
 }
@@ -43,8 +46,9 @@ impl std::str::FromStr for WorkloadKind {
             "single" => Ok(WorkloadKind::Single),
             "counter" => Ok(WorkloadKind::Counter),
             "transfer" => Ok(WorkloadKind::Transfer),
+            "set" => Ok(WorkloadKind::Set),
             _ => Err(format!(
-                "unknown workload '{s}' (expected single, counter or transfer)"
+                "unknown workload '{s}' (expected single, counter, transfer or set)"
             )),
         }
     }

@@ -12,3 +12,5 @@ pub const TRANSFER_FROM_KEY: &str = "account-a";
 pub const TRANSFER_TO_KEY: &str = "account-b";
 /// Units in the first account before any transfer (an absent key holds its initial amount).
 pub const TRANSFER_TOTAL: u64 = 1_000_000;
+/// The set workload's key (Jepsen's lock-set).
+pub const SET_KEY: &str = "set";

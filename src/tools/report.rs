@@ -106,10 +106,13 @@ pub fn verdict(v: &Verdict) -> String {
     let mut out = String::new();
     // Invariant breaks only when a workload has broken one: the built-ins' lines stay as
     // they were.
-    let invariants = match v.invariant_breaks {
+    let mut invariants = match v.invariant_breaks {
         0 => String::new(),
         n => format!(", invariant breaks {n}"),
     };
+    for (name, n) in &v.tallies {
+        invariants.push_str(&format!(", {name} {n}"));
+    }
     let _ = writeln!(
         out,
         "verdict: {} (lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {}{invariants})",

@@ -9,6 +9,7 @@ use crate::scenario::Scenario;
 use crate::storage::Fencing;
 use crate::world;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -75,6 +76,9 @@ pub struct SeedResult {
     pub simulated_ms: u64,
     pub faults: usize,
     pub faults_outside: usize,
+    /// The workload's own counts (the set's acknowledged and lost adds); absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tallies: BTreeMap<String, u64>,
 }
 
 /// Runs one seed under one of fencelab's policies: draws its plan, runs the world, keeps the
@@ -106,6 +110,7 @@ pub fn seed_result(run: &world::Run) -> SeedResult {
             .iter()
             .filter(|f| f.assumption == nemesis::Assumption::Outside)
             .count(),
+        tallies: v.tallies.clone(),
     }
 }
 
@@ -159,6 +164,17 @@ pub fn sweep_with(
     })
 }
 
+/// Named counts summed.
+fn sum_tallies<'a>(all: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+    let mut sum = BTreeMap::new();
+    for t in all {
+        for (k, v) in t {
+            *sum.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    sum
+}
+
 /// The figures of one policy over many seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -192,6 +208,9 @@ pub struct Summary {
     pub messages_per_seed: f64,
     /// The first few violating seeds, to replay.
     pub violating_examples: Vec<u64>,
+    /// The workload's own counts, summed over the seeds; absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tallies: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -223,6 +242,7 @@ impl Summary {
                 .take(EXAMPLES_MAX)
                 .map(|r| r.seed)
                 .collect(),
+            tallies: sum_tallies(results.iter().map(|r| &r.tallies)),
         };
         s.derive();
         s
@@ -267,6 +287,7 @@ impl Summary {
         s.simulated_s = parts.iter().map(|p| p.simulated_s).sum();
         s.messages = sum(|p| p.messages);
         s.violating_examples = examples;
+        s.tallies = sum_tallies(parts.iter().map(|p| &p.tallies));
         s.derive();
         Ok(s)
     }

@@ -1,6 +1,7 @@
 //! A **workload**: what a client does while it holds the lock, and what the checker must know
 //! of it. fencelab's built-ins ([`Single`], the seed's one write; [`Counter`], a
-//! read-modify-write; [`Transfer`], two writes per critical section) are implementations like
+//! read-modify-write; [`Transfer`], two writes per critical section; [`Set`], Jepsen's
+//! lock-set) are implementations like
 //! any other; bring your own by implementing
 //! [`Workload`] and handing it to `world::Builder::workload`.
 //!
@@ -40,11 +41,13 @@
 
 mod builtin;
 mod client;
+pub mod set;
 mod transfer;
 
 pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
 pub use builtin::{Counter, Single};
 pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
+pub use set::Set;
 pub use transfer::Transfer;
 
 use crate::checker::Verdict;

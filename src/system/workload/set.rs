@@ -1,0 +1,113 @@
+//! Jepsen's lock-set workload (jepsen-io/etcd, `src/jepsen/etcd/lock.clj`, the `set` tests):
+//! under the lock, half the operations read a set and half add a unique element to it by
+//! read-modify-write, with a sleep inside the critical section. An add is **lost** when it was
+//! acknowledged and its element is missing from the final set: what Jepsen measured against
+//! etcd 3.4's Lock API.
+
+use super::{Critical, CycleEnd, Workload};
+use crate::checker::{FindingKind, Verdict};
+use crate::etcd::BoxFuture;
+use crate::history::{EventKind, History, OpResult};
+use crate::keys::SET_KEY;
+use crate::protocol::Op;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The set workload. Elements are `client/lease` (a lease is granted once per lock cycle, so
+/// every add's element is unique); the set is stored as their comma-separated list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Set;
+
+/// The tallies the set's check adds to a verdict.
+pub const ADDS_ACKED: &str = "adds-acked";
+pub const ADDS_LOST: &str = "adds-lost";
+
+/// The elements of a stored set.
+pub fn elements(val: &str) -> BTreeSet<&str> {
+    val.split(',').filter(|e| !e.is_empty()).collect()
+}
+
+impl Set {
+    async fn cycle(&self, cs: &mut Critical<'_>) -> Result<(), CycleEnd> {
+        let read = cs.read(SET_KEY).await;
+        let Some(current) = read.value().map(str::to_string) else {
+            return Err(CycleEnd::Abandoned(format!("read: {read:?}")));
+        };
+        // Half the operations are reads, as in Jepsen's workload.
+        if cs.rng().gen_bool(0.5) {
+            return Ok(());
+        }
+        let element = format!("{}/{:x}", cs.node(), cs.holding().lease_id);
+        cs.prepare_write().await?;
+        let added = match current.is_empty() {
+            true => element,
+            false => format!("{current},{element}"),
+        };
+        cs.write(SET_KEY, added).await;
+        Ok(())
+    }
+}
+
+impl Workload for Set {
+    fn name(&self) -> &str {
+        "set"
+    }
+
+    fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd> {
+        Box::pin(async move {
+            match self.cycle(cs).await {
+                Ok(()) => CycleEnd::Done,
+                Err(end) => end,
+            }
+        })
+    }
+
+    fn check(&self, history: &History, verdict: &mut Verdict) {
+        let final_set = history
+            .final_entries
+            .get(SET_KEY)
+            .map(|e| elements(&e.val))
+            .unwrap_or_default();
+        // Each write to the set, by op id: its event, node and the element it added.
+        let mut adds: BTreeMap<u64, (usize, &str, &str)> = BTreeMap::new();
+        let (mut acked, mut lost) = (0u64, 0u64);
+        for (i, e) in history.events.iter().enumerate() {
+            match &e.kind {
+                EventKind::Invoke {
+                    op_id,
+                    op: Op::Write,
+                    key,
+                    val,
+                    ..
+                } if key == SET_KEY => {
+                    let element = val.rsplit(',').next().unwrap_or_default();
+                    adds.insert(*op_id, (i, e.node.as_str(), element));
+                }
+                EventKind::Complete {
+                    op_id,
+                    outcome: OpResult::Ok { .. },
+                } => {
+                    let Some(&(_, node, element)) = adds.get(op_id) else {
+                        continue;
+                    };
+                    acked += 1;
+                    if !final_set.contains(element) {
+                        lost += 1;
+                        verdict.add(
+                            FindingKind::InvariantBreak,
+                            i,
+                            e.true_us,
+                            node,
+                            format!(
+                                "lost add: {node}'s acknowledged {element} is not in the final set"
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        verdict.tallies.insert(ADDS_ACKED.into(), acked);
+        verdict.tallies.insert(ADDS_LOST.into(), lost);
+    }
+}
