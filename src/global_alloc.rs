@@ -9,7 +9,7 @@
 //!
 //! Why mimalloc here: every simulated run allocates for each message, task and timer, and
 //! glibc's malloc took about a quarter of a run's instructions; mimalloc made the sweep about
-//! 15% faster (README, Performance). The `mimalloc` feature (default) switches it on; build
+//! 15% faster (docs/performance.md). The `mimalloc` feature (default) switches it on; build
 //! with `--no-default-features` for the system allocator.
 
 #[cfg(feature = "mimalloc")]

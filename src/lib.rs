@@ -56,7 +56,8 @@
 //! Around them: [`scenario`] (its times in [`ms`]), [`clock`], [`deadline`], [`exact_json`],
 //! [`keys`] (the storage keys the workloads use), [`etcd`] (the one seam to etcd, and
 //! fencelab's model of it), [`lock`], [`storage`] (its values: [`entry`]), [`protocol`],
-//! [`world`] (its [`world::Builder`]), [`harness`] (seeds in your tests), [`sweep`], [`atlas`],
+//! [`world`] (its [`world::Builder`]), [`harness`] (seeds in your tests), [`schemes`] and
+//! [`compare`] (the safeguards people argue about, side by side), [`sweep`], [`atlas`],
 //! [`explore`], [`report`], [`timeline`], [`plot`] and
 //! [`heatmap`] (drawn with [`svg`]), [`stories`], [`calibrate`] (the etcd model against a real
 //! etcd), and `real` (the same code against a real etcd, built without `--cfg madsim`).
