@@ -120,6 +120,13 @@ pub enum CycleEnd {
     Abandoned(String),
 }
 
+/// A critical section written with `?` ends `Done` when it returns `Ok`.
+impl From<Result<(), CycleEnd>> for CycleEnd {
+    fn from(r: Result<(), CycleEnd>) -> CycleEnd {
+        r.err().unwrap_or(CycleEnd::Done)
+    }
+}
+
 impl ClientRun {
     pub fn new(
         spec: ClientSpec,

@@ -54,12 +54,7 @@ impl Workload for Set {
     }
 
     fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd> {
-        Box::pin(async move {
-            match self.cycle(cs).await {
-                Ok(()) => CycleEnd::Done,
-                Err(end) => end,
-            }
-        })
+        Box::pin(async move { self.cycle(cs).await.into() })
     }
 
     fn check(&self, history: &History, verdict: &mut Verdict) {

@@ -55,12 +55,7 @@ impl Workload for Transfer {
     }
 
     fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd> {
-        Box::pin(async move {
-            match self.cycle(cs).await {
-                Ok(()) => CycleEnd::Done,
-                Err(end) => end,
-            }
-        })
+        Box::pin(async move { self.cycle(cs).await.into() })
     }
 
     fn check(&self, history: &History, verdict: &mut Verdict) {
