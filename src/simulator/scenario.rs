@@ -25,6 +25,9 @@ pub enum WorkloadKind {
     Transfer,
     /// Jepsen's lock-set: each cycle reads a set, and half the time adds a unique element.
     Set,
+    /// Jepsen's lock-etcd-set: the same with the set in etcd, each write a Txn guarded by the
+    /// lock key.
+    EtcdSet,
 }
 
 impl WorkloadKind {
@@ -35,6 +38,7 @@ impl WorkloadKind {
             WorkloadKind::Counter => std::sync::Arc::new(crate::workload::Counter),
             WorkloadKind::Transfer => std::sync::Arc::new(crate::workload::Transfer),
             WorkloadKind::Set => std::sync::Arc::new(crate::workload::Set),
+            WorkloadKind::EtcdSet => std::sync::Arc::new(crate::workload::EtcdSet),
         }
     }
 }
@@ -47,8 +51,9 @@ impl std::str::FromStr for WorkloadKind {
             "counter" => Ok(WorkloadKind::Counter),
             "transfer" => Ok(WorkloadKind::Transfer),
             "set" => Ok(WorkloadKind::Set),
+            "etcd-set" => Ok(WorkloadKind::EtcdSet),
             _ => Err(format!(
-                "unknown workload '{s}' (expected single, counter, transfer or set)"
+                "unknown workload '{s}' (expected single, counter, transfer, set or etcd-set)"
             )),
         }
     }

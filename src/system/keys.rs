@@ -14,3 +14,6 @@ pub const TRANSFER_TO_KEY: &str = "account-b";
 pub const TRANSFER_TOTAL: u64 = 1_000_000;
 /// The set workload's key (Jepsen's lock-set).
 pub const SET_KEY: &str = "set";
+/// How the history names a key that lives in etcd rather than in the storage (a workload's
+/// etcd operations, and the final read of its etcd keys).
+pub const ETCD_KEY_PREFIX: &str = "etcd:";

@@ -108,12 +108,19 @@ async fn supervise(
     let mut faults = Faults::new(nodes, recorder.clone(), &scenario);
     apply_until_end(&mut schedule, &mut faults, &mut clients, &plan, origin).await;
 
-    recorder.set_final_entries(store.lock().expect("store lock").entries().clone());
+    let nodes = faults.into_nodes();
+    let mut finals = store.lock().expect("store lock").entries().clone();
+    let etcd_keys = parts.workload.etcd_keys();
+    if !etcd_keys.is_empty() {
+        let operator = nodes.get(nodes::OPERATOR);
+        finals.extend(nodes::final_etcd_read(operator, scenario.etcd, etcd_keys).await);
+    }
+    recorder.set_final_entries(finals);
     let messages = madsim::net::NetSim::current().stat().msg_count;
     let simulated_ms = recorder.true_us() / 1000;
     // madsim keeps every pending future alive unless its node is killed and the runtime
     // gets one more tick: without this, memory grows by ~160 KB per seed.
-    faults.into_nodes().kill_all(&handle);
+    nodes.kill_all(&handle);
     tokio::time::sleep(Duration::from_millis(1)).await;
     (recorder.take(), messages, simulated_ms)
 }

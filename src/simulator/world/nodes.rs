@@ -3,8 +3,9 @@
 
 use super::builder::Parts;
 use crate::clock::NodeClock;
-use crate::etcd::{model, Backend};
+use crate::etcd::{model, Backend, Keys};
 use crate::history::{EventKind, Probe, Recorder};
+use crate::keys::ETCD_KEY_PREFIX;
 use crate::lock::LockConfig;
 use crate::nemesis::{Fault, FaultPlan, Point, ETCD, STORAGE};
 use crate::scenario::{client_name, Scenario};
@@ -176,6 +177,40 @@ fn start_storage(
             }
         })
         .build()
+}
+
+/// How long the final read of a workload's etcd keys may take.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads a workload's etcd keys after the run, from the operator node (Jepsen's final read),
+/// as final entries named `etcd:<key>`, each with its value and mod revision. A key etcd does
+/// not answer for within the timeout is left out (the checker then sees it absent).
+pub(super) async fn final_etcd_read(
+    operator: &NodeHandle,
+    backend: Backend,
+    keys: Vec<String>,
+) -> Vec<(String, crate::entry::Entry)> {
+    let read = operator.spawn(async move {
+        let mut out = Vec::new();
+        let Ok(etcd) = crate::etcd::connect(backend, &[ETCD_ADDR.to_string()]).await else {
+            return out;
+        };
+        for key in keys {
+            let got =
+                crate::deadline::timeout(FINAL_READ_TIMEOUT, etcd.get(Keys::Exact(key.clone())));
+            if let Ok(Ok(range)) = got.await {
+                for kv in range.kvs {
+                    let entry = crate::entry::Entry {
+                        val: kv.value,
+                        version: kv.mod_revision,
+                    };
+                    out.push((format!("{ETCD_KEY_PREFIX}{key}"), entry));
+                }
+            }
+        }
+        out
+    });
+    read.await.unwrap_or_default()
 }
 
 /// Mixed into the run's seed for the storage's work times, so they are not the clients' draws.

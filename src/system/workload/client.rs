@@ -5,8 +5,10 @@
 
 use super::Workload;
 use crate::clock::NodeClock;
+use crate::etcd::{CmpOp, Compare, EtcdError, Keys, Target, Txn};
 use crate::fault::Point;
 use crate::history::{EventKind, OpResult, Probe};
+use crate::keys::ETCD_KEY_PREFIX;
 use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, LockRecipe, Session};
 use crate::ms::MsRange;
 use crate::protocol::{Op, Request};
@@ -270,6 +272,41 @@ impl ClientRun {
         }
     }
 
+    /// Runs one etcd operation of a workload, recording it as an operation on `etcd:<key>`;
+    /// a timeout is indeterminate (the Txn may have committed), as etcd's own is.
+    async fn record_etcd(
+        &mut self,
+        op: Op,
+        key: &str,
+        val: String,
+        holding: &Holding,
+        call: impl std::future::Future<Output = Result<OpResult, EtcdError>>,
+    ) -> OpResult {
+        let op_id = self.probe.next_op_id();
+        self.probe.record(EventKind::Invoke {
+            op_id,
+            op,
+            key: format!("{ETCD_KEY_PREFIX}{key}"),
+            val,
+            version: holding.token,
+            lease_id: holding.lease_id,
+            token: holding.token,
+        });
+        let outcome = match self.clock.timeout(self.spec.request_timeout, call).await {
+            Ok(Ok(outcome)) => outcome,
+            Err(_) | Ok(Err(EtcdError::Timeout)) => OpResult::Unknown {
+                err: "etcd timed out".into(),
+            },
+            Ok(Err(e @ EtcdError::Unavailable { .. })) => OpResult::Failed { err: e.to_string() },
+            Ok(Err(e)) => OpResult::Unknown { err: e.to_string() },
+        };
+        self.probe.record(EventKind::Complete {
+            op_id,
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+
     /// Sends one storage operation, recording its invocation and completion.
     pub async fn send(&mut self, op: Op, key: &str, val: String, holding: &Holding) -> OpResult {
         let version = self.spec.fence.version(holding.lease_id, holding.token);
@@ -364,6 +401,55 @@ impl Critical<'_> {
     /// Writes `val` to `key` in the storage.
     pub async fn write(&mut self, key: &str, val: String) -> OpResult {
         self.run.send(Op::Write, key, val, self.holding).await
+    }
+
+    /// Reads `key` from etcd (for workloads whose data lives in etcd), recorded in the history
+    /// as a read of `etcd:<key>`.
+    pub async fn etcd_read(&mut self, key: &str) -> OpResult {
+        let etcd = self.etcd.clone();
+        let read = Keys::Exact(key.to_string());
+        self.run
+            .record_etcd(Op::Read, key, String::new(), self.holding, async move {
+                etcd.get(read).await.map(|r| {
+                    let kv = r.kvs.into_iter().next();
+                    OpResult::Ok {
+                        val: kv.as_ref().map(|kv| kv.value.clone()).unwrap_or_default(),
+                        version: kv.map_or(-1, |kv| kv.mod_revision),
+                    }
+                })
+            })
+            .await
+    }
+
+    /// Writes `val` to `key` in etcd only while this client's lock key still exists: one Txn,
+    /// `if create_revision(lock key) > 0 then put` (etcd's advice for writes guarded by a lock;
+    /// the lock key's name holds the session's lease, so while it exists the lock is this
+    /// client's). Recorded as a write of `etcd:<key>`; refused when the lock key is gone.
+    pub async fn etcd_guarded_write(&mut self, key: &str, val: String) -> OpResult {
+        let etcd = self.etcd.clone();
+        let txn = Txn {
+            compare: vec![Compare {
+                key: self.holding.key.clone(),
+                op: CmpOp::Greater,
+                target: Target::CreateRevision(0),
+            }],
+            success: vec![crate::etcd::txn_put(key, &val, 0)],
+            failure: vec![],
+        };
+        let written = val.clone();
+        self.run
+            .record_etcd(Op::Write, key, val, self.holding, async move {
+                etcd.txn(txn).await.map(|t| match t.succeeded {
+                    true => OpResult::Ok {
+                        val: written,
+                        version: t.revision,
+                    },
+                    false => OpResult::Rejected {
+                        err: "etcd refused the write: the lock key is gone".into(),
+                    },
+                })
+            })
+            .await
     }
 
     /// Everything between deciding what to write and writing it: the computation (a time

@@ -47,7 +47,7 @@ mod transfer;
 pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
 pub use builtin::{Counter, Single};
 pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
-pub use set::Set;
+pub use set::{EtcdSet, Set};
 pub use transfer::Transfer;
 
 use crate::checker::Verdict;
@@ -74,5 +74,12 @@ pub trait Workload: Send + Sync + std::fmt::Debug + 'static {
     /// broken one with [`Verdict::add`] and a violation kind, so that `violates()` sees it.
     fn check(&self, history: &History, verdict: &mut Verdict) {
         let _ = (history, verdict);
+    }
+
+    /// The etcd keys this workload keeps data in (through [`Critical::etcd_read`] and
+    /// [`Critical::etcd_guarded_write`]): after the run the world reads them from etcd, as
+    /// Jepsen's final read does, into the history's final entries as `etcd:<key>`.
+    fn etcd_keys(&self) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -8,15 +8,21 @@ use super::{Critical, CycleEnd, Workload};
 use crate::checker::{FindingKind, Verdict};
 use crate::etcd::BoxFuture;
 use crate::history::{EventKind, History, OpResult};
-use crate::keys::SET_KEY;
+use crate::keys::{ETCD_KEY_PREFIX, SET_KEY};
 use crate::protocol::Op;
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The set workload. Elements are `client/lease` (a lease is granted once per lock cycle, so
-/// every add's element is unique); the set is stored as their comma-separated list.
+/// The set workload on the storage. Elements are `client/lease` (a lease is granted once per
+/// lock cycle, so every add's element is unique); the set is stored as their comma-separated
+/// list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Set;
+
+/// The set workload with the set in etcd, each write guarded by the lock key
+/// ([`Critical::etcd_guarded_write`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EtcdSet;
 
 /// The tallies the set's check adds to a verdict.
 pub const ADDS_ACKED: &str = "adds-acked";
@@ -27,25 +33,30 @@ pub fn elements(val: &str) -> BTreeSet<&str> {
     val.split(',').filter(|e| !e.is_empty()).collect()
 }
 
-impl Set {
-    async fn cycle(&self, cs: &mut Critical<'_>) -> Result<(), CycleEnd> {
-        let read = cs.read(SET_KEY).await;
-        let Some(current) = read.value().map(str::to_string) else {
-            return Err(CycleEnd::Abandoned(format!("read: {read:?}")));
-        };
-        // Half the operations are reads, as in Jepsen's workload.
-        if cs.rng().gen_bool(0.5) {
-            return Ok(());
-        }
-        let element = format!("{}/{:x}", cs.node(), cs.holding().lease_id);
-        cs.prepare_write().await?;
-        let added = match current.is_empty() {
-            true => element,
-            false => format!("{current},{element}"),
-        };
-        cs.write(SET_KEY, added).await;
-        Ok(())
+/// One cycle of either variant: read the set, and half the time add an element.
+async fn cycle(cs: &mut Critical<'_>, in_etcd: bool) -> Result<(), CycleEnd> {
+    let read = match in_etcd {
+        true => cs.etcd_read(SET_KEY).await,
+        false => cs.read(SET_KEY).await,
+    };
+    let Some(current) = read.value().map(str::to_string) else {
+        return Err(CycleEnd::Abandoned(format!("read: {read:?}")));
+    };
+    // Half the operations are reads, as in Jepsen's workload.
+    if cs.rng().gen_bool(0.5) {
+        return Ok(());
     }
+    let element = format!("{}/{:x}", cs.node(), cs.holding().lease_id);
+    cs.prepare_write().await?;
+    let added = match current.is_empty() {
+        true => element,
+        false => format!("{current},{element}"),
+    };
+    match in_etcd {
+        true => cs.etcd_guarded_write(SET_KEY, added).await,
+        false => cs.write(SET_KEY, added).await,
+    };
+    Ok(())
 }
 
 impl Workload for Set {
@@ -54,55 +65,79 @@ impl Workload for Set {
     }
 
     fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd> {
-        Box::pin(async move { self.cycle(cs).await.into() })
+        Box::pin(async move { cycle(cs, false).await.into() })
     }
 
     fn check(&self, history: &History, verdict: &mut Verdict) {
-        let final_set = history
-            .final_entries
-            .get(SET_KEY)
-            .map(|e| elements(&e.val))
-            .unwrap_or_default();
-        // Each write to the set, by op id: its event, node and the element it added.
-        let mut adds: BTreeMap<u64, (usize, &str, &str)> = BTreeMap::new();
-        let (mut acked, mut lost) = (0u64, 0u64);
-        for (i, e) in history.events.iter().enumerate() {
-            match &e.kind {
-                EventKind::Invoke {
-                    op_id,
-                    op: Op::Write,
-                    key,
-                    val,
-                    ..
-                } if key == SET_KEY => {
-                    let element = val.rsplit(',').next().unwrap_or_default();
-                    adds.insert(*op_id, (i, e.node.as_str(), element));
-                }
-                EventKind::Complete {
-                    op_id,
-                    outcome: OpResult::Ok { .. },
-                } => {
-                    let Some(&(_, node, element)) = adds.get(op_id) else {
-                        continue;
-                    };
-                    acked += 1;
-                    if !final_set.contains(element) {
-                        lost += 1;
-                        verdict.add(
-                            FindingKind::InvariantBreak,
-                            i,
-                            e.true_us,
-                            node,
-                            format!(
-                                "lost add: {node}'s acknowledged {element} is not in the final set"
-                            ),
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        verdict.tallies.insert(ADDS_ACKED.into(), acked);
-        verdict.tallies.insert(ADDS_LOST.into(), lost);
+        lost_adds(history, SET_KEY, verdict);
     }
+}
+
+impl Workload for EtcdSet {
+    fn name(&self) -> &str {
+        "etcd-set"
+    }
+
+    fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd> {
+        Box::pin(async move { cycle(cs, true).await.into() })
+    }
+
+    fn check(&self, history: &History, verdict: &mut Verdict) {
+        lost_adds(history, &format!("{ETCD_KEY_PREFIX}{SET_KEY}"), verdict);
+    }
+
+    fn etcd_keys(&self) -> Vec<String> {
+        vec![SET_KEY.to_string()]
+    }
+}
+
+/// The set's rule, for the set under `key` in the history (`set`, or `etcd:set`): every
+/// acknowledged add whose element is missing from the final set is lost.
+fn lost_adds(history: &History, key: &str, verdict: &mut Verdict) {
+    let final_set = history
+        .final_entries
+        .get(key)
+        .map(|e| elements(&e.val))
+        .unwrap_or_default();
+    // Each write to the set, by op id: its event, node and the element it added.
+    let mut adds: BTreeMap<u64, (usize, &str, &str)> = BTreeMap::new();
+    let (mut acked, mut lost) = (0u64, 0u64);
+    for (i, e) in history.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Invoke {
+                op_id,
+                op: Op::Write,
+                key: k,
+                val,
+                ..
+            } if k == key => {
+                let element = val.rsplit(',').next().unwrap_or_default();
+                adds.insert(*op_id, (i, e.node.as_str(), element));
+            }
+            EventKind::Complete {
+                op_id,
+                outcome: OpResult::Ok { .. },
+            } => {
+                let Some(&(_, node, element)) = adds.get(op_id) else {
+                    continue;
+                };
+                acked += 1;
+                if !final_set.contains(element) {
+                    lost += 1;
+                    verdict.add(
+                        FindingKind::InvariantBreak,
+                        i,
+                        e.true_us,
+                        node,
+                        format!(
+                            "lost add: {node}'s acknowledged {element} is not in the final set"
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    verdict.tallies.insert(ADDS_ACKED.into(), acked);
+    verdict.tallies.insert(ADDS_LOST.into(), lost);
 }
