@@ -178,3 +178,28 @@ fn print_the_table() {
         }
     }
 }
+
+/// The sequencer is the lock key's create revision: with the election and the KV mutex, a
+/// current holder is never refused without faults; the Lock API (whose token is its answer's
+/// revision) is refused up front.
+#[test]
+fn the_sequencer_needs_a_token_that_is_the_lock_keys_create_revision() {
+    use fencelab::lock::LockMethod;
+    let sequencer = scheme("sequencer");
+    for method in [LockMethod::Election, LockMethod::KvMutex] {
+        let quiet = Scenario {
+            nemesis: NemesisConfig::none(),
+            lock_method: method,
+            ..scenario(WorkloadKind::Counter)
+        };
+        sequencer.validate(&quiet).expect("runs");
+        let t = tally(&sequencer, &quiet, 20);
+        assert_eq!((t.violating, t.false_rej), (0, 0), "{method:?}: {t:?}");
+        assert!(t.writes_ok > 20, "{method:?}: {t:?}");
+    }
+    let lock_api = Scenario {
+        lock_method: LockMethod::LockApi,
+        ..scenario(WorkloadKind::Counter)
+    };
+    assert!(sequencer.validate(&lock_api).is_err());
+}

@@ -172,8 +172,9 @@ fn invoked(history: &History) -> (BTreeMap<u64, Invoked<'_>>, Vec<String>) {
     (invoked, anomalies)
 }
 
-/// Checks a history with the checker's rules and the built-in workloads' (the counter's lost
-/// updates): what a history alone, without its workload, can be judged by.
+/// Checks a history with the checker's rules and the counter's lost-update rule: what a
+/// history alone, without its workload, can be judged by (other workloads' rules need
+/// [`check_with`]).
 pub fn check(history: &History) -> Verdict {
     let mut v = core(history);
     lost_updates(history, COUNTER_KEY, &mut v);

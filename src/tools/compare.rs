@@ -285,6 +285,9 @@ pub fn compare(
     for family in families {
         let scenario = family.scenario(base);
         scenario.validate()?;
+        for s in schemes {
+            s.validate(&scenario)?;
+        }
         let builders: Vec<Builder> = schemes
             .iter()
             .map(|s| Builder::new(scenario.clone()).scheme(s))

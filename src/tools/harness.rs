@@ -142,6 +142,11 @@ impl Harness {
 
     /// As [`Harness::run`], without panicking: the lowest failing seed, if any.
     pub fn outcome(&self) -> Result<(), Box<Failure>> {
+        // Bad input is the user's to fix: say what, rather than fail inside a run.
+        let scenario = self.builder.scenario();
+        if let Err(e) = scenario.validate() {
+            panic!("fencelab: the builder's scenario is not valid: {e}");
+        }
         match replay_from_env() {
             Ok(Some((seed, plan))) => self.replay(seed, plan),
             Ok(None) => self.check_seeds(self.seeds.clone(), None),
@@ -152,6 +157,10 @@ impl Harness {
     /// What `FENCELAB_SEED` (and `FENCELAB_PLAN`) do: one seed, under `plan` if given, else
     /// the builder's.
     pub fn replay(&self, seed: u64, plan: Option<FaultPlan>) -> Result<(), Box<Failure>> {
+        assert!(
+            seed < u64::MAX,
+            "seed {seed}: the highest seed is u64::MAX - 1"
+        );
         self.check_seeds(seed..seed + 1, plan)
     }
 
@@ -160,6 +169,11 @@ impl Harness {
         seeds: Range<u64>,
         given_plan: Option<FaultPlan>,
     ) -> Result<(), Box<Failure>> {
+        if let Some(plan) = &given_plan {
+            if let Err(e) = plan.validate(&self.builder.scenario().client_names()) {
+                panic!("fencelab: {PLAN_VAR} does not fit the scenario: {e}");
+            }
+        }
         let test = test_name();
         let builder = match &given_plan {
             Some(plan) => self.builder.clone().plan(plan.clone()),
@@ -266,7 +280,9 @@ fn replay_from_env() -> Result<Option<(u64, Option<FaultPlan>)>, String> {
     let seed: u64 = seed
         .trim()
         .parse()
-        .map_err(|e| format!("{SEED_VAR}='{seed}' is not a seed (a u64): {e}"))?;
+        .ok()
+        .filter(|s| *s < u64::MAX)
+        .ok_or_else(|| format!("{SEED_VAR}='{seed}' is not a seed (0 to u64::MAX - 1)"))?;
     let Some(path) = std::env::var_os(PLAN_VAR) else {
         return Ok(Some((seed, None)));
     };

@@ -106,9 +106,10 @@ impl Builder {
 
     /// A scheme of the comparison: its fence, and its recipe if it has one.
     pub fn scheme(self, scheme: &crate::schemes::Scheme) -> Builder {
+        let method = self.scenario.lock_method;
         let b = self.fence_arc(scheme.fence.clone());
-        match &scheme.recipe {
-            Some(r) => b.recipe_arc(r.clone()),
+        match scheme.recipe {
+            Some(recipe_of) => b.recipe_arc(recipe_of(method)),
             None => b,
         }
     }

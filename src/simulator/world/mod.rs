@@ -186,7 +186,7 @@ impl Experiment {
     pub fn validate(&self) -> Result<(), String> {
         self.scenario.validate()?;
         if let Some(name) = &self.scheme {
-            crate::schemes::by_name(name)?;
+            crate::schemes::by_name(name)?.validate(&self.scenario)?;
         }
         self.plan.validate(&self.scenario.client_names())
     }

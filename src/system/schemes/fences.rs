@@ -12,7 +12,8 @@ use crate::storage::{Fence, KeyState};
 /// finaliser): unique per acquisition, and in no useful order, as a random token would be. A
 /// read carrying the token *claims* the key (the mark becomes that token); a write is accepted
 /// only if the key's mark is still the writer's own token, so a holder whose key another
-/// holder claimed since is refused. Reads are never refused.
+/// holder claimed since is refused. Reads are never refused. It needs a workload that reads
+/// (claims) before it writes: a blind write, as the `single` workload's, is always refused.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomTokenCas;
 

@@ -12,7 +12,9 @@
 //! when a waiter is queued: at most that much longer than Chubby's.
 //!
 //! What it buys: a stale holder that wakes within the delay acts before anyone else does. What
-//! it cannot: a pause longer than TTL + delay, or a packet delayed as long.
+//! it cannot: a pause longer than TTL + delay, or a packet delayed as long. And the marker is a
+//! second step after taking the lock: a holder that stalls between the two leaves no marker,
+//! and its successor does not wait (Chubby's lock server has no such gap).
 
 use crate::etcd::{BoxFuture, CmpOp, Compare, Keys, Target, Txn, TxnOp};
 use crate::lock::{Holding, LockContext, LockError, LockRecipe};
@@ -37,14 +39,35 @@ impl LockRecipe for LockDelay {
         Box::pin(async move {
             let holding = self.inner.acquire(cx).await?;
             let mine = holding.token.to_string();
-            let marker = cx.etcd.get(Keys::Exact(HOLDER_KEY.into())).await?;
+            let read = cx.etcd.get(Keys::Exact(HOLDER_KEY.into()));
+            let marker = cx.bounded("lock-delay marker read", read).await?;
             let unreleased = marker.kvs.first().is_some_and(|kv| kv.value != mine);
             if unreleased && cx.cfg.lock_delay_ms > 0 {
                 cx.clock
                     .sleep(Duration::from_millis(cx.cfg.lock_delay_ms))
                     .await;
             }
-            cx.etcd.put(HOLDER_KEY, &mine, 0).await?;
+            // Only while this holder's lock key exists: a holder that lost its lock during
+            // the delay must not overwrite its successor's marker.
+            let claim = Txn {
+                compare: vec![Compare {
+                    key: holding.key.clone(),
+                    op: CmpOp::Greater,
+                    target: Target::CreateRevision(0),
+                }],
+                success: vec![TxnOp::Put {
+                    key: HOLDER_KEY.into(),
+                    value: mine,
+                    lease: 0,
+                }],
+                failure: vec![],
+            };
+            let claimed = cx.bounded("lock-delay marker", cx.etcd.txn(claim)).await?;
+            if !claimed.succeeded {
+                return Err(LockError::Etcd(
+                    "lock key gone during the lock-delay: the session expired".into(),
+                ));
+            }
             Ok(holding)
         })
     }

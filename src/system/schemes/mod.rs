@@ -10,7 +10,8 @@ pub use fences::{scramble, LeaseIdAtLeast, RandomTokenCas, TokenStrict};
 pub use lock_delay::{LockDelay, HOLDER_KEY};
 pub use sequencer::SequencerCheck;
 
-use crate::lock::{Election, LockRecipe};
+use crate::lock::{LockMethod, LockRecipe};
+use crate::scenario::Scenario;
 use crate::storage::{Fence, Fencing, NoFence};
 use std::sync::Arc;
 
@@ -22,11 +23,31 @@ pub struct Scheme {
     /// One line: what it does, and where it comes from.
     pub about: &'static str,
     pub fence: Arc<dyn Fence>,
-    /// `None`: the scenario's lock method.
-    pub recipe: Option<Arc<dyn LockRecipe>>,
+    /// `None`: the scenario's lock method's recipe; `Some(f)`: `f` of the scenario's lock method
+    /// (lock-delay wraps whichever recipe the scenario names).
+    pub recipe: Option<fn(LockMethod) -> Arc<dyn LockRecipe>>,
 }
 
 impl Scheme {
+    /// Whether the scheme can run `scenario`: the sequencer check needs a token that is the
+    /// lock key's create revision (election, KV mutex), and lock-delay a delay below the
+    /// campaign timeout (the wait is part of taking the lock).
+    pub fn validate(&self, scenario: &Scenario) -> Result<(), String> {
+        if self.fence.asks_lock_service() && scenario.lock_method == LockMethod::LockApi {
+            return Err(format!(
+                "scheme {}: the sequencer is the lock key's create revision, and the Lock API's token is its answer's revision; use lock_method election or kv-mutex",
+                self.name
+            ));
+        }
+        if self.recipe.is_some() && scenario.lock_delay_ms >= scenario.campaign_timeout_ms {
+            return Err(format!(
+                "scheme {}: lock_delay_ms {} is not below campaign_timeout_ms {}",
+                self.name, scenario.lock_delay_ms, scenario.campaign_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+
     fn policy(fencing: Fencing, about: &'static str) -> Scheme {
         Scheme {
             name: fencing.as_str(),
@@ -69,9 +90,11 @@ pub fn catalogue() -> Vec<Scheme> {
             name: "lock-delay",
             about: "no fence; a lock freed without a release stays unusable for lock_delay_ms (Chubby, OSDI 2006)",
             fence: Arc::new(NoFence),
-            recipe: Some(Arc::new(LockDelay {
-                inner: Arc::new(Election),
-            })),
+            recipe: Some(|method| {
+                Arc::new(LockDelay {
+                    inner: method.recipe(),
+                })
+            }),
         },
         Scheme {
             name: "lease-id-ge",

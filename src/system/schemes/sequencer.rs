@@ -3,10 +3,11 @@
 //! a server "can check the sequencer by asking Chubby whether it is still valid" before it
 //! acts.
 //!
-//! Here the sequencer is the lock key's create revision (the fencing token): before applying,
-//! the storage asks etcd whether a lock key with that create revision still exists (election
-//! and Lock API keys under `LOCK_NAME`, KV mutex keys under `MUTEX_PREFIX`), then admits and
-//! applies. The question and the write are two steps: an answer that was true when etcd gave
+//! Here the sequencer is the lock key's create revision (the fencing token of the election and
+//! KV mutex recipes): before applying, the storage asks etcd whether a lock key with that
+//! create revision still exists (election keys under `LOCK_NAME/`, KV mutex keys under
+//! `MUTEX_PREFIX`), then admits and applies. The Lock API's token is its answer's revision,
+//! not its key's, so the scheme refuses to run with it (`Scheme::validate`). The question and the write are two steps: an answer that was true when etcd gave
 //! it may be false when the write lands (the answer delayed in the network, the storage slow
 //! to apply), and nothing orders the write after the next holder's.
 
@@ -47,8 +48,9 @@ impl Fence for SequencerCheck {
                 .get(Keys::Prefix(LOCKS_PREFIX.into()))
                 .await
                 .map_err(|e| format!("the lock service could not check the sequencer: {e}"))?;
+            let election = format!("{LOCK_NAME}/");
             let valid = locks.kvs.iter().any(|kv| {
-                (kv.key.starts_with(LOCK_NAME) || kv.key.starts_with(MUTEX_PREFIX))
+                (kv.key.starts_with(&election) || kv.key.starts_with(MUTEX_PREFIX))
                     && kv.create_revision == req.version
             });
             if valid {

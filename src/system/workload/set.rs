@@ -1,6 +1,8 @@
 //! Jepsen's lock-set workload (jepsen-io/etcd, `src/jepsen/etcd/lock.clj`, the `set` tests):
-//! under the lock, half the operations read a set and half add a unique element to it by
-//! read-modify-write, with a sleep inside the critical section. An add is **lost** when it was
+//! half the operations read a set and half add a unique element to it by read-modify-write
+//! under the lock, with a sleep inside the critical section. One difference: Jepsen's reads do
+//! not take the lock, fencelab's do (every operation is a lock cycle), which makes more lock
+//! handovers per add. An add is **lost** when it was
 //! acknowledged and its element is missing from the final set: what Jepsen measured against
 //! etcd 3.4's Lock API.
 
