@@ -99,3 +99,37 @@ fn a_property_of_ones_own_is_judged() {
     let lenient = Harness::new(builder).seeds(0..100).property(|_| Ok(()));
     assert!(lenient.outcome().is_ok());
 }
+
+#[test]
+fn a_panic_inside_a_users_fence_is_reported_with_its_seed() {
+    use fencelab::protocol::{Op, Request};
+    use fencelab::storage::{Fence, KeyState};
+    /// Panics on its first write: a user's bug, as the harness must report it.
+    #[derive(Debug)]
+    struct Broken;
+    impl Fence for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+        fn admit(&self, req: &Request, _: &KeyState<'_>) -> Result<Option<i64>, String> {
+            assert!(req.op == Op::Read, "the user's fence has a bug");
+            Ok(None)
+        }
+    }
+    let harness = Harness::new(Builder::new(Scenario::standard()).fence(Broken))
+        .seeds(0..3)
+        .jobs(1)
+        .shrink(false);
+    let failure = harness.outcome().expect_err("the fence panics");
+    assert_eq!(failure.seed, 0);
+    assert!(
+        failure.why.contains("the user's fence has a bug"),
+        "{}",
+        failure.why
+    );
+    assert!(
+        failure.report.contains("replay: FENCELAB_SEED=0"),
+        "{}",
+        failure.report
+    );
+}

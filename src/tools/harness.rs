@@ -180,8 +180,7 @@ impl Harness {
             None => self.builder.clone(),
         };
         let failures = sweep::map_seeds(seeds, self.jobs, |seed| {
-            let run = builder.run_seed(seed);
-            (self.property)(&run).err().map(|why| (seed, why))
+            self.judge(&builder, seed).err().map(|why| (seed, why))
         });
         let Some((seed, why)) = failures.into_iter().flatten().next() else {
             return Ok(());
@@ -204,6 +203,24 @@ impl Harness {
         }))
     }
 
+    /// Runs one seed and judges it. A panic inside the run (a user's fence, recipe or
+    /// workload, or one of fencelab's own assertions) fails the seed like a broken property,
+    /// so that it too is reported with its replay lines.
+    fn judge(&self, builder: &Builder, seed: u64) -> Result<(), String> {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.run_seed(seed)));
+        match ran {
+            Ok(run) => (self.property)(&run),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(format!("the run panicked: {what}"))
+            }
+        }
+    }
+
     /// Removes faults one at a time while the seed still fails, until none can go (bounded by
     /// [`SHRINK_RUNS_MAX`] runs).
     fn shrunk(&self, builder: &Builder, seed: u64, mut plan: FaultPlan) -> FaultPlan {
@@ -213,8 +230,10 @@ impl Harness {
                 let mut smaller = plan.clone();
                 smaller.faults.remove(i);
                 runs += 1;
-                let run = builder.clone().plan(smaller.clone()).run_seed(seed);
-                if (self.property)(&run).is_err() {
+                if self
+                    .judge(&builder.clone().plan(smaller.clone()), seed)
+                    .is_err()
+                {
                     plan = smaller;
                     continue 'outer;
                 }
