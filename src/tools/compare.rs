@@ -353,24 +353,9 @@ pub fn shrink(base: &Scenario, scheme: &Scheme, family: &Family, seed: u64) -> O
         crate::harness::no_violation(&run).err()
     };
     let drawn = nemesis::draw(&scenario, seed);
-    let mut why = fails(&drawn)?;
-    let mut plan = drawn.clone();
-    let mut runs = 1;
-    'outer: while runs < SHRINK_RUNS_MAX {
-        for i in 0..plan.faults.len() {
-            let mut smaller = plan.clone();
-            smaller.faults.remove(i);
-            runs += 1;
-            if let Some(still) = fails(&smaller) {
-                (plan, why) = (smaller, still);
-                continue 'outer;
-            }
-            if runs >= SHRINK_RUNS_MAX {
-                break 'outer;
-            }
-        }
-        break;
-    }
+    let why = fails(&drawn)?;
+    // The run above counts against the bound.
+    let (plan, why) = crate::harness::shrink_plan(drawn.clone(), why, SHRINK_RUNS_MAX - 1, fails);
     Some(Shrunk {
         scheme: scheme.name.to_string(),
         family: family.name.to_string(),

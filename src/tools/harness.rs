@@ -223,27 +223,12 @@ impl Harness {
 
     /// Removes faults one at a time while the seed still fails, until none can go (bounded by
     /// [`SHRINK_RUNS_MAX`] runs).
-    fn shrunk(&self, builder: &Builder, seed: u64, mut plan: FaultPlan) -> FaultPlan {
-        let mut runs = 0;
-        'outer: while runs < SHRINK_RUNS_MAX {
-            for i in 0..plan.faults.len() {
-                let mut smaller = plan.clone();
-                smaller.faults.remove(i);
-                runs += 1;
-                if self
-                    .judge(&builder.clone().plan(smaller.clone()), seed)
-                    .is_err()
-                {
-                    plan = smaller;
-                    continue 'outer;
-                }
-                if runs >= SHRINK_RUNS_MAX {
-                    break 'outer;
-                }
-            }
-            break;
-        }
-        plan
+    fn shrunk(&self, builder: &Builder, seed: u64, plan: FaultPlan) -> FaultPlan {
+        let fails = |smaller: &FaultPlan| {
+            let b = builder.clone().plan(smaller.clone());
+            self.judge(&b, seed).err().map(|_| ())
+        };
+        shrink_plan(plan, (), SHRINK_RUNS_MAX, fails).0
     }
 
     fn report(
@@ -278,6 +263,36 @@ impl Harness {
         }
         out
     }
+}
+
+/// Shrinks a failing plan by removal: drops one fault at a time, keeping each smaller plan
+/// that `fails` (which says why it fails), until no fault can go or `runs_max` runs were
+/// made. Gives the smallest failing plan and its reason (`why`, the given plan's, when no
+/// fault could go). The harness and `compare` both shrink with it.
+pub fn shrink_plan<T>(
+    mut plan: FaultPlan,
+    mut why: T,
+    runs_max: usize,
+    mut fails: impl FnMut(&FaultPlan) -> Option<T>,
+) -> (FaultPlan, T) {
+    let mut runs = 0;
+    // Bounded: each pass either removes a fault or ends, and runs are capped.
+    'outer: while runs < runs_max {
+        for i in 0..plan.faults.len() {
+            let mut smaller = plan.clone();
+            smaller.faults.remove(i);
+            runs += 1;
+            if let Some(still) = fails(&smaller) {
+                (plan, why) = (smaller, still);
+                continue 'outer;
+            }
+            if runs >= runs_max {
+                break 'outer;
+            }
+        }
+        break;
+    }
+    (plan, why)
 }
 
 /// The running test's name: libtest names each test's thread after it.
