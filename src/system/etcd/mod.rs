@@ -174,6 +174,20 @@ impl Txn {
             ..Txn::default()
         }
     }
+
+    /// Puts `value` at `key` (no lease) only while `guard` exists (its create revision is
+    /// above 0): a write guarded by a lock key, etcd's advice for writes under a lock.
+    pub fn put_while_exists(guard: &str, key: &str, value: &str) -> Txn {
+        Txn {
+            compare: vec![Compare {
+                key: guard.to_string(),
+                op: CmpOp::Greater,
+                target: Target::CreateRevision(0),
+            }],
+            success: vec![txn_put(key, value, 0)],
+            failure: vec![],
+        }
+    }
 }
 
 /// What one operation of a transaction returned.

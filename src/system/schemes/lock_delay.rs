@@ -49,19 +49,7 @@ impl LockRecipe for LockDelay {
             }
             // Only while this holder's lock key exists: a holder that lost its lock during
             // the delay must not overwrite its successor's marker.
-            let claim = Txn {
-                compare: vec![Compare {
-                    key: holding.key.clone(),
-                    op: CmpOp::Greater,
-                    target: Target::CreateRevision(0),
-                }],
-                success: vec![TxnOp::Put {
-                    key: HOLDER_KEY.into(),
-                    value: mine,
-                    lease: 0,
-                }],
-                failure: vec![],
-            };
+            let claim = Txn::put_while_exists(&holding.key, HOLDER_KEY, &mine);
             let claimed = cx.bounded("lock-delay marker", cx.etcd.txn(claim)).await?;
             if !claimed.succeeded {
                 return Err(LockError::Etcd(

@@ -5,7 +5,7 @@
 
 use super::Workload;
 use crate::clock::NodeClock;
-use crate::etcd::{CmpOp, Compare, EtcdError, Keys, Target, Txn};
+use crate::etcd::{EtcdError, Keys, Txn};
 use crate::fault::Point;
 use crate::history::{EventKind, OpResult, Probe};
 use crate::keys::ETCD_KEY_PREFIX;
@@ -427,15 +427,7 @@ impl Critical<'_> {
     /// client's). Recorded as a write of `etcd:<key>`; refused when the lock key is gone.
     pub async fn etcd_guarded_write(&mut self, key: &str, val: String) -> OpResult {
         let etcd = self.etcd.clone();
-        let txn = Txn {
-            compare: vec![Compare {
-                key: self.holding.key.clone(),
-                op: CmpOp::Greater,
-                target: Target::CreateRevision(0),
-            }],
-            success: vec![crate::etcd::txn_put(key, &val, 0)],
-            failure: vec![],
-        };
+        let txn = Txn::put_while_exists(&self.holding.key, key, &val);
         let written = val.clone();
         self.run
             .record_etcd(Op::Write, key, val, self.holding, async move {
