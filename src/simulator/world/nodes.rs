@@ -148,15 +148,11 @@ fn start_storage(
 ) -> NodeHandle {
     let storage_addr = STORAGE_ADDR;
     let etcd = scenario.etcd;
-    // Only a fence that asks the lock service makes the storage connect to etcd: every other
-    // run keeps its messages, and so its history, as it was.
-    let asks = store
-        .lock()
-        .expect("store lock")
-        .fence()
-        .asks_lock_service();
     let server = Server::new(store, Some(recorder.clone()), STORAGE)
         .with_work(scenario.storage_work_ms, seed ^ STORAGE_WORK_SEED);
+    // Only a fence that asks the lock service makes the storage connect to etcd: every other
+    // run keeps its messages, and so its history, as it was.
+    let asks = server.asks_lock_service();
     handle
         .create_node()
         .name(STORAGE)

@@ -4,7 +4,7 @@
 //! gets a JSON body in the seed's response shape with `err` set and a fitting HTTP status.
 //! Client: one keep-alive connection, re-opened after any failure.
 
-use super::{Applied, Store};
+use super::{Applied, Fence, Store};
 use crate::etcd::Etcd;
 use crate::history::{EventKind, Recorder};
 use crate::ms::MsRange;
@@ -220,6 +220,9 @@ pub struct Server {
     recorder: Option<Recorder>,
     node: Arc<str>,
     limits: ServerLimits,
+    /// The store's fence (fixed for a store's life), read once here so that a request need
+    /// not lock the store to learn whether to ask the lock service.
+    fence: Arc<dyn Fence>,
     /// The lock service, for fences that ask it ([`Fence::asks_lock_service`]).
     lock_service: Option<Arc<dyn Etcd>>,
     /// The server's own work on a request between receiving it (and asking the lock service,
@@ -230,7 +233,9 @@ pub struct Server {
 
 impl Server {
     pub fn new(store: Arc<Mutex<Store>>, recorder: Option<Recorder>, node: &str) -> Self {
+        let fence = store.lock().expect("store lock").fence().clone();
         Server {
+            fence,
             store,
             recorder,
             node: node.into(),
@@ -270,6 +275,12 @@ impl Server {
 
     pub fn limits(&self) -> ServerLimits {
         self.limits
+    }
+
+    /// Whether the store's fence asks the lock service (the server then needs
+    /// [`Server::with_lock_service`]).
+    pub fn asks_lock_service(&self) -> bool {
+        self.fence.asks_lock_service()
     }
 
     /// Accepts connections until the listener fails for good.
@@ -407,7 +418,7 @@ impl Server {
     /// The fence's question to the lock service, if it has one; refused if the lock service
     /// cannot be asked or does not answer in time.
     async fn ask_lock_service(&self, request: &Request) -> Result<(), String> {
-        let fence = self.store.lock().expect("store lock").fence().clone();
+        let fence = &self.fence;
         if !fence.asks_lock_service() {
             return Ok(());
         }
