@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod failover;
 pub mod grpc;
 #[cfg(madsim)]
 pub mod model;
@@ -351,24 +352,49 @@ impl Version {
 }
 
 /// Connects to the etcd at `endpoints` through the backend's client (in the real build always
-/// a real etcd, whatever `backend` says).
+/// a real etcd, whatever `backend` says). Several endpoints are several members of one
+/// cluster: the client is a [`failover::Failover`] over one client per member, pinned to the
+/// first endpoint.
 pub async fn connect(
     backend: Backend,
     endpoints: &[String],
 ) -> EtcdResult<std::sync::Arc<dyn Etcd>> {
+    if endpoints.len() > failover::MEMBERS_MAX {
+        return Err(EtcdError::Other {
+            why: format!(
+                "{} endpoints, at most {}",
+                endpoints.len(),
+                failover::MEMBERS_MAX
+            ),
+        });
+    }
+    if endpoints.len() > 1 {
+        let mut members = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            members.push(connect_one(backend, e).await?);
+        }
+        return Ok(std::sync::Arc::new(failover::Failover::new(members)));
+    }
+    let Some(endpoint) = endpoints.first() else {
+        return Err(EtcdError::Unavailable {
+            why: "no etcd endpoint".into(),
+        });
+    };
+    connect_one(backend, endpoint).await
+}
+
+/// A client of one member.
+async fn connect_one(backend: Backend, endpoint: &str) -> EtcdResult<std::sync::Arc<dyn Etcd>> {
     #[cfg(madsim)]
     if backend == Backend::Model {
-        let addr = endpoints
-            .first()
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| EtcdError::Unavailable {
-                why: format!("no model endpoint in {endpoints:?}"),
-            })?;
+        let addr = endpoint.parse().map_err(|_| EtcdError::Unavailable {
+            why: format!("not a model endpoint: {endpoint:?}"),
+        })?;
         return Ok(std::sync::Arc::new(model::ModelEtcd::new(addr)));
     }
     let _ = backend;
     Ok(std::sync::Arc::new(
-        grpc::GrpcEtcd::connect(endpoints).await?,
+        grpc::GrpcEtcd::connect(&[endpoint.to_string()]).await?,
     ))
 }
 
