@@ -19,6 +19,33 @@ pub const START_MS_MAX: u64 = 2 * DURATION_MS_MAX;
 
 /// The etcd node's name.
 pub const ETCD: &str = "etcd";
+/// A fault on the etcd member that leads when the fault strikes (resolved then, and
+/// recorded). With one member, the member.
+pub const ETCD_LEADER: &str = "etcd:leader";
+/// A fault on every etcd member (the same as `etcd`).
+pub const ETCD_ALL: &str = "etcd:all";
+/// In a partition, every etcd member not on the other side: `a = "etcd:leader", b =
+/// "etcd:others"` cuts the leader off from the rest of the cluster.
+pub const ETCD_OTHERS: &str = "etcd:others";
+
+/// The member nodes of a cluster of `members`: `etcd` alone, or `etcd1` to `etcdN`.
+pub fn etcd_member_names(members: u32) -> Vec<String> {
+    match members {
+        1 => vec![ETCD.to_string()],
+        n => (1..=n).map(|i| format!("{ETCD}{i}")).collect(),
+    }
+}
+
+/// Whether a fault's node names etcd: `etcd`, a role (`etcd:leader`, ...), or a member
+/// (`etcd2`).
+pub fn is_etcd(node: &str) -> bool {
+    node == ETCD
+        || node.starts_with("etcd:")
+        || node
+            .strip_prefix(ETCD)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The storage node's name.
 pub const STORAGE: &str = "storage";
 /// What network-wide faults name as their node (every link, not a node of the world).
@@ -113,6 +140,11 @@ pub enum Fault {
     /// etcd commits this fraction (per mille) of the requests that go through its log and
     /// then answers "request timed out": real etcd's timeouts are indeterminate. Model only.
     EtcdAmbiguousTimeouts { rate_permille: u32 },
+    /// The hazard of etcd issue 15247 (fixed by PR 16822): a replaced etcd leader does not
+    /// notice for `notice_ms` after it runs again. Meanwhile it answers keepalives from its
+    /// own lessor (renewals the real leader never sees) and revokes, through the real leader,
+    /// the leases that expire in its view. A cluster of the model only.
+    EtcdStaleLeader { notice_ms: u64 },
     /// Every link degrades for a while: each message takes `latency_ms` one way and is lost
     /// with `loss_permille` (madsim's TCP retransmits it with doubling backoff; a new
     /// connection, which each etcd request opens, is refused). Then the scenario's network
@@ -135,7 +167,9 @@ impl Fault {
             | Fault::RevokeLease { node, .. }
             | Fault::Crash { node, .. } => node,
             Fault::Partition { a, .. } => a,
-            Fault::EtcdTimeouts { .. } | Fault::EtcdAmbiguousTimeouts { .. } => ETCD,
+            Fault::EtcdTimeouts { .. }
+            | Fault::EtcdAmbiguousTimeouts { .. }
+            | Fault::EtcdStaleLeader { .. } => ETCD,
             Fault::Network { .. } => NETWORK,
         }
     }
@@ -201,6 +235,9 @@ impl Fault {
             }
             Fault::EtcdAmbiguousTimeouts { rate_permille } => {
                 format!("etcd commits, then times out, {rate_permille}‰ of requests")
+            }
+            Fault::EtcdStaleLeader { notice_ms } => {
+                format!("a replaced etcd leader notices only {notice_ms} ms after it runs again")
             }
             Fault::Network {
                 at_ms,
@@ -268,6 +305,14 @@ impl FaultPlan {
             .unwrap_or(0)
     }
 
+    /// How long a replaced leader takes to notice (the issue-15247 hazard), if the plan says.
+    pub fn etcd_stale_leader_ms(&self) -> Option<u64> {
+        self.faults.iter().find_map(|f| match f {
+            Fault::EtcdStaleLeader { notice_ms } => Some(*notice_ms),
+            _ => None,
+        })
+    }
+
     /// Checks limits and node names; the message names the fault.
     pub fn validate(&self, nodes: &[String]) -> Result<(), String> {
         if self.faults.len() > FAULTS_MAX {
@@ -276,7 +321,9 @@ impl FaultPlan {
                 self.faults.len()
             ));
         }
-        let known = |n: &str| n == ETCD || n == STORAGE || nodes.iter().any(|m| m == n);
+        let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL;
+        let known =
+            |n: &str| n == ETCD || n == STORAGE || role(n) || nodes.iter().any(|m| m == n);
         let mut skewed: Vec<&str> = Vec::new();
         let mut timeouts = 0;
         for (i, f) in self.faults.iter().enumerate() {
@@ -315,12 +362,21 @@ impl FaultPlan {
                     return bad("a second etcd-ambiguous-timeouts fault".into());
                 }
                 Fault::EtcdAmbiguousTimeouts { .. } => timeouts |= 2,
+                Fault::EtcdStaleLeader { .. } if timeouts & 4 != 0 => {
+                    return bad("a second etcd-stale-leader fault".into());
+                }
+                Fault::EtcdStaleLeader { notice_ms } if *notice_ms > FAULT_MS_MAX => {
+                    return bad(format!("notice_ms above {FAULT_MS_MAX}"));
+                }
+                Fault::EtcdStaleLeader { .. } => timeouts |= 4,
                 _ => {}
             }
             let node_ok = match f {
+                Fault::Partition { a, b, .. } if b == ETCD_OTHERS => is_etcd(a) && known(a),
                 Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
                 Fault::EtcdTimeouts { .. }
                 | Fault::EtcdAmbiguousTimeouts { .. }
+                | Fault::EtcdStaleLeader { .. }
                 | Fault::Network { .. } => true,
                 other => known(other.node()),
             };
@@ -331,14 +387,19 @@ impl FaultPlan {
                 f,
                 Fault::HoldRequest { .. }
                     | Fault::RevokeLease { .. }
-                    | Fault::Crash { .. }
                     | Fault::Pause {
                         at: Trigger::Point { .. },
                         ..
                     }
             );
-            if client_only && (f.node() == ETCD || f.node() == STORAGE) {
+            if client_only && (is_etcd(f.node()) || f.node() == STORAGE) {
                 return bad("this fault applies to client nodes only".into());
+            }
+            if matches!(f, Fault::Crash { .. }) && f.node() == STORAGE {
+                return bad("the storage does not crash: crash a client or an etcd member".into());
+            }
+            if matches!(f, Fault::Skew { .. }) && role(f.node()) {
+                return bad("a skew lasts the whole run: name a member, not a role".into());
             }
             // etcd's clock matters (its lessor reads it); the storage has no use for one.
             if matches!(f, Fault::Skew { .. }) && f.node() == STORAGE {

@@ -5,7 +5,7 @@
 //! labelled *outside* may. Faults are labelled one by one ([`label`]), then together
 //! ([`label_plan`]): silences that follow each other closely add up.
 
-use crate::fault::{Fault, Trigger, ETCD, STORAGE};
+use crate::fault::{is_etcd, Fault, Trigger, ETCD_OTHERS, STORAGE};
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,18 @@ pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
     ttl_ms.saturating_sub(period_ms + 2 * scenario.latency_ms.max + drift_ms)
 }
 
+/// The silence of etcd a lease survives. One member: the renewal slack (a keepalive sent into
+/// a stall is answered when it ends). Several: the client gives up on a keepalive after its
+/// request timeout and moves to another member, a renewal period later, so a member silent
+/// for a request timeout may already cost the lease: the shorter of the two.
+pub fn etcd_slack_ms(scenario: &Scenario) -> u64 {
+    let slack_ms = renewal_slack_ms(scenario);
+    match scenario.etcd_members {
+        1 => slack_ms,
+        _ => slack_ms.min(scenario.request_timeout_ms),
+    }
+}
+
 /// Labels a fault inside or outside the protocol's assumptions for this scenario.
 ///
 /// A lease survives a silence shorter than the renewal slack ([`renewal_slack_ms`]): a client
@@ -54,6 +66,7 @@ pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
 /// timeouts (clean or ambiguous) are inside.
 pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
     let slack_ms = renewal_slack_ms(scenario);
+    let etcd_ms = etcd_slack_ms(scenario);
     let request_ms = scenario.request_timeout_ms;
     let within = |ms: u64, bound_ms: u64, what: String, bound: &str| {
         if ms < bound_ms {
@@ -91,14 +104,18 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
     let (assumption, why) = match fault {
         Fault::Pause {
             duration_ms, node, ..
-        } if node == ETCD => within(*duration_ms, slack_ms, "etcd stall".into(), slack),
+        } if is_etcd(node) => within(*duration_ms, etcd_ms, "etcd stall".into(), slack),
         Fault::Pause { duration_ms, .. } => within(*duration_ms, slack_ms, "pause".into(), slack),
         Fault::Partition { a, b, .. } if a.starts_with("client") && b.starts_with("client") => (
             Assumption::Inside,
             "clients do not talk to each other".into(),
         ),
+        Fault::Partition { a, b, .. } if is_etcd(a) && (is_etcd(b) || b == ETCD_OTHERS) => (
+            Assumption::Outside,
+            "a partition inside the cluster moves leadership; fencelab bounds none of it".into(),
+        ),
         Fault::Partition { a, b, .. }
-            if (a == ETCD || b == ETCD) && (a == STORAGE || b == STORAGE) =>
+            if (is_etcd(a) || is_etcd(b)) && (a == STORAGE || b == STORAGE) =>
         {
             (
                 Assumption::Inside,
@@ -107,9 +124,9 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
         }
         Fault::Partition {
             a, b, duration_ms, ..
-        } if a == ETCD || b == ETCD => within(
+        } if is_etcd(a) || is_etcd(b) => within(
             2 * duration_ms,
-            slack_ms,
+            etcd_ms,
             "a retransmitted etcd message's delay".into(),
             slack,
         ),
@@ -125,7 +142,7 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
             "a held storage request's delay".into(),
             "request timeout",
         ),
-        Fault::Skew { node, skew } if node == ETCD => {
+        Fault::Skew { node, skew } if is_etcd(node) => {
             if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
                 (
                     Assumption::Outside,
@@ -171,6 +188,10 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
                 )
             }
         }
+        Fault::Crash { node, .. } if is_etcd(node) => (
+            Assumption::Outside,
+            "a crashed member's clients time out and move; fencelab bounds none of it".into(),
+        ),
         Fault::Crash { .. } => (
             Assumption::Inside,
             "crash-restart starts a new session".into(),
@@ -180,6 +201,11 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
             "the lock service ends a lease its holder still believes valid".into(),
         ),
         Fault::EtcdTimeouts { .. } => (Assumption::Inside, "timeouts never commit".into()),
+        Fault::EtcdStaleLeader { .. } => (
+            Assumption::Outside,
+            "etcd issue 15247: a stale leader's renewals and revocations break the lease's promise"
+                .into(),
+        ),
         Fault::EtcdAmbiguousTimeouts { .. } => (
             Assumption::Inside,
             "etcd documents timeouts as indeterminate; a client that treats them so stays safe"
@@ -280,7 +306,7 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
                     node,
                     at: Trigger::AtMs(t),
                     duration_ms,
-                } if *node == client || node == ETCD => spans.push((*t, t + duration_ms, i)),
+                } if *node == client || is_etcd(node) => spans.push((*t, t + duration_ms, i)),
                 Fault::Pause {
                     node, duration_ms, ..
                 } if *node == client => {
@@ -292,7 +318,7 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
                     b,
                     at_ms,
                     duration_ms,
-                } if (*a == client && b == ETCD) || (a == ETCD && *b == client) => {
+                } if (*a == client && is_etcd(b)) || (is_etcd(a) && *b == client) => {
                     spans.push((*at_ms, at_ms + 2 * duration_ms, i))
                 }
                 _ => {}
@@ -321,7 +347,11 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
         // An aimed pause may land next to the longest silence (or bridge several).
         let timed_ms: u64 = groups.iter().map(longest_ms).sum::<u64>()
             + join_ms * groups.len().saturating_sub(1) as u64;
+        let etcd_ms = etcd_slack_ms(scenario);
         let mut outside = |members: &[usize], silence_ms: u64| {
+            // A silence with etcd in it is bounded by etcd's slack.
+            let etcd_in = members.iter().any(|&i| is_etcd(faults[i].node()));
+            let slack_ms = if etcd_in { etcd_ms } else { slack_ms };
             if silence_ms < slack_ms || members.len() < 2 && aimed.is_empty() {
                 return;
             }
@@ -347,6 +377,7 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::ETCD;
     use crate::clock::Skew;
     use crate::scenario::client_name;
 

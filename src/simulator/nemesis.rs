@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use crate::fault::{
-    Fault, FaultPlan, Point, Trigger, ETCD, FAULTS_MAX, FAULT_MS_MAX, NETWORK,
+    Fault, FaultPlan, Point, Trigger, ETCD, ETCD_LEADER, FAULTS_MAX, FAULT_MS_MAX, NETWORK,
     NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX, START_MS_MAX, STORAGE,
 };
 pub use crate::label::{
@@ -111,10 +111,15 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
         });
     }
     for _ in 0..rng.gen_range(0..=cfg.etcd_stalls_max) {
+        let at = Trigger::AtMs(rng.gen_range(0..duration_ms));
+        let duration_ms = span(&mut rng, cfg.etcd_stall_ms);
+        // A cluster: the leader alone or every member, half each, as Jepsen's pause nemesis
+        // chose (jepsen-io/etcd, `nemesis.clj`). One member is all of etcd: no draw.
+        let all = scenario.etcd_members == 1 || rng.gen_range(0..2) == 0;
         faults.push(Fault::Pause {
-            node: ETCD.to_string(),
-            at: Trigger::AtMs(rng.gen_range(0..duration_ms)),
-            duration_ms: span(&mut rng, cfg.etcd_stall_ms),
+            node: if all { ETCD } else { ETCD_LEADER }.to_string(),
+            at,
+            duration_ms,
         });
     }
     if rng.gen_range(0..1000) < cfg.etcd_timeouts_permille && cfg.etcd_timeout_rate_permille > 0 {
@@ -163,7 +168,7 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
         });
     }
     let plan = FaultPlan { faults };
-    debug_assert!(plan.validate(&clients).is_ok());
+    debug_assert!(plan.validate(&scenario.node_names()).is_ok());
     plan
 }
 
@@ -179,7 +184,7 @@ mod tests {
         for seed in 0..200 {
             let a = draw(&scenario, seed);
             assert_eq!(a, draw(&scenario, seed));
-            a.validate(&scenario.client_names()).unwrap();
+            a.validate(&scenario.node_names()).unwrap();
             sizes.insert(a.len());
         }
         assert!(sizes.len() > 5, "plans should vary in size: {sizes:?}");
@@ -241,7 +246,7 @@ mod tests {
         for seed in 0..200 {
             let plan = draw(&scripted, seed);
             assert_eq!(
-                plan.validate(&scripted.client_names()),
+                plan.validate(&scripted.node_names()),
                 Ok(()),
                 "seed {seed}"
             );

@@ -99,6 +99,11 @@ pub struct Scenario {
     pub etcd: crate::etcd::Backend,
     /// Which etcd release the model reproduces where they differ (the Lock API).
     pub etcd_version: crate::etcd::Version,
+    /// How many etcd members (the model; SimServer is one node): 1 to 7, default 3, etcd's
+    /// smallest cluster that survives a member's failure. One member is the node `etcd`;
+    /// several are `etcd1`, `etcd2`, ..., and `etcd` in a fault then names them all.
+    #[serde(default = "default_etcd_members")]
+    pub etcd_members: u32,
     /// Time a holder spends between its read and its write (by its own clock).
     pub critical_ms: MsRange,
     /// Time between two lock cycles of one client.
@@ -403,6 +408,7 @@ impl Scenario {
             lock_method: crate::lock::LockMethod::Election,
             etcd: crate::etcd::Backend::Model,
             etcd_version: crate::etcd::Version::V3_5,
+            etcd_members: default_etcd_members(),
             critical_ms: MsRange::new(0, 300),
             think_ms: MsRange::new(0, 200),
             campaign_timeout_ms: 10_000,
@@ -474,6 +480,18 @@ impl Scenario {
         (1..=self.clients).map(client_name).collect()
     }
 
+    /// The etcd members' node names: `etcd` alone, or `etcd1` to `etcdN`.
+    pub fn etcd_member_names(&self) -> Vec<String> {
+        crate::fault::etcd_member_names(self.etcd_members)
+    }
+
+    /// Every node a fault may name besides `etcd` and `storage`: the clients and the members.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut names = self.client_names();
+        names.extend(self.etcd_member_names());
+        names
+    }
+
     /// Checks every limit; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=CLIENTS_MAX).contains(&self.clients) {
@@ -491,6 +509,18 @@ impl Scenario {
                 "lock_method: election supports at most {} clients on etcd = \"madsim\" (SimServer's campaign waiters overflow); use the model or kv-mutex for {}",
                 crate::lock::ELECTION_CLIENTS_MAX,
                 self.clients
+            ));
+        }
+        if !(1..=ETCD_MEMBERS_MAX).contains(&self.etcd_members) {
+            return Err(format!(
+                "etcd_members: {} is outside 1..={ETCD_MEMBERS_MAX}",
+                self.etcd_members
+            ));
+        }
+        if self.etcd == Backend::Madsim && self.etcd_members != 1 {
+            return Err(format!(
+                "etcd_members: {} with etcd = \"madsim\": SimServer is one node (set etcd_members = 1)",
+                self.etcd_members
             ));
         }
         if self.etcd == Backend::Madsim && self.lock_method == LockMethod::LockApi {
@@ -555,7 +585,7 @@ impl Scenario {
         crate::fault::FaultPlan {
             faults: self.faults.clone(),
         }
-        .validate(&self.client_names())
+        .validate(&self.node_names())
         .map_err(|e| format!("faults: {e}"))?;
         for s in &self.scripts {
             if !(1..=self.clients).contains(&s.client) {
@@ -573,6 +603,14 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// Most etcd members (etcd recommends at most 7).
+pub const ETCD_MEMBERS_MAX: u32 = 7;
+
+/// etcd's smallest cluster that survives the loss of a member.
+fn default_etcd_members() -> u32 {
+    3
 }
 
 /// The node name of client `n` (1-based).

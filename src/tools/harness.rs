@@ -170,7 +170,7 @@ impl Harness {
         given_plan: Option<FaultPlan>,
     ) -> Result<(), Box<Failure>> {
         if let Some(plan) = &given_plan {
-            if let Err(e) = plan.validate(&self.builder.scenario().client_names()) {
+            if let Err(e) = plan.validate(&self.builder.scenario().node_names()) {
                 panic!("fencelab: {PLAN_VAR} does not fit the scenario: {e}");
             }
         }

@@ -321,7 +321,7 @@ impl SeedClient {
         let spec = ClientSpec {
             index: n,
             etcd_backend: crate::etcd::Backend::default(),
-            etcd_addr: self.etcd.clone(),
+            etcd_endpoints: vec![self.etcd.clone()],
             storage_addr: self.storage.clone(),
             fence: self.token.client_fencing().fence(),
             workload: Arc::new(crate::workload::Single),

@@ -95,6 +95,7 @@ pub fn story(history: &History) -> String {
                 }
             }
             EventKind::Fault { what } => format!("** {what}"),
+            EventKind::Leadership { what, .. } => format!("== {what}"),
         };
         let _ = writeln!(out, "{}  {:<8} {}", secs(e.true_us), e.node, what);
     }

@@ -3,17 +3,18 @@
 //! which strike when a client reaches the point.
 
 use super::latency_range;
-use super::nodes::{Nodes, ETCD_ADDR, OPERATOR};
+use super::nodes::{Nodes, OPERATOR};
 use super::schedule::{Action, Schedule};
 use crate::etcd::Backend;
 use crate::history::{EventKind, Recorder};
-use crate::nemesis::{Fault, NETWORK, STORAGE};
+use crate::etcd::model::Cluster;
+use crate::fault::{ETCD_ALL, ETCD_OTHERS};
+use crate::nemesis::{Fault, ETCD, ETCD_LEADER, NETWORK, STORAGE};
 use crate::scenario::{MsRange, Scenario};
 use crate::workload::PointHit;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub(super) struct Faults {
     /// The scenario's network, which comes back when a network fault ends.
     latency_ms: MsRange,
     loss_rate: f64,
+    /// The node pairs each partition named by a role cut, resolved when it struck, in the
+    /// order they struck: its heal unclogs the same pairs.
+    partitions: BTreeMap<(String, String), VecDeque<Vec<(String, String)>>>,
 }
 
 impl Faults {
@@ -47,7 +51,65 @@ impl Faults {
             etcd: scenario.etcd,
             latency_ms: scenario.latency_ms,
             loss_rate: scenario.loss_rate,
+            partitions: BTreeMap::new(),
         }
+    }
+
+    fn cluster(&self) -> Option<&Cluster> {
+        self.nodes.cluster.as_deref()
+    }
+
+    fn member_index(&self, node: &str) -> Option<usize> {
+        self.nodes.members.iter().position(|m| m == node)
+    }
+
+    /// Tells the cluster that a member stopped or runs again.
+    fn member_up(&self, node: &str, up: bool, crashed: bool) {
+        if let (Some(c), Some(m)) = (self.cluster(), self.member_index(node)) {
+            c.set_up(m, up, crashed);
+        }
+    }
+
+    /// Tells the cluster that two members can, or cannot, reach each other.
+    fn member_link(&self, a: &str, b: &str, connected: bool) {
+        if let (Some(c), Some(i), Some(j)) =
+            (self.cluster(), self.member_index(a), self.member_index(b))
+        {
+            c.set_link(i, j, connected);
+        }
+    }
+
+    /// The nodes a fault's node names now: `etcd` and `etcd:all` every member, `etcd:leader`
+    /// the member that leads (none while nobody does), any other name itself.
+    fn resolve(&self, node: &str) -> Vec<String> {
+        match node {
+            ETCD | ETCD_ALL => self.nodes.members.clone(),
+            ETCD_LEADER => match self.cluster() {
+                None => self.nodes.members.clone(),
+                Some(c) => c
+                    .leader()
+                    .map(|l| vec![self.nodes.members[l].clone()])
+                    .unwrap_or_default(),
+            },
+            other => vec![other.to_string()],
+        }
+    }
+
+    /// Who leads, in words, for the notes of faults aimed at members.
+    fn leadership(&self) -> String {
+        match self.cluster().and_then(|c| c.leader().map(|l| (l, c.term()))) {
+            Some((l, term)) => format!("leader {} (term {term})", self.nodes.members[l]),
+            None => "no leader".into(),
+        }
+    }
+
+    /// How a note names the target when it was a role or the whole cluster: empty otherwise
+    /// (and for one member, whose notes read as they always did).
+    fn aimed(&self, node: &str, resolved: &str) -> String {
+        if node == resolved || self.nodes.members.len() < 2 {
+            return String::new();
+        }
+        format!(" ({node}; {})", self.leadership())
     }
 
     /// The world's nodes, for the supervisor to kill at the end.
@@ -63,13 +125,24 @@ impl Faults {
     pub(super) fn apply(&mut self, now_ms: u64, action: Action, schedule: &mut Schedule) {
         match action {
             Action::Pause(node, ms) => {
-                self.pause(&node, format!("paused for {ms} ms"), now_ms + ms, schedule)
+                let targets = self.resolve(&node);
+                if targets.is_empty() {
+                    self.note(&node, format!("no {node} to pause ({})", self.leadership()));
+                }
+                for target in targets {
+                    let what = format!("paused for {ms} ms{}", self.aimed(&node, &target));
+                    self.pause(&target, what, now_ms + ms, schedule);
+                }
             }
             Action::Resume(node) => self.resume(&node),
             Action::Clog(a, b) => self.clog(&a, &b),
             Action::Unclog(a, b) => self.unclog(&a, &b),
             Action::Release(node) => self.release(&node),
-            Action::Crash(node, ms) => self.crash(node, ms, now_ms, schedule),
+            Action::Crash(node, ms) => {
+                for target in self.resolve(&node) {
+                    self.crash(target, ms, now_ms, schedule);
+                }
+            }
             Action::Restart(node) => self.restart(node),
             Action::Revoke(node) => {
                 // Not awaited: the supervisor must go on (etcd may be stalled).
@@ -85,6 +158,7 @@ impl Faults {
     fn pause(&mut self, node: &str, what: String, resume_ms: u64, schedule: &mut Schedule) {
         if !self.crashed.get(node).copied().unwrap_or(false) {
             self.nest.pause(&self.handle, &self.nodes, node);
+            self.member_up(node, false, false);
             self.note(node, what);
             schedule.push(resume_ms, Action::Resume(node.to_string()));
         }
@@ -92,20 +166,63 @@ impl Faults {
 
     fn resume(&mut self, node: &str) {
         if self.nest.resume(&self.handle, &self.nodes, node) {
-            self.note(node, "resumed".into());
+            self.member_up(node, true, false);
+            let what = match self.member_index(node).is_some() && self.nodes.members.len() > 1 {
+                true => format!("resumed ({})", self.leadership()),
+                false => "resumed".into(),
+            };
+            self.note(node, what);
         }
     }
 
+    /// The node pairs a partition of `a` from `b` cuts: roles resolved now, `etcd:others`
+    /// every member not on `a`'s side.
+    fn pairs(&self, a: &str, b: &str) -> Vec<(String, String)> {
+        let left = self.resolve(a);
+        let right = match b {
+            ETCD_OTHERS => self
+                .nodes
+                .members
+                .iter()
+                .filter(|m| !left.contains(m))
+                .cloned()
+                .collect(),
+            _ => self.resolve(b),
+        };
+        let mut pairs = Vec::new();
+        for x in &left {
+            for y in right.iter().filter(|y| *y != x) {
+                pairs.push((x.clone(), y.clone()));
+            }
+        }
+        pairs
+    }
+
     fn clog(&mut self, a: &str, b: &str) {
-        self.nest.clog(&self.net, &self.nodes, a, b);
-        self.nest.clog(&self.net, &self.nodes, b, a);
-        self.note(a, format!("partitioned from {b}"));
+        let pairs = self.pairs(a, b);
+        for (x, y) in &pairs {
+            self.nest.clog(&self.net, &self.nodes, x, y);
+            self.nest.clog(&self.net, &self.nodes, y, x);
+            self.member_link(x, y, false);
+            self.note(x, format!("partitioned from {y}{}", self.aimed(a, x)));
+        }
+        self.partitions
+            .entry((a.to_string(), b.to_string()))
+            .or_default()
+            .push_back(pairs);
     }
 
     fn unclog(&mut self, a: &str, b: &str) {
-        let healed = self.nest.unclog(&self.net, &self.nodes, a, b);
-        if self.nest.unclog(&self.net, &self.nodes, b, a) && healed {
-            self.note(a, format!("partition from {b} healed"));
+        let key = (a.to_string(), b.to_string());
+        let pairs = self.partitions.get_mut(&key).and_then(VecDeque::pop_front);
+        // Positive space: every heal follows its partition.
+        let pairs = pairs.unwrap_or_else(|| panic!("heal of {a} | {b} without a partition"));
+        for (x, y) in pairs {
+            let healed = self.nest.unclog(&self.net, &self.nodes, &x, &y);
+            if self.nest.unclog(&self.net, &self.nodes, &y, &x) && healed {
+                self.member_link(&x, &y, true);
+                self.note(&x, format!("partition from {y} healed"));
+            }
         }
     }
 
@@ -124,6 +241,7 @@ impl Faults {
 
     fn crash(&mut self, node: String, ms: u64, now_ms: u64, schedule: &mut Schedule) {
         self.handle.kill(self.nodes.id(&node));
+        self.member_up(&node, false, true);
         // A crash ends the node's pauses: it restarts unpaused.
         self.nest.forget_pauses(&node);
         self.crashed.insert(node.clone(), true);
@@ -134,11 +252,13 @@ impl Faults {
     fn restart(&mut self, node: String) {
         self.crashed.insert(node.clone(), false);
         self.handle.restart(self.nodes.id(&node));
+        self.member_up(&node, true, false);
         self.note(&node, "restarted".into());
     }
 
     fn revoke(&self, node: &str) -> Option<madsim::task::JoinHandle<()>> {
-        revoke(&self.operator, &self.recorder, self.etcd, ETCD_ADDR, node)
+        let endpoints = self.nodes.endpoints.clone();
+        revoke(&self.operator, &self.recorder, self.etcd, endpoints, node)
     }
 
     fn degrade(&mut self, latency_ms: MsRange, loss_permille: u32) {
@@ -278,14 +398,14 @@ fn revoke(
     operator: &NodeHandle,
     recorder: &Recorder,
     backend: Backend,
-    etcd_addr: SocketAddr,
+    endpoints: Vec<String>,
     node: &str,
 ) -> Option<madsim::task::JoinHandle<()>> {
     let lease_id = recorder.last_lease_of(node)?;
     let (recorder, node) = (recorder.clone(), node.to_string());
     Some(operator.spawn(async move {
         let asked = crate::deadline::timeout(REVOKE_TIMEOUT, async {
-            match crate::etcd::connect(backend, &[etcd_addr.to_string()]).await {
+            match crate::etcd::connect(backend, &endpoints).await {
                 Ok(etcd) => match etcd.revoke(lease_id).await {
                     Ok(()) => format!("etcd revoked lease {lease_id:x}"),
                     Err(e) => format!("etcd could not revoke lease {lease_id:x}: {e}"),

@@ -11,7 +11,7 @@ use builder::Parts;
 
 use crate::checker::{self, Verdict};
 use crate::history::{History, Recorder};
-use crate::nemesis::{self, FaultPlan, LabelledFault};
+use crate::nemesis::{self, Fault, FaultPlan, LabelledFault};
 use crate::scenario::{MsRange, Scenario};
 use crate::storage::Fencing;
 use apply::Faults;
@@ -104,6 +104,18 @@ async fn supervise(
     let recorder = Recorder::new(origin);
     let (nodes, mut clients, store) =
         nodes::start(&handle, &scenario, &plan, &parts, seed, origin, &recorder);
+    if let Some(cluster) = nodes.cluster.clone() {
+        // The election timers run on the operator's node, which nothing pauses; it is killed
+        // with the others at the end. One member never needs an election, unless it crashes:
+        // no task otherwise, so that one member's runs stay as they were.
+        let crashes = plan
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::Crash { node, .. } if crate::fault::is_etcd(node)));
+        if cluster.members() > 1 || crashes {
+            nodes.get(nodes::OPERATOR).spawn(cluster.run_elections());
+        }
+    }
     let mut schedule = Schedule::new(&plan, &scenario);
     let mut faults = Faults::new(nodes, recorder.clone(), &scenario);
     apply_until_end(&mut schedule, &mut faults, &mut clients, &plan, origin).await;
@@ -113,7 +125,9 @@ async fn supervise(
     let etcd_keys = parts.workload.etcd_keys();
     if !etcd_keys.is_empty() {
         let operator = nodes.get(nodes::OPERATOR);
-        finals.extend(nodes::final_etcd_read(operator, scenario.etcd, etcd_keys).await);
+        let endpoints = nodes.endpoints.clone();
+        let read = nodes::final_etcd_read(operator, scenario.etcd, endpoints, etcd_keys);
+        finals.extend(read.await);
     }
     recorder.set_final_entries(finals);
     let messages = madsim::net::NetSim::current().stat().msg_count;
@@ -188,7 +202,7 @@ impl Experiment {
         if let Some(name) = &self.scheme {
             crate::schemes::by_name(name)?.validate(&self.scenario)?;
         }
-        self.plan.validate(&self.scenario.client_names())
+        self.plan.validate(&self.scenario.node_names())
     }
 
     /// Runs it. Panics on a scheme not in the catalogue: [`Experiment::validate`] first.

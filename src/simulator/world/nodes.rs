@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
+/// One member's address (a cluster's members are at 10.0.0.11 and up).
 const ETCD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const STORAGE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const OPERATOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
@@ -30,17 +31,46 @@ const OPERATOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
 pub(super) const OPERATOR: &str = "operator";
 const ETCD_PORT: u16 = 2379;
 const STORAGE_PORT: u16 = 8080;
-pub(super) const ETCD_ADDR: SocketAddr = SocketAddr::new(ETCD_IP, ETCD_PORT);
 const STORAGE_ADDR: SocketAddr = SocketAddr::new(STORAGE_IP, STORAGE_PORT);
+
+/// Member `i`'s (0-based) address in a cluster of `members`.
+fn member_addr(members: u32, i: usize) -> SocketAddr {
+    let ip = match members {
+        1 => ETCD_IP,
+        _ => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11 + i as u8)),
+    };
+    SocketAddr::new(ip, ETCD_PORT)
+}
+
+/// Every member's client endpoint, in member order.
+pub(super) fn etcd_endpoints(members: u32) -> Vec<String> {
+    (0..members as usize)
+        .map(|i| member_addr(members, i).to_string())
+        .collect()
+}
+
+/// The endpoints as client `n` (1-based) knows them: spread over the members, client `n`
+/// first talks to member `(n - 1) mod N`, as each of Jepsen's clients talks to its own node.
+fn endpoints_of_client(members: u32, n: u32) -> Vec<String> {
+    let mut endpoints = etcd_endpoints(members);
+    endpoints.rotate_left(((n - 1) % members) as usize);
+    endpoints
+}
 
 fn client_ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, n as u8))
 }
 
-/// Every node of the world, by name.
+/// Every node of the world, by name, and etcd's members.
 #[derive(Default)]
 pub(super) struct Nodes {
     by_name: BTreeMap<String, NodeHandle>,
+    /// The members' node names, in member order.
+    pub(super) members: Vec<String>,
+    /// Their endpoints, in the same order.
+    pub(super) endpoints: Vec<String>,
+    /// The model's cluster (none with SimServer).
+    pub(super) cluster: Option<Arc<model::Cluster>>,
 }
 
 impl Nodes {
@@ -79,7 +109,13 @@ pub(super) fn start(
     recorder: &Recorder,
 ) -> (Nodes, Clients, Arc<Mutex<Store>>) {
     let mut nodes = Nodes::default();
-    nodes.insert(ETCD, start_etcd(handle, scenario, plan, seed, origin));
+    let (members, cluster) = start_etcd(handle, scenario, plan, seed, origin, recorder);
+    for (name, node) in members {
+        nodes.members.push(name.clone());
+        nodes.insert(name, node);
+    }
+    nodes.endpoints = etcd_endpoints(scenario.etcd_members);
+    nodes.cluster = cluster;
     let store = Arc::new(Mutex::new(Store::with_fence(parts.fence.clone())));
     nodes.insert(
         STORAGE,
@@ -93,49 +129,117 @@ pub(super) fn start(
     (nodes, clients, store)
 }
 
-/// Starts the etcd node: fencelab's model (the default) or SimServer.
+/// Starts the etcd members (fencelab's model, the default) or SimServer's one node, with
+/// the model's cluster.
 fn start_etcd(
     handle: &Handle,
     scenario: &Scenario,
     plan: &FaultPlan,
     seed: u64,
     origin: Instant,
-) -> NodeHandle {
-    let addr = ETCD_ADDR;
-    let node = handle.create_node().name(ETCD).ip(ETCD_IP);
-    match scenario.etcd {
-        Backend::Model => {
-            let mut cfg = model::Config::defaults(scenario.etcd_version);
-            cfg.timeout_permille = plan.etcd_timeout_permille();
-            cfg.ambiguous_permille = plan.etcd_ambiguous_permille();
-            // Lease IDs differ from seed to seed, as they do from one etcd to the next.
-            cfg.member_id = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
-            cfg.start_ms += seed % 1_000_000_000;
-            // Built outside the node's init: a restarted member keeps its data, as etcd's
-            // WAL does.
-            let member = Arc::new(model::Member::new(
-                cfg,
-                NodeClock::new(origin, plan.skew_of(ETCD)),
-            ));
-            node.init(move || {
-                let member = member.clone();
-                async move {
-                    let _ = model::serve(addr, member).await;
-                }
-            })
-            .build()
-        }
-        Backend::Madsim => {
-            let timeout_rate = plan.etcd_timeout_permille() as f32 / 1000.0;
-            node.init(move || async move {
+    recorder: &Recorder,
+) -> (Vec<(String, NodeHandle)>, Option<Arc<model::Cluster>>) {
+    let names = scenario.etcd_member_names();
+    if scenario.etcd == Backend::Madsim {
+        let addr = member_addr(1, 0);
+        let timeout_rate = plan.etcd_timeout_permille() as f32 / 1000.0;
+        let node = handle.create_node().name(ETCD).ip(addr.ip());
+        let node = node
+            .init(move || async move {
                 let _ = etcd_client::SimServer::builder()
                     .timeout_rate(timeout_rate)
                     .serve(addr)
                     .await;
             })
-            .build()
-        }
+            .build();
+        return (vec![(ETCD.to_string(), node)], None);
     }
+    let mut cfg = model::Config::defaults(scenario.etcd_version);
+    cfg.timeout_permille = plan.etcd_timeout_permille();
+    cfg.ambiguous_permille = plan.etcd_ambiguous_permille();
+    cfg.stale_leader_ms = plan.etcd_stale_leader_ms();
+    // Lease IDs differ from seed to seed, as they do from one etcd to the next.
+    cfg.member_id = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
+    cfg.start_ms += seed % 1_000_000_000;
+    // A member's clock: its own skew, else the plan's skew of `etcd` (all of them).
+    let clocks = names
+        .iter()
+        .map(|name| {
+            let own = plan.skew_of(name);
+            let skew = match own == crate::clock::Skew::default() {
+                true => plan.skew_of(ETCD),
+                false => own,
+            };
+            NodeClock::new(origin, skew)
+        })
+        .collect();
+    // Built outside the nodes' init: a restarted member keeps its data, as etcd's WAL does.
+    let cluster = model::Cluster::new(cfg, clocks);
+    observe(&cluster, &names, recorder);
+    let mut members = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let addr = member_addr(scenario.etcd_members, i);
+        let member = Arc::new(model::Member::of(&cluster, i));
+        let node = handle
+            .create_node()
+            .name(name)
+            .ip(addr.ip())
+            .init(move || {
+                let member = member.clone();
+                async move {
+                    let _ = model::serve(addr, member).await;
+                }
+            })
+            .build();
+        members.push((name.clone(), node));
+    }
+    (members, Some(cluster))
+}
+
+/// Records the cluster's leadership changes on the members concerned.
+fn observe(cluster: &model::Cluster, names: &[String], recorder: &Recorder) {
+    let (names, recorder) = (names.to_vec(), recorder.clone());
+    cluster.observe(move |event| {
+        let (m, kind) = match event {
+            model::RoleEvent::Elected {
+                member,
+                term,
+                promoted,
+            } => (
+                *member,
+                EventKind::Leadership {
+                    leader: Some(names[*member].clone()),
+                    what: format!(
+                        "elected leader of term {term}; Promote extended {promoted} lease(s)"
+                    ),
+                },
+            ),
+            model::RoleEvent::SteppedDown { member, why } => (
+                *member,
+                EventKind::Leadership {
+                    leader: None,
+                    what: format!("stepped down: {why}"),
+                },
+            ),
+            model::RoleEvent::StaleLeader { member, for_ms } => (
+                *member,
+                EventKind::Fault {
+                    what: format!(
+                        "acts on its stale lessor for {for_ms} ms before it notices it was replaced (etcd issue 15247)"
+                    ),
+                },
+            ),
+            model::RoleEvent::StaleRevoke { member, lease } => (
+                *member,
+                EventKind::Fault {
+                    what: format!(
+                        "revoked lease {lease:x}, expired in its stale view, through the real leader (etcd issue 15247)"
+                    ),
+                },
+            ),
+        };
+        recorder.record(&names[m], None, kind);
+    });
 }
 
 /// Starts the storage node, serving `store`, which the supervisor reads at the end.
@@ -148,6 +252,7 @@ fn start_storage(
 ) -> NodeHandle {
     let storage_addr = STORAGE_ADDR;
     let etcd = scenario.etcd;
+    let endpoints = etcd_endpoints(scenario.etcd_members);
     let server = Server::new(store, Some(recorder.clone()), STORAGE)
         .with_work(scenario.storage_work_ms, seed ^ STORAGE_WORK_SEED);
     // Only a fence that asks the lock service makes the storage connect to etcd: every other
@@ -158,10 +263,10 @@ fn start_storage(
         .name(STORAGE)
         .ip(STORAGE_IP)
         .init(move || {
-            let server = server.clone();
+            let (server, endpoints) = (server.clone(), endpoints.clone());
             async move {
                 let server = match asks {
-                    true => server.with_lock_service(lock_service(etcd).await),
+                    true => server.with_lock_service(lock_service(etcd, &endpoints).await),
                     false => server,
                 };
                 match tokio::net::TcpListener::bind(storage_addr).await {
@@ -184,11 +289,12 @@ const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) async fn final_etcd_read(
     operator: &NodeHandle,
     backend: Backend,
+    endpoints: Vec<String>,
     keys: Vec<String>,
 ) -> Vec<(String, crate::entry::Entry)> {
     let read = operator.spawn(async move {
         let mut out = Vec::new();
-        let Ok(etcd) = crate::etcd::connect(backend, &[ETCD_ADDR.to_string()]).await else {
+        let Ok(etcd) = crate::etcd::connect(backend, &endpoints).await else {
             return out;
         };
         for key in keys {
@@ -213,10 +319,10 @@ pub(super) async fn final_etcd_read(
 const STORAGE_WORK_SEED: u64 = 0x5707_a6e0_u64;
 
 /// The storage's connection to etcd, retried until it holds (the etcd node may be starting).
-async fn lock_service(backend: Backend) -> Arc<dyn crate::etcd::Etcd> {
+async fn lock_service(backend: Backend, endpoints: &[String]) -> Arc<dyn crate::etcd::Etcd> {
     // Bounded: a run ends long before this many retries.
     for _ in 0..100_000u32 {
-        if let Ok(etcd) = crate::etcd::connect(backend, &[ETCD_ADDR.to_string()]).await {
+        if let Ok(etcd) = crate::etcd::connect(backend, endpoints).await {
             return etcd;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -279,7 +385,7 @@ fn start_clients(
         let spec = ClientSpec {
             index: n,
             etcd_backend: scenario.etcd,
-            etcd_addr: ETCD_ADDR.to_string(),
+            etcd_endpoints: endpoints_of_client(scenario.etcd_members, n),
             storage_addr: STORAGE_ADDR.to_string(),
             fence: parts.fence.clone(),
             workload: parts.workload.clone(),

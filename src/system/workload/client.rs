@@ -83,7 +83,8 @@ pub struct ClientSpec {
     pub index: u32,
     /// Which etcd client to use (the real build always uses a real etcd).
     pub etcd_backend: crate::etcd::Backend,
-    pub etcd_addr: String,
+    /// etcd's members' endpoints; the client talks to the first until it fails over.
+    pub etcd_endpoints: Vec<String>,
     pub storage_addr: String,
     /// The storage's fence: the client asks it which number to send.
     pub fence: Arc<dyn Fence>,
@@ -174,8 +175,7 @@ impl ClientRun {
     /// Runs lock cycles until told to stop (counter) or once (single).
     pub async fn run(mut self) {
         let etcd = loop {
-            let endpoints = [self.spec.etcd_addr.clone()];
-            match crate::etcd::connect(self.spec.etcd_backend, &endpoints).await {
+            match crate::etcd::connect(self.spec.etcd_backend, &self.spec.etcd_endpoints).await {
                 Ok(c) => break c,
                 Err(_) if !self.stop.load(Ordering::Relaxed) => {
                     self.clock.sleep(RETRY_BACKOFF).await

@@ -141,10 +141,11 @@ impl Lessor {
         if l.deadline_us <= now_us {
             return Renewal::Expired;
         }
-        let deadline_us = now_us + l.ttl_s * 1_000_000;
-        // Positive space: a renewal never moves a deadline backwards.
-        assert!(deadline_us >= l.deadline_us, "lease deadline moved back");
-        l.deadline_us = deadline_us;
+        // `Renew` → `l.refresh(0)`: now + TTL, which is earlier than a new leader's
+        // Promote (now + election timeout + TTL) left it, as in etcd.
+        l.deadline_us = now_us + l.ttl_s * 1_000_000;
+        // Positive space: a renewed lease is alive for a whole TTL.
+        assert!(l.deadline_us > now_us, "a renewed lease expired at once");
         Renewal::Renewed(l.ttl_s)
     }
 
@@ -196,6 +197,24 @@ impl Lessor {
         self.leases.len()
     }
 
+    /// Every lease's (deadline µs, TTL s): what a leader's lessor holds in memory.
+    pub fn deadlines(&self) -> BTreeMap<LeaseId, (i64, i64)> {
+        self.leases
+            .iter()
+            .map(|(id, l)| (*id, (l.deadline_us, l.ttl_s)))
+            .collect()
+    }
+
+    /// A new leader's `Promote(extend)`: every lease's deadline becomes `now_us + extend_us +
+    /// TTL` of the new leader's clock (`Lease.refresh(extend)`). How many leases it extended.
+    pub fn promote(&mut self, now_us: i64, extend_us: i64) -> usize {
+        assert!(extend_us >= 0, "Promote extends, never shortens");
+        for l in self.leases.values_mut() {
+            l.deadline_us = now_us + extend_us + l.ttl_s * 1_000_000;
+        }
+        self.leases.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.leases.is_empty()
     }
@@ -231,6 +250,17 @@ mod tests {
         assert_eq!(l.get(g.id).unwrap().deadline_us, 8_000_000);
         assert!(l.revoke(g.id).is_some());
         assert_eq!(l.renew(g.id, 8_000_001), Renewal::NotFound);
+    }
+
+    #[test]
+    fn promote_extends_every_lease_by_the_election_timeout_past_its_ttl() {
+        let mut l = lessor();
+        let a = l.grant(2, 0).unwrap().id;
+        let b = l.grant(5, 0).unwrap().id;
+        assert_eq!(l.promote(10_000_000, 1_000_000), 2);
+        assert_eq!(l.get(a).unwrap().deadline_us, 13_000_000);
+        assert_eq!(l.get(b).unwrap().deadline_us, 16_000_000);
+        assert_eq!(l.deadlines()[&a], (13_000_000, 2));
     }
 
     #[test]

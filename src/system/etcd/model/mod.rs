@@ -25,6 +25,7 @@
 //! tolerances recorded there.
 
 pub mod client;
+pub mod cluster;
 pub mod kv;
 pub mod lessor;
 pub mod member;
@@ -34,4 +35,5 @@ pub mod watch;
 pub mod wire;
 
 pub use client::ModelEtcd;
+pub use cluster::{Cluster, RoleEvent};
 pub use server::{serve, Config, Member};

@@ -22,6 +22,7 @@
 //!   (gRPC cancels the stream's context): a waiting Lock or Campaign deletes its key, a watch
 //!   ends.
 
+use super::cluster::Cluster;
 use super::member::State;
 use super::recipes;
 use super::wire::{Envelope, Request, Response};
@@ -31,7 +32,7 @@ use madsim::net::{Endpoint, Receiver, Sender};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -58,6 +59,9 @@ pub struct Config {
     /// Seeds lease IDs (etcd: the member ID and its start time).
     pub member_id: u64,
     pub start_ms: u64,
+    /// The hazard of etcd issue 15247: how long a replaced leader goes on acting on its own
+    /// lessor's view before it notices (see [`super::cluster`]); `None`: it notices at once.
+    pub stale_leader_ms: Option<u64>,
 }
 
 impl Config {
@@ -72,6 +76,7 @@ impl Config {
             ambiguous_permille: 0,
             member_id: 0x8e9e_05c5_2164_694d,
             start_ms: 1_700_000_000_000,
+            stale_leader_ms: None,
         }
     }
 
@@ -90,11 +95,11 @@ impl Config {
     }
 }
 
-/// One member: configuration, clock and state.
+/// One member of a [`Cluster`]: its index, its clock, and the cluster's state.
 pub struct Member {
-    cfg: Config,
+    cluster: Arc<Cluster>,
+    index: usize,
     clock: NodeClock,
-    state: Mutex<State>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,18 +112,36 @@ enum Fault {
 }
 
 impl Member {
+    /// The one member of a cluster of one.
     pub fn new(cfg: Config, clock: NodeClock) -> Self {
-        let ids = super::lessor::IdGen::new(cfg.member_id, cfg.start_ms);
-        let state = Mutex::new(State::new(cfg.min_ttl_s(), ids));
-        Member { cfg, clock, state }
+        Member::of(&Cluster::new(cfg, vec![clock]), 0)
     }
 
+    /// Member `index` of `cluster`.
+    pub fn of(cluster: &Arc<Cluster>, index: usize) -> Self {
+        assert!(index < cluster.members(), "member {index} of {}", cluster.members());
+        Member {
+            clock: cluster.clock(index),
+            cluster: cluster.clone(),
+            index,
+        }
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The cluster's committed state.
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("member state")
+        self.cluster.state()
+    }
+
+    fn cfg(&self) -> &Config {
+        self.cluster.config()
     }
 
     pub fn version(&self) -> Version {
-        self.cfg.version
+        self.cfg().version
     }
 
     /// The member's monotonic clock, µs.
@@ -126,8 +149,38 @@ impl Member {
         self.clock.monotonic_us()
     }
 
+    /// What a request through this member needs of the cluster: a leader with a majority (it
+    /// goes through the log, or is a linearizable read), a reachable leader (the leader's
+    /// lessor answers it), or nothing (a watch: served from the member's own state).
+    fn ready(&self, req: &Request) -> bool {
+        match req {
+            r if r.goes_through_the_log() => self.cluster.can_commit(self.index),
+            Request::Get(_) | Request::Lock { .. } | Request::Campaign { .. } => {
+                self.cluster.can_commit(self.index)
+            }
+            Request::KeepAlive { .. } => {
+                self.cluster.renewing_leader(self.index).is_some()
+                    || self.cluster.is_stale(self.index)
+            }
+            Request::TimeToLive { .. } => self.cluster.renewing_leader(self.index).is_some(),
+            _ => true,
+        }
+    }
+
+    /// Waits (etcd's request timeout at most) until the request can be served; false if not.
+    async fn wait_ready(&self, req: &Request) -> bool {
+        let timeout = self.cfg().request_timeout();
+        self.cluster.wait_until(timeout, || self.ready(req)).await
+    }
+
+    /// The clock lease deadlines run on: the leader's (`lessor.go` runs on the leader).
+    fn lease_now_us(&self) -> i64 {
+        let leader = self.cluster.renewing_leader(self.index);
+        self.cluster.now_us(leader.unwrap_or(self.index))
+    }
+
     fn draw_fault(&self) -> Fault {
-        let (lost, ambiguous) = (self.cfg.timeout_permille, self.cfg.ambiguous_permille);
+        let (lost, ambiguous) = (self.cfg().timeout_permille, self.cfg().ambiguous_permille);
         if lost + ambiguous == 0 {
             return Fault::None;
         }
@@ -152,13 +205,18 @@ pub async fn serve(addr: SocketAddr, member: Arc<Member>) -> std::io::Result<()>
     }
 }
 
-/// The lessor's loop: revoke what expired, wait a scan period (by the member's timer).
+/// The lessor's loop: revoke what expired, wait a scan period (by the member's timer). Only
+/// the leader's lessor expires leases; a stale former leader's may too (issue 15247).
 async fn scan(member: Arc<Member>) {
-    let period = Duration::from_millis(member.cfg.scan_ms);
+    let period = Duration::from_millis(member.cfg().scan_ms);
     for _ in 0..SCANS_MAX {
         member.clock.sleep(period).await;
-        let now_us = member.now_us();
-        member.state().expire(now_us);
+        if member.cluster.expires_leases(member.index) {
+            let now_us = member.now_us();
+            member.state().expire(now_us);
+        } else {
+            member.cluster.stale_scan(member.index);
+        }
     }
 }
 
@@ -179,8 +237,18 @@ async fn connection(member: Arc<Member>, tx: Arc<Sender>, mut rx: Receiver) {
         let Envelope { id, body } = *env;
         if matches!(body, Request::Cancel) {
             running.remove(&id);
-        } else if body.is_unary() {
+        } else if body.is_unary() && member.ready(&body) {
             unary(&member, &tx, id, body).await;
+        } else if body.is_unary() {
+            // No leader to serve it yet: it waits, without holding up the connection.
+            let (member, tx) = (member.clone(), tx.clone());
+            tokio::spawn(async move {
+                if member.wait_ready(&body).await {
+                    unary(&member, &tx, id, body).await;
+                } else {
+                    reply(&tx, id, Response::Error(EtcdError::Timeout)).await;
+                }
+            });
         } else {
             running.retain(|_, c| !c.is_closed());
             if running.len() >= RUNNING_MAX {
@@ -196,6 +264,12 @@ async fn connection(member: Arc<Member>, tx: Arc<Sender>, mut rx: Receiver) {
 }
 
 async fn unary(member: &Arc<Member>, tx: &Arc<Sender>, id: u64, req: Request) {
+    if let Request::KeepAlive { id: lease } = &req {
+        // A former leader that has not noticed answers from its own lessor (issue 15247).
+        if let Some(ttl) = member.cluster.stale_renew(member.index, *lease) {
+            return reply(tx, id, Response::Ttl(ttl)).await;
+        }
+    }
     let fault = if req.goes_through_the_log() {
         member.draw_fault()
     } else {
@@ -204,7 +278,7 @@ async fn unary(member: &Arc<Member>, tx: &Arc<Sender>, id: u64, req: Request) {
     let answer = match fault {
         Fault::Lost => None,
         Fault::None | Fault::Ambiguous => {
-            let now_us = member.now_us();
+            let now_us = member.lease_now_us();
             let mut state = member.state();
             let answer = state.apply(&req, now_us);
             // A keepalive answered 0 whose lease is still there: it expired, and etcd's Renew
@@ -230,7 +304,7 @@ async fn unary(member: &Arc<Member>, tx: &Arc<Sender>, id: u64, req: Request) {
         _ => {
             let (member, tx) = (member.clone(), tx.clone());
             tokio::spawn(async move {
-                member.clock.sleep(member.cfg.request_timeout()).await;
+                member.clock.sleep(member.cfg().request_timeout()).await;
                 reply(&tx, id, Response::Error(EtcdError::Timeout)).await;
             });
         }
@@ -248,6 +322,9 @@ async fn waiting(
     req: Request,
     mut cancel: oneshot::Receiver<()>,
 ) {
+    if !member.wait_ready(&req).await {
+        return reply(&tx, id, Response::Error(EtcdError::Timeout)).await;
+    }
     let answer = match req {
         Request::Lock { name, lease } => tokio::select! {
             biased;

@@ -1,0 +1,521 @@
+//! The cluster: 1 to 7 members, one committed state, and who leads.
+//!
+//! fencelab models *leadership*, not Raft's messages: there is one linearizable state (what
+//! has committed, [`State`]), and the rules below decide when a request through a member may
+//! change or read it and whose clock its leases run on. Each rule says where etcd (3.4/3.5)
+//! does it.
+//!
+//! - **Commit** (`etcdserver/v3_server.go`, `processInternalRaftRequestOnce`; raft's
+//!   `stepFollower` forwards a proposal to the leader): a write, a linearizable read (ReadIndex,
+//!   `linearizableReadLoop`) or a lease grant or revoke through member M completes when M can
+//!   reach the leader and the leader reaches a majority of members (itself included). Until
+//!   then it waits; past etcd's request timeout it fails with `ErrTimeout` (the server's rule).
+//! - **Keepalives and TimeToLive** do not go through the log: the leader's lessor answers them,
+//!   and a follower forwards them to the leader (`v3_server.go`, `LeaseRenew` and
+//!   `LeaseTimeToLive`: `waitLeader`, then `leasehttp.RenewHTTP`), retrying until the request
+//!   timeout. So a renewal needs M to reach a live leader, not a majority.
+//! - **Expiry**: only the leader's lessor expires leases (`lease/lessor.go`: `runLoop` finds
+//!   expired leases only while `isPrimary`); its revocation commits like any write. Lease
+//!   deadlines are the leader's monotonic clock's.
+//! - **Elections**: when the leader is paused, crashed or cut off from a majority, the other
+//!   members' election timers run out after a randomized election timeout, between 1× and 2×
+//!   `--election-timeout` (raft's `resetRandomizedElectionTimeout`), counted from the moment the
+//!   leader stopped reaching them. Then a member that reaches a majority becomes leader; if none
+//!   does, the timers are drawn again. Raft's timers count *ticks*: a paused member's timer
+//!   does not run, so when every member is paused and resumed together, the old leader simply
+//!   goes on (no election), and its lessor expires what ran out meanwhile.
+//! - **Promote**: a new leader extends every lease to its now + election timeout + TTL, when
+//!   it applies its term's first (empty) entry (`etcdserver/server.go`, `applyEntryNormal` →
+//!   `lessor.Promote(s.Cfg.ElectionTimeout())`; `lessor.go`, `Promote`: `l.refresh(extend)`).
+//!   etcd also spreads the new deadlines when more than `leaseRevokeRate` (1,000) leases would
+//!   expire in one second; the model's runs hold far fewer.
+//! - **CheckQuorum**: a leader that is up but has not reached a majority for an election
+//!   timeout steps down (etcd runs raft with `CheckQuorum: true`, `etcdserver/raft.go`); until
+//!   then it goes on renewing leases in its own lessor, which a new leader's Promote covers
+//!   (why Promote extends by an election timeout: etcd PR 4778).
+//! - **Demote**: a leader that was replaced while paused or crashed steps down as soon as it
+//!   runs again (it hears the higher term within a heartbeat, `updateLeadership` →
+//!   `lessor.Demote()`), without expiring anything.
+//! - **The hazard of etcd issue 15247** (a fault option, `stale_leader_ms`): a former leader
+//!   whose raft loop is stuck does not notice it lost leadership for a while. During that time
+//!   it answers keepalives from its own lessor (the renewals do not reach the real leader) and
+//!   its lessor revokes the leases that expire in *its* view; the revocations are forwarded to
+//!   the real leader and commit. Fixed by etcd PR 16822 (a revoking member first confirms its
+//!   leadership, `ensureLeadership`), backported to 3.4 and 3.5.
+//!
+//! **Abstracted away, and why a lock client cannot tell.** Raft's messages, logs, terms and
+//! votes: a client sees only whether a request commits, when, and at which revision, and the
+//! one committed state gives every member the same answers. Peer latency and fsync: on the
+//! calibration machine (127.0.0.1) a 3-member commit costs about a millisecond more than one
+//! member's, inside the calibration's tolerance. Followers' apply lag: a follower's watches and
+//! serializable reads can trail the leader by a few milliseconds; the lock recipes use
+//! linearizable reads and wait on watches only for deletions, which a lag delays but does not
+//! reorder. Pre-vote and leader transfer. Who wins an election among the members that could:
+//! the model draws one at random (in Raft, the one whose timer ran out first).
+
+use super::lessor::IdGen;
+use super::member::State;
+use super::server::Config;
+use crate::clock::NodeClock;
+use crate::etcd::LeaseId;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Most members: etcd recommends at most 7 (`Documentation/faq.md`).
+pub const MEMBERS_MAX: usize = crate::etcd::failover::MEMBERS_MAX;
+/// Most elections in one cluster's life: a limit on everything.
+const ELECTIONS_MAX: u64 = 1_000_000;
+
+/// What happened to leadership, for the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleEvent {
+    /// `member` became leader of `term` and extended `promoted` leases (Promote).
+    Elected {
+        member: usize,
+        term: u64,
+        promoted: usize,
+    },
+    /// `member` stopped leading.
+    SteppedDown { member: usize, why: &'static str },
+    /// A replaced leader acts on its stale view until `for_ms` from now (issue 15247).
+    StaleLeader { member: usize, for_ms: u64 },
+    /// A stale leader's lessor revoked a lease through the real leader (issue 15247).
+    StaleRevoke { member: usize, lease: LeaseId },
+}
+
+/// A former leader that has not noticed it lost leadership (issue 15247).
+struct Stale {
+    /// Its lessor's deadlines when it last led, in its monotonic µs; renewals sent to it move
+    /// them, nothing else sees them.
+    deadlines: BTreeMap<LeaseId, (i64, i64)>,
+    /// Until when (its monotonic µs) it acts so; `None` while it is down.
+    until_us: Option<i64>,
+}
+
+/// Who is up, who reaches whom, who leads.
+struct Roles {
+    up: Vec<bool>,
+    /// Member pairs (low, high) that cannot reach each other.
+    cut: BTreeSet<(usize, usize)>,
+    leader: Option<usize>,
+    term: u64,
+    /// When the leader stopped reaching a majority, or stepped down: the followers' timers
+    /// run from then.
+    lost_at: Option<Instant>,
+    stale: Vec<Option<Stale>>,
+}
+
+impl Roles {
+    fn reaches(&self, a: usize, b: usize) -> bool {
+        a == b || !self.cut.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Whether `m` is up and reaches a majority of members (itself included).
+    fn has_quorum(&self, m: usize) -> bool {
+        let n = self.up.len();
+        let reached = (0..n).filter(|&o| self.up[o] && self.reaches(m, o)).count();
+        self.up[m] && reached > n / 2
+    }
+
+    /// The leader, when it is up and reaches a majority.
+    fn working_leader(&self) -> Option<usize> {
+        self.leader.filter(|&l| self.has_quorum(l))
+    }
+}
+
+/// Every member's view of one cluster; see the module doc.
+pub struct Cluster {
+    cfg: Config,
+    clocks: Vec<NodeClock>,
+    state: Mutex<State>,
+    roles: Mutex<Roles>,
+    /// Wakes requests waiting for a leader, and the election timers, at every change.
+    changed: Notify,
+    observer: Mutex<Option<Box<dyn Fn(&RoleEvent) + Send + Sync>>>,
+}
+
+impl Cluster {
+    /// A cluster of one member per clock; member 0 leads the first term, as the first member
+    /// of a new cluster usually does (who leads first does not matter: no lease exists yet).
+    pub fn new(cfg: Config, clocks: Vec<NodeClock>) -> Arc<Cluster> {
+        let n = clocks.len();
+        assert!((1..=MEMBERS_MAX).contains(&n), "1..={MEMBERS_MAX} members, got {n}");
+        let ids = IdGen::new(cfg.member_id, cfg.start_ms);
+        let state = Mutex::new(State::new(cfg.min_ttl_s(), ids));
+        Arc::new(Cluster {
+            cfg,
+            clocks,
+            state,
+            roles: Mutex::new(Roles {
+                up: vec![true; n],
+                cut: BTreeSet::new(),
+                leader: Some(0),
+                term: 1,
+                lost_at: None,
+                stale: (0..n).map(|_| None).collect(),
+            }),
+            changed: Notify::new(),
+            observer: Mutex::new(None),
+        })
+    }
+
+    pub fn members(&self) -> usize {
+        self.clocks.len()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The committed state.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("cluster state")
+    }
+
+    fn roles(&self) -> MutexGuard<'_, Roles> {
+        self.roles.lock().expect("cluster roles")
+    }
+
+    /// Calls `observer` at every leadership change (the world records them).
+    pub fn observe(&self, observer: impl Fn(&RoleEvent) + Send + Sync + 'static) {
+        *self.observer.lock().expect("observer") = Some(Box::new(observer));
+    }
+
+    fn tell(&self, event: RoleEvent) {
+        if let Some(o) = self.observer.lock().expect("observer").as_ref() {
+            o(&event);
+        }
+    }
+
+    /// Member `m`'s clock.
+    pub fn clock(&self, m: usize) -> NodeClock {
+        self.clocks[m].clone()
+    }
+
+    /// Member `m`'s monotonic clock, µs.
+    pub fn now_us(&self, m: usize) -> i64 {
+        self.clocks[m].monotonic_us()
+    }
+
+    /// The leader (which may be paused or cut off), if any.
+    pub fn leader(&self) -> Option<usize> {
+        self.roles().leader
+    }
+
+    pub fn term(&self) -> u64 {
+        self.roles().term
+    }
+
+    /// Whether a request through `m` commits now: `m` reaches a leader that reaches a majority.
+    pub fn can_commit(&self, m: usize) -> bool {
+        let r = self.roles();
+        r.working_leader().is_some_and(|l| r.reaches(m, l))
+    }
+
+    /// The leader a renewal through `m` reaches now: up, reachable, not necessarily with a
+    /// majority (a leader renews in its own lessor).
+    pub fn renewing_leader(&self, m: usize) -> Option<usize> {
+        let r = self.roles();
+        r.leader.filter(|&l| r.up[l] && r.reaches(m, l))
+    }
+
+    /// Whether `m`'s lessor is the one that expires leases now: it leads with a majority.
+    pub fn expires_leases(&self, m: usize) -> bool {
+        self.roles().working_leader() == Some(m)
+    }
+
+    /// Waits until `ready()` holds or `timeout` passes; false on timeout.
+    /// Returns at once, without yielding, when it holds already.
+    pub async fn wait_until(&self, timeout: Duration, ready: impl Fn() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let until = tokio::time::Instant::now() + timeout;
+        // Bounded by the timeout.
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if ready() {
+                return true;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut changed => {}
+                _ = tokio::time::sleep_until(until) => return ready(),
+            }
+        }
+    }
+
+    /// A member was paused, crashed, resumed or restarted. A crashed leader loses leadership:
+    /// Raft restarts a member as a follower.
+    pub fn set_up(&self, m: usize, up: bool, crashed: bool) {
+        if self.members() == 1 && !crashed {
+            // One member leads whatever happens to it: no one else could.
+            return;
+        }
+        {
+            let mut r = self.roles();
+            r.up[m] = up;
+            if crashed && r.leader == Some(m) {
+                r.leader = None;
+                r.lost_at = Some(Instant::now());
+                drop(r);
+                self.tell(RoleEvent::SteppedDown {
+                    member: m,
+                    why: "crashed",
+                });
+                r = self.roles();
+            }
+            if crashed {
+                // A restarted member rebuilds its lessor from disk, deadlines unset until it
+                // is promoted (`lessor.go`, `initAndRecover`): nothing stale survives.
+                r.stale[m] = None;
+            }
+            if up {
+                self.wake_stale(&mut r, m);
+            }
+            Self::reassess(&mut r);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Members `a` and `b` can (or cannot) reach each other.
+    pub fn set_link(&self, a: usize, b: usize, connected: bool) {
+        if a == b || self.members() == 1 {
+            return;
+        }
+        {
+            let mut r = self.roles();
+            let pair = (a.min(b), a.max(b));
+            if connected {
+                r.cut.remove(&pair);
+            } else {
+                r.cut.insert(pair);
+            }
+            Self::reassess(&mut r);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Notes when the leader stopped reaching a majority (or that it reaches one again).
+    fn reassess(r: &mut Roles) {
+        match r.leader {
+            Some(l) if r.has_quorum(l) => r.lost_at = None,
+            _ if r.lost_at.is_none() => r.lost_at = Some(Instant::now()),
+            _ => {}
+        }
+    }
+
+    /// With the issue-15247 hazard on, a leader losing leadership keeps its lessor's view.
+    fn make_stale(&self, r: &mut Roles, m: usize) {
+        let Some(stale_ms) = self.cfg.stale_leader_ms else {
+            return;
+        };
+        let deadlines = self.state().lessor.deadlines();
+        let until_us = r.up[m].then(|| self.now_us(m) + stale_ms as i64 * 1000);
+        r.stale[m] = Some(Stale {
+            deadlines,
+            until_us,
+        });
+        if r.up[m] {
+            self.tell(RoleEvent::StaleLeader {
+                member: m,
+                for_ms: stale_ms,
+            });
+        }
+    }
+
+    /// A stale former leader that runs again acts stale for `stale_leader_ms` from now.
+    fn wake_stale(&self, r: &mut Roles, m: usize) {
+        let (Some(stale_ms), Some(stale)) = (self.cfg.stale_leader_ms, r.stale[m].as_mut()) else {
+            return;
+        };
+        if stale.until_us.is_none() {
+            stale.until_us = Some(self.now_us(m) + stale_ms as i64 * 1000);
+            self.tell(RoleEvent::StaleLeader {
+                member: m,
+                for_ms: stale_ms,
+            });
+        }
+    }
+
+    /// Whether `m` is a former leader acting on its stale view now (issue 15247).
+    pub fn is_stale(&self, m: usize) -> bool {
+        let now_us = self.now_us(m);
+        let r = self.roles();
+        r.stale[m]
+            .as_ref()
+            .is_some_and(|s| s.until_us.is_some_and(|u| u > now_us))
+    }
+
+    /// A keepalive answered by `m` from its stale view: the TTL it claims, or `None` when `m`
+    /// is not a stale leader now.
+    pub fn stale_renew(&self, m: usize, id: LeaseId) -> Option<i64> {
+        let now_us = self.now_us(m);
+        let mut r = self.roles();
+        let stale = r.stale[m].as_mut()?;
+        if stale.until_us.is_none_or(|u| u <= now_us) {
+            r.stale[m] = None;
+            return None;
+        }
+        Some(match stale.deadlines.get_mut(&id) {
+            Some((deadline_us, ttl_s)) if *deadline_us > now_us => {
+                *deadline_us = now_us + *ttl_s * 1_000_000;
+                *ttl_s
+            }
+            _ => 0,
+        })
+    }
+
+    /// A stale leader's lessor scan: the leases expired in its view, revoked through the real
+    /// leader when `m` reaches one with a majority.
+    pub fn stale_scan(&self, m: usize) {
+        let now_us = self.now_us(m);
+        let expired: Vec<LeaseId> = {
+            let mut r = self.roles();
+            let forwarded = r.working_leader().is_some_and(|l| r.reaches(m, l));
+            let Some(stale) = r.stale[m].as_mut() else {
+                return;
+            };
+            if stale.until_us.is_none_or(|u| u <= now_us) {
+                r.stale[m] = None;
+                return;
+            }
+            let expired: Vec<LeaseId> = stale
+                .deadlines
+                .iter()
+                .filter(|(_, (d, _))| *d <= now_us)
+                .map(|(id, _)| *id)
+                .collect();
+            if !forwarded {
+                return;
+            }
+            for id in &expired {
+                stale.deadlines.remove(id);
+            }
+            expired
+        };
+        for lease in expired {
+            if self.state().revoke(lease) {
+                self.tell(RoleEvent::StaleRevoke { member: m, lease });
+            }
+        }
+    }
+
+    /// The election timers: runs for the cluster's life (spawn it where nothing pauses it).
+    pub async fn run_elections(self: Arc<Self>) {
+        let election_timeout = Duration::from_millis(self.cfg.election_timeout_ms);
+        for _ in 0..ELECTIONS_MAX {
+            self.one_election(election_timeout).await;
+        }
+    }
+
+    /// Waits for the leader to be lost, then for a new one (or for the old one to come back).
+    async fn one_election(&self, election_timeout: Duration) {
+        let lost = loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(t) = self.roles().lost_at {
+                break t;
+            }
+            changed.await;
+        };
+        let check_quorum_at = lost + election_timeout;
+        let mut due = lost + self.draw_timeout(election_timeout);
+        // Bounded: each round ends in an election, a redraw after `due`, or a return.
+        for _ in 0..ELECTIONS_MAX {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = Instant::now();
+            {
+                let mut r = self.roles();
+                if r.lost_at.is_none() {
+                    return;
+                }
+                if now >= check_quorum_at {
+                    self.check_quorum(&mut r);
+                }
+            }
+            if now >= due {
+                if self.elect() {
+                    return;
+                }
+                due = now + self.draw_timeout(election_timeout);
+            }
+            let wake = if now < check_quorum_at {
+                due.min(check_quorum_at)
+            } else {
+                due
+            };
+            tokio::select! {
+                biased;
+                _ = &mut changed => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn draw_timeout(&self, election_timeout: Duration) -> Duration {
+        let ms = election_timeout.as_millis() as u64;
+        Duration::from_millis(madsim::rand::thread_rng().gen_range(ms..2 * ms))
+    }
+
+    /// CheckQuorum: a leader that is up without a majority for an election timeout steps down
+    /// (unless the issue-15247 hazard keeps it from noticing).
+    fn check_quorum(&self, r: &mut Roles) {
+        let Some(l) = r.leader else { return };
+        if !r.up[l] || r.has_quorum(l) || self.cfg.stale_leader_ms.is_some() {
+            return;
+        }
+        r.leader = None;
+        self.tell(RoleEvent::SteppedDown {
+            member: l,
+            why: "no majority for an election timeout (CheckQuorum)",
+        });
+    }
+
+    /// Elects a member that reaches a majority, if one does; it promotes every lease.
+    fn elect(&self) -> bool {
+        let (winner, term, old) = {
+            let mut r = self.roles();
+            let n = r.up.len();
+            let candidates: Vec<usize> = (0..n)
+                .filter(|&m| r.has_quorum(m) && r.leader != Some(m))
+                .collect();
+            if candidates.is_empty() {
+                return false;
+            }
+            let winner = candidates[madsim::rand::thread_rng().gen_range(0..candidates.len())];
+            let old = r.leader.replace(winner);
+            if let Some(old) = old {
+                self.make_stale(&mut r, old);
+            }
+            r.term += 1;
+            r.lost_at = None;
+            r.stale[winner] = None;
+            (winner, r.term, old)
+        };
+        if let Some(old) = old {
+            self.tell(RoleEvent::SteppedDown {
+                member: old,
+                why: "replaced",
+            });
+        }
+        let extend_us = self.cfg.election_timeout_ms as i64 * 1000;
+        let promoted = self.state().lessor.promote(self.now_us(winner), extend_us);
+        self.tell(RoleEvent::Elected {
+            member: winner,
+            term,
+            promoted,
+        });
+        self.changed.notify_waiters();
+        true
+    }
+}
