@@ -53,6 +53,9 @@ struct ScenarioArgs {
     /// Which etcd release the model reproduces where they differ (the Lock API): 3.4 or 3.5.
     #[arg(long, value_name = "3.4|3.5")]
     etcd_version: Option<String>,
+    /// etcd members of the model, 1 to 7 (default 3; `--etcd madsim` is one node).
+    #[arg(long, value_name = "N")]
+    etcd_members: Option<u32>,
     /// Time a holder spends between its read and its write, MIN..MAX ms.
     #[arg(long, value_name = "MIN..MAX")]
     critical_ms: Option<String>,

@@ -122,6 +122,14 @@ impl ScenarioArgs {
         }
         if let Some(e) = &self.etcd {
             s.etcd = e.parse()?;
+            // SimServer is one node: choosing it chooses one member, unless said otherwise
+            // (then validation names the conflict).
+            if s.etcd == fencelab::etcd::Backend::Madsim {
+                s.etcd_members = 1;
+            }
+        }
+        if let Some(n) = self.etcd_members {
+            s.etcd_members = n;
         }
         if let Some(v) = &self.etcd_version {
             s.etcd_version = v.parse()?;

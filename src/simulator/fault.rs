@@ -322,8 +322,7 @@ impl FaultPlan {
             ));
         }
         let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL;
-        let known =
-            |n: &str| n == ETCD || n == STORAGE || role(n) || nodes.iter().any(|m| m == n);
+        let known = |n: &str| n == ETCD || n == STORAGE || role(n) || nodes.iter().any(|m| m == n);
         let mut skewed: Vec<&str> = Vec::new();
         let mut timeouts = 0;
         for (i, f) in self.faults.iter().enumerate() {

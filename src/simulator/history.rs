@@ -127,7 +127,10 @@ pub enum EventKind {
     // Last, so that the derived hash of every earlier kind stays as it was.
     /// etcd's leadership changed (a cluster of the model): from now `leader` leads, or no one
     /// does; `what` says how.
-    Leadership { leader: Option<String>, what: String },
+    Leadership {
+        leader: Option<String>,
+        what: String,
+    },
 }
 
 /// An event with its node and times.

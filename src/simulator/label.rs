@@ -377,8 +377,8 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::ETCD;
     use crate::clock::Skew;
+    use crate::fault::ETCD;
     use crate::scenario::client_name;
 
     #[test]

@@ -245,11 +245,7 @@ mod tests {
         };
         for seed in 0..200 {
             let plan = draw(&scripted, seed);
-            assert_eq!(
-                plan.validate(&scripted.node_names()),
-                Ok(()),
-                "seed {seed}"
-            );
+            assert_eq!(plan.validate(&scripted.node_names()), Ok(()), "seed {seed}");
             let windows = plan
                 .faults
                 .iter()

@@ -5,10 +5,10 @@
 use super::latency_range;
 use super::nodes::{Nodes, OPERATOR};
 use super::schedule::{Action, Schedule};
-use crate::etcd::Backend;
-use crate::history::{EventKind, Recorder};
 use crate::etcd::model::Cluster;
+use crate::etcd::Backend;
 use crate::fault::{ETCD_ALL, ETCD_OTHERS};
+use crate::history::{EventKind, Recorder};
 use crate::nemesis::{Fault, ETCD, ETCD_LEADER, NETWORK, STORAGE};
 use crate::scenario::{MsRange, Scenario};
 use crate::workload::PointHit;
@@ -97,7 +97,10 @@ impl Faults {
 
     /// Who leads, in words, for the notes of faults aimed at members.
     fn leadership(&self) -> String {
-        match self.cluster().and_then(|c| c.leader().map(|l| (l, c.term()))) {
+        match self
+            .cluster()
+            .and_then(|c| c.leader().map(|l| (l, c.term())))
+        {
             Some((l, term)) => format!("leader {} (term {term})", self.nodes.members[l]),
             None => "no leader".into(),
         }

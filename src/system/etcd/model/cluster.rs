@@ -103,10 +103,17 @@ struct Roles {
     cut: BTreeSet<(usize, usize)>,
     leader: Option<usize>,
     term: u64,
-    /// When the leader stopped reaching a majority, or stepped down: the followers' timers
-    /// run from then.
-    lost_at: Option<Instant>,
+    /// Since when the leader has been up without a majority: CheckQuorum's timer, which runs
+    /// only while the leader runs (Raft's timers count ticks, and a paused process ticks not).
+    alone_since: Option<Instant>,
+    /// Since when there has been no working leader while some member could win an election:
+    /// the followers' election timers, which likewise run only while they run.
+    quiet_since: Option<Instant>,
     stale: Vec<Option<Stale>>,
+    /// Revocations the leader's lessor proposed while it had no majority: they are in its log
+    /// ahead of anything proposed later, so they commit first when the majority returns, and
+    /// are lost with its leadership.
+    proposed: Vec<LeaseId>,
 }
 
 impl Roles {
@@ -143,7 +150,10 @@ impl Cluster {
     /// of a new cluster usually does (who leads first does not matter: no lease exists yet).
     pub fn new(cfg: Config, clocks: Vec<NodeClock>) -> Arc<Cluster> {
         let n = clocks.len();
-        assert!((1..=MEMBERS_MAX).contains(&n), "1..={MEMBERS_MAX} members, got {n}");
+        assert!(
+            (1..=MEMBERS_MAX).contains(&n),
+            "1..={MEMBERS_MAX} members, got {n}"
+        );
         let ids = IdGen::new(cfg.member_id, cfg.start_ms);
         let state = Mutex::new(State::new(cfg.min_ttl_s(), ids));
         Arc::new(Cluster {
@@ -155,8 +165,10 @@ impl Cluster {
                 cut: BTreeSet::new(),
                 leader: Some(0),
                 term: 1,
-                lost_at: None,
+                alone_since: None,
+                quiet_since: None,
                 stale: (0..n).map(|_| None).collect(),
+                proposed: Vec::new(),
             }),
             changed: Notify::new(),
             observer: Mutex::new(None),
@@ -223,6 +235,11 @@ impl Cluster {
         r.leader.filter(|&l| r.up[l] && r.reaches(m, l))
     }
 
+    /// Whether `m` leads (with a majority or not).
+    pub fn leads(&self, m: usize) -> bool {
+        self.roles().leader == Some(m)
+    }
+
     /// Whether `m`'s lessor is the one that expires leases now: it leads with a majority.
     pub fn expires_leases(&self, m: usize) -> bool {
         self.roles().working_leader() == Some(m)
@@ -254,8 +271,9 @@ impl Cluster {
     /// A member was paused, crashed, resumed or restarted. A crashed leader loses leadership:
     /// Raft restarts a member as a follower.
     pub fn set_up(&self, m: usize, up: bool, crashed: bool) {
-        if self.members() == 1 && !crashed {
-            // One member leads whatever happens to it: no one else could.
+        if self.members() == 1 && !crashed && self.leader() == Some(0) {
+            // One member leads whatever pauses it: no one else could. (A crashed one restarts
+            // as a follower and elects itself.)
             return;
         }
         {
@@ -263,7 +281,7 @@ impl Cluster {
             r.up[m] = up;
             if crashed && r.leader == Some(m) {
                 r.leader = None;
-                r.lost_at = Some(Instant::now());
+                r.proposed.clear();
                 drop(r);
                 self.tell(RoleEvent::SteppedDown {
                     member: m,
@@ -280,6 +298,7 @@ impl Cluster {
                 self.wake_stale(&mut r, m);
             }
             Self::reassess(&mut r);
+            self.commit_proposed(&mut r);
         }
         self.changed.notify_waiters();
     }
@@ -298,16 +317,50 @@ impl Cluster {
                 r.cut.insert(pair);
             }
             Self::reassess(&mut r);
+            self.commit_proposed(&mut r);
         }
         self.changed.notify_waiters();
     }
 
-    /// Notes when the leader stopped reaching a majority (or that it reaches one again).
+    /// Starts or stops the timers: CheckQuorum's on a leader that runs without a majority, the
+    /// followers' election timers while no leader works and some member could win.
     fn reassess(r: &mut Roles) {
-        match r.leader {
-            Some(l) if r.has_quorum(l) => r.lost_at = None,
-            _ if r.lost_at.is_none() => r.lost_at = Some(Instant::now()),
-            _ => {}
+        let now = Instant::now();
+        r.alone_since = match r.leader {
+            Some(l) if r.up[l] && !r.has_quorum(l) => r.alone_since.or(Some(now)),
+            _ => None,
+        };
+        let could_win = (0..r.up.len()).any(|m| r.has_quorum(m));
+        r.quiet_since = match r.working_leader() {
+            None if could_win => r.quiet_since.or(Some(now)),
+            _ => None,
+        };
+    }
+
+    /// The leader's lessor scan while it has no majority: it proposes the revocation of what
+    /// expired (`revokeExpiredLeases` → `LeaseRevoke`), which waits in its log.
+    pub fn propose_expired(&self, m: usize) {
+        let now_us = self.now_us(m);
+        let mut r = self.roles();
+        if r.leader != Some(m) || !r.up[m] {
+            return;
+        }
+        for id in self.state().lessor.expired(now_us) {
+            if !r.proposed.contains(&id) {
+                r.proposed.push(id);
+            }
+        }
+    }
+
+    /// Commits the revocations the leader proposed, once it works again: before anything that
+    /// waited for it (they are earlier in its log).
+    fn commit_proposed(&self, r: &mut Roles) {
+        if r.proposed.is_empty() || r.working_leader().is_none() {
+            return;
+        }
+        let mut state = self.state();
+        for id in r.proposed.drain(..) {
+            state.revoke(id);
         }
     }
 
@@ -407,57 +460,53 @@ impl Cluster {
         }
     }
 
-    /// The election timers: runs for the cluster's life (spawn it where nothing pauses it).
+    /// The election timers and CheckQuorum: runs for the cluster's life (spawn it where
+    /// nothing pauses it).
     pub async fn run_elections(self: Arc<Self>) {
         let election_timeout = Duration::from_millis(self.cfg.election_timeout_ms);
-        for _ in 0..ELECTIONS_MAX {
-            self.one_election(election_timeout).await;
-        }
-    }
-
-    /// Waits for the leader to be lost, then for a new one (or for the old one to come back).
-    async fn one_election(&self, election_timeout: Duration) {
-        let lost = loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if let Some(t) = self.roles().lost_at {
-                break t;
-            }
-            changed.await;
-        };
-        let check_quorum_at = lost + election_timeout;
-        let mut due = lost + self.draw_timeout(election_timeout);
-        // Bounded: each round ends in an election, a redraw after `due`, or a return.
+        // The randomized timeout drawn for the current quiet period: (its start, due).
+        let mut drawn: Option<(Instant, Instant)> = None;
+        // Bounded: every round waits for a change or a timer, and elections are bounded.
         for _ in 0..ELECTIONS_MAX {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             let now = Instant::now();
-            {
-                let mut r = self.roles();
-                if r.lost_at.is_none() {
-                    return;
-                }
-                if now >= check_quorum_at {
-                    self.check_quorum(&mut r);
-                }
-            }
-            if now >= due {
-                if self.elect() {
-                    return;
-                }
-                due = now + self.draw_timeout(election_timeout);
-            }
-            let wake = if now < check_quorum_at {
-                due.min(check_quorum_at)
-            } else {
-                due
+            let (alone, quiet) = {
+                let r = self.roles();
+                (r.alone_since, r.quiet_since)
             };
-            tokio::select! {
-                biased;
-                _ = &mut changed => {}
-                _ = tokio::time::sleep_until(wake) => {}
+            if alone.is_some_and(|t| now >= t + election_timeout) {
+                self.check_quorum();
+                continue;
+            }
+            drawn = quiet.map(|q| match drawn {
+                Some((start, due)) if start == q => (start, due),
+                _ => (q, q + self.draw_timeout(election_timeout)),
+            });
+            if let Some((start, due)) = drawn {
+                // Someone could win when the timers started; if no one can now, they run again.
+                if now >= due && !self.elect() {
+                    drawn = Some((start, now + self.draw_timeout(election_timeout)));
+                }
+                if now >= due {
+                    continue;
+                }
+            }
+            let wake = [
+                alone.map(|t| t + election_timeout),
+                drawn.map(|(_, due)| due),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match wake {
+                Some(wake) => tokio::select! {
+                    biased;
+                    _ = &mut changed => {}
+                    _ = tokio::time::sleep_until(wake) => {}
+                },
+                None => changed.await,
             }
         }
     }
@@ -468,17 +517,25 @@ impl Cluster {
     }
 
     /// CheckQuorum: a leader that is up without a majority for an election timeout steps down
-    /// (unless the issue-15247 hazard keeps it from noticing).
-    fn check_quorum(&self, r: &mut Roles) {
-        let Some(l) = r.leader else { return };
-        if !r.up[l] || r.has_quorum(l) || self.cfg.stale_leader_ms.is_some() {
-            return;
-        }
-        r.leader = None;
+    /// (unless the issue-15247 hazard keeps it from noticing: then it leads on, stale).
+    fn check_quorum(&self) {
+        let stepped = {
+            let mut r = self.roles();
+            let Some(l) = r.leader else { return };
+            if self.cfg.stale_leader_ms.is_some() {
+                r.alone_since = None;
+                return;
+            }
+            r.leader = None;
+            r.proposed.clear();
+            Self::reassess(&mut r);
+            l
+        };
         self.tell(RoleEvent::SteppedDown {
-            member: l,
+            member: stepped,
             why: "no majority for an election timeout (CheckQuorum)",
         });
+        self.changed.notify_waiters();
     }
 
     /// Elects a member that reaches a majority, if one does; it promotes every lease.
@@ -498,8 +555,10 @@ impl Cluster {
                 self.make_stale(&mut r, old);
             }
             r.term += 1;
-            r.lost_at = None;
             r.stale[winner] = None;
+            // The old leader's uncommitted proposals are lost with its term.
+            r.proposed.clear();
+            Self::reassess(&mut r);
             (winner, r.term, old)
         };
         if let Some(old) = old {

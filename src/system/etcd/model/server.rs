@@ -119,7 +119,11 @@ impl Member {
 
     /// Member `index` of `cluster`.
     pub fn of(cluster: &Arc<Cluster>, index: usize) -> Self {
-        assert!(index < cluster.members(), "member {index} of {}", cluster.members());
+        assert!(
+            index < cluster.members(),
+            "member {index} of {}",
+            cluster.members()
+        );
         Member {
             clock: cluster.clock(index),
             cluster: cluster.clone(),
@@ -214,6 +218,8 @@ async fn scan(member: Arc<Member>) {
         if member.cluster.expires_leases(member.index) {
             let now_us = member.now_us();
             member.state().expire(now_us);
+        } else if member.cluster.leads(member.index) {
+            member.cluster.propose_expired(member.index);
         } else {
             member.cluster.stale_scan(member.index);
         }
