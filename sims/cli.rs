@@ -469,7 +469,12 @@ fn each_nemesis_flag_shapes_the_plan() {
         }),
         (
             &["--etcd-stalls-max", "3", "--etcd-stall-ms", "999..999"],
-            |f| f["fault"] == "pause" && f["node"] == "etcd" && f["duration_ms"] == 999,
+            // Three members: the leader alone or every member, as Jepsen's nemesis chose.
+            |f| {
+                f["fault"] == "pause"
+                    && (f["node"] == "etcd" || f["node"] == "etcd:leader")
+                    && f["duration_ms"] == 999
+            },
         ),
         (
             &[

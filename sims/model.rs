@@ -170,8 +170,14 @@ fn inside_faults_never_break_unfenced_runs_on_the_model_only() {
     // wrong. On SimServer some do (its leases end up to a second early): the check can fail.
     let n = seeds(2_000);
     for backend in [Backend::Model, Backend::Madsim] {
+        // SimServer is one node; the model runs the standard cluster of three.
+        let etcd_members = match backend {
+            Backend::Model => Scenario::standard().etcd_members,
+            Backend::Madsim => 1,
+        };
         let scenario = Scenario {
             etcd: backend,
+            etcd_members,
             ..Scenario::standard()
         };
         let runs = sweep::map_seeds(0..n, sweep::default_jobs(), |seed| {
