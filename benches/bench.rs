@@ -342,7 +342,7 @@ fn main() {
     let memory_seeds = env_u64("FENCELAB_BENCH_MEMORY_SEEDS", 100_000);
     let cores = sweep::default_jobs();
     let standard = Scenario::standard();
-    println!("fencelab bench: standard scenario (3 clients, counter, TTL 2 s, 20 s), fencing=token, {repeats} repeats, median");
+    println!("fencelab bench: standard scenario (3 clients, 3 etcd members, counter, TTL 2 s, 20 s), fencing=token, {repeats} repeats, median");
 
     // Peak memory over many seeds: flat if every node is torn down. Measured first, because
     // peak RSS is the process's high-water mark, and the floors below raise it: madsim never
@@ -363,8 +363,14 @@ fn main() {
         marks.push((done, sweep::peak_rss_mb().unwrap_or(f64::NAN)));
     }
     for backend in [Backend::Model, Backend::Madsim] {
+        // SimServer is one node.
+        let etcd_members = match backend {
+            Backend::Model => standard.etcd_members,
+            Backend::Madsim => 1,
+        };
         let scenario = Scenario {
             etcd: backend,
+            etcd_members,
             ..standard.clone()
         };
         let etcd_floor = |n| match backend {
@@ -398,7 +404,21 @@ fn main() {
             )
         })
         .collect();
+    // The cluster's cost: its members are nodes with their own lessor timers; the model's
+    // leadership sends no peer messages (see `etcd::model::cluster`), so any change in
+    // messages per seed is the clients' own (failover, waits for a leader).
+    let by_members: Vec<(String, f64, Scenario)> = [1u32, 3, 5]
+        .into_iter()
+        .map(|etcd_members| {
+            let s = Scenario {
+                etcd_members,
+                ..standard.clone()
+            };
+            (etcd_members.to_string(), etcd_members as f64, s)
+        })
+        .collect();
     for (axis, per, rows) in [
+        ("etcd members (model)", "per member", by_members),
         ("clients (election, model)", "per client", by_clients),
         ("simulated duration", "per simulated s", by_duration),
     ] {
