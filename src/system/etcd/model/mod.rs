@@ -1,4 +1,4 @@
-//! fencelab's model of one etcd member: what a lock client can observe of etcd, rule by rule,
+//! fencelab's model of an etcd cluster: what a lock client can observe of etcd, rule by rule,
 //! each rule citing where etcd does it. One file per part, like TigerBeetle's `src/testing/`:
 //!
 //! | file | what |
@@ -6,19 +6,20 @@
 //! | [`kv`] | keys, revisions, transactions and their compares |
 //! | [`lessor`] | leases: deadlines, minimum TTL, renewal, expiry, TimeToLive, IDs |
 //! | [`watch`] | watches from a revision |
-//! | [`member`] | the three together: how each request applies |
+//! | [`member`] | the three together: how each request applies to the committed state |
+//! | [`cluster`] | members, who leads, elections, Promote, CheckQuorum, issue 15247 |
 //! | [`recipes`] | the v3 Lock and election services (3.4 and 3.5) |
 //! | [`server`] | the member as a node: connections, its clock, the lessor scan, stalls, faults |
 //! | [`client`] | a persistent connection per client, calls multiplexed on it |
 //! | [`wire`] | the messages between them |
 //!
-//! **What is abstracted away, and why a client cannot tell.** Raft: a single member commits
-//! every proposal it makes, so a write is applied when the member handles it; the model
-//! applies it at once (a real single member spends about a millisecond on its log and fsync,
-//! inside the calibration's tolerance). Storage (bbolt, the WAL, compaction): a client sees
-//! only the present keys, revisions and recent watch events. Authentication, TLS, gRPC
-//! framing and flow control. Several members, leaders and elections are not in this model
-//! yet: the member is always the leader, so its lessor always expires leases.
+//! **What is abstracted away, and why a client cannot tell.** Raft's messages: the cluster
+//! keeps one committed state and decides by leadership when a request through a member may
+//! commit ([`cluster`] says how and what it leaves out); a commit applies at once (a real
+//! cluster on one machine spends about a millisecond on its log, fsync and peers, inside the
+//! calibration's tolerance). Storage (bbolt, the WAL, compaction): a client sees only the
+//! present keys, revisions and recent watch events. Authentication, TLS, gRPC framing and
+//! flow control.
 //!
 //! Calibration: `fencelab::calibrate` runs the same probes against a real etcd (the real
 //! suite) and against this model (`sims/calibration.rs`), and the model must land within the
