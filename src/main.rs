@@ -123,6 +123,12 @@ struct ScenarioArgs {
     /// etcd stall length, MIN..MAX ms.
     #[arg(long, value_name = "MIN..MAX")]
     etcd_stall_ms: Option<String>,
+    /// Most pauses of the etcd leader alone per run (a failover when longer than 1-2 s).
+    #[arg(long)]
+    leader_pauses_max: Option<u32>,
+    /// Leader pause length, MIN..MAX ms.
+    #[arg(long, value_name = "MIN..MAX")]
+    leader_pause_ms: Option<String>,
     /// Chance per mille that a run has etcd request timeouts.
     #[arg(long)]
     etcd_timeouts_permille: Option<u32>,

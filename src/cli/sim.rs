@@ -81,6 +81,7 @@ impl ScenarioArgs {
             holds_max => n.holds_max,
             crashes_max => n.crashes_max,
             etcd_stalls_max => n.etcd_stalls_max,
+            leader_pauses_max => n.leader_pauses_max,
             etcd_timeouts_permille => n.etcd_timeouts_permille,
             etcd_timeout_rate_permille => n.etcd_timeout_rate_permille,
             etcd_skew_permille => n.etcd_skew_permille,
@@ -102,6 +103,7 @@ impl ScenarioArgs {
             hold_ms => n.hold_ms,
             restart_ms => n.restart_ms,
             etcd_stall_ms => n.etcd_stall_ms,
+            leader_pause_ms => n.leader_pause_ms,
             network_ms => n.network_ms,
             network_latency_ms => n.network_latency_ms,
         );

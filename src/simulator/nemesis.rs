@@ -167,6 +167,17 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
             rate_permille: rng.gen_range(1..=cfg.etcd_ambiguous_rate_permille),
         });
     }
+    // Leader pauses, drawn after everything else so that 0 of them changes no other draw.
+    if cfg.leader_pauses_max > 0 {
+        for _ in 0..rng.gen_range(0..=cfg.leader_pauses_max) {
+            let at = Trigger::AtMs(rng.gen_range(0..duration_ms));
+            faults.push(Fault::Pause {
+                node: ETCD_LEADER.to_string(),
+                at,
+                duration_ms: span(&mut rng, cfg.leader_pause_ms),
+            });
+        }
+    }
     let plan = FaultPlan { faults };
     debug_assert!(plan.validate(&scenario.node_names()).is_ok());
     plan

@@ -167,9 +167,14 @@ pub struct NemesisConfig {
     /// Client crashes, restarted after `restart_ms`.
     pub crashes_max: u32,
     pub restart_ms: MsRange,
-    /// etcd stalls (the etcd node paused).
+    /// etcd stalls: with one member its node paused; with several, the leader alone or every
+    /// member (half each, as Jepsen's pause nemesis chose).
     pub etcd_stalls_max: u32,
     pub etcd_stall_ms: MsRange,
+    /// Pauses of the etcd leader alone (`etcd:leader`), long enough for a failover at etcd's
+    /// default election timeout (1-2 s). Drawn last: 0 leaves every other draw as it was.
+    pub leader_pauses_max: u32,
+    pub leader_pause_ms: MsRange,
     /// Chance (per mille) that the run has etcd request timeouts, and their rate (per mille).
     pub etcd_timeouts_permille: u32,
     pub etcd_timeout_rate_permille: u32,
@@ -219,6 +224,8 @@ impl NemesisConfig {
             restart_ms: MsRange::new(500, 3_000),
             etcd_stalls_max: 0,
             etcd_stall_ms: MsRange::new(500, 3_000),
+            leader_pauses_max: 0,
+            leader_pause_ms: MsRange::new(2_000, 6_000),
             etcd_timeouts_permille: 0,
             etcd_timeout_rate_permille: 0,
             etcd_skew_permille: 0,
@@ -305,6 +312,7 @@ impl NemesisConfig {
             ("nemesis.holds_max", self.holds_max),
             ("nemesis.crashes_max", self.crashes_max),
             ("nemesis.etcd_stalls_max", self.etcd_stalls_max),
+            ("nemesis.leader_pauses_max", self.leader_pauses_max),
             ("nemesis.network_faults_max", self.network_faults_max),
         ] {
             if v > 16 {
@@ -317,6 +325,7 @@ impl NemesisConfig {
             ("nemesis.hold_ms", self.hold_ms),
             ("nemesis.restart_ms", self.restart_ms),
             ("nemesis.etcd_stall_ms", self.etcd_stall_ms),
+            ("nemesis.leader_pause_ms", self.leader_pause_ms),
             ("nemesis.network_ms", self.network_ms),
         ] {
             r.validate(name, FAULT_MS_MAX)?;

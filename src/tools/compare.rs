@@ -58,6 +58,7 @@ pub fn families() -> Vec<Family> {
         partition(),
         client_crash(),
         etcd_stall(),
+        leader_failover(),
         all(),
     ]
 }
@@ -141,6 +142,20 @@ fn etcd_stall() -> Family {
         about: "etcd stalls (its node paused)",
         nemesis: only(NemesisConfig {
             etcd_stalls_max: 1,
+            ..NemesisConfig::none()
+        }),
+    }
+}
+
+/// The etcd leader alone paused 2 to 6 s: past the 1-2 s election timeout another member is
+/// elected and extends every lease (Promote); clients talking to the paused leader time out
+/// and move to another member. With one member it is an etcd stall.
+fn leader_failover() -> Family {
+    Family {
+        name: "leader-failover",
+        about: "the etcd leader paused past an election: another member takes over",
+        nemesis: only(NemesisConfig {
+            leader_pauses_max: 1,
             ..NemesisConfig::none()
         }),
     }
