@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The node pairs one partition cut.
+type Pairs = Vec<(String, String)>;
+
 /// Applies faults to the world, as the supervisor's schedule and the clients' point hits say.
 pub(super) struct Faults {
     handle: Handle,
@@ -35,7 +38,7 @@ pub(super) struct Faults {
     loss_rate: f64,
     /// The node pairs each partition named by a role cut, resolved when it struck, in the
     /// order they struck: its heal unclogs the same pairs.
-    partitions: BTreeMap<(String, String), VecDeque<Vec<(String, String)>>>,
+    partitions: BTreeMap<(String, String), VecDeque<Pairs>>,
 }
 
 impl Faults {
@@ -180,7 +183,7 @@ impl Faults {
 
     /// The node pairs a partition of `a` from `b` cuts: roles resolved now, `etcd:others`
     /// every member not on `a`'s side.
-    fn pairs(&self, a: &str, b: &str) -> Vec<(String, String)> {
+    fn pairs(&self, a: &str, b: &str) -> Pairs {
         let left = self.resolve(a);
         let right = match b {
             ETCD_OTHERS => self

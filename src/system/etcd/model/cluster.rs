@@ -134,6 +134,9 @@ impl Roles {
     }
 }
 
+/// What the world gives to be told of leadership changes.
+type Observer = Box<dyn Fn(&RoleEvent) + Send + Sync>;
+
 /// Every member's view of one cluster; see the module doc.
 pub struct Cluster {
     cfg: Config,
@@ -142,7 +145,7 @@ pub struct Cluster {
     roles: Mutex<Roles>,
     /// Wakes requests waiting for a leader, and the election timers, at every change.
     changed: Notify,
-    observer: Mutex<Option<Box<dyn Fn(&RoleEvent) + Send + Sync>>>,
+    observer: Mutex<Option<Observer>>,
 }
 
 impl Cluster {
