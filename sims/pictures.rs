@@ -1,12 +1,13 @@
-//! Pictures of real runs: the timeline SVG of the seed walkthrough and of a standard run.
+//! Pictures of real runs: the timeline SVG of the seed walkthrough, of a standard run and of
+//! a run whose etcd leader is paused.
 #![cfg(madsim)]
 
 // mimalloc, as in every binary of the package (the library sets no allocator).
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
-use fencelab::nemesis::{self, FaultPlan};
-use fencelab::scenario::Scenario;
+use fencelab::nemesis::{self, Fault, FaultPlan, Trigger};
+use fencelab::scenario::{NemesisConfig, Scenario};
 use fencelab::storage::Fencing;
 use fencelab::stories;
 use fencelab::timeline;
@@ -38,7 +39,12 @@ fn walkthrough_without_fencing_shows_its_violation() {
     let (scenario, plan) = stories::seed_walkthrough();
     let (svg, finding_events) = picture(&scenario, &plan, Fencing::None, 1);
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
-    assert_eq!(lanes(&doc), ["client1", "client2", "etcd", "storage"]);
+    // The story runs on the default cluster of three members: a lane each, after etcd's.
+    assert_eq!(scenario.etcd_members, 3);
+    assert_eq!(
+        lanes(&doc),
+        ["client1", "client2", "etcd", "etcd1", "etcd2", "etcd3", "storage"]
+    );
     assert!(
         finding_events > 0,
         "the walkthrough violates without fencing"
@@ -68,8 +74,87 @@ fn standard_run_picture_is_one_lane_per_node_and_replays_byte_for_byte() {
     let doc = roxmltree::Document::parse(&a).expect("well-formed XML");
     assert_eq!(
         lanes(&doc),
-        ["client1", "client2", "client3", "etcd", "storage"]
+        ["client1", "client2", "client3", "etcd", "etcd1", "etcd2", "etcd3", "storage"]
     );
     assert_eq!(halos(&doc), finding_events);
     assert!(a.len() < 200_000, "picture is {} bytes", a.len());
+}
+
+/// The member lanes' leader bands (`rect class="leader"`): (member, title), in order.
+fn leader_bands(doc: &roxmltree::Document<'_>) -> Vec<(String, String)> {
+    doc.descendants()
+        .filter(|n| n.attribute("class") == Some("leader"))
+        .map(|n| {
+            let title = n
+                .children()
+                .find(|c| c.has_tag_name("title"))
+                .and_then(|t| t.text())
+                .unwrap_or_default();
+            let node = n.attribute("data-node").unwrap_or_default();
+            (node.to_string(), title.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn leader_pause_moves_the_leader_band_to_another_member() {
+    let pause = Fault::Pause {
+        node: "etcd:leader".into(),
+        at: Trigger::AtMs(3_000),
+        duration_ms: 5_000,
+    };
+    let scenario = Scenario {
+        etcd_members: 3,
+        nemesis: NemesisConfig::off(),
+        faults: vec![pause],
+        ..Scenario::standard()
+    };
+    let plan = nemesis::draw(&scenario, 0);
+    let (svg, finding_events) = picture(&scenario, &plan, Fencing::Token, 0);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    assert_eq!(
+        lanes(&doc),
+        ["client1", "client2", "client3", "etcd", "etcd1", "etcd2", "etcd3", "storage"]
+    );
+    assert_eq!(halos(&doc), finding_events);
+    // etcd1 leads from the start until it is replaced while paused; another member leads
+    // from its election on.
+    let bands = leader_bands(&doc);
+    assert!(bands.len() >= 2, "bands: {bands:?}");
+    let (first, title) = &bands[0];
+    assert_eq!(first, "etcd1");
+    assert!(
+        title.starts_with("etcd1 leads in term 1 from 0.000 s"),
+        "{title}"
+    );
+    let (second, title) = &bands[1];
+    assert!(second != "etcd1", "bands: {bands:?}");
+    assert!(title.contains("elected leader of term 2"), "{title}");
+    assert!(svg.contains(">leader, term 2</text>"));
+    // The pause is drawn on the leader's lane, and ends when it resumed.
+    let pause = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("fault"))
+        .filter_map(|n| n.children().find(|c| c.has_tag_name("title")))
+        .filter_map(|t| t.text())
+        .find(|t| t.starts_with("etcd1: paused for 5000 ms (etcd:leader; leader etcd1 (term 1))"))
+        .expect("the leader's pause on etcd1's lane");
+    assert!(pause.ends_with("(3.000 s to 8.000 s)"), "{pause}");
+    // Its stepping down and the election are marked with their words.
+    let marks: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("leadership"))
+        .filter_map(|n| n.children().find(|c| c.has_tag_name("title")))
+        .filter_map(|t| t.text())
+        .collect();
+    assert!(
+        marks
+            .iter()
+            .any(|m| m.starts_with("etcd1 at ") && m.contains("stepped down")),
+        "{marks:?}"
+    );
+    assert!(
+        marks.iter().any(|m| m.contains("elected leader of term 2")),
+        "{marks:?}"
+    );
 }

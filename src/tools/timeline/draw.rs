@@ -7,8 +7,10 @@ use super::layout::{
     ETCD_SEG_H_PX, ETCD_SEG_Y_PX, LEFT_PX, PLOT_PX_AIM, PLOT_PX_MAX, PLOT_PX_MIN, PX_PER_S_MAX,
     PX_PER_S_MIN, RIGHT_PX, SESSION_Y_PX, TITLE_PX,
 };
+use super::leaders::draw_leaders;
 use super::model::{
-    blocks, holdings, lanes, network_windows, sessions, BlockKind, Holding, Lane, LaneKind,
+    blocks, holdings, lanes, network_windows, sessions, Block, BlockKind, Holding, Lane, LaneKind,
+    Session,
 };
 use super::notes::{draw_fault_list, draw_finding_list, draw_legend, legend_items, NOTES_MAX};
 use super::ops::draw_ops;
@@ -59,13 +61,10 @@ pub fn render(
     };
     let lane_of: BTreeMap<&str, &Lane> = lanes.iter().map(|l| (l.node.as_str(), l)).collect();
 
-    let blocks = blocks(events, end_us);
-    let sessions = sessions(events, end_us);
-    let holdings = holdings(events, end_us);
-
     // Notes under the picture: legend, findings, faults. Their height is known up front so
     // the SVG's size can be given in its root element.
-    let legend = legend_items();
+    let members = lanes.iter().filter(|l| l.kind == LaneKind::Member).count();
+    let legend = legend_items(members > 0);
     let legend_cols = ((width_px - 40.0) / 440.0).floor().clamp(1.0, 4.0) as usize;
     let legend_rows = legend.len().div_ceil(legend_cols);
     let legend_top_px = lanes_bottom_px + AXIS_PX + 24.0;
@@ -91,37 +90,8 @@ pub fn render(
     );
 
     // Title and the verdict in words.
-    svg!(
-        out,
-        "<text x=\"20\" y=\"28\" class=\"title\">{}</text>\n",
-        xml_escape(title)
-    );
-    let verdict_class = if verdict.violates() { "bad" } else { "good" };
-    svg!(
-        out,
-        "<text x=\"20\" y=\"50\" class=\"sub\"><tspan class=\"{verdict_class}\">{}</tspan> \
-         lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {} \
-         · {} client(s), TTL {} s{}</text>\n",
-        if verdict.violates() {
-            "VIOLATED"
-        } else {
-            "safe"
-        },
-        verdict.lost_updates,
-        verdict.token_order_breaks,
-        verdict.stale_acceptances,
-        verdict.false_rejections,
-        scenario.clients,
-        scenario.ttl_s,
-        if drawn < history.events.len() {
-            format!(
-                " · only the first {drawn} of {} events drawn",
-                history.events.len()
-            )
-        } else {
-            String::new()
-        }
-    );
+    let cut = (drawn < history.events.len()).then_some((drawn, history.events.len()));
+    draw_heading(&mut out, title, verdict, scenario, members, cut);
 
     // Lanes: background, name, clock.
     for (i, lane) in lanes.iter().enumerate() {
@@ -148,7 +118,50 @@ pub fn render(
     );
 
     // Windows of a degraded network span every lane, behind everything else.
-    for (start_us, end_us, label) in network_windows(&history.events, end_us) {
+    draw_network(&mut out, &history.events, &frame);
+
+    // Faults behind everything else on the lanes.
+    draw_faults(
+        &mut out,
+        &blocks(events, end_us),
+        &lanes,
+        &lane_of,
+        &frame,
+        plan,
+    );
+    // Who led the cluster when, over the members' faults.
+    draw_leaders(&mut out, events, &lanes, &lane_of, &frame);
+
+    // Sessions, beliefs and etcd's view.
+    out.push_str("<g class=\"locks\">\n");
+    draw_sessions(&mut out, &sessions(events, end_us), &lane_of, &frame);
+    for h in &holdings(events, end_us) {
+        let Some(lane) = lane_of.get(h.node.as_str()) else {
+            continue;
+        };
+        draw_holding(&mut out, h, lane, &frame, &lane_of);
+    }
+    out.push_str("</g>\n");
+
+    // Operations: lines from the client's send to the storage's apply, then the marks.
+    let finding_events: BTreeSet<usize> = verdict.findings.iter().map(|f| f.event).collect();
+    draw_ops(&mut out, history, drawn, &frame, &lane_of, &finding_events);
+
+    // Findings: a halo and a numbered badge at the event, a line through every lane.
+    draw_findings(&mut out, events, verdict, &frame, &lane_of);
+
+    // Notes.
+    draw_legend(&mut out, &legend, legend_cols, legend_top_px, width_px);
+    draw_finding_list(&mut out, verdict, findings_top_px);
+    draw_fault_list(&mut out, plan, faults_top_px);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Windows of a degraded network, across every lane.
+fn draw_network(out: &mut String, events: &[crate::history::Event], frame: &Frame) {
+    let (lanes_top_px, lanes_bottom_px) = (frame.lanes_top_px, frame.lanes_bottom_px);
+    for (start_us, end_us, label) in network_windows(events, frame.end_us) {
         let (x0, x1) = (frame.x(start_us), frame.x(end_us));
         svg!(
             out,
@@ -163,10 +176,19 @@ pub fn render(
             ))
         );
     }
+}
 
-    // Faults behind everything else on the lanes.
+/// The faults on the lanes (pauses, crashes, partitions, held requests) and the clock steps.
+fn draw_faults(
+    out: &mut String,
+    blocks: &[Block],
+    lanes: &[Lane],
+    lane_of: &BTreeMap<&str, &Lane>,
+    frame: &Frame,
+    plan: &FaultPlan,
+) {
     out.push_str("<g class=\"faults\">\n");
-    for b in &blocks {
+    for b in blocks {
         let Some(lane) = lane_of.get(b.node.as_str()) else {
             continue;
         };
@@ -195,14 +217,20 @@ pub fn render(
             xml_escape(&b.label)
         );
     }
-    for lane in &lanes {
-        draw_steps(&mut out, lane, &frame, plan);
+    for lane in lanes {
+        draw_steps(out, lane, frame, plan);
     }
     out.push_str("</g>\n");
+}
 
-    // Sessions, beliefs and etcd's view.
-    out.push_str("<g class=\"locks\">\n");
-    for s in &sessions {
+/// Lease sessions as dashed lines on the clients' lanes.
+fn draw_sessions(
+    out: &mut String,
+    sessions: &[Session],
+    lane_of: &BTreeMap<&str, &Lane>,
+    frame: &Frame,
+) {
+    for s in sessions {
         let Some(lane) = lane_of.get(s.node.as_str()) else {
             continue;
         };
@@ -222,27 +250,46 @@ pub fn render(
             ))
         );
     }
-    for h in &holdings {
-        let Some(lane) = lane_of.get(h.node.as_str()) else {
-            continue;
-        };
-        draw_holding(&mut out, h, lane, &frame, &lane_of);
-    }
-    out.push_str("</g>\n");
+}
 
-    // Operations: lines from the client's send to the storage's apply, then the marks.
-    let finding_events: BTreeSet<usize> = verdict.findings.iter().map(|f| f.event).collect();
-    draw_ops(&mut out, history, drawn, &frame, &lane_of, &finding_events);
-
-    // Findings: a halo and a numbered badge at the event, a line through every lane.
-    draw_findings(&mut out, events, verdict, &frame, &lane_of);
-
-    // Notes.
-    draw_legend(&mut out, &legend, legend_cols, legend_top_px, width_px);
-    draw_finding_list(&mut out, verdict, findings_top_px);
-    draw_fault_list(&mut out, plan, faults_top_px);
-    out.push_str("</svg>\n");
-    out
+/// The title, and under it the verdict and the run's shape in words; `cut` is (drawn, all)
+/// when not every event is drawn.
+fn draw_heading(
+    out: &mut String,
+    title: &str,
+    verdict: &Verdict,
+    scenario: &Scenario,
+    members: usize,
+    cut: Option<(usize, usize)>,
+) {
+    svg!(
+        out,
+        "<text x=\"20\" y=\"28\" class=\"title\">{}</text>\n",
+        xml_escape(title)
+    );
+    let (verdict_class, verdict_word) = match verdict.violates() {
+        true => ("bad", "VIOLATED"),
+        false => ("good", "safe"),
+    };
+    let cluster = match members {
+        0 => String::new(),
+        n => format!(" · etcd cluster of {n} members"),
+    };
+    let cut = cut.map_or(String::new(), |(drawn, all)| {
+        format!(" · only the first {drawn} of {all} events drawn")
+    });
+    svg!(
+        out,
+        "<text x=\"20\" y=\"50\" class=\"sub\"><tspan class=\"{verdict_class}\">{verdict_word}</tspan> \
+         lost updates {}, token-order breaks {}, stale acceptances {}, false rejections {} \
+         · {} client(s), TTL {} s{cluster}{cut}</text>\n",
+        verdict.lost_updates,
+        verdict.token_order_breaks,
+        verdict.stale_acceptances,
+        verdict.false_rejections,
+        scenario.clients,
+        scenario.ttl_s,
+    );
 }
 
 impl BlockKind {
@@ -325,6 +372,16 @@ fn draw_lane(out: &mut String, i: usize, lane: &Lane, frame: &Frame, plan: &Faul
     let notes: Vec<String> = match lane.kind {
         LaneKind::Client => skew_notes(&plan.skew_of(&lane.node)),
         LaneKind::Etcd => vec!["lock holder, by token".into()],
+        // Thin: its words go beside its name.
+        LaneKind::Member => {
+            svg!(
+                out,
+                "<text class=\"clock\" x=\"{:.1}\" y=\"{:.1}\">member</text>\n",
+                20.0 + text_width_px(&lane.node, 13.0),
+                lane.top_px + 19.0
+            );
+            Vec::new()
+        }
         LaneKind::Storage => vec!["applies reads and writes".into()],
     };
     for (k, note) in notes.iter().enumerate() {

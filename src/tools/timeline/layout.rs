@@ -7,6 +7,8 @@ pub(super) const TITLE_PX: f64 = 64.0;
 pub(super) const AXIS_PX: f64 = 28.0;
 pub(super) const CLIENT_LANE_PX: f64 = 100.0;
 pub(super) const ETCD_LANE_PX: f64 = 56.0;
+/// A member's lane is thin: a leader band, its faults, the leadership marks.
+pub(super) const MEMBER_LANE_PX: f64 = 30.0;
 pub(super) const STORAGE_LANE_PX: f64 = 84.0;
 /// Plot width per second of true time is chosen within these bounds.
 pub(super) const PX_PER_S_MIN: f64 = 40.0;
@@ -30,6 +32,9 @@ pub(super) const STORAGE_LABEL_Y_PX: f64 = 48.0;
 // Offsets inside the etcd lane.
 pub(super) const ETCD_SEG_Y_PX: f64 = 16.0;
 pub(super) const ETCD_SEG_H_PX: f64 = 20.0;
+// Offsets inside a member's lane.
+pub(super) const LEADER_Y_PX: f64 = 6.0;
+pub(super) const LEADER_H_PX: f64 = 11.0;
 /// Rows of op labels under the marks, each this far below the previous.
 const LABEL_ROWS: usize = 3;
 pub(super) const LABEL_ROW_PX: f64 = 10.0;

@@ -1,11 +1,14 @@
 //! A picture of one run: a Kleppmann-style timeline, as a standalone SVG.
 //!
-//! One lane per node (clients, then etcd, then storage), true time across. On a client's
-//! lane: its lease session, the lock as the client believes it holds it, the lock as etcd
-//! holds it for the client, the span where the two disagree, its pauses, crashes and
-//! partitions, its clock skew, and its reads and writes tagged with their tokens. On the
-//! storage lane: what the storage applied, accepted or rejected, joined to the client's send
-//! by a line. The checker's findings get a halo and a numbered note.
+//! One lane per node (clients, then etcd, then each member of a cluster of several, then
+//! storage), true time across. On a client's lane: its lease session, the lock as the client
+//! believes it holds it, the lock as etcd holds it for the client, the span where the two
+//! disagree, its pauses, crashes and partitions, its clock skew, and its reads and writes
+//! tagged with their tokens. On etcd's lane: which client holds the lock, as the clients see
+//! the cluster. On a member's lane: its pauses, crashes and partitions, when it led the
+//! cluster, and its leadership changes. On the storage lane: what the storage applied,
+//! accepted or rejected, joined to the client's send by a line. The checker's findings get a
+//! halo and a numbered note.
 //!
 //! The SVG is written by hand: no font library is needed, every coordinate is ours, and the
 //! same input gives the same bytes (no maps with random order, fixed float formatting).
@@ -16,13 +19,15 @@
 //! Its parts: `model` turns the history into what is drawn, as plain data (lanes, and spans
 //! of time on them: lease sessions, lock holdings, faults, network windows); `layout` says
 //! where things go on the page (sizes, offsets, the time axis' scale, label rows); `draw`
-//! renders the document, its lanes, axes and locks; `ops` the reads and writes; `findings`
-//! the checker's findings on the lanes; `notes` the legend and the lists under the picture.
+//! renders the document, its lanes, axes and locks; `leaders` who led the cluster when, and
+//! the members' notes; `ops` the reads and writes; `findings` the checker's findings on the
+//! lanes; `notes` the legend and the lists under the picture.
 //! The helpers it shares with the [plot](crate::plot) are in [`svg`](crate::svg).
 
 mod draw;
 mod findings;
 mod layout;
+mod leaders;
 mod model;
 mod notes;
 mod ops;

@@ -1,15 +1,20 @@
 //! What a timeline draws, as plain data built from a [`History`] (and the [`Scenario`]'s
-//! clients): one lane per node, and spans of time on the lanes (lease sessions, lock
-//! holdings, faults, windows of a degraded network). No SVG here.
+//! clients and etcd members): one lane per node, and spans of time on the lanes (lease
+//! sessions, lock holdings, faults, windows of a degraded network). No SVG here.
 
-use super::layout::{AXIS_PX, CLIENT_LANE_PX, ETCD_LANE_PX, STORAGE_LANE_PX, TITLE_PX};
-use crate::fault::{ETCD, NETWORK, STORAGE};
+use super::layout::{
+    AXIS_PX, CLIENT_LANE_PX, ETCD_LANE_PX, MEMBER_LANE_PX, STORAGE_LANE_PX, TITLE_PX,
+};
+use crate::fault::{is_etcd, ETCD, NETWORK, STORAGE};
 use crate::history::{EventKind, History};
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Most lanes: clients are limited to 64, plus etcd and storage and a few strays.
+/// Most lanes: clients are limited to 64, plus etcd, its members (at most 7), storage and a
+/// few strays.
 const LANES_MAX: usize = 80;
+/// Most member lanes, strays included.
+const MEMBERS_MAX: usize = 9;
 
 /// One colour per client, cycling; chosen to be told apart on white and in print.
 const CLIENT_COLOURS: [&str; 8] = [
@@ -20,7 +25,10 @@ const CLIENT_COLOURS: [&str; 8] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LaneKind {
     Client,
+    /// The lock as the cluster holds it for the clients.
     Etcd,
+    /// One member of a cluster of several: its faults and when it led.
+    Member,
     Storage,
 }
 
@@ -78,44 +86,63 @@ pub(super) struct Session {
 }
 
 /// One lane per node: the scenario's clients, any other client seen in the history, etcd,
-/// storage.
+/// the members of a cluster of several (and any member seen in the history), storage.
+///
+/// A name of etcd's (`etcd`, a member `etcd2`, a role `etcd:leader` that a note could not
+/// resolve) is never a client's: roles get no lane.
 pub(super) fn lanes(history: &History, scenario: &Scenario) -> Vec<Lane> {
     let mut clients: Vec<String> = scenario.client_names();
-    let known: BTreeSet<String> = clients.iter().cloned().collect();
+    let mut members: Vec<String> = match scenario.etcd_member_names() {
+        names if names.len() > 1 => names,
+        _ => Vec::new(),
+    };
+    let known: BTreeSet<String> = clients.iter().chain(&members).cloned().collect();
     let strays: BTreeSet<&str> = history
         .events
         .iter()
         .map(|e| e.node.as_str())
         // Network-wide faults are notes about every link, not a node with a lane.
-        .filter(|n| *n != ETCD && *n != STORAGE && *n != NETWORK && !known.contains(*n))
+        .filter(|n| *n != STORAGE && *n != NETWORK && !known.contains(*n))
         .collect();
-    clients.extend(strays.into_iter().map(str::to_string));
-    clients.truncate(LANES_MAX - 2);
-    let mut lanes = Vec::with_capacity(clients.len() + 2);
+    let (etcd_strays, client_strays): (Vec<&str>, Vec<&str>) =
+        strays.into_iter().partition(|n| is_etcd(n));
+    clients.extend(client_strays.into_iter().map(str::to_string));
+    members.extend(
+        etcd_strays
+            .into_iter()
+            .filter(|n| *n != ETCD && !n.contains(':'))
+            .map(str::to_string),
+    );
+    // Members by number: etcd10 after etcd9.
+    members.sort_by_key(|m| (m.len(), m.clone()));
+    members.truncate(MEMBERS_MAX);
+    clients.truncate(LANES_MAX - 2 - members.len());
+    let mut lanes = Vec::with_capacity(clients.len() + members.len() + 2);
     let mut top_px = TITLE_PX + AXIS_PX;
-    for (i, node) in clients.into_iter().enumerate() {
+    let mut push = |node: String, kind, height_px, colour| {
         lanes.push(Lane {
             node,
-            kind: LaneKind::Client,
-            top_px,
-            height_px: CLIENT_LANE_PX,
-            colour: CLIENT_COLOURS[i % CLIENT_COLOURS.len()],
-        });
-        top_px += CLIENT_LANE_PX;
-    }
-    for (node, kind, height_px) in [
-        (ETCD, LaneKind::Etcd, ETCD_LANE_PX),
-        (STORAGE, LaneKind::Storage, STORAGE_LANE_PX),
-    ] {
-        lanes.push(Lane {
-            node: node.to_string(),
             kind,
             top_px,
             height_px,
-            colour: "#444",
+            colour,
         });
         top_px += height_px;
+    };
+    for (i, node) in clients.into_iter().enumerate() {
+        let colour = CLIENT_COLOURS[i % CLIENT_COLOURS.len()];
+        push(node, LaneKind::Client, CLIENT_LANE_PX, colour);
     }
+    push(ETCD.to_string(), LaneKind::Etcd, ETCD_LANE_PX, "#444");
+    for node in members {
+        push(node, LaneKind::Member, MEMBER_LANE_PX, "#444");
+    }
+    push(
+        STORAGE.to_string(),
+        LaneKind::Storage,
+        STORAGE_LANE_PX,
+        "#444",
+    );
     lanes
 }
 
@@ -142,6 +169,36 @@ pub(super) fn network_windows(
     windows
 }
 
+/// What a nemesis note does to a span on its node's lane: which kind of span, the peer of a
+/// partition, and whether it opens the span or closes it. `None` for any other note.
+///
+/// Notes on a member of a cluster may say more after the words matched here: `resumed
+/// (leader etcd3 (term 2))`, `partitioned from etcd3 (etcd:leader; leader etcd2 (term 1))`.
+pub(super) fn block_note(what: &str) -> Option<(BlockKind, &str, bool)> {
+    let span = if what.starts_with("paused") {
+        (BlockKind::Pause, "", true)
+    } else if what == "resumed" || what.starts_with("resumed (") {
+        (BlockKind::Pause, "", false)
+    } else if what.starts_with("crashed") {
+        (BlockKind::Crash, "", true)
+    } else if what == "restarted" {
+        (BlockKind::Crash, "", false)
+    } else if let Some(rest) = what.strip_prefix("partitioned from ") {
+        let peer = rest.split(" (").next().unwrap_or(rest);
+        (BlockKind::Partition, peer, true)
+    } else if let Some(rest) = what.strip_prefix("partition from ") {
+        let peer = rest.strip_suffix(" healed").unwrap_or(rest);
+        (BlockKind::Partition, peer, false)
+    } else if what.starts_with("storage request held") {
+        (BlockKind::Hold, "", true)
+    } else if what == "held storage request released" {
+        (BlockKind::Hold, "", false)
+    } else {
+        return None;
+    };
+    Some(span)
+}
+
 /// Pauses, crashes, partitions and held requests as spans, from the nemesis' notes.
 ///
 /// A node is paused or running (madsim keeps no count of pauses), so a second "paused"
@@ -153,33 +210,15 @@ pub(super) fn blocks(events: &[crate::history::Event], end_us: u64) -> Vec<Block
         let EventKind::Fault { what } = &e.kind else {
             continue;
         };
-        let node = e.node.clone();
-        let (kind, peer, opens) = if what.starts_with("paused") {
-            (BlockKind::Pause, String::new(), true)
-        } else if what == "resumed" {
-            (BlockKind::Pause, String::new(), false)
-        } else if what.starts_with("crashed") {
-            (BlockKind::Crash, String::new(), true)
-        } else if what == "restarted" {
-            (BlockKind::Crash, String::new(), false)
-        } else if let Some(peer) = what.strip_prefix("partitioned from ") {
-            (BlockKind::Partition, peer.to_string(), true)
-        } else if let Some(rest) = what.strip_prefix("partition from ") {
-            let peer = rest.strip_suffix(" healed").unwrap_or(rest);
-            (BlockKind::Partition, peer.to_string(), false)
-        } else if what.starts_with("storage request held") {
-            (BlockKind::Hold, String::new(), true)
-        } else if what == "held storage request released" {
-            (BlockKind::Hold, String::new(), false)
-        } else {
+        let Some((kind, peer, opens)) = block_note(what) else {
             continue;
         };
+        let (node, peer) = (e.node.clone(), peer.to_string());
         let key = (node.clone(), kind, peer.clone());
         if opens {
             let label = match kind {
-                BlockKind::Pause => what.clone(),
+                BlockKind::Pause | BlockKind::Partition => what.clone(),
                 BlockKind::Crash => "crashed".to_string(),
-                BlockKind::Partition => format!("partitioned from {peer}"),
                 BlockKind::Hold => "storage request held".to_string(),
             };
             open.entry(key).or_insert((e.true_us, label));
@@ -194,7 +233,38 @@ pub(super) fn blocks(events: &[crate::history::Event], end_us: u64) -> Vec<Block
     // Drawn wide ones first would hide nothing (they are translucent), but a fixed order
     // keeps the bytes the same whatever the map did.
     done.sort_by(|a, b| (a.start_us, &a.node, a.kind).cmp(&(b.start_us, &b.node, b.kind)));
-    done
+    merge_partitions(done)
+}
+
+/// One block for the partitions of a node from several peers over the same span (a client
+/// cut from every member of a cluster): `partitioned from etcd1, etcd2, etcd3`, not three
+/// labels drawn over each other.
+fn merge_partitions(blocks: Vec<Block>) -> Vec<Block> {
+    let mut merged: Vec<Block> = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let same_span = |m: &Block| {
+            (m.node.as_str(), m.kind, m.start_us, m.end_us)
+                == (b.node.as_str(), BlockKind::Partition, b.start_us, b.end_us)
+        };
+        // Only within the run of blocks that start together on this node (sorted so).
+        let twin = merged
+            .iter_mut()
+            .rev()
+            .take_while(|m| m.start_us == b.start_us && m.node == b.node)
+            .find(|m| same_span(m));
+        let peer = b
+            .label
+            .strip_prefix("partitioned from ")
+            .map(|rest| rest.split(' ').next().unwrap_or(rest));
+        match (twin, peer) {
+            (Some(m), Some(peer)) if m.label.starts_with("partitioned from ") => {
+                let at = m.label.find(" (").unwrap_or(m.label.len());
+                m.label.insert_str(at, &format!(", {peer}"));
+            }
+            _ => merged.push(b),
+        }
+    }
+    merged
 }
 
 fn close_block(

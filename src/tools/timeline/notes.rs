@@ -15,7 +15,29 @@ pub(super) struct LegendItem {
     words: &'static str,
 }
 
-pub(super) fn legend_items() -> Vec<LegendItem> {
+/// The legend; `members` adds what only member lanes show.
+pub(super) fn legend_items(members: bool) -> Vec<LegendItem> {
+    let mut items = common_legend_items();
+    if members {
+        items.extend(member_legend_items());
+    }
+    items
+}
+
+fn member_legend_items() -> [LegendItem; 2] {
+    [
+        LegendItem {
+            glyph: "<rect x=\"0\" y=\"1.5\" width=\"36\" height=\"11\" fill=\"#ffc107\" stroke=\"#b26a00\" stroke-width=\"0.8\"/>",
+            words: "etcd member leads the cluster (the first from the start; labelled with its term)",
+        },
+        LegendItem {
+            glyph: "<path d=\"M8 2.5l4.5 4.5l-4.5 4.5l-4.5 -4.5z\" fill=\"#b26a00\"/><path d=\"M22 2.5l4.5 4.5l-4.5 4.5l-4.5 -4.5z\" fill=\"#fff\" stroke=\"#b26a00\" stroke-width=\"1.4\"/><circle cx=\"33\" cy=\"7\" r=\"2.5\" fill=\"#fff\" stroke=\"#333\" stroke-width=\"1.2\"/>",
+            words: "elected ◆ / stepped down ◇ / other etcd note ○ (words in the tooltip)",
+        },
+    ]
+}
+
+fn common_legend_items() -> Vec<LegendItem> {
     // Each glyph is drawn in a 36×14 box whose top-left is (0, 0).
     vec![
         LegendItem {

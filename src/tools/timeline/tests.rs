@@ -151,6 +151,15 @@ fn plan() -> FaultPlan {
     }
 }
 
+/// The hand-made histories here are of one etcd node, as before clusters: their scenario
+/// says so (the stories' default is a cluster of three).
+fn one_member_story(clients: u32) -> Scenario {
+    Scenario {
+        etcd_members: 1,
+        ..Scenario::seed_story(clients)
+    }
+}
+
 fn count(doc: &roxmltree::Document<'_>, class: &str) -> usize {
     doc.descendants()
         .filter(|n| n.attribute("class") == Some(class))
@@ -162,7 +171,7 @@ fn walkthrough_picture_is_well_formed_with_lanes_and_highlights() {
     let history = walkthrough();
     let verdict = checker::check(&history);
     assert!(verdict.violates());
-    let scenario = Scenario::seed_story(2);
+    let scenario = one_member_story(2);
     let svg = render(
         &history,
         &verdict,
@@ -197,16 +206,14 @@ fn walkthrough_picture_is_well_formed_with_lanes_and_highlights() {
     );
 }
 
-/// The picture of a two-client story history, with the checker's findings.
+/// The picture of a two-client story history of one etcd node, with the checker's findings.
 fn story_picture(history: &History) -> String {
+    story_picture_of(history, &one_member_story(2))
+}
+
+fn story_picture_of(history: &History, scenario: &Scenario) -> String {
     let verdict = checker::check(history);
-    render(
-        history,
-        &verdict,
-        &Scenario::seed_story(2),
-        &FaultPlan::none(),
-        "t",
-    )
+    render(history, &verdict, scenario, &FaultPlan::none(), "t")
 }
 
 #[test]
@@ -261,4 +268,123 @@ fn empty_history_still_draws() {
         "",
     );
     roxmltree::Document::parse(&svg).expect("well-formed XML");
+}
+
+/// Who led in a hand-made cluster of three: etcd1 from the start, replaced while paused by
+/// etcd2, which etcd3 replaces without etcd2 stepping down first (etcd2 learns it later).
+fn cluster_notes() -> Vec<Event> {
+    let note = |what: &str| EventKind::Fault { what: what.into() };
+    let elected = |member: &str, term: u32| EventKind::Leadership {
+        leader: Some(member.into()),
+        what: format!("elected leader of term {term}; Promote extended 1 lease(s)"),
+    };
+    let stepped_down = || EventKind::Leadership {
+        leader: None,
+        what: "stepped down: replaced".into(),
+    };
+    vec![
+        ev(1_000_000, "etcd1", note("paused for 5000 ms (etcd:leader; leader etcd1 (term 1))")),
+        ev(2_200_000, "etcd1", stepped_down()),
+        ev(2_200_000, "etcd2", elected("etcd2", 2)),
+        ev(3_000_000, "client1", note("partitioned from etcd1")),
+        ev(3_000_000, "client1", note("partitioned from etcd2")),
+        ev(3_000_000, "client1", note("partitioned from etcd3")),
+        ev(4_000_000, "client1", note("partition from etcd1 healed")),
+        ev(4_000_000, "client1", note("partition from etcd2 healed")),
+        ev(4_000_000, "client1", note("partition from etcd3 healed")),
+        ev(6_000_000, "etcd1", note("resumed (leader etcd2 (term 2))")),
+        ev(7_000_000, "etcd:leader", note("no etcd:leader to pause (no leader)")),
+        ev(8_000_000, "etcd3", elected("etcd3", 3)),
+        ev(8_100_000, "etcd2", stepped_down()),
+        ev(
+            8_200_000,
+            "etcd2",
+            note("acts on its stale lessor for 300 ms before it notices it was replaced (etcd issue 15247)"),
+        ),
+    ]
+}
+
+/// The titles of the elements of a class, in document order.
+fn titles<'a>(doc: &'a roxmltree::Document<'_>, class: &str) -> Vec<&'a str> {
+    doc.descendants()
+        .filter(|n| n.attribute("class") == Some(class))
+        .filter_map(|n| n.descendants().find(|c| c.has_tag_name("title")))
+        .filter_map(|t| t.text())
+        .collect()
+}
+
+#[test]
+fn cluster_members_get_thin_lanes_after_etcd_with_who_led_when() {
+    let mut history = walkthrough();
+    history.events.extend(cluster_notes());
+    history.events.sort_by_key(|e| e.true_us);
+    let svg = story_picture_of(&history, &Scenario::seed_story(2));
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let lanes: Vec<(&str, &str)> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("lane"))
+        .filter_map(|n| {
+            let height = n.first_element_child()?.attribute("height")?;
+            Some((n.attribute("data-node")?, height))
+        })
+        .collect();
+    assert_eq!(
+        lanes,
+        [
+            ("client1", "100.0"),
+            ("client2", "100.0"),
+            ("etcd", "56.0"),
+            ("etcd1", "30.0"),
+            ("etcd2", "30.0"),
+            ("etcd3", "30.0"),
+            ("storage", "84.0"),
+        ],
+        "no lane for a role (etcd:leader)"
+    );
+    assert_eq!(
+        titles(&doc, "leader"),
+        [
+            "etcd1 leads in term 1 from 0.000 s to 2.200 s: the first leader, from the start; \
+             then stepped down: replaced",
+            "etcd2 leads in term 2 from 2.200 s to 8.000 s: elected leader of term 2; Promote \
+             extended 1 lease(s); until etcd3 was elected",
+            "etcd3 leads in term 3 from 8.000 s to 8.500 s: elected leader of term 3; Promote \
+             extended 1 lease(s); to the end",
+        ]
+    );
+    assert!(svg.contains(">leader, term 2</text>"));
+    // A member's resumption, with who leads in its note, ends its pause.
+    let faults = titles(&doc, "fault");
+    assert!(faults.contains(
+        &"etcd1: paused for 5000 ms (etcd:leader; leader etcd1 (term 1)) (1.000 s to 6.000 s)"
+    ));
+    // A client cut from every member: one block and one label on its lane, one on each member's.
+    assert!(faults.contains(&"client1: partitioned from etcd1, etcd2, etcd3 (3.000 s to 4.000 s)"));
+    for member in ["etcd1", "etcd2", "etcd3"] {
+        let cut = format!("{member}: partitioned from client1 (3.000 s to 4.000 s)");
+        assert!(faults.contains(&cut.as_str()), "{faults:?}");
+    }
+    // Every leadership change is marked with its words; the other notes too.
+    assert_eq!(count(&doc, "leadership"), 4);
+    assert_eq!(
+        titles(&doc, "etcd-note"),
+        [
+            "etcd at 7.000 s: etcd:leader: no etcd:leader to pause (no leader)",
+            "etcd2 at 8.200 s: acts on its stale lessor for 300 ms before it notices it was \
+             replaced (etcd issue 15247)",
+        ]
+    );
+    assert!(svg.contains("etcd cluster of 3 members"));
+    assert_eq!(svg, story_picture_of(&history, &Scenario::seed_story(2)));
+}
+
+#[test]
+fn one_member_draws_no_member_lane_and_no_leader() {
+    let svg = story_picture(&walkthrough());
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    assert_eq!(count(&doc, "leaders"), 0);
+    assert_eq!(count(&doc, "leader"), 0);
+    assert!(!svg.contains(">member</text>"));
+    assert!(!svg.contains("etcd member leads"), "no legend entry for it");
+    assert!(!svg.contains("cluster of"));
 }
