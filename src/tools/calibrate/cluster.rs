@@ -266,9 +266,9 @@ struct Renewal {
 }
 
 /// Renews `id` every `period` through `etcd`, each keepalive its own call bounded by `bound`
-/// and sent whether or not the previous one was answered (as etcd's Go
-/// client sends its keepalives on schedule), until `stop`; returns every keepalive once all
-/// have finished, in the order of their answers.
+/// and sent whether or not the previous one was answered (as etcd's Go client sends its
+/// keepalives on schedule), until `stop`; returns every keepalive once all have finished, in
+/// the order of their answers.
 fn renew_every(
     etcd: Arc<dyn Etcd>,
     id: LeaseId,
@@ -312,9 +312,8 @@ fn renew_every(
 }
 
 /// A lease of [`CLUSTER_TTL_S`] granted and kept alive through `through` (each keepalive
-/// bounded by `bound`), a key under it,
-/// `stalled` stalled for [`CLUSTER_STALL`] one second after the keepalives start, the key read
-/// [`READ_AFTER_RESUME`] after the resume. The lease is revoked at the end whatever happened.
+/// bounded by `bound`), a key under it, `stalled` stalled for [`CLUSTER_STALL`] one second
+/// after the keepalives start, the key read [`READ_AFTER_RESUME`] after the resume. The lease is revoked at the end whatever happened.
 /// Also returns, for the keepalive-failover figure, ms from the stall's start to the answer of
 /// the first keepalive sent after it that answered a positive TTL.
 async fn lease_through_stall(
