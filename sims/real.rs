@@ -5,6 +5,9 @@
 //! `RUSTFLAGS= cargo test --release --target-dir target/real --test real`. The calibration test
 //! needs a second, dedicated etcd that it stalls (`FENCELAB_CALIBRATION_ETCD`,
 //! `FENCELAB_CALIBRATION_ETCD_PID`; `.ci/run` starts that one too) and is skipped without it.
+//! The cluster calibration needs a dedicated 3-member cluster it stalls member by member
+//! (`FENCELAB_CLUSTER_ETCD`, `FENCELAB_CLUSTER_PIDS`; `.ci/run` starts it) and is skipped
+//! without it.
 #![cfg(not(madsim))]
 
 // mimalloc, as in every binary of the package (the library sets no allocator).
@@ -732,6 +735,177 @@ fn calibration_against_a_dedicated_real_etcd() {
     assert!(
         failed.is_empty(),
         "this etcd is not the one calibrated (committed {} on {}):\n{}",
+        committed.date,
+        committed.machine,
+        failed.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// cluster calibration: the probes of `fencelab::calibrate::run_cluster` against a dedicated
+// 3-member cluster they stall member by member
+
+/// Where the committed figures of the real cluster live.
+const CLUSTER_CALIBRATION_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/sims/calibration/real-cluster.json"
+);
+
+/// Runs every cluster probe against the members at `FENCELAB_CLUSTER_ETCD` (comma-separated
+/// endpoints), stalling the processes `FENCELAB_CLUSTER_PIDS` (comma-separated, in the same
+/// order; the cluster must be nobody else's). With `FENCELAB_CALIBRATION_WRITE=1` it writes
+/// the figures to `sims/calibration/real-cluster.json`; otherwise the real cluster must agree
+/// with its committed figures (`calibrate::agree_cluster`: the same lease outcomes, the failover
+/// median inside the committed spread widened by 300 ms).
+#[test]
+fn cluster_calibration_against_three_real_members() {
+    use fencelab::calibrate::{self, ClusterRecord, SigStopCluster};
+    let (Ok(endpoints), Ok(pids)) = (
+        std::env::var("FENCELAB_CLUSTER_ETCD"),
+        std::env::var("FENCELAB_CLUSTER_PIDS"),
+    ) else {
+        println!(
+            "cluster calibration skipped: set FENCELAB_CLUSTER_ETCD=HOST:PORT,HOST:PORT,HOST:PORT \
+             and FENCELAB_CLUSTER_PIDS=PID,PID,PID (a dedicated cluster: its members get stalled)"
+        );
+        return;
+    };
+    let endpoints: Vec<String> = endpoints.split(',').map(|e| e.trim().to_string()).collect();
+    let pids: Vec<u32> = pids
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("FENCELAB_CLUSTER_PIDS: {p:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(endpoints.len(), 3, "three members: {endpoints:?}");
+    let write = std::env::var("FENCELAB_CALIBRATION_WRITE").is_ok_and(|v| v == "1");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (etcd_version, figures) = rt.block_on(async {
+        let cluster = SigStopCluster::connect(endpoints.clone(), pids)
+            .await
+            .unwrap_or_else(|e| panic!("{endpoints:?}: {e}"));
+        let version = cluster
+            .version()
+            .await
+            .unwrap_or_else(|e| panic!("{endpoints:?}: {e}"));
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let prefix = format!("/fencelab-cluster-calibration/{run:x}");
+        let figures = calibrate::run_cluster(Arc::new(cluster), &prefix).await;
+        (version, figures)
+    });
+    let fresh = ClusterRecord {
+        etcd_version,
+        date: command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        machine: machine(),
+        method: calibrate::CLUSTER_METHOD.to_string(),
+        figures,
+    };
+    println!(
+        "cluster calibration of etcd {} at {endpoints:?} took {:.1} s",
+        fresh.etcd_version,
+        started.elapsed().as_secs_f64()
+    );
+    let committed: Option<ClusterRecord> = std::fs::read_to_string(CLUSTER_CALIBRATION_FILE)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let mut columns = vec![("this run", &fresh.figures)];
+    if let Some(c) = &committed {
+        columns.push(("committed", &c.figures));
+    }
+    println!("{}", calibrate::cluster_table(&columns));
+    if let Some(f) = &fresh.figures.failover {
+        println!(
+            "failover: writes sent {:?}, timed out {:?}, leaders (before, after) {:?}",
+            f.attempts, f.timed_out, f.leaders
+        );
+    }
+    for (name, lease) in [
+        ("leader stalled", fresh.figures.lease_leader_paused.as_ref()),
+        ("all stalled", fresh.figures.lease_all_paused.as_ref()),
+        (
+            "failover client, its member stalled, keepalives bounded by 1 s",
+            fresh.figures.keepalive_failover.as_ref().map(|k| &k.lease),
+        ),
+        (
+            "failover client, its member stalled, keepalives bounded by 500 ms",
+            fresh
+                .figures
+                .keepalive_failover_short
+                .as_ref()
+                .map(|k| &k.lease),
+        ),
+    ] {
+        let Some(l) = lease else { continue };
+        let times: Vec<String> = l
+            .keepalives
+            .iter()
+            .map(|k| {
+                let ttl = k.ttl_s.map_or("failed".into(), |t| format!("ttl {t}"));
+                format!("{}->{} {ttl}", k.sent_ms, k.answered_ms)
+            })
+            .collect();
+        println!(
+            "{name}: keepalives sent->answered ms from the stall's start: {}",
+            times.join(", ")
+        );
+    }
+    assert!(
+        fresh.figures.errors.is_empty(),
+        "{:?}",
+        fresh.figures.errors
+    );
+    let f = &fresh.figures;
+    assert_eq!(f.members, 3);
+    let failover = f.failover.as_ref().expect("failover figure");
+    assert_eq!(failover.samples_ms.len(), calibrate::FAILOVER_TRIALS);
+    assert!(
+        failover
+            .leaders
+            .iter()
+            .all(|(before, after)| before != after),
+        "a leader stalled 5 s must lose its leadership: {:?}",
+        failover.leaders
+    );
+    if write {
+        let text = serde_json::to_string_pretty(&fresh).expect("json") + "\n";
+        if let Some(dir) = std::path::Path::new(CLUSTER_CALIBRATION_FILE).parent() {
+            std::fs::create_dir_all(dir).expect("sims/calibration");
+        }
+        std::fs::write(CLUSTER_CALIBRATION_FILE, text).expect("write the cluster calibration");
+        println!("wrote {CLUSTER_CALIBRATION_FILE}");
+        return;
+    }
+    let committed = committed.unwrap_or_else(|| {
+        panic!("no {CLUSTER_CALIBRATION_FILE}: run once with FENCELAB_CALIBRATION_WRITE=1")
+    });
+    if committed.etcd_version != fresh.etcd_version {
+        println!(
+            "note: committed figures are of etcd {}, this is etcd {}",
+            committed.etcd_version, fresh.etcd_version
+        );
+    }
+    let checks = calibrate::agree_cluster(&committed.figures, &fresh.figures);
+    for c in &checks {
+        println!("  {c}");
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "this cluster does not agree with the one calibrated (committed {} on {}):\n{}",
         committed.date,
         committed.machine,
         failed.join("\n")

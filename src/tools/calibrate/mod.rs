@@ -59,11 +59,13 @@ pub(super) const UNKNOWN_LEASE: LeaseId = 0x0bad_1ea5_e000_0001;
 /// Holders of the token probes.
 pub(super) const HOLDERS: usize = 3;
 
+mod cluster;
 mod compare;
 mod probes;
 mod stall;
 mod table;
 
+pub use cluster::*;
 pub use compare::*;
 pub use probes::*;
 pub use stall::*;
