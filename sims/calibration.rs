@@ -14,9 +14,12 @@
 mod global_alloc;
 
 use fencelab::calibrate::{self, Figures, PauseNode, Record, LOCK_AFTER_EXPIRED_WAIT, TOLERANCES};
+use fencelab::calibrate::{Cluster, ClusterFigures, ClusterRecord};
 use fencelab::clock::NodeClock;
 use fencelab::etcd::{self, model, Backend, Version};
+use fencelab::etcd::{BoxFuture, Etcd};
 use madsim::runtime::{Handle, Runtime};
+use madsim::task::NodeId;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -200,4 +203,161 @@ fn lock_api_after_an_expired_wait_model_3_4_does_what_the_real_3_4_did() {
         .as_ref()
         .map(|l| &l.answer);
     assert_eq!(answer, Some(&calibrate::LockAnswer::SessionExpired));
+}
+
+// ---------------------------------------------------------------------------------------
+// the cluster: the probes of `calibrate::cluster` against three model members
+
+/// Members of the calibration cluster, as the real one in `.ci/run`.
+const CLUSTER_MEMBERS: usize = 3;
+
+/// fencelab's cluster model as the probes see a cluster: a client per member, madsim's pause of
+/// member nodes (told to the cluster, as the world's supervisor tells it).
+struct ModelCluster {
+    clients: Vec<Arc<dyn Etcd>>,
+    nodes: Vec<NodeId>,
+    cluster: Arc<model::Cluster>,
+}
+
+impl Cluster for ModelCluster {
+    fn members(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn member(&self, i: usize) -> Arc<dyn Etcd> {
+        self.clients[i].clone()
+    }
+
+    fn failover_from(&self, first: usize) -> Arc<dyn Etcd> {
+        calibrate::failover_client(self, first)
+    }
+
+    fn leader(&self) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move { self.cluster.leader().ok_or_else(|| "no leader".to_string()) })
+    }
+
+    fn stall(&self, members: &[usize], duration: Duration) -> BoxFuture<'_, Result<(), String>> {
+        let members = members.to_vec();
+        Box::pin(async move {
+            let handle = Handle::current();
+            for &m in &members {
+                handle.pause(self.nodes[m]);
+                self.cluster.set_up(m, false, false);
+            }
+            tokio::time::sleep(duration).await;
+            for &m in &members {
+                handle.resume(self.nodes[m]);
+                self.cluster.set_up(m, true, false);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Runs the cluster probes against three model members on a loopback's network.
+fn simulate_cluster(seed: u64) -> ClusterFigures {
+    let mut config = madsim::Config::default();
+    config.net.send_latency = Duration::from_micros(100)..Duration::from_micros(500);
+    config.net.packet_loss_rate = 0.0;
+    let mut rt = Runtime::with_seed_and_config(seed, config);
+    rt.set_time_limit(Duration::from_secs(3600));
+    rt.block_on(async move {
+        let handle = Handle::current();
+        let origin = Instant::now();
+        let clocks = (0..CLUSTER_MEMBERS)
+            .map(|_| NodeClock::perfect(origin))
+            .collect();
+        let cluster = model::Cluster::new(model::Config::defaults(Version::V3_4), clocks);
+        let mut addrs = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..CLUSTER_MEMBERS {
+            let addr: SocketAddr = format!("10.0.0.{}:2379", 11 + i).parse().expect("address");
+            let member = Arc::new(model::Member::of(&cluster, i));
+            let node = handle
+                .create_node()
+                .name(format!("etcd{}", i + 1))
+                .ip(addr.ip())
+                .init(move || {
+                    let member = member.clone();
+                    async move {
+                        let _ = model::serve(addr, member).await;
+                    }
+                })
+                .build();
+            addrs.push(addr);
+            nodes.push(node);
+        }
+        // The election timers run where nothing pauses them, as in the world.
+        let timers = handle
+            .create_node()
+            .name("timers")
+            .ip("10.0.2.1".parse().expect("ip"))
+            .build();
+        timers.spawn(cluster.clone().run_elections());
+        let probe = handle
+            .create_node()
+            .name("probe")
+            .ip(PROBE_IP.parse().expect("ip"))
+            .build();
+        let ids: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
+        let figures = probe
+            .spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let mut clients = Vec::new();
+                for addr in addrs {
+                    let c = etcd::connect(Backend::Model, &[addr.to_string()])
+                        .await
+                        .expect("connect");
+                    clients.push(c);
+                }
+                let c = Arc::new(ModelCluster {
+                    clients,
+                    nodes: ids,
+                    cluster,
+                });
+                calibrate::run_cluster(c, "/calibration-cluster").await
+            })
+            .await
+            .expect("the probes ran");
+        for node in nodes.iter().chain([&timers, &probe]) {
+            handle.kill(node.id());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        figures
+    })
+}
+
+#[test]
+fn the_cluster_model_lands_within_the_tolerances_of_a_real_cluster() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sims/calibration/real-cluster.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let real: ClusterRecord = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let model = simulate_cluster(seed());
+    let real_name = format!("real etcd {}", real.etcd_version);
+    println!(
+        "{}",
+        calibrate::cluster_table(&[("model 3.4", &model), (&real_name, &real.figures)])
+    );
+    println!(
+        "real: measured {} on {} ({})",
+        real.date, real.machine, real.method
+    );
+    assert!(model.errors.is_empty(), "model: {:?}", model.errors);
+    let checks = calibrate::compare_cluster(&real.figures, &model);
+    for check in &checks {
+        println!("  {check}");
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "the cluster model is outside the tolerances:\n{}",
+        failed.join("\n")
+    );
 }

@@ -15,22 +15,30 @@
 //!   only the caller knows whether to try again.
 //! - A move happens once per failure: calls that were already in flight on the old member and
 //!   fail afterwards do not move the pin again.
+//! - A keepalive answers the TTL the lease was granted with (etcd renews to it: `lessor.Renew`),
+//!   also through a member other than the one that granted it: the real build's client learns
+//!   a lease's TTL only from its own grant.
 
 use super::{
     BoxFuture, Etcd, EtcdError, EtcdResult, Grant, Keys, LeaderKey, LeaseId, LockKey, Range,
     Revision, Txn, TxnResult, WatchStream,
 };
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Most members one client knows: etcd recommends at most 7.
 pub const MEMBERS_MAX: usize = 7;
+/// Most leases whose granted TTL the client remembers (the oldest are forgotten first).
+const GRANTED_MAX: usize = 4096;
 
 /// A client of several members; see the module doc.
 pub struct Failover {
     members: Vec<Arc<dyn Etcd>>,
     pinned: AtomicUsize,
     moves: AtomicU64,
+    /// TTL of each lease this client granted.
+    granted: Mutex<BTreeMap<LeaseId, i64>>,
 }
 
 impl Failover {
@@ -45,6 +53,7 @@ impl Failover {
             members,
             pinned: AtomicUsize::new(0),
             moves: AtomicU64::new(0),
+            granted: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -111,11 +120,26 @@ impl Drop for MoveOnDrop<'_> {
 
 impl Etcd for Failover {
     fn grant(&self, ttl_s: i64) -> BoxFuture<'_, EtcdResult<Grant>> {
-        self.on_pinned(move |m| m.grant(ttl_s))
+        Box::pin(async move {
+            let g = self.on_pinned(move |m| m.grant(ttl_s)).await?;
+            let mut granted = self.granted.lock().expect("granted");
+            if granted.len() >= GRANTED_MAX {
+                granted.pop_first();
+            }
+            granted.insert(g.id, g.ttl_s);
+            Ok(g)
+        })
     }
 
     fn keep_alive(&self, id: LeaseId) -> BoxFuture<'_, EtcdResult<i64>> {
-        self.on_pinned(move |m| m.keep_alive(id))
+        Box::pin(async move {
+            let ttl = self.on_pinned(move |m| m.keep_alive(id)).await?;
+            let granted = self.granted.lock().expect("granted").get(&id).copied();
+            Ok(match (ttl, granted) {
+                (t, Some(g)) if t > 0 => g,
+                (t, _) => t,
+            })
+        })
     }
 
     fn revoke(&self, id: LeaseId) -> BoxFuture<'_, EtcdResult<()>> {

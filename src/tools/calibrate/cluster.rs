@@ -9,7 +9,7 @@
 //!
 //! The probes ([`ClusterFigures`]):
 //! - **failover** ([`failover`]): the leader stalled 5 s; a linearizable write through a
-//!   follower's own client every 10 ms (each call bounded by 2 s) until one succeeds; the time
+//!   follower's own client every 10 ms (each call bounded by 100 ms) until one succeeds; the time
 //!   from the stall's start to that success, [`FAILOVER_TRIALS`] trials.
 //! - **lease through a leader pause** ([`lease_leader_paused`]): a lease of TTL 2 s kept alive
 //!   through a follower alone while the leader stalls 5 s. A follower forwards a keepalive to
@@ -63,12 +63,15 @@ pub fn failover_client(cluster: &dyn Cluster, first: usize) -> Arc<dyn Etcd> {
 }
 
 /// Trials of the failover probe.
-pub const FAILOVER_TRIALS: usize = 12;
+pub const FAILOVER_TRIALS: usize = 20;
 /// How long the cluster probes stall members.
 pub const CLUSTER_STALL: Duration = Duration::from_secs(5);
 /// The failover probe's bound on each write: a write that reached a stalled leader (forwarded
-/// by the follower as a raft proposal) gets no answer; the caller's deadline ends it.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// by the follower as a raft proposal) gets no answer until etcd's own 7 s request timeout,
+/// even after a new leader is elected, so the caller's deadline ends it. Short, so that the
+/// figure is the election's, to within a bound: with 2 s, every real trial measured the
+/// bound (2,013–2,022 ms over 12 trials).
+pub const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 /// The bound on each keepalive of the cluster probes (what a lock client would set well
 /// below the TTL).
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -87,7 +90,7 @@ pub const READ_AFTER_RESUME: Duration = Duration::from_millis(1500);
 const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
 
 /// How the cluster figures are measured, in one line (stored with them).
-pub const CLUSTER_METHOD: &str = "calibrate/cluster.rs: failover = leader SIGSTOPped 5 s, a put through a follower's own client every 10 ms (sleep between answer and next send, each bounded by 2 s) until one succeeds, ms from the stall's start (after the STOP was sent) to that success, 12 trials, cluster settled between them; leases TTL 2 s kept alive every TTL/3, each keepalive bounded by 1 s, stall 5 s starting 1 s after the keepalives, key read 1.5 s after the resume: through a follower while the leader stalls; through one member while all stall; through a failover client pinned to the stalled follower (keepalives bounded by 1 s, then by 500 ms)";
+pub const CLUSTER_METHOD: &str = "calibrate/cluster.rs: failover = leader SIGSTOPped 5 s, a put through a follower's own client every 10 ms (sleep between answer and next send, each bounded by 100 ms) until one succeeds, ms from the stall's start (after the STOP was sent) to that success, 20 trials, cluster settled between them; leases TTL 2 s kept alive every TTL/3, each keepalive bounded by 1 s, stall 5 s starting 1 s after the keepalives, key read 1.5 s after the resume: through a follower while the leader stalls; through one member while all stall; through a failover client pinned to the stalled follower (keepalives bounded by 1 s, then by 500 ms)";
 
 /// The leader stalled, a follower written to until a write succeeds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -656,10 +659,26 @@ const LEASES: [(&str, &str, LeaseOf); 4] = [
     ),
 ];
 
+/// The probe whose outcome a few milliseconds of client timer slack decide (the 1 s bound of
+/// [`keepalive_failover`]): a model is not compared on it, the real cluster with itself is.
+const KNIFE_EDGE: [&str; 2] = [
+    "cluster-keepalive-failover-kept",
+    "cluster-keepalive-failover-ms",
+];
+
 /// One check per lease outcome: kept or gone, as the reference. The short-bound failover
-/// probe is checked only when the reference has it (it came after the first figures).
-fn lease_checks(reference: &ClusterFigures, candidate: &ClusterFigures, checks: &mut Vec<Check>) {
+/// probe is checked only when the reference has it (it came after the first figures); the
+/// knife-edge one only if `knife_edge`.
+fn lease_checks(
+    reference: &ClusterFigures,
+    candidate: &ClusterFigures,
+    knife_edge: bool,
+    checks: &mut Vec<Check>,
+) {
     for (id, what, get) in LEASES {
+        if !knife_edge && KNIFE_EDGE.contains(&id) {
+            continue;
+        }
         let (r, c) = (
             get(reference).map(|l| l.kept),
             get(candidate).map(|l| l.kept),
@@ -684,6 +703,7 @@ fn lease_checks(reference: &ClusterFigures, candidate: &ClusterFigures, checks: 
 fn keepalive_failover_checks(
     reference: &ClusterFigures,
     candidate: &ClusterFigures,
+    knife_edge: bool,
     checks: &mut Vec<Check>,
 ) {
     type FailoverOf = fn(&ClusterFigures) -> Option<&KeepaliveFailover>;
@@ -700,6 +720,9 @@ fn keepalive_failover_checks(
         ),
     ];
     for (id, what, get) in probes {
+        if !knife_edge && KNIFE_EDGE.contains(&id) {
+            continue;
+        }
         let (r, c) = (
             get(reference).map(|k| k.first_answer_ms),
             get(candidate).map(|k| k.first_answer_ms),
@@ -732,7 +755,8 @@ fn keepalive_failover_checks(
 /// Checks a candidate cluster (the model) against the reference (the real cluster): the
 /// candidate's failover min and max inside the reference's min..max widened by
 /// [`FAILOVER_RANGE_MS`] each side, each lease outcome equal, and the first keepalive through
-/// the failover client within [`KEEPALIVE_FAILOVER_MS`] (for both keepalive bounds).
+/// the failover client within [`KEEPALIVE_FAILOVER_MS`]; the 1 s keepalive bound, whose
+/// outcome the client's timer slack decides, is left out (see [`keepalive_failover`]).
 pub fn compare_cluster(reference: &ClusterFigures, candidate: &ClusterFigures) -> Vec<Check> {
     let mut checks = Vec::new();
     match &reference.failover {
@@ -767,8 +791,8 @@ pub fn compare_cluster(reference: &ClusterFigures, candidate: &ClusterFigures) -
             ok: false,
         }),
     }
-    lease_checks(reference, candidate, &mut checks);
-    keepalive_failover_checks(reference, candidate, &mut checks);
+    lease_checks(reference, candidate, false, &mut checks);
+    keepalive_failover_checks(reference, candidate, false, &mut checks);
     checks
 }
 
@@ -801,8 +825,8 @@ pub fn agree_cluster(committed: &ClusterFigures, fresh: &ClusterFigures) -> Vec<
             _ => false,
         },
     });
-    lease_checks(committed, fresh, &mut checks);
-    keepalive_failover_checks(committed, fresh, &mut checks);
+    lease_checks(committed, fresh, true, &mut checks);
+    keepalive_failover_checks(committed, fresh, true, &mut checks);
     checks
 }
 
@@ -1155,14 +1179,16 @@ mod tests {
         let c = figures(&[1810, 2000, 2600], KEPT, [None, Some(2500)]);
         let checks = compare_cluster(&r, &c);
         assert!(failed(&checks).is_empty(), "{checks:#?}");
-        assert_eq!(checks.len(), 8, "{checks:#?}");
+        // The 1 s keepalive bound's two checks are left out (a knife edge): 6 of 8.
+        assert_eq!(checks.len(), 6, "{checks:#?}");
+        assert_eq!(agree_cluster(&r, &r).len(), 7);
         assert!(failed(&compare_cluster(&r, &r)).is_empty());
         // Figures from before the short-bound probe: its checks are left out.
         let old = ClusterFigures {
             keepalive_failover_short: None,
             ..r.clone()
         };
-        assert_eq!(compare_cluster(&old, &c).len(), 6);
+        assert_eq!(compare_cluster(&old, &c).len(), 4);
         assert!(failed(&compare_cluster(&old, &c)).is_empty());
     }
 
@@ -1182,20 +1208,20 @@ mod tests {
                 "cluster-failover-max",
                 "cluster-lease-leader-paused",
                 "cluster-lease-all-paused",
-                "cluster-keepalive-failover-kept",
                 "cluster-keepalive-failover-short-kept",
-                "cluster-keepalive-failover-ms",
                 "cluster-keepalive-failover-short-ms",
             ]
         );
-        // No figure at all is a failure too, and an unanswered keepalive is not a number.
+        // No figure at all is a failure too, and an unanswered keepalive is not a number:
+        // the real cluster against itself sees it.
         let empty = ClusterFigures::default();
-        assert_eq!(failed(&compare_cluster(&r, &empty)).len(), 8);
+        assert_eq!(failed(&compare_cluster(&r, &empty)).len(), 6);
         let none = figures(&[2010, 2020, 2400], KEPT, [None, Some(1000)]);
         assert_eq!(
-            failed(&compare_cluster(&r, &none)),
+            failed(&agree_cluster(&r, &none)),
             ["cluster-keepalive-failover-ms"]
         );
+        assert!(failed(&compare_cluster(&r, &none)).is_empty());
     }
 
     #[test]
