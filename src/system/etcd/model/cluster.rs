@@ -20,8 +20,10 @@
 //! - **Elections**: when the leader is paused, crashed or cut off from a majority, the other
 //!   members' election timers run out after a randomized election timeout, between 1× and 2×
 //!   `--election-timeout` (raft's `resetRandomizedElectionTimeout`), counted from the moment the
-//!   leader stopped reaching them. Then a member that reaches a majority becomes leader; if none
-//!   does, the timers are drawn again. Raft's timers count *ticks*: a paused member's timer
+//!   leader stopped reaching them. The member whose timer runs out first, among those that
+//!   reach a majority, campaigns and becomes leader; a timer that runs out without a majority
+//!   is drawn again. (With two followers the first of two timers fires: a failover takes
+//!   1.33 s on average, as the real cluster's calibration shows.) Raft's timers count *ticks*: a paused member's timer
 //!   does not run, so when every member is paused and resumed together, the old leader simply
 //!   goes on (no election), and its lessor expires what ran out meanwhile.
 //! - **Promote**: a new leader extends every lease to its now + election timeout + TTL, when
@@ -50,8 +52,8 @@
 //! member's, inside the calibration's tolerance. Followers' apply lag: a follower's watches and
 //! serializable reads can trail the leader by a few milliseconds; the lock recipes use
 //! linearizable reads and wait on watches only for deletions, which a lag delays but does not
-//! reorder. Pre-vote and leader transfer. Who wins an election among the members that could:
-//! the model draws one at random (in Raft, the one whose timer ran out first).
+//! reorder. Pre-vote and leader transfer; split votes (two timers within a round trip of each
+//! other), which would add a round of timers.
 
 use super::lessor::IdGen;
 use super::member::State;
@@ -94,6 +96,24 @@ struct Stale {
     deadlines: BTreeMap<LeaseId, (i64, i64)>,
     /// Until when (its monotonic µs) it acts so; `None` while it is down.
     until_us: Option<i64>,
+}
+
+/// The members' election timers for one quiet period.
+struct Timers {
+    /// When the period began (the timers ran from then).
+    start: Instant,
+    /// When each member's timer runs out.
+    due: Vec<Instant>,
+}
+
+/// What the first election timer says.
+enum First {
+    /// This member's timer ran out and it can win: it is elected.
+    Elect(usize),
+    /// The first timer of a member that could win runs out then.
+    At(Instant),
+    /// No member could win now.
+    None,
 }
 
 /// Who is up, who reaches whom, who leads.
@@ -467,8 +487,8 @@ impl Cluster {
     /// nothing pauses it).
     pub async fn run_elections(self: Arc<Self>) {
         let election_timeout = Duration::from_millis(self.cfg.election_timeout_ms);
-        // The randomized timeout drawn for the current quiet period: (its start, due).
-        let mut drawn: Option<(Instant, Instant)> = None;
+        // Each member's randomized election timer for the current quiet period.
+        let mut timers: Option<Timers> = None;
         // Bounded: every round waits for a change or a timer, and elections are bounded.
         for _ in 0..ELECTIONS_MAX {
             let changed = self.changed.notified();
@@ -483,26 +503,30 @@ impl Cluster {
                 self.check_quorum();
                 continue;
             }
-            drawn = quiet.map(|q| match drawn {
-                Some((start, due)) if start == q => (start, due),
-                _ => (q, q + self.draw_timeout(election_timeout)),
+            timers = quiet.map(|q| match timers.take() {
+                Some(t) if t.start == q => t,
+                _ => Timers {
+                    start: q,
+                    due: (0..self.members())
+                        .map(|_| q + self.draw_timeout(election_timeout))
+                        .collect(),
+                },
             });
-            if let Some((start, due)) = drawn {
-                // Someone could win when the timers started; if no one can now, they run again.
-                if now >= due && !self.elect() {
-                    drawn = Some((start, now + self.draw_timeout(election_timeout)));
-                }
-                if now >= due {
-                    continue;
+            let mut next = None;
+            if let Some(t) = timers.as_mut() {
+                match self.first_timer(t, now, election_timeout) {
+                    First::Elect(m) => {
+                        self.elect(m);
+                        continue;
+                    }
+                    First::At(due) => next = Some(due),
+                    First::None => {}
                 }
             }
-            let wake = [
-                alone.map(|t| t + election_timeout),
-                drawn.map(|(_, due)| due),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let wake = [alone.map(|t| t + election_timeout), next]
+                .into_iter()
+                .flatten()
+                .min();
             match wake {
                 Some(wake) => tokio::select! {
                     biased;
@@ -511,6 +535,31 @@ impl Cluster {
                 },
                 None => changed.await,
             }
+        }
+    }
+
+    /// The member whose timer runs out first among those that could win now: Raft's follower
+    /// whose randomized timeout fires first campaigns, and wins with a majority's votes. A
+    /// member whose timer ran out without a majority campaigns in vain and draws again.
+    fn first_timer(&self, t: &mut Timers, now: Instant, election_timeout: Duration) -> First {
+        let can_win: Vec<bool> = {
+            let r = self.roles();
+            (0..r.up.len())
+                .map(|m| r.has_quorum(m) && r.leader != Some(m))
+                .collect()
+        };
+        for (m, due) in t.due.iter_mut().enumerate() {
+            if !can_win[m] && *due <= now {
+                *due = now + self.draw_timeout(election_timeout);
+            }
+        }
+        let first = (0..t.due.len())
+            .filter(|&m| can_win[m])
+            .min_by_key(|&m| (t.due[m], m));
+        match first {
+            Some(m) if t.due[m] <= now => First::Elect(m),
+            Some(m) => First::At(t.due[m]),
+            None => First::None,
         }
     }
 
@@ -541,18 +590,13 @@ impl Cluster {
         self.changed.notify_waiters();
     }
 
-    /// Elects a member that reaches a majority, if one does; it promotes every lease.
-    fn elect(&self) -> bool {
-        let (winner, term, old) = {
+    /// Elects `winner` if it still reaches a majority; it promotes every lease.
+    fn elect(&self, winner: usize) -> bool {
+        let (term, old) = {
             let mut r = self.roles();
-            let n = r.up.len();
-            let candidates: Vec<usize> = (0..n)
-                .filter(|&m| r.has_quorum(m) && r.leader != Some(m))
-                .collect();
-            if candidates.is_empty() {
+            if !r.has_quorum(winner) || r.leader == Some(winner) {
                 return false;
             }
-            let winner = candidates[madsim::rand::thread_rng().gen_range(0..candidates.len())];
             let old = r.leader.replace(winner);
             if let Some(old) = old {
                 self.make_stale(&mut r, old);
@@ -562,7 +606,7 @@ impl Cluster {
             // The old leader's uncommitted proposals are lost with its term.
             r.proposed.clear();
             Self::reassess(&mut r);
-            (winner, r.term, old)
+            (r.term, old)
         };
         if let Some(old) = old {
             self.tell(RoleEvent::SteppedDown {
