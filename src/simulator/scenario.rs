@@ -433,10 +433,12 @@ impl Scenario {
         }
     }
 
-    /// The seed's walkthrough: single writes to `key0`.
+    /// The seed's walkthrough: single writes to `key0`, on one etcd member, as etcd's
+    /// `contrib/lock` example runs against one local etcd.
     pub fn seed_story(clients: u32) -> Self {
         Scenario {
             clients,
+            etcd_members: 1,
             workload: WorkloadKind::Single,
             duration_ms: 30_000,
             critical_ms: MsRange::exactly(0),
