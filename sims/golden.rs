@@ -1,6 +1,7 @@
 //! Refactors keep histories: the combined history hash of 1,000 seeds per fencing policy (and
 //! of smaller sets for the other lock recipes, workloads and presets), recorded before the
-//! fence, recipe and workload traits replaced the enums (issue 13), must not change.
+//! fence, recipe and workload traits replaced the enums (issue 13), must not change; those run
+//! one etcd member. The last cases run the cluster (issue 12), recorded when it was added.
 //!
 //! Rewrite `sims/golden/history-hashes.txt` with `FENCELAB_GOLDEN_WRITE=1` only when a change
 //! of behaviour is meant, and say so in the commit.
@@ -77,6 +78,26 @@ fn cases() -> Vec<(String, Scenario, Fencing, u64)> {
             200,
         ));
     }
+    // The cluster (issue 12): its histories from the commit that added these lines on.
+    for f in [Fencing::None, Fencing::Token] {
+        let s = Scenario::standard();
+        assert_eq!(s.etcd_members, 3);
+        out.push((format!("standard 3 members {f}"), s, f, 300));
+    }
+    let leader_pauses = Scenario {
+        etcd_members: 5,
+        nemesis: fencelab::scenario::NemesisConfig {
+            leader_pauses_max: 2,
+            ..fencelab::scenario::NemesisConfig::standard()
+        },
+        ..Scenario::standard()
+    };
+    out.push((
+        "5 members, leader pauses, none".into(),
+        leader_pauses,
+        Fencing::None,
+        200,
+    ));
     out
 }
 
