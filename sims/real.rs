@@ -601,6 +601,83 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, {}", command_line("uname", &["-srm"]))
 }
 
+/// A key prefix of its own for this run (a calibration etcd may keep a failed run's keys).
+fn run_prefix(base: &str) -> String {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{base}/{run:x}")
+}
+
+/// Figures just measured, with the etcd version, the date, this machine and the method.
+fn fresh_record<F>(
+    etcd_version: String,
+    method: &str,
+    figures: F,
+) -> fencelab::calibrate::Record<F> {
+    fencelab::calibrate::Record {
+        etcd_version,
+        date: command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        machine: machine(),
+        method: method.to_string(),
+        figures,
+    }
+}
+
+/// The record committed at `path`, if there is one that reads.
+fn read_record<F: serde::de::DeserializeOwned>(
+    path: &str,
+) -> Option<fencelab::calibrate::Record<F>> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Writes a record to `path` (what `FENCELAB_CALIBRATION_WRITE=1` asks for).
+fn write_record<F: serde::Serialize>(path: &str, record: &fencelab::calibrate::Record<F>) {
+    let text = serde_json::to_string_pretty(record).expect("json") + "\n";
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(dir).expect("sims/calibration");
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {path}: {e}"));
+    println!("wrote {path}");
+}
+
+/// Prints the checks of a fresh run against the committed record at `path` and fails on any
+/// that does not hold.
+fn assert_agrees<F>(
+    path: &str,
+    committed: Option<&fencelab::calibrate::Record<F>>,
+    fresh_version: &str,
+    checks: impl Fn(&F) -> Vec<fencelab::calibrate::Check>,
+) {
+    let committed = committed
+        .unwrap_or_else(|| panic!("no {path}: run once with FENCELAB_CALIBRATION_WRITE=1"));
+    if committed.etcd_version != fresh_version {
+        println!(
+            "note: committed figures are of etcd {}, this is etcd {fresh_version}",
+            committed.etcd_version
+        );
+    }
+    let checks = checks(&committed.figures);
+    for c in &checks {
+        println!("  {c}");
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "this etcd is not the one calibrated (committed {} on {}):\n{}",
+        committed.date,
+        committed.machine,
+        failed.join("\n")
+    );
+}
+
 /// Runs every calibration probe against the etcd at `FENCELAB_CALIBRATION_ETCD`, stalling the
 /// process `FENCELAB_CALIBRATION_ETCD_PID` (so it must not be the etcd the other tests use).
 /// With `FENCELAB_CALIBRATION_WRITE=1` it writes the figures to `sims/calibration/real-etcd.json`;
@@ -641,29 +718,17 @@ fn calibration_against_a_dedicated_real_etcd() {
             .await
             .unwrap_or_else(|e| panic!("{addr} status: {e}"));
         let version = status.version().to_string();
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let prefix = format!("/fencelab-calibration/{run:x}");
+        let prefix = run_prefix("/fencelab-calibration");
         let figures = calibrate::run(Arc::new(etcd), &SigStop { pid }, &prefix).await;
         (version, figures)
     });
-    let fresh = Record {
-        etcd_version,
-        date: command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-        machine: machine(),
-        method: calibrate::METHOD.to_string(),
-        figures,
-    };
+    let fresh = fresh_record(etcd_version, calibrate::METHOD, figures);
     println!(
         "calibration of etcd {} at {addr} took {:.1} s",
         fresh.etcd_version,
         started.elapsed().as_secs_f64()
     );
-    let committed: Option<Record> = std::fs::read_to_string(CALIBRATION_FILE)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let committed: Option<Record> = read_record(CALIBRATION_FILE);
     let mut columns = vec![("this run", &fresh.figures)];
     if let Some(c) = &committed {
         columns.push(("committed", &c.figures));
@@ -706,38 +771,13 @@ fn calibration_against_a_dedicated_real_etcd() {
     assert!(stall(5_000), "a 5 s stall must cost a TTL 2 s lease");
     assert!(!stall(1_000), "a 1 s stall must not cost a TTL 2 s lease");
     if write {
-        let text = serde_json::to_string_pretty(&fresh).expect("json") + "\n";
-        if let Some(dir) = std::path::Path::new(CALIBRATION_FILE).parent() {
-            std::fs::create_dir_all(dir).expect("sims/calibration");
-        }
-        std::fs::write(CALIBRATION_FILE, text).expect("write the calibration");
-        println!("wrote {CALIBRATION_FILE}");
-        return;
+        return write_record(CALIBRATION_FILE, &fresh);
     }
-    let committed = committed.unwrap_or_else(|| {
-        panic!("no {CALIBRATION_FILE}: run once with FENCELAB_CALIBRATION_WRITE=1")
-    });
-    if committed.etcd_version != fresh.etcd_version {
-        println!(
-            "note: committed figures are of etcd {}, this is etcd {}",
-            committed.etcd_version, fresh.etcd_version
-        );
-    }
-    let checks = calibrate::compare(&committed.figures, &fresh.figures, TOLERANCES);
-    for c in &checks {
-        println!("  {c}");
-    }
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "this etcd is not the one calibrated (committed {} on {}):\n{}",
-        committed.date,
-        committed.machine,
-        failed.join("\n")
+    assert_agrees(
+        CALIBRATION_FILE,
+        committed.as_ref(),
+        &fresh.etcd_version,
+        |c| calibrate::compare(c, &fresh.figures, TOLERANCES),
     );
 }
 
@@ -795,29 +835,17 @@ fn cluster_calibration_against_three_real_members() {
             .version()
             .await
             .unwrap_or_else(|e| panic!("{endpoints:?}: {e}"));
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let prefix = format!("/fencelab-cluster-calibration/{run:x}");
+        let prefix = run_prefix("/fencelab-cluster-calibration");
         let figures = calibrate::run_cluster(Arc::new(cluster), &prefix).await;
         (version, figures)
     });
-    let fresh = ClusterRecord {
-        etcd_version,
-        date: command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-        machine: machine(),
-        method: calibrate::CLUSTER_METHOD.to_string(),
-        figures,
-    };
+    let fresh = fresh_record(etcd_version, calibrate::CLUSTER_METHOD, figures);
     println!(
         "cluster calibration of etcd {} at {endpoints:?} took {:.1} s",
         fresh.etcd_version,
         started.elapsed().as_secs_f64()
     );
-    let committed: Option<ClusterRecord> = std::fs::read_to_string(CLUSTER_CALIBRATION_FILE)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let committed: Option<ClusterRecord> = read_record(CLUSTER_CALIBRATION_FILE);
     let mut columns = vec![("this run", &fresh.figures)];
     if let Some(c) = &committed {
         columns.push(("committed", &c.figures));
@@ -877,37 +905,12 @@ fn cluster_calibration_against_three_real_members() {
         failover.leaders
     );
     if write {
-        let text = serde_json::to_string_pretty(&fresh).expect("json") + "\n";
-        if let Some(dir) = std::path::Path::new(CLUSTER_CALIBRATION_FILE).parent() {
-            std::fs::create_dir_all(dir).expect("sims/calibration");
-        }
-        std::fs::write(CLUSTER_CALIBRATION_FILE, text).expect("write the cluster calibration");
-        println!("wrote {CLUSTER_CALIBRATION_FILE}");
-        return;
+        return write_record(CLUSTER_CALIBRATION_FILE, &fresh);
     }
-    let committed = committed.unwrap_or_else(|| {
-        panic!("no {CLUSTER_CALIBRATION_FILE}: run once with FENCELAB_CALIBRATION_WRITE=1")
-    });
-    if committed.etcd_version != fresh.etcd_version {
-        println!(
-            "note: committed figures are of etcd {}, this is etcd {}",
-            committed.etcd_version, fresh.etcd_version
-        );
-    }
-    let checks = calibrate::agree_cluster(&committed.figures, &fresh.figures);
-    for c in &checks {
-        println!("  {c}");
-    }
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "this cluster does not agree with the one calibrated (committed {} on {}):\n{}",
-        committed.date,
-        committed.machine,
-        failed.join("\n")
+    assert_agrees(
+        CLUSTER_CALIBRATION_FILE,
+        committed.as_ref(),
+        &fresh.etcd_version,
+        |c| calibrate::agree_cluster(c, &fresh.figures),
     );
 }

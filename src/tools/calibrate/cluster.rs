@@ -176,18 +176,7 @@ pub struct ClusterFigures {
 }
 
 /// Cluster figures with where they come from, as committed for a real cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterRecord {
-    /// etcd's version as its members report it (`Status`).
-    pub etcd_version: String,
-    /// When it was measured (UTC).
-    pub date: String,
-    /// Where: CPU, cores, kernel.
-    pub machine: String,
-    /// How the figures were measured.
-    pub method: String,
-    pub figures: ClusterFigures,
-}
+pub type ClusterRecord = Record<ClusterFigures>;
 
 // ---------------------------------------------------------------------------------------
 // helpers

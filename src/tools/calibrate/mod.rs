@@ -189,9 +189,10 @@ pub struct Figures {
     pub errors: BTreeMap<String, String>,
 }
 
-/// Figures with where they come from, as committed for a real etcd.
+/// Figures with where they come from, as committed for a real etcd (`Record`) or a real
+/// cluster (`Record<ClusterFigures>`, [`ClusterRecord`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub struct Record<F = Figures> {
     /// etcd's version as it reports it (`Status`).
     pub etcd_version: String,
     /// When it was measured (UTC).
@@ -200,7 +201,7 @@ pub struct Record {
     pub machine: String,
     /// How the figures were measured.
     pub method: String,
-    pub figures: Figures,
+    pub figures: F,
 }
 
 /// How the figures are measured, in one line (stored with them).
