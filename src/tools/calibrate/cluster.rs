@@ -249,60 +249,6 @@ async fn start_stall<'a>(
     }
 }
 
-/// One keepalive: when it was sent and answered (since the loop's origin), and what.
-#[derive(Debug, Clone)]
-struct Renewal {
-    sent: Duration,
-    answered: Duration,
-    answer: Result<i64, String>,
-}
-
-/// Renews `id` every `period` through `etcd`, each keepalive its own call bounded by `bound`
-/// and sent whether or not the previous one was answered (as etcd's Go client sends its
-/// keepalives on schedule), until `stop`; returns every keepalive once all have finished, in
-/// the order of their answers.
-fn renew_every(
-    etcd: Arc<dyn Etcd>,
-    id: LeaseId,
-    period: Duration,
-    bound: Duration,
-    origin: Instant,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<Renewal>> {
-    tokio::spawn(async move {
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let mut calls = Vec::new();
-        // Bounded: a probe lasts seconds (10,000 periods of 667 ms are nearly two hours).
-        for _ in 0..10_000u32 {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let (etcd, records) = (etcd.clone(), records.clone());
-            calls.push(tokio::spawn(async move {
-                let sent = origin.elapsed();
-                let answer = match deadline::timeout(bound, etcd.keep_alive(id)).await {
-                    Ok(Ok(ttl)) => Ok(ttl),
-                    Ok(Err(e)) => Err(format!("keepalive: {e}")),
-                    Err(_) => Err(format!("keepalive: no answer in {bound:?}")),
-                };
-                let r = Renewal {
-                    sent,
-                    answered: origin.elapsed(),
-                    answer,
-                };
-                records.lock().expect("records").push(r);
-            }));
-            sleep(period).await;
-        }
-        for c in calls {
-            let _ = c.await;
-        }
-        let mut v = records.lock().expect("records").clone();
-        v.sort_by_key(|r| r.answered);
-        v
-    })
-}
-
 /// A lease of [`CLUSTER_TTL_S`] granted and kept alive through `through` (each keepalive
 /// bounded by `bound`), a key under it, `stalled` stalled for [`CLUSTER_STALL`] one second
 /// after the keepalives start, the key read [`READ_AFTER_RESUME`] after the resume. The lease is revoked at the end whatever happened.

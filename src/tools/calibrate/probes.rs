@@ -62,35 +62,44 @@ pub(super) async fn wait_lease_gone(
     Err(format!("lease {id:x} still alive after {limit:?}"))
 }
 
-/// One keepalive of a loop: when it was sent and answered (since the loop's start), and what.
+/// One keepalive: when it was sent and answered (since the loop's origin), and what.
 #[derive(Debug, Clone)]
-struct KeepAliveRecord {
-    answered: Duration,
-    answer: Result<i64, String>,
+pub(super) struct Renewal {
+    pub(super) sent: Duration,
+    pub(super) answered: Duration,
+    pub(super) answer: Result<i64, String>,
 }
 
-/// Renews `id` every `period`, each keepalive its own call (as etcd's Go client sends its
-/// keepalives on schedule whether or not the previous was answered), until `stop`; returns
-/// every keepalive's record once all have finished.
-fn keep_alive_loop(
+/// Renews `id` every `period` through `etcd`, each keepalive its own call bounded by `bound`
+/// and sent whether or not the previous one was answered (as etcd's Go client sends its
+/// keepalives on schedule), until `stop`; returns every keepalive once all have finished, in
+/// the order of their answers.
+pub(super) fn renew_every(
     etcd: Arc<dyn Etcd>,
     id: LeaseId,
     period: Duration,
+    bound: Duration,
     origin: Instant,
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<KeepAliveRecord>> {
+) -> tokio::task::JoinHandle<Vec<Renewal>> {
     tokio::spawn(async move {
         let records = Arc::new(Mutex::new(Vec::new()));
         let mut calls = Vec::new();
-        // Bounded: a probe lasts seconds.
+        // Bounded: a probe lasts seconds (10,000 periods of 667 ms are nearly two hours).
         for _ in 0..10_000u32 {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             let (etcd, records) = (etcd.clone(), records.clone());
             calls.push(tokio::spawn(async move {
-                let answer = call("keepalive", etcd.keep_alive(id)).await;
-                let r = KeepAliveRecord {
+                let sent = origin.elapsed();
+                let answer = match deadline::timeout(bound, etcd.keep_alive(id)).await {
+                    Ok(Ok(ttl)) => Ok(ttl),
+                    Ok(Err(e)) => Err(format!("keepalive: {e}")),
+                    Err(_) => Err(format!("keepalive: no answer in {bound:?}")),
+                };
+                let r = Renewal {
+                    sent,
                     answered: origin.elapsed(),
                     answer,
                 };
@@ -222,7 +231,14 @@ pub async fn stalled(
     let period = Duration::from_millis(g.ttl_s as u64 * 1000 / 3);
     let origin = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let keepalives = keep_alive_loop(etcd.clone(), g.id, period, origin, stop.clone());
+    let keepalives = renew_every(
+        etcd.clone(),
+        g.id,
+        period,
+        CALL_TIMEOUT,
+        origin,
+        stop.clone(),
+    );
     sleep(Duration::from_secs(1)).await;
     let stalled = stall.stall(stall_for).await;
     let resumed = origin.elapsed();
@@ -347,7 +363,14 @@ pub async fn lock_after_expired_wait(
     let a = call("grant", etcd.grant(2)).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let period = Duration::from_millis(a.ttl_s as u64 * 1000 / 3);
-    let keepalives = keep_alive_loop(etcd.clone(), a.id, period, Instant::now(), stop.clone());
+    let keepalives = renew_every(
+        etcd.clone(),
+        a.id,
+        period,
+        CALL_TIMEOUT,
+        Instant::now(),
+        stop.clone(),
+    );
     let result = lock_after_expired_wait_with(etcd.clone(), name, a.id).await;
     stop.store(true, Ordering::Relaxed);
     let _ = keepalives.await;
