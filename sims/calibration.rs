@@ -46,22 +46,18 @@ fn simulate(backend: Backend, version: Version, seed: u64) -> Figures {
     rt.block_on(async move {
         let handle = Handle::current();
         let addr: SocketAddr = ETCD_ADDR.parse().expect("address");
-        let node = handle.create_node().name("etcd").ip(addr.ip());
         let etcd_node = match backend {
             Backend::Model => {
                 let member = Arc::new(model::Member::new(
                     model::Config::defaults(version),
                     NodeClock::perfect(Instant::now()),
                 ));
-                node.init(move || {
-                    let member = member.clone();
-                    async move {
-                        let _ = model::serve(addr, member).await;
-                    }
-                })
-                .build()
+                model::node(&handle, "etcd", addr, member)
             }
-            Backend::Madsim => node
+            Backend::Madsim => handle
+                .create_node()
+                .name("etcd")
+                .ip(addr.ip())
                 .init(move || async move {
                     let _ = etcd_client::SimServer::builder().serve(addr).await;
                 })
@@ -273,19 +269,13 @@ fn simulate_cluster(seed: u64) -> ClusterFigures {
         for i in 0..CLUSTER_MEMBERS {
             let addr: SocketAddr = format!("10.0.0.{}:2379", 11 + i).parse().expect("address");
             let member = Arc::new(model::Member::of(&cluster, i));
-            let node = handle
-                .create_node()
-                .name(format!("etcd{}", i + 1))
-                .ip(addr.ip())
-                .init(move || {
-                    let member = member.clone();
-                    async move {
-                        let _ = model::serve(addr, member).await;
-                    }
-                })
-                .build();
+            nodes.push(model::node(
+                &handle,
+                &format!("etcd{}", i + 1),
+                addr,
+                member,
+            ));
             addrs.push(addr);
-            nodes.push(node);
         }
         // The election timers run where nothing pauses them, as in the world.
         let timers = handle
@@ -350,11 +340,7 @@ fn the_cluster_model_lands_within_the_tolerances_of_a_real_cluster() {
     for check in &checks {
         println!("  {check}");
     }
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.to_string())
-        .collect();
+    let failed = calibrate::failures(&checks);
     assert!(
         failed.is_empty(),
         "the cluster model is outside the tolerances:\n{}",

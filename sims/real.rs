@@ -634,6 +634,16 @@ fn read_record<F: serde::de::DeserializeOwned>(
         .and_then(|t| serde_json::from_str(&t).ok())
 }
 
+/// The table's columns: this run's figures, then the committed ones if any.
+fn columns<'a, F>(
+    fresh: &'a fencelab::calibrate::Record<F>,
+    committed: Option<&'a fencelab::calibrate::Record<F>>,
+) -> Vec<(&'static str, &'a F)> {
+    let mut columns = vec![("this run", &fresh.figures)];
+    columns.extend(committed.map(|c| ("committed", &c.figures)));
+    columns
+}
+
 /// Writes a record to `path` (what `FENCELAB_CALIBRATION_WRITE=1` asks for).
 fn write_record<F: serde::Serialize>(path: &str, record: &fencelab::calibrate::Record<F>) {
     let text = serde_json::to_string_pretty(record).expect("json") + "\n";
@@ -664,11 +674,7 @@ fn assert_agrees<F>(
     for c in &checks {
         println!("  {c}");
     }
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.to_string())
-        .collect();
+    let failed = fencelab::calibrate::failures(&checks);
     assert!(
         failed.is_empty(),
         "this etcd is not the one calibrated (committed {} on {}):\n{}",
@@ -729,11 +735,7 @@ fn calibration_against_a_dedicated_real_etcd() {
         started.elapsed().as_secs_f64()
     );
     let committed: Option<Record> = read_record(CALIBRATION_FILE);
-    let mut columns = vec![("this run", &fresh.figures)];
-    if let Some(c) = &committed {
-        columns.push(("committed", &c.figures));
-    }
-    println!("{}", calibrate::table(&columns));
+    println!("{}", calibrate::table(&columns(&fresh, committed.as_ref())));
     for s in fresh.figures.stalled.iter().filter(|s| s.failed > 0) {
         println!(
             "stalled {} ms: {} keepalives failed, the first with: {}",
@@ -846,11 +848,10 @@ fn cluster_calibration_against_three_real_members() {
         started.elapsed().as_secs_f64()
     );
     let committed: Option<ClusterRecord> = read_record(CLUSTER_CALIBRATION_FILE);
-    let mut columns = vec![("this run", &fresh.figures)];
-    if let Some(c) = &committed {
-        columns.push(("committed", &c.figures));
-    }
-    println!("{}", calibrate::cluster_table(&columns));
+    println!(
+        "{}",
+        calibrate::cluster_table(&columns(&fresh, committed.as_ref()))
+    );
     if let Some(f) = &fresh.figures.failover {
         println!(
             "failover: writes sent {:?}, timed out {:?}, leaders (before, after) {:?}",

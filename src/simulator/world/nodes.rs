@@ -173,25 +173,14 @@ fn start_etcd(
             NodeClock::new(origin, skew)
         })
         .collect();
-    // Built outside the nodes' init: a restarted member keeps its data, as etcd's WAL does.
+    // Built outside the nodes' init: a restarted member keeps its data (`model::node`).
     let cluster = model::Cluster::new(cfg, clocks);
     observe(&cluster, &names, recorder);
     let mut members = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let addr = member_addr(scenario.etcd_members, i);
         let member = Arc::new(model::Member::of(&cluster, i));
-        let node = handle
-            .create_node()
-            .name(name)
-            .ip(addr.ip())
-            .init(move || {
-                let member = member.clone();
-                async move {
-                    let _ = model::serve(addr, member).await;
-                }
-            })
-            .build();
-        members.push((name.clone(), node));
+        members.push((name.clone(), model::node(handle, name, addr, member)));
     }
     (members, Some(cluster))
 }

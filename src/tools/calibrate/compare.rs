@@ -43,6 +43,15 @@ impl std::fmt::Display for Check {
     }
 }
 
+/// The checks that do not hold, each in words.
+pub fn failures(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.to_string())
+        .collect()
+}
+
 pub(super) fn opt<T: std::fmt::Debug>(v: &Option<T>) -> String {
     v.as_ref()
         .map_or_else(|| "no figure".into(), |v| format!("{v:?}"))

@@ -37,4 +37,4 @@ pub mod wire;
 
 pub use client::ModelEtcd;
 pub use cluster::{Cluster, RoleEvent};
-pub use server::{serve, Config, Member};
+pub use server::{node, serve, Config, Member};

@@ -199,6 +199,28 @@ impl Member {
     }
 }
 
+/// A node of its own, named `name` at `addr`'s IP, that serves `member` on `addr`. A
+/// restarted node serves the same member again: its data lives in the cluster, as etcd's in
+/// its WAL.
+pub fn node(
+    handle: &madsim::runtime::Handle,
+    name: &str,
+    addr: SocketAddr,
+    member: Arc<Member>,
+) -> madsim::runtime::NodeHandle {
+    handle
+        .create_node()
+        .name(name)
+        .ip(addr.ip())
+        .init(move || {
+            let member = member.clone();
+            async move {
+                let _ = serve(addr, member).await;
+            }
+        })
+        .build()
+}
+
 /// Serves the member on `addr` until the node is killed.
 pub async fn serve(addr: SocketAddr, member: Arc<Member>) -> std::io::Result<()> {
     let ep = Endpoint::bind(addr).await?;
