@@ -152,6 +152,18 @@ impl Roles {
     fn working_leader(&self) -> Option<usize> {
         self.leader.filter(|&l| self.has_quorum(l))
     }
+
+    /// `m`'s stale view while it acts on it at `now_us` (its clock); a view whose time is up
+    /// is dropped.
+    fn stale_now(&mut self, m: usize, now_us: i64) -> Option<&mut Stale> {
+        if self.stale[m]
+            .as_ref()
+            .is_some_and(|s| s.until_us.is_none_or(|u| u <= now_us))
+        {
+            self.stale[m] = None;
+        }
+        self.stale[m].as_mut()
+    }
 }
 
 /// What the world gives to be told of leadership changes.
@@ -423,10 +435,7 @@ impl Cluster {
     /// Whether `m` is a former leader acting on its stale view now (issue 15247).
     pub fn is_stale(&self, m: usize) -> bool {
         let now_us = self.now_us(m);
-        let r = self.roles();
-        r.stale[m]
-            .as_ref()
-            .is_some_and(|s| s.until_us.is_some_and(|u| u > now_us))
+        self.roles().stale_now(m, now_us).is_some()
     }
 
     /// A keepalive answered by `m` from its stale view: the TTL it claims, or `None` when `m`
@@ -434,11 +443,7 @@ impl Cluster {
     pub fn stale_renew(&self, m: usize, id: LeaseId) -> Option<i64> {
         let now_us = self.now_us(m);
         let mut r = self.roles();
-        let stale = r.stale[m].as_mut()?;
-        if stale.until_us.is_none_or(|u| u <= now_us) {
-            r.stale[m] = None;
-            return None;
-        }
+        let stale = r.stale_now(m, now_us)?;
         Some(match stale.deadlines.get_mut(&id) {
             Some((deadline_us, ttl_s)) if *deadline_us > now_us => {
                 *deadline_us = now_us + *ttl_s * 1_000_000;
@@ -455,13 +460,9 @@ impl Cluster {
         let expired: Vec<LeaseId> = {
             let mut r = self.roles();
             let forwarded = r.working_leader().is_some_and(|l| r.reaches(m, l));
-            let Some(stale) = r.stale[m].as_mut() else {
+            let Some(stale) = r.stale_now(m, now_us) else {
                 return;
             };
-            if stale.until_us.is_none_or(|u| u <= now_us) {
-                r.stale[m] = None;
-                return;
-            }
             let expired: Vec<LeaseId> = stale
                 .deadlines
                 .iter()

@@ -158,16 +158,14 @@ impl Member {
     /// lessor answers it), or nothing (a watch: served from the member's own state).
     fn ready(&self, req: &Request) -> bool {
         match req {
-            r if r.goes_through_the_log() => self.cluster.can_commit(self.index),
-            Request::Get(_) | Request::Lock { .. } | Request::Campaign { .. } => {
-                self.cluster.can_commit(self.index)
-            }
             Request::KeepAlive { .. } => {
                 self.cluster.renewing_leader(self.index).is_some()
                     || self.cluster.is_stale(self.index)
             }
             Request::TimeToLive { .. } => self.cluster.renewing_leader(self.index).is_some(),
-            _ => true,
+            Request::Watch { .. } | Request::Cancel => true,
+            // Through the log, a linearizable read, or a Lock or Campaign (which write).
+            _ => self.cluster.can_commit(self.index),
         }
     }
 
