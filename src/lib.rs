@@ -76,11 +76,14 @@ mod simulator;
 mod system;
 mod tools;
 
-pub use system::{clock, deadline, entry, etcd, keys, lock, protocol, schemes, storage, workload};
+pub use system::{
+    clock, deadline, entry, etcd, exact_json, history, keys, lock, ms, protocol, schemes, storage,
+    workload,
+};
 
 #[cfg(madsim)]
 pub use simulator::world;
-pub use simulator::{checker, exact_json, fault, history, label, ms, nemesis, scenario, stories};
+pub use simulator::{checker, fault, label, nemesis, scenario, stories};
 
 #[cfg(not(madsim))]
 pub use tools::real;

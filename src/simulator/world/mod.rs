@@ -181,6 +181,18 @@ async fn apply_until_end(
     }
 }
 
+/// A scenario says which lock the schemes run under: what [`crate::schemes::Scheme::validate`]
+/// needs of it (the system layer names no scenario).
+impl From<&Scenario> for crate::schemes::LockSettings {
+    fn from(scenario: &Scenario) -> Self {
+        crate::schemes::LockSettings {
+            lock_method: scenario.lock_method,
+            lock_delay_ms: scenario.lock_delay_ms,
+            campaign_timeout_ms: scenario.campaign_timeout_ms,
+        }
+    }
+}
+
 /// Everything that determines a run: save it, and `replay` gives the same history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -41,12 +41,14 @@
 
 mod builtin;
 mod client;
+mod point;
 pub mod set;
 mod transfer;
 
 pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
 pub use builtin::{Counter, Single};
 pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
+pub use point::Point;
 pub use set::{EtcdSet, Set};
 pub use transfer::Transfer;
 
