@@ -79,7 +79,7 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
     let workload = parts.workload.clone();
     let (history, messages, simulated_ms) =
         rt.block_on(async move { supervise(scenario, plan, parts, seed).await });
-    let verdict = checker::check_with(&history, |h, v| workload.check(h, v));
+    let verdict = checker::check_with(&history, |h| workload.check(h));
     Run {
         faults: plan_labels,
         seed,
