@@ -55,9 +55,9 @@
 //! reorder. Pre-vote and leader transfer; split votes (two timers within a round trip of each
 //! other), which would add a round of timers.
 
+use super::config::Config;
 use super::lessor::IdGen;
 use super::member::State;
-use super::server::Config;
 use crate::clock::NodeClock;
 use crate::etcd::LeaseId;
 use rand::Rng;
