@@ -211,6 +211,10 @@ impl Lessor {
         assert!(extend_us >= 0, "Promote extends, never shortens");
         for l in self.leases.values_mut() {
             l.deadline_us = now_us + extend_us + l.ttl_s * 1_000_000;
+            // Never shorter than a fresh renewal on the new leader's clock. (A deadline set on
+            // a former leader's skewed clock may have been later: etcd's `refresh` resets it the
+            // same way, so "later than before" is not an invariant of etcd.)
+            debug_assert!(l.deadline_us >= now_us + l.ttl_s * 1_000_000);
         }
         self.leases.len()
     }
