@@ -93,6 +93,17 @@ impl Verdict {
             node: node.to_string(),
             detail,
         });
+        // Every finding is counted once, under its kind.
+        debug_assert_eq!(self.counted(), self.findings.len() as u64);
+    }
+
+    /// The findings the counts add up to.
+    fn counted(&self) -> u64 {
+        self.lost_updates
+            + self.token_order_breaks
+            + self.stale_acceptances
+            + self.false_rejections
+            + self.invariant_breaks
     }
 
     /// Counts a workload's findings into the verdict. A finding at the end of the run points

@@ -59,9 +59,11 @@ impl<'a> Operations<'a> {
                     token,
                     ..
                 } => all.invoked(i, &e.node, *op_id, *op, key, val, *token),
-                EventKind::Complete { op_id, outcome } => match all.by_id.get(op_id) {
-                    Some(&k) => {
-                        (all.ops[k].complete_index, all.ops[k].outcome) = (Some(i), Some(outcome))
+                EventKind::Complete { op_id, outcome } => match all.by_id.get(op_id).copied() {
+                    Some(k) => {
+                        // Events are indexed in recording order: a completion follows its invoke.
+                        assert!(all.ops[k].invoke_index < i);
+                        (all.ops[k].complete_index, all.ops[k].outcome) = (Some(i), Some(outcome));
                     }
                     None => all
                         .anomalies
@@ -73,6 +75,7 @@ impl<'a> Operations<'a> {
                     ..
                 } => {
                     if let Some(&k) = all.by_id.get(op_id) {
+                        assert!(all.ops[k].invoke_index < i, "applied before it was invoked");
                         (all.ops[k].applied_index, all.ops[k].accepted) = (Some(i), *accepted);
                     }
                 }
