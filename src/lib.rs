@@ -82,7 +82,7 @@ pub use system::{clock, deadline, entry, etcd, keys, lock, protocol, schemes, st
 pub use simulator::world;
 pub use simulator::{checker, exact_json, fault, history, label, ms, nemesis, scenario, stories};
 
-#[cfg(not(madsim))]
+#[cfg(all(not(madsim), feature = "cli"))]
 pub use tools::real;
 
 // What a user of the library needs most, at the root.
@@ -91,8 +91,10 @@ pub use lock::LockRecipe;
 pub use nemesis::FaultPlan;
 pub use scenario::Scenario;
 pub use storage::{Fence, Fencing};
+#[cfg(all(madsim, feature = "explore"))]
+pub use tools::explore;
 #[cfg(madsim)]
-pub use tools::{atlas, compare, explore, harness, report, sweep};
+pub use tools::{atlas, compare, harness, report, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};
 pub use workload::Workload;
 #[cfg(madsim)]
