@@ -43,17 +43,33 @@ impl WorkloadKind {
     }
 }
 
+impl WorkloadKind {
+    /// Every workload by its name: the parser, its error and the command's help all read this
+    /// one table, so that a new workload cannot be left out of one of them.
+    pub const NAMED: [(&'static str, WorkloadKind); 5] = [
+        ("single", WorkloadKind::Single),
+        ("counter", WorkloadKind::Counter),
+        ("transfer", WorkloadKind::Transfer),
+        ("set", WorkloadKind::Set),
+        ("etcd-set", WorkloadKind::EtcdSet),
+    ];
+
+    /// The names as a sentence: "single, counter, transfer, set or etcd-set".
+    pub fn names() -> String {
+        let names: Vec<&str> = Self::NAMED.iter().map(|(name, _)| *name).collect();
+        let (last, rest) = names.split_last().expect("at least one workload");
+        format!("{} or {last}", rest.join(", "))
+    }
+}
+
 impl std::str::FromStr for WorkloadKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "single" => Ok(WorkloadKind::Single),
-            "counter" => Ok(WorkloadKind::Counter),
-            "transfer" => Ok(WorkloadKind::Transfer),
-            "set" => Ok(WorkloadKind::Set),
-            "etcd-set" => Ok(WorkloadKind::EtcdSet),
-            _ => Err(format!(
-                "unknown workload '{s}' (expected single, counter, transfer, set or etcd-set)"
+        match Self::NAMED.iter().find(|(name, _)| *name == s) {
+            Some(&(_, kind)) => Ok(kind),
+            None => Err(format!(
+                "unknown workload '{s}' (expected {})",
+                Self::names()
             )),
         }
     }
