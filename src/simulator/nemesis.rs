@@ -7,7 +7,7 @@
 use crate::clock::{ClockStep, Skew};
 use crate::fault::network_overlap;
 use crate::ms::MsRange;
-use crate::scenario::Scenario;
+use crate::scenario::{NemesisConfig, Scenario};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -26,161 +26,262 @@ const NEMESIS_STREAM: u64 = 0x6e65_6d65_7369_7321;
 
 /// The fault plan of `seed`: the scenario's scripted faults, then what the random nemesis
 /// draws from its configuration.
+///
+/// The order of the draws below is the golden output (every history of `sims/golden` follows
+/// from it; `tests::draw_order_is_pinned` pins it): a new kind of fault is drawn after all the
+/// others, and a phase never draws when its knob is zero unless it always did.
 pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
     let cfg = &scenario.nemesis;
-    let mut faults = scenario.faults.clone();
+    let faults = scenario.faults.clone();
     if !cfg.enabled {
         return FaultPlan { faults };
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ NEMESIS_STREAM);
-    let clients = scenario.client_names();
-    let duration_ms = scenario.duration_ms.max(1);
-    let pick = |rng: &mut ChaCha8Rng, v: &[String]| v[rng.gen_range(0..v.len())].clone();
-    let span = |rng: &mut ChaCha8Rng, r: MsRange| rng.gen_range(r.min..=r.max);
-    let aim = |rng: &mut ChaCha8Rng| Trigger::Point {
-        point: Point::BeforeWrite,
-        nth: rng.gen_range(1..=cfg.aim_nth_max),
+    let mut d = Draw {
+        rng: ChaCha8Rng::seed_from_u64(seed ^ NEMESIS_STREAM),
+        cfg,
+        clients: scenario.client_names(),
+        duration_ms: scenario.duration_ms.max(1),
+        faults,
     };
+    let scripted = d.faults.len();
+    d.client_pauses();
+    d.client_skews();
+    d.partitions();
+    d.holds_and_crashes();
+    d.etcd_stalls(scenario.etcd_members);
+    d.etcd_timeouts();
+    d.network_windows();
+    d.etcd_late();
+    let plan = FaultPlan { faults: d.faults };
+    assert!(
+        plan.faults.len() >= scripted,
+        "a draw keeps every scripted fault"
+    );
+    debug_assert!(plan.validate(&scenario.node_names()).is_ok());
+    plan
+}
 
-    for _ in 0..rng.gen_range(0..=cfg.pauses_max) {
-        faults.push(Fault::Pause {
-            node: pick(&mut rng, &clients),
-            at: Trigger::AtMs(rng.gen_range(0..duration_ms)),
-            duration_ms: span(&mut rng, cfg.pause_ms),
-        });
+/// A node of `v`, by one draw.
+fn pick(rng: &mut ChaCha8Rng, v: &[String]) -> String {
+    v[rng.gen_range(0..v.len())].clone()
+}
+
+/// One plan being drawn: the RNG, the knobs, and the faults so far.
+struct Draw<'a> {
+    rng: ChaCha8Rng,
+    cfg: &'a NemesisConfig,
+    clients: Vec<String>,
+    duration_ms: u64,
+    faults: Vec<Fault>,
+}
+
+impl Draw<'_> {
+    fn client(&mut self) -> String {
+        pick(&mut self.rng, &self.clients)
     }
-    for _ in 0..rng.gen_range(0..=cfg.aimed_pauses_max) {
-        faults.push(Fault::Pause {
-            node: pick(&mut rng, &clients),
-            at: aim(&mut rng),
-            duration_ms: span(&mut rng, cfg.pause_ms),
-        });
+
+    /// A time in the run, true ms.
+    fn at_ms(&mut self) -> u64 {
+        let at_ms = self.rng.gen_range(0..self.duration_ms);
+        assert!(at_ms < self.duration_ms);
+        at_ms
     }
-    for node in &clients {
-        if rng.gen_range(0..1000) >= cfg.skew_permille {
-            continue;
+
+    fn span(&mut self, r: MsRange) -> u64 {
+        let ms = self.rng.gen_range(r.min..=r.max);
+        assert!(r.min <= ms && ms <= r.max, "a span stays in its range");
+        ms
+    }
+
+    /// The `nth` time a client reaches its write.
+    fn aim(&mut self) -> Trigger {
+        Trigger::Point {
+            point: Point::BeforeWrite,
+            nth: self.rng.gen_range(1..=self.cfg.aim_nth_max),
         }
-        let steps = (0..rng.gen_range(0..=cfg.steps_max))
-            .map(|_| ClockStep {
-                at_ms: rng.gen_range(0..duration_ms),
-                delta_ms: rng.gen_range(-cfg.step_ms_max..=cfg.step_ms_max),
-            })
-            .collect();
-        faults.push(Fault::Skew {
-            node: node.clone(),
-            skew: Skew {
-                offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
-                drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
-                steps,
-            },
-        });
     }
-    let mut everyone = clients.clone();
-    everyone.extend([ETCD.to_string(), STORAGE.to_string()]);
-    for _ in 0..rng.gen_range(0..=cfg.partitions_max) {
-        let a = pick(&mut rng, &everyone);
-        let others: Vec<String> = everyone.iter().filter(|n| **n != a).cloned().collect();
-        let b = pick(&mut rng, &others);
-        faults.push(Fault::Partition {
-            a,
-            b,
-            at_ms: rng.gen_range(0..duration_ms),
-            duration_ms: span(&mut rng, cfg.partition_ms),
-        });
+
+    /// Client pauses at a time, then client pauses aimed at a write.
+    fn client_pauses(&mut self) {
+        for _ in 0..self.rng.gen_range(0..=self.cfg.pauses_max) {
+            let fault = Fault::Pause {
+                node: self.client(),
+                at: Trigger::AtMs(self.at_ms()),
+                duration_ms: self.span(self.cfg.pause_ms),
+            };
+            self.faults.push(fault);
+        }
+        for _ in 0..self.rng.gen_range(0..=self.cfg.aimed_pauses_max) {
+            let fault = Fault::Pause {
+                node: self.client(),
+                at: self.aim(),
+                duration_ms: self.span(self.cfg.pause_ms),
+            };
+            self.faults.push(fault);
+        }
     }
-    for _ in 0..rng.gen_range(0..=cfg.etcd_partitions_max) {
-        faults.push(Fault::Partition {
-            a: pick(&mut rng, &clients),
-            b: ETCD.to_string(),
-            at_ms: rng.gen_range(0..duration_ms),
-            duration_ms: span(&mut rng, cfg.partition_ms),
-        });
-    }
-    for _ in 0..rng.gen_range(0..=cfg.holds_max) {
-        faults.push(Fault::HoldRequest {
-            node: pick(&mut rng, &clients),
-            at: aim(&mut rng),
-            duration_ms: span(&mut rng, cfg.hold_ms),
-        });
-    }
-    for _ in 0..rng.gen_range(0..=cfg.crashes_max) {
-        faults.push(Fault::Crash {
-            node: pick(&mut rng, &clients),
-            at_ms: rng.gen_range(0..duration_ms),
-            restart_after_ms: span(&mut rng, cfg.restart_ms),
-        });
-    }
-    for _ in 0..rng.gen_range(0..=cfg.etcd_stalls_max) {
-        let at = Trigger::AtMs(rng.gen_range(0..duration_ms));
-        let duration_ms = span(&mut rng, cfg.etcd_stall_ms);
-        // A cluster: the leader alone or every member, half each, as Jepsen's pause nemesis
-        // chose (jepsen-io/etcd, `nemesis.clj`). One member is all of etcd: no draw.
-        let all = scenario.etcd_members == 1 || rng.gen_range(0..2) == 0;
-        faults.push(Fault::Pause {
-            node: if all { ETCD } else { ETCD_LEADER }.to_string(),
-            at,
-            duration_ms,
-        });
-    }
-    if rng.gen_range(0..1000) < cfg.etcd_timeouts_permille && cfg.etcd_timeout_rate_permille > 0 {
-        faults.push(Fault::EtcdTimeouts {
-            rate_permille: rng.gen_range(1..=cfg.etcd_timeout_rate_permille),
-        });
-    }
-    // Drawn last, so that adding them left every earlier kind of fault as it was.
-    let mut windows: Vec<Fault> = (0..rng.gen_range(0..=cfg.network_faults_max))
-        .map(|_| {
-            let slowest_ms = span(&mut rng, cfg.network_latency_ms);
-            Fault::Network {
-                at_ms: rng.gen_range(0..duration_ms),
-                duration_ms: span(&mut rng, cfg.network_ms),
-                latency_ms: MsRange::new((slowest_ms / 4).max(1), slowest_ms),
-                loss_permille: rng.gen_range(0..=cfg.network_loss_permille_max),
+
+    /// Each client's clock, skewed with `skew_permille`'s chance.
+    fn client_skews(&mut self) {
+        let cfg = self.cfg;
+        for node in self.clients.clone() {
+            if self.rng.gen_range(0..1000) >= cfg.skew_permille {
+                continue;
             }
-        })
-        .collect();
-    windows.sort_by_key(|w| match w {
-        Fault::Network { at_ms, .. } => *at_ms,
-        _ => unreachable!("only network windows here"),
-    });
-    // An overlapping window (with a scripted one or an earlier draw) is dropped, not moved:
-    // the draw stays simple to read and the plan valid.
-    for w in windows {
-        if !faults.iter().any(|f| network_overlap(f, &w)) {
-            faults.push(w);
-        }
-    }
-    // etcd's own clock and its ambiguous timeouts, drawn after everything that came before
-    // them. Only drift matters to etcd's lessor (it reads the monotonic clock).
-    if rng.gen_range(0..1000) < cfg.etcd_skew_permille {
-        faults.push(Fault::Skew {
-            node: ETCD.to_string(),
-            skew: Skew {
-                drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
-                ..Skew::default()
-            },
-        });
-    }
-    if rng.gen_range(0..1000) < cfg.etcd_ambiguous_permille && cfg.etcd_ambiguous_rate_permille > 0
-    {
-        faults.push(Fault::EtcdAmbiguousTimeouts {
-            rate_permille: rng.gen_range(1..=cfg.etcd_ambiguous_rate_permille),
-        });
-    }
-    // Leader pauses, drawn after everything else so that 0 of them changes no other draw.
-    if cfg.leader_pauses_max > 0 {
-        for _ in 0..rng.gen_range(0..=cfg.leader_pauses_max) {
-            let at = Trigger::AtMs(rng.gen_range(0..duration_ms));
-            faults.push(Fault::Pause {
-                node: ETCD_LEADER.to_string(),
-                at,
-                duration_ms: span(&mut rng, cfg.leader_pause_ms),
+            let rng = &mut self.rng;
+            let duration_ms = self.duration_ms;
+            let steps = (0..rng.gen_range(0..=cfg.steps_max))
+                .map(|_| ClockStep {
+                    at_ms: rng.gen_range(0..duration_ms),
+                    delta_ms: rng.gen_range(-cfg.step_ms_max..=cfg.step_ms_max),
+                })
+                .collect();
+            self.faults.push(Fault::Skew {
+                node,
+                skew: Skew {
+                    offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
+                    drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+                    steps,
+                },
             });
         }
     }
-    let plan = FaultPlan { faults };
-    debug_assert!(plan.validate(&scenario.node_names()).is_ok());
-    plan
+
+    /// Partitions between any two nodes, then between a client and etcd.
+    fn partitions(&mut self) {
+        let mut everyone = self.clients.clone();
+        everyone.extend([ETCD.to_string(), STORAGE.to_string()]);
+        for _ in 0..self.rng.gen_range(0..=self.cfg.partitions_max) {
+            let a = pick(&mut self.rng, &everyone);
+            let others: Vec<String> = everyone.iter().filter(|n| **n != a).cloned().collect();
+            let b = pick(&mut self.rng, &others);
+            assert_ne!(a, b, "a partition splits two nodes");
+            let fault = Fault::Partition {
+                a,
+                b,
+                at_ms: self.at_ms(),
+                duration_ms: self.span(self.cfg.partition_ms),
+            };
+            self.faults.push(fault);
+        }
+        for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_partitions_max) {
+            let fault = Fault::Partition {
+                a: self.client(),
+                b: ETCD.to_string(),
+                at_ms: self.at_ms(),
+                duration_ms: self.span(self.cfg.partition_ms),
+            };
+            self.faults.push(fault);
+        }
+    }
+
+    /// Requests held in the network (aimed at a write), then client crashes.
+    fn holds_and_crashes(&mut self) {
+        for _ in 0..self.rng.gen_range(0..=self.cfg.holds_max) {
+            let fault = Fault::HoldRequest {
+                node: self.client(),
+                at: self.aim(),
+                duration_ms: self.span(self.cfg.hold_ms),
+            };
+            self.faults.push(fault);
+        }
+        for _ in 0..self.rng.gen_range(0..=self.cfg.crashes_max) {
+            let fault = Fault::Crash {
+                node: self.client(),
+                at_ms: self.at_ms(),
+                restart_after_ms: self.span(self.cfg.restart_ms),
+            };
+            self.faults.push(fault);
+        }
+    }
+
+    /// etcd stalls: a cluster's leader alone or every member, half each, as Jepsen's pause
+    /// nemesis chose (jepsen-io/etcd, `nemesis.clj`). One member is all of etcd: no draw.
+    fn etcd_stalls(&mut self, etcd_members: u32) {
+        for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_stalls_max) {
+            let at = Trigger::AtMs(self.at_ms());
+            let duration_ms = self.span(self.cfg.etcd_stall_ms);
+            let all = etcd_members == 1 || self.rng.gen_range(0..2) == 0;
+            self.faults.push(Fault::Pause {
+                node: if all { ETCD } else { ETCD_LEADER }.to_string(),
+                at,
+                duration_ms,
+            });
+        }
+    }
+
+    /// etcd requests that time out, with `etcd_timeouts_permille`'s chance.
+    fn etcd_timeouts(&mut self) {
+        let cfg = self.cfg;
+        if self.rng.gen_range(0..1000) < cfg.etcd_timeouts_permille
+            && cfg.etcd_timeout_rate_permille > 0
+        {
+            self.faults.push(Fault::EtcdTimeouts {
+                rate_permille: self.rng.gen_range(1..=cfg.etcd_timeout_rate_permille),
+            });
+        }
+    }
+
+    /// Slow or lossy network windows. Drawn after the kinds above, so that adding them left
+    /// every earlier kind of fault as it was. An overlapping window (with a scripted one or an
+    /// earlier draw) is dropped, not moved: the draw stays simple to read and the plan valid.
+    fn network_windows(&mut self) {
+        let cfg = self.cfg;
+        let mut windows: Vec<Fault> = (0..self.rng.gen_range(0..=cfg.network_faults_max))
+            .map(|_| {
+                let slowest_ms = self.span(cfg.network_latency_ms);
+                Fault::Network {
+                    at_ms: self.at_ms(),
+                    duration_ms: self.span(cfg.network_ms),
+                    latency_ms: MsRange::new((slowest_ms / 4).max(1), slowest_ms),
+                    loss_permille: self.rng.gen_range(0..=cfg.network_loss_permille_max),
+                }
+            })
+            .collect();
+        windows.sort_by_key(|w| match w {
+            Fault::Network { at_ms, .. } => *at_ms,
+            _ => unreachable!("only network windows here"),
+        });
+        for w in windows {
+            if !self.faults.iter().any(|f| network_overlap(f, &w)) {
+                self.faults.push(w);
+            }
+        }
+    }
+
+    /// etcd's own clock and its ambiguous timeouts, drawn after everything that came before
+    /// them (only drift matters to etcd's lessor: it reads the monotonic clock); then leader
+    /// pauses, drawn after everything else so that 0 of them changes no other draw.
+    fn etcd_late(&mut self) {
+        let cfg = self.cfg;
+        if self.rng.gen_range(0..1000) < cfg.etcd_skew_permille {
+            self.faults.push(Fault::Skew {
+                node: ETCD.to_string(),
+                skew: Skew {
+                    drift_ppm: self.rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+                    ..Skew::default()
+                },
+            });
+        }
+        if self.rng.gen_range(0..1000) < cfg.etcd_ambiguous_permille
+            && cfg.etcd_ambiguous_rate_permille > 0
+        {
+            self.faults.push(Fault::EtcdAmbiguousTimeouts {
+                rate_permille: self.rng.gen_range(1..=cfg.etcd_ambiguous_rate_permille),
+            });
+        }
+        if cfg.leader_pauses_max > 0 {
+            for _ in 0..self.rng.gen_range(0..=cfg.leader_pauses_max) {
+                let at = Trigger::AtMs(self.at_ms());
+                let duration_ms = self.span(cfg.leader_pause_ms);
+                self.faults.push(Fault::Pause {
+                    node: ETCD_LEADER.to_string(),
+                    at,
+                    duration_ms,
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
