@@ -7,7 +7,10 @@
 use crate::clock::{ClockStep, Skew};
 use crate::fault::network_overlap;
 use crate::ms::MsRange;
-use crate::scenario::{NemesisConfig, Scenario};
+use crate::scenario::Scenario;
+
+mod config;
+pub use config::NemesisConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
