@@ -3,7 +3,6 @@
 use super::*;
 
 /// Real etcd members, each its own process, stalled with `SIGSTOP`/`SIGCONT`.
-
 pub struct SigStopCluster {
     pub endpoints: Vec<String>,
     pub pids: Vec<u32>,
@@ -14,7 +13,6 @@ pub struct SigStopCluster {
 }
 
 /// Sends `sig` to every pid with one `kill` so that the members stop (or resume) together.
-
 fn signal_all(pids: &[u32], sig: &str) -> Result<(), String> {
     let status = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
@@ -29,7 +27,6 @@ fn signal_all(pids: &[u32], sig: &str) -> Result<(), String> {
 }
 
 /// Resumes stalled members if the stall is dropped half-way, or if its own resume failed.
-
 struct ContAllOnDrop {
     pids: Vec<u32>,
     armed: bool,
@@ -90,7 +87,6 @@ impl SigStopCluster {
 
 /// A member's own ID, the leader it knows (0: none) and its version, bounded by
 /// [`SETTLE_READ_TIMEOUT`].
-
 async fn status_of(client: &crate::etcd::grpc::GrpcEtcd) -> Result<(u64, u64, String), String> {
     let mut m = client.client().maintenance_client();
     match deadline::timeout(SETTLE_READ_TIMEOUT, m.status()).await {
