@@ -594,3 +594,26 @@ fn an_atlas_varies_two_parameters_and_draws_one_map_per_policy() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one fault"));
 }
+
+/// The help names every value the parsers take, because it is built from their tables
+/// (`WorkloadKind::NAMED`, `compare::families()`): the help said "single or counter" and left
+/// out leader-failover while both were typed by hand.
+#[test]
+fn the_help_lists_every_workload_and_family() {
+    let run_help = ok(&["run", "--help"]);
+    for (name, _) in fencelab::scenario::WorkloadKind::NAMED {
+        assert!(
+            run_help.contains(name),
+            "run --help leaves out workload {name}"
+        );
+    }
+    let compare_help = ok(&["compare", "--help"]);
+    for family in fencelab::compare::families() {
+        assert!(
+            compare_help.contains(family.name),
+            "compare --help leaves out family {}",
+            family.name
+        );
+    }
+    assert!(compare_help.contains("leader-failover"));
+}

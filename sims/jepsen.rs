@@ -119,7 +119,6 @@ fn writes_guarded_by_the_lock_key_in_etcd_lose_no_add_even_on_3_4() {
 
 #[test]
 fn the_etcd_set_check_finds_an_add_missing_from_the_final_read() {
-    use fencelab::checker::Verdict;
     use fencelab::workload::{set::elements, EtcdSet, Workload};
     let s = from_file("sims/scenarios/jepsen-lock-etcd-set.toml", Version::V3_4);
     let run = fencelab::world::Builder::new(s).seed(1).run();
@@ -132,8 +131,8 @@ fn the_etcd_set_check_finds_an_add_missing_from_the_final_read() {
     assert!(all.len() > 5, "{all:?}");
     // Drop the first element, as a lost write would.
     entry.val = all[1..].join(",");
-    let mut v = Verdict::default();
-    EtcdSet.check(&history, &mut v);
-    assert_eq!(v.tallies.get(ADDS_LOST), Some(&1), "{:?}", v.findings);
-    assert!(v.findings[0].detail.contains(&all[0]));
+    let f = EtcdSet.check(&history);
+    assert_eq!(f.tallies.get(ADDS_LOST), Some(&1), "{:?}", f.found);
+    assert!(f.found[0].detail.contains(&all[0]));
+    assert!(f.violates());
 }

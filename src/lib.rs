@@ -76,13 +76,16 @@ mod simulator;
 mod system;
 mod tools;
 
-pub use system::{clock, deadline, entry, etcd, keys, lock, protocol, schemes, storage, workload};
+pub use system::{
+    clock, deadline, entry, etcd, exact_json, history, keys, lock, ms, protocol, schemes, storage,
+    workload,
+};
 
 #[cfg(madsim)]
 pub use simulator::world;
-pub use simulator::{checker, exact_json, fault, history, label, ms, nemesis, scenario, stories};
+pub use simulator::{checker, fault, label, nemesis, scenario, stories};
 
-#[cfg(not(madsim))]
+#[cfg(all(not(madsim), feature = "cli"))]
 pub use tools::real;
 
 // What a user of the library needs most, at the root.
@@ -91,8 +94,10 @@ pub use lock::LockRecipe;
 pub use nemesis::FaultPlan;
 pub use scenario::Scenario;
 pub use storage::{Fence, Fencing};
+#[cfg(all(madsim, feature = "explore"))]
+pub use tools::explore;
 #[cfg(madsim)]
-pub use tools::{atlas, compare, explore, harness, report, sweep};
+pub use tools::{atlas, compare, harness, report, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};
 pub use workload::Workload;
 #[cfg(madsim)]

@@ -40,8 +40,8 @@ struct ScenarioArgs {
     /// Simulated time during which clients start lock cycles, ms.
     #[arg(long)]
     duration_ms: Option<u64>,
-    /// single or counter.
-    #[arg(long)]
+    /// What clients do with the lock (the names come from `WorkloadKind::NAMED`).
+    #[arg(long, help = format!("What clients do with the lock: {}", fencelab::scenario::WorkloadKind::names()))]
     workload: Option<String>,
     /// election, kv-mutex or lock-api (the v3 Lock service).
     #[arg(long)]
@@ -160,115 +160,139 @@ struct ScenarioArgs {
     network_loss_permille_max: Option<u32>,
 }
 
+/// The flags of `demo`.
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Seed of the simulated world.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// The flags of `run`.
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[arg(long)]
+    seed: u64,
+    /// none, lease-id, token-writes or token.
+    #[arg(long, default_value = "token")]
+    fencing: String,
+    /// A scheme of `compare` instead (random-cas, sequencer, lock-delay, ...): its fence
+    /// and lock recipe.
+    #[arg(long)]
+    scheme: Option<String>,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Run this fault plan (JSON) instead of the one the seed draws.
+    #[arg(long, value_name = "FILE.json")]
+    plan: Option<PathBuf>,
+    /// Draw the run as a timeline picture.
+    #[arg(long, value_name = "FILE.svg")]
+    timeline: Option<PathBuf>,
+    /// Save the experiment (seed, policy, scenario, plan) for `replay`.
+    #[arg(long, value_name = "FILE.json")]
+    save: Option<PathBuf>,
+    /// Print the run (plan, history, verdict) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The flags of `sweep`.
+#[derive(Args, Debug)]
+struct SweepArgs {
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// A policy, a comma-separated list of them, or `all`.
+    #[arg(long, default_value = "all")]
+    fencing: String,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Threads (default: every core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// One JSON object per policy.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV, a header and one row per policy.
+    #[arg(long)]
+    csv: bool,
+    /// Run only shard I of N (0-based) of the seed range; also read from
+    /// JOB_COMPLETION_INDEX and JOB_COMPLETION_COUNT (Kubernetes indexed Jobs).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Sweep one parameter (pause-ttl, drift or delay), or two at once for an atlas: a
+    /// fault (pause-ms, stall-ms, delay-ms, drift-ppm) and a knob (ttl-s, margin-ms).
+    #[arg(long)]
+    vary: Vec<String>,
+    /// Steps of the varied parameter.
+    #[arg(long, default_value_t = 6)]
+    steps: u32,
+    /// Where `--vary` draws its plot (an atlas: one FILE-POLICY.svg per policy).
+    #[arg(long, value_name = "FILE.svg", default_value = "sweep.svg")]
+    plot: PathBuf,
+}
+
+/// The flags of `explore`.
+#[derive(Args, Debug)]
+struct ExploreArgs {
+    #[arg(long, default_value = "none")]
+    fencing: String,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Cases to try before giving up.
+    #[arg(long, default_value_t = 256)]
+    cases: u32,
+    /// Longest critical section the search may choose, ms.
+    #[arg(long, default_value_t = 3000)]
+    critical_ms_top: u64,
+    /// Seed of proptest's search.
+    #[arg(long, default_value_t = 0)]
+    search_seed: u64,
+    /// Save the minimal counterexample for `replay`.
+    #[arg(long, value_name = "FILE.json")]
+    save: Option<PathBuf>,
+    /// One JSON object: fencing, found, cases, faults_before, faults_after, plan.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The flags of `replay`.
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    file: PathBuf,
+    #[arg(long, value_name = "FILE.svg")]
+    timeline: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// The flags of `merge`.
+#[derive(Args, Debug)]
+struct MergeArgs {
+    #[arg(required = true, value_name = "FILE|DIR")]
+    files: Vec<PathBuf>,
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    #[arg(long)]
+    csv: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Tell the seed's walkthrough (and its stalled variant) under every fencing policy.
-    Demo {
-        /// Seed of the simulated world.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Demo(DemoArgs),
     /// Run one seed and tell its story.
-    Run {
-        #[arg(long)]
-        seed: u64,
-        /// none, lease-id, token-writes or token.
-        #[arg(long, default_value = "token")]
-        fencing: String,
-        /// A scheme of `compare` instead (random-cas, sequencer, lock-delay, ...): its fence
-        /// and lock recipe.
-        #[arg(long)]
-        scheme: Option<String>,
-        #[command(flatten)]
-        scenario: ScenarioArgs,
-        /// Run this fault plan (JSON) instead of the one the seed draws.
-        #[arg(long, value_name = "FILE.json")]
-        plan: Option<PathBuf>,
-        /// Draw the run as a timeline picture.
-        #[arg(long, value_name = "FILE.svg")]
-        timeline: Option<PathBuf>,
-        /// Save the experiment (seed, policy, scenario, plan) for `replay`.
-        #[arg(long, value_name = "FILE.json")]
-        save: Option<PathBuf>,
-        /// Print the run (plan, history, verdict) as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Run(RunArgs),
     /// Run many seeds on every core; a table per policy.
-    Sweep {
-        #[arg(long, default_value_t = 1000)]
-        seeds: u64,
-        #[arg(long, default_value_t = 0)]
-        start: u64,
-        /// A policy, a comma-separated list of them, or `all`.
-        #[arg(long, default_value = "all")]
-        fencing: String,
-        #[command(flatten)]
-        scenario: ScenarioArgs,
-        /// Threads (default: every core).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// One JSON object per policy.
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// CSV, a header and one row per policy.
-        #[arg(long)]
-        csv: bool,
-        /// Run only shard I of N (0-based) of the seed range; also read from
-        /// JOB_COMPLETION_INDEX and JOB_COMPLETION_COUNT (Kubernetes indexed Jobs).
-        #[arg(long, value_name = "I/N")]
-        shard: Option<String>,
-        /// Sweep one parameter (pause-ttl, drift or delay), or two at once for an atlas: a
-        /// fault (pause-ms, stall-ms, delay-ms, drift-ppm) and a knob (ttl-s, margin-ms).
-        #[arg(long)]
-        vary: Vec<String>,
-        /// Steps of the varied parameter.
-        #[arg(long, default_value_t = 6)]
-        steps: u32,
-        /// Where `--vary` draws its plot (an atlas: one FILE-POLICY.svg per policy).
-        #[arg(long, value_name = "FILE.svg", default_value = "sweep.svg")]
-        plot: PathBuf,
-    },
+    Sweep(SweepArgs),
     /// Search fault schedules with proptest and shrink a violation to a minimal plan.
-    Explore {
-        #[arg(long, default_value = "none")]
-        fencing: String,
-        #[command(flatten)]
-        scenario: ScenarioArgs,
-        /// Cases to try before giving up.
-        #[arg(long, default_value_t = 256)]
-        cases: u32,
-        /// Longest critical section the search may choose, ms.
-        #[arg(long, default_value_t = 3000)]
-        critical_ms_top: u64,
-        /// Seed of proptest's search.
-        #[arg(long, default_value_t = 0)]
-        search_seed: u64,
-        /// Save the minimal counterexample for `replay`.
-        #[arg(long, value_name = "FILE.json")]
-        save: Option<PathBuf>,
-        /// One JSON object: fencing, found, cases, faults_before, faults_after, plan.
-        #[arg(long)]
-        json: bool,
-    },
+    Explore(ExploreArgs),
     /// Re-run a saved experiment (from `run --save` or `explore --save`) and tell its story.
-    Replay {
-        file: PathBuf,
-        #[arg(long, value_name = "FILE.svg")]
-        timeline: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
+    Replay(ReplayArgs),
     /// Combine `sweep --json` outputs of shards into one table: files, or directories whose
     /// `*.jsonl` files are read in name order.
-    Merge {
-        #[arg(required = true, value_name = "FILE|DIR")]
-        files: Vec<PathBuf>,
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        #[arg(long)]
-        csv: bool,
-    },
+    Merge(MergeArgs),
     /// Every scheme (rows) against every fault family (columns) on the same seeds and plans:
     /// violating seeds with their 95% Wilson interval, false rejections, stale acceptances.
     Compare(compare::CompareArgs),

@@ -6,6 +6,25 @@ use std::path::PathBuf;
 
 /// What `compare` takes. The families set the nemesis, so the scenario flags are only those
 /// that leave it alone.
+/// `--family`'s help, from the families' own table so that it cannot leave one out.
+#[cfg(madsim)]
+fn family_help() -> String {
+    let names: Vec<&str> = fencelab::compare::families()
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    format!(
+        "Columns: {}; comma-separated, in the order given (default: every one)",
+        names.join(", ")
+    )
+}
+
+/// `--family`'s help in real mode, where `compare` (a simulation) does not run.
+#[cfg(not(madsim))]
+fn family_help() -> String {
+    "Columns: fault families, comma-separated (a simulation subcommand)".to_string()
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
     /// Seeds per cell (the same seeds, so the same fault plans, in every row). The run takes
@@ -18,12 +37,12 @@ pub struct CompareArgs {
     /// Rows: schemes, comma-separated, in the order given (default: the whole catalogue).
     #[arg(long, value_name = "A,B,...")]
     scheme: Option<String>,
-    /// Columns: client-pause, clock-skew, delayed-packet, partition, client-crash, etcd-stall,
-    /// all; comma-separated, in the order given (default: every one).
-    #[arg(long, value_name = "A,B,...")]
+    /// Columns: fault families, comma-separated, in the order given (default: every one); the
+    /// names come from `compare::families()`.
+    #[arg(long, value_name = "A,B,...", help = family_help())]
     family: Option<String>,
-    /// The workload (single, counter, ...).
-    #[arg(long)]
+    /// The workload (the names come from `WorkloadKind::NAMED`).
+    #[arg(long, help = format!("The workload: {}", fencelab::scenario::WorkloadKind::names()))]
     workload: Option<String>,
     /// A scenario file (TOML) for everything but the nemesis, which each family sets.
     #[arg(long, value_name = "FILE.toml", conflicts_with = "preset")]

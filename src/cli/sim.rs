@@ -1,11 +1,13 @@
 //! The simulation's subcommands (`--cfg madsim`): run, replay, demo, sweep, merge, explore
 //! (and compare, in `compare.rs`).
 
-use super::{Command, ScenarioArgs};
+use super::{
+    Command, DemoArgs, ExploreArgs, MergeArgs, ReplayArgs, RunArgs, ScenarioArgs, SweepArgs,
+};
 use fencelab::atlas;
 use fencelab::explore;
 use fencelab::nemesis::{self, FaultPlan};
-use fencelab::scenario::{MsRange, Scenario};
+use fencelab::scenario::{MsRange, NemesisConfig, Scenario};
 use fencelab::storage::Fencing;
 use fencelab::sweep::{self, Summary};
 use fencelab::world::{Experiment, Run};
@@ -58,7 +60,54 @@ impl ScenarioArgs {
             (None, Some(p)) => Scenario::preset(p)?,
             (None, None) => Scenario::standard(),
         };
-        let n = &mut s.nemesis;
+        self.override_nemesis(&mut s.nemesis)?;
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => {$(
+                if let Some(v) = self.$flag.clone() { $field = v; }
+            )*};
+        }
+        set!(
+            clients => s.clients,
+            ttl_s => s.ttl_s,
+            duration_ms => s.duration_ms,
+            loss_rate => s.loss_rate,
+        );
+        if let Some(m) = self.lease_check_margin_ms {
+            s.lease_check_margin_ms = Some(m);
+        }
+        if let Some(w) = &self.workload {
+            s.workload = w.parse()?;
+        }
+        if let Some(m) = &self.lock_method {
+            s.lock_method = m.parse()?;
+        }
+        if let Some(e) = &self.etcd {
+            s.etcd = e.parse()?;
+            // SimServer is one node: choosing it chooses one member, unless said otherwise
+            // (then validation names the conflict).
+            if s.etcd == fencelab::etcd::Backend::Madsim {
+                s.etcd_members = 1;
+            }
+        }
+        if let Some(n) = self.etcd_members {
+            s.etcd_members = n;
+        }
+        if let Some(v) = &self.etcd_version {
+            s.etcd_version = v.parse()?;
+        }
+        if let Some(r) = &self.critical_ms {
+            s.critical_ms = range("critical-ms", r)?;
+        }
+        if let Some(r) = &self.latency_ms {
+            s.latency_ms = range("latency-ms", r)?;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The nemesis flags over the file's or preset's nemesis: each flag given replaces its
+    /// knob; ranges are parsed here so that an error names the flag.
+    fn override_nemesis(&self, n: &mut NemesisConfig) -> Result<(), String> {
         if let Some(switch) = &self.nemesis {
             n.enabled = switch == "on";
         }
@@ -107,43 +156,7 @@ impl ScenarioArgs {
             network_ms => n.network_ms,
             network_latency_ms => n.network_latency_ms,
         );
-        set!(
-            clients => s.clients,
-            ttl_s => s.ttl_s,
-            duration_ms => s.duration_ms,
-            loss_rate => s.loss_rate,
-        );
-        if let Some(m) = self.lease_check_margin_ms {
-            s.lease_check_margin_ms = Some(m);
-        }
-        if let Some(w) = &self.workload {
-            s.workload = w.parse()?;
-        }
-        if let Some(m) = &self.lock_method {
-            s.lock_method = m.parse()?;
-        }
-        if let Some(e) = &self.etcd {
-            s.etcd = e.parse()?;
-            // SimServer is one node: choosing it chooses one member, unless said otherwise
-            // (then validation names the conflict).
-            if s.etcd == fencelab::etcd::Backend::Madsim {
-                s.etcd_members = 1;
-            }
-        }
-        if let Some(n) = self.etcd_members {
-            s.etcd_members = n;
-        }
-        if let Some(v) = &self.etcd_version {
-            s.etcd_version = v.parse()?;
-        }
-        if let Some(r) = &self.critical_ms {
-            s.critical_ms = range("critical-ms", r)?;
-        }
-        if let Some(r) = &self.latency_ms {
-            s.latency_ms = range("latency-ms", r)?;
-        }
-        s.validate()?;
-        Ok(s)
+        Ok(())
     }
 }
 
@@ -318,239 +331,271 @@ fn sweep_one(
     Summary::of(fencing, &results, started.elapsed().as_secs_f64())
 }
 
+/// The space `explore` searches: it chooses clients, TTL and critical sections unless a flag
+/// pins them.
+fn explore_space(scenario: &ScenarioArgs, critical_ms_top: u64) -> Result<explore::Space, String> {
+    let mut space = explore::Space::new(critical_ms_top);
+    if let Some(c) = scenario.clients {
+        space.clients = c..=c;
+    }
+    if let Some(t) = scenario.ttl_s {
+        space.ttl_s = t..=t;
+    }
+    if let Some(r) = &scenario.critical_ms {
+        let r: MsRange = r.parse()?;
+        space.critical_ms_max = r.max..=r.max;
+    }
+    space.validate()?;
+    Ok(space)
+}
+
+/// One function per subcommand: the dispatch only.
 pub fn run(command: Command, out: &mut String) -> Result<(), String> {
     match command {
-        Command::Demo { seed } => {
-            for (title, (scenario, plan)) in [
-                ("the seed's walkthrough", stories::seed_walkthrough()),
-                (
-                    "client 2 stalls before writing",
-                    stories::seed_walkthrough_stalled(),
-                ),
-            ] {
-                for fencing in Fencing::ALL {
-                    let run = fencelab::world::run(&scenario, &plan, fencing, seed);
-                    let _ = writeln!(out, "{}", report::run_report(title, &run));
-                }
-            }
-        }
-        Command::Run {
-            seed,
-            fencing,
-            scheme,
-            scenario,
-            plan,
-            timeline,
-            save,
-            json,
-        } => {
-            let fencing: Fencing = fencing.parse()?;
-            let scenario = scenario.build()?;
-            let plan = match plan {
-                Some(path) => serde_json::from_str::<FaultPlan>(&read(&path)?)
-                    .map_err(|e| format!("bad plan {}: {e}", path.display()))?,
-                None => nemesis::draw(&scenario, seed),
-            };
-            let exp = Experiment {
-                seed,
-                fencing,
-                scheme,
-                scenario,
-                plan,
-            };
-            exp.validate()?;
-            let run = exp.run();
-            if let Some(path) = save {
-                write_file(&path, &serde_json::to_string_pretty(&exp).expect("json"))?;
-            }
-            draw_timeline(&timeline, &exp, &run)?;
-            tell(out, &format!("seed {seed}"), &exp, &run, json);
-        }
-        Command::Replay {
-            file,
-            timeline,
-            json,
-        } => {
-            let exp: Experiment = serde_json::from_str(&read(&file)?)
-                .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
-            exp.validate()
-                .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
-            let run = exp.run();
-            draw_timeline(&timeline, &exp, &run)?;
-            tell(
-                out,
-                &format!("replay of {}", file.display()),
-                &exp,
-                &run,
-                json,
-            );
-        }
-        Command::Sweep {
-            seeds,
-            start,
-            fencing,
-            scenario,
-            jobs,
-            json,
-            csv,
-            shard,
-            vary,
-            steps,
-            plot,
-        } => {
-            let scenario = scenario.build()?;
-            let jobs = jobs.unwrap_or_else(sweep::default_jobs);
-            if !(1..=1024).contains(&jobs) {
-                return Err(format!("--jobs {jobs} is outside 1..=1024"));
-            }
-            if !(1..=sweep::SEEDS_MAX).contains(&seeds) {
-                return Err(format!(
-                    "--seeds {seeds} is outside 1..={}",
-                    sweep::SEEDS_MAX
-                ));
-            }
-            let end = start
-                .checked_add(seeds)
-                .ok_or("--start plus --seeds overflows")?;
-            let mut range = start..end;
-            if let Some((i, n)) = shard_of(&shard)? {
-                range = sweep::shard(range, i, n)?;
-            }
-            let policies = policies(&fencing)?;
-            match vary.as_slice() {
-                [] => {}
-                [param] => {
-                    return vary_sweep(out, &scenario, &policies, range, jobs, param, steps, &plot)
-                }
-                [a, b] => {
-                    let axes = atlas::Axes::new(a.parse()?, b.parse()?)?;
-                    return atlas_sweep(out, &scenario, &policies, range, jobs, axes, steps, &plot);
-                }
-                more => return Err(format!("--vary given {} times: at most 2", more.len())),
-            }
-            let summaries: Vec<Summary> = policies
-                .iter()
-                .map(|&f| sweep_one(&scenario, f, range.clone(), jobs))
-                .collect();
-            print_summaries(out, &summaries, json, csv);
-        }
-        Command::Merge { files, json, csv } => {
-            let mut by_policy: std::collections::BTreeMap<Fencing, Vec<Summary>> =
-                Default::default();
-            for path in &shard_files(&files)? {
-                for (i, line) in read(path)?.lines().enumerate() {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let s: Summary = serde_json::from_str(line).map_err(|e| {
-                        format!(
-                            "{}:{}: not a `sweep --json` line: {e}",
-                            path.display(),
-                            i + 1
-                        )
-                    })?;
-                    by_policy.entry(s.fencing).or_default().push(s);
-                }
-            }
-            let merged = by_policy
-                .values()
-                .map(|parts| Summary::merge(parts))
-                .collect::<Result<Vec<_>, _>>()?;
-            print_summaries(out, &merged, json, csv);
-        }
-        Command::Compare(args) => return super::compare::run(args, out),
-        Command::Explore {
-            fencing,
-            scenario,
-            cases,
-            critical_ms_top,
-            search_seed,
-            save,
-            json,
-        } => {
-            let fencing: Fencing = fencing.parse()?;
-            let base = scenario.build()?;
-            if !(1..=1_000_000).contains(&cases) {
-                return Err(format!("--cases {cases} is outside 1..=1000000"));
-            }
-            // The search chooses clients, TTL and critical sections unless a flag pins them.
-            let mut space = explore::Space::new(critical_ms_top);
-            if let Some(c) = scenario.clients {
-                space.clients = c..=c;
-            }
-            if let Some(t) = scenario.ttl_s {
-                space.ttl_s = t..=t;
-            }
-            if let Some(r) = &scenario.critical_ms {
-                let r: MsRange = r.parse()?;
-                space.critical_ms_max = r.max..=r.max;
-            }
-            space.validate()?;
-            let config = explore::config(cases, search_seed, None);
-            let found = explore::explore(&base, fencing, config, &space);
-            let exp = found.case.as_ref().map(|c| Experiment {
-                seed: c.seed,
-                fencing,
-                scheme: None,
-                scenario: c.scenario(&base),
-                plan: c.plan(),
-            });
-            if let (Some(path), Some(exp)) = (&save, &exp) {
-                write_file(path, &serde_json::to_string_pretty(exp).expect("json"))?;
-            }
-            if json {
-                let doc = serde_json::json!({
-                    "fencing": fencing,
-                    "found": found.found,
-                    "cases": found.cases,
-                    "faults_before": found.faults_before,
-                    "faults_after": found.faults_after,
-                    "plan": found.plan,
-                });
-                let _ = writeln!(out, "{doc}");
-                return Ok(());
-            }
-            let _ = writeln!(
-                out,
-                "explored {} cases in {:.1} s ({:.0} cases/s) under fencing={fencing}",
-                found.cases,
-                found.wall_s,
-                found.cases as f64 / found.wall_s.max(1e-9)
-            );
-            let Some(exp) = exp else {
-                let _ = writeln!(out, "no violation found");
-                return Ok(());
-            };
-            let _ = writeln!(
-                out,
-                "minimal counterexample: {} fault(s), shrunk from {}; {} clients, TTL {} s, critical sections up to {} ms, seed {}",
-                found.faults_after,
-                found.faults_before,
-                exp.scenario.clients,
-                exp.scenario.ttl_s,
-                exp.scenario.critical_ms.max,
-                exp.seed
-            );
-            let _ = writeln!(
-                out,
-                "plan: {}",
-                serde_json::to_string(&exp.plan).expect("json")
-            );
-            let run = exp.run();
-            tell(out, "minimal counterexample", &exp, &run, false);
-            let _ = writeln!(
-                out,
-                "replay: {}cargo run --release -- replay {}",
-                if save.is_some() {
-                    ""
-                } else {
-                    "add --save FILE.json, then "
-                },
-                save.as_ref()
-                    .map_or("FILE.json".to_string(), |p| p.display().to_string())
-            );
+        Command::Demo(args) => demo(args, out),
+        Command::Run(args) => run_one(args, out),
+        Command::Replay(args) => replay(args, out),
+        Command::Sweep(args) => sweep(args, out),
+        Command::Merge(args) => merge(args, out),
+        Command::Explore(args) => explore(args, out),
+        Command::Compare(args) => super::compare::run(args, out),
+    }
+}
+
+/// `demo`: the walkthroughs of etcd's example under every policy.
+fn demo(args: DemoArgs, out: &mut String) -> Result<(), String> {
+    let DemoArgs { seed } = args;
+    for (title, (scenario, plan)) in [
+        ("the seed's walkthrough", stories::seed_walkthrough()),
+        (
+            "client 2 stalls before writing",
+            stories::seed_walkthrough_stalled(),
+        ),
+    ] {
+        for fencing in Fencing::ALL {
+            let run = fencelab::world::run(&scenario, &plan, fencing, seed);
+            let _ = writeln!(out, "{}", report::run_report(title, &run));
         }
     }
+    Ok(())
+}
+
+/// `run`: one seed (or a saved plan), told and optionally drawn and saved.
+fn run_one(args: RunArgs, out: &mut String) -> Result<(), String> {
+    let RunArgs {
+        seed,
+        fencing,
+        scheme,
+        scenario,
+        plan,
+        timeline,
+        save,
+        json,
+    } = args;
+    let fencing: Fencing = fencing.parse()?;
+    let scenario = scenario.build()?;
+    let plan = match plan {
+        Some(path) => serde_json::from_str::<FaultPlan>(&read(&path)?)
+            .map_err(|e| format!("bad plan {}: {e}", path.display()))?,
+        None => nemesis::draw(&scenario, seed),
+    };
+    let exp = Experiment {
+        seed,
+        fencing,
+        scheme,
+        scenario,
+        plan,
+    };
+    exp.validate()?;
+    let run = exp.run();
+    if let Some(path) = save {
+        write_file(&path, &serde_json::to_string_pretty(&exp).expect("json"))?;
+    }
+    draw_timeline(&timeline, &exp, &run)?;
+    tell(out, &format!("seed {seed}"), &exp, &run, json);
+    Ok(())
+}
+
+/// `replay`: a saved experiment, run again and told.
+fn replay(args: ReplayArgs, out: &mut String) -> Result<(), String> {
+    let ReplayArgs {
+        file,
+        timeline,
+        json,
+    } = args;
+    let exp: Experiment = serde_json::from_str(&read(&file)?)
+        .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
+    exp.validate()
+        .map_err(|e| format!("bad experiment {}: {e}", file.display()))?;
+    let run = exp.run();
+    draw_timeline(&timeline, &exp, &run)?;
+    tell(
+        out,
+        &format!("replay of {}", file.display()),
+        &exp,
+        &run,
+        json,
+    );
+    Ok(())
+}
+
+/// `sweep`: many seeds per policy, or a sweep of one or two varied parameters.
+fn sweep(args: SweepArgs, out: &mut String) -> Result<(), String> {
+    let SweepArgs {
+        seeds,
+        start,
+        fencing,
+        scenario,
+        jobs,
+        json,
+        csv,
+        shard,
+        vary,
+        steps,
+        plot,
+    } = args;
+    let scenario = scenario.build()?;
+    let jobs = jobs.unwrap_or_else(sweep::default_jobs);
+    if !(1..=1024).contains(&jobs) {
+        return Err(format!("--jobs {jobs} is outside 1..=1024"));
+    }
+    if !(1..=sweep::SEEDS_MAX).contains(&seeds) {
+        return Err(format!(
+            "--seeds {seeds} is outside 1..={}",
+            sweep::SEEDS_MAX
+        ));
+    }
+    let end = start
+        .checked_add(seeds)
+        .ok_or("--start plus --seeds overflows")?;
+    let mut range = start..end;
+    if let Some((i, n)) = shard_of(&shard)? {
+        range = sweep::shard(range, i, n)?;
+    }
+    let policies = policies(&fencing)?;
+    match vary.as_slice() {
+        [] => {}
+        [param] => return vary_sweep(out, &scenario, &policies, range, jobs, param, steps, &plot),
+        [a, b] => {
+            let axes = atlas::Axes::new(a.parse()?, b.parse()?)?;
+            return atlas_sweep(out, &scenario, &policies, range, jobs, axes, steps, &plot);
+        }
+        more => return Err(format!("--vary given {} times: at most 2", more.len())),
+    }
+    let summaries: Vec<Summary> = policies
+        .iter()
+        .map(|&f| sweep_one(&scenario, f, range.clone(), jobs))
+        .collect();
+    print_summaries(out, &summaries, json, csv);
+    Ok(())
+}
+
+/// `merge`: the shards of a sweep, one summary per policy.
+fn merge(args: MergeArgs, out: &mut String) -> Result<(), String> {
+    let MergeArgs { files, json, csv } = args;
+    let mut by_policy: std::collections::BTreeMap<Fencing, Vec<Summary>> = Default::default();
+    for path in &shard_files(&files)? {
+        for (i, line) in read(path)?.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let s: Summary = serde_json::from_str(line).map_err(|e| {
+                format!(
+                    "{}:{}: not a `sweep --json` line: {e}",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            by_policy.entry(s.fencing).or_default().push(s);
+        }
+    }
+    let merged = by_policy
+        .values()
+        .map(|parts| Summary::merge(parts))
+        .collect::<Result<Vec<_>, _>>()?;
+    print_summaries(out, &merged, json, csv);
+    Ok(())
+}
+
+/// `explore`: a proptest search of fault schedules, shrunk to a minimal counterexample.
+fn explore(args: ExploreArgs, out: &mut String) -> Result<(), String> {
+    let ExploreArgs {
+        fencing,
+        scenario,
+        cases,
+        critical_ms_top,
+        search_seed,
+        save,
+        json,
+    } = args;
+    let fencing: Fencing = fencing.parse()?;
+    let base = scenario.build()?;
+    if !(1..=1_000_000).contains(&cases) {
+        return Err(format!("--cases {cases} is outside 1..=1000000"));
+    }
+    let space = explore_space(&scenario, critical_ms_top)?;
+    let config = explore::config(cases, search_seed, None);
+    let found = explore::explore(&base, fencing, config, &space);
+    let exp = found.case.as_ref().map(|c| Experiment {
+        seed: c.seed,
+        fencing,
+        scheme: None,
+        scenario: c.scenario(&base),
+        plan: c.plan(),
+    });
+    if let (Some(path), Some(exp)) = (&save, &exp) {
+        write_file(path, &serde_json::to_string_pretty(exp).expect("json"))?;
+    }
+    if json {
+        let doc = serde_json::json!({
+            "fencing": fencing,
+            "found": found.found,
+            "cases": found.cases,
+            "faults_before": found.faults_before,
+            "faults_after": found.faults_after,
+            "plan": found.plan,
+        });
+        return writeln!(out, "{doc}").map_err(|e| e.to_string());
+    }
+    let _ = writeln!(
+        out,
+        "explored {} cases in {:.1} s ({:.0} cases/s) under fencing={fencing}",
+        found.cases,
+        found.wall_s,
+        found.cases as f64 / found.wall_s.max(1e-9)
+    );
+    let Some(exp) = exp else {
+        let _ = writeln!(out, "no violation found");
+        return Ok(());
+    };
+    let _ = writeln!(
+        out,
+        "minimal counterexample: {} fault(s), shrunk from {}; {} clients, TTL {} s, critical sections up to {} ms, seed {}",
+        found.faults_after,
+        found.faults_before,
+        exp.scenario.clients,
+        exp.scenario.ttl_s,
+        exp.scenario.critical_ms.max,
+        exp.seed
+    );
+    let _ = writeln!(
+        out,
+        "plan: {}",
+        serde_json::to_string(&exp.plan).expect("json")
+    );
+    let run = exp.run();
+    tell(out, "minimal counterexample", &exp, &run, false);
+    let _ = writeln!(
+        out,
+        "replay: {}cargo run --release -- replay {}",
+        if save.is_some() {
+            ""
+        } else {
+            "add --save FILE.json, then "
+        },
+        save.as_ref()
+            .map_or("FILE.json".to_string(), |p| p.display().to_string())
+    );
     Ok(())
 }
 

@@ -7,6 +7,8 @@
 
 use crate::clock::Skew;
 use crate::ms::{MsRange, DURATION_MS_MAX};
+/// Where aimed faults strike: the client's own labels, named here for the plans.
+pub use crate::workload::Point;
 use serde::{Deserialize, Serialize};
 
 /// Most faults in one plan: a limit on everything.
@@ -54,25 +56,6 @@ pub const NETWORK: &str = "network";
 pub const NETWORK_LATENCY_MS_MAX: u64 = 10_000;
 /// Highest loss a network fault may set, per mille (lost messages are retransmitted).
 pub const NETWORK_LOSS_PERMILLE_MAX: u32 = 500;
-
-/// A labelled place in the client's lock cycle where a fault can be aimed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Point {
-    /// Just told "you hold the lock".
-    AfterAcquire,
-    /// "My lease looks valid" and about to send the write: Kleppmann's window.
-    BeforeWrite,
-}
-
-impl Point {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Point::AfterAcquire => "after-acquire",
-            Point::BeforeWrite => "before-write",
-        }
-    }
-}
 
 /// When a fault starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! The storage keys the workloads use, named below both the [`workload`](crate::workload)
-//! that writes them and the [`checker`](crate::checker) that reads the counter's history.
+//! that writes them and the simulator's checker that reads their history.
 //! Imports nothing of the crate.
 
 /// The key of the seed's single write.

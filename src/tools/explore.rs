@@ -131,89 +131,7 @@ impl Case {
     /// The concrete fault plan.
     pub fn plan(&self) -> FaultPlan {
         let c = self.clients;
-        let faults = self
-            .faults
-            .iter()
-            .map(|f| match *f {
-                FaultSpec::Pause {
-                    client: n,
-                    at_ms,
-                    duration_ms,
-                } => Fault::Pause {
-                    node: client(n, c),
-                    at: Trigger::AtMs(at_ms),
-                    duration_ms,
-                },
-                FaultSpec::AimedPause {
-                    client: n,
-                    nth,
-                    duration_ms,
-                } => Fault::Pause {
-                    node: client(n, c),
-                    at: Trigger::Point {
-                        point: Point::BeforeWrite,
-                        nth,
-                    },
-                    duration_ms,
-                },
-                FaultSpec::Hold {
-                    client: n,
-                    nth,
-                    duration_ms,
-                } => Fault::HoldRequest {
-                    node: client(n, c),
-                    at: Trigger::Point {
-                        point: Point::BeforeWrite,
-                        nth,
-                    },
-                    duration_ms,
-                },
-                FaultSpec::EtcdPartition {
-                    client: n,
-                    at_ms,
-                    duration_ms,
-                } => Fault::Partition {
-                    a: client(n, c),
-                    b: ETCD.into(),
-                    at_ms,
-                    duration_ms,
-                },
-                FaultSpec::Skew {
-                    client: n,
-                    drift_ppm,
-                    step_at_ms,
-                    step_ms,
-                } => Fault::Skew {
-                    node: client(n, c),
-                    skew: Skew {
-                        offset_ms: 0,
-                        drift_ppm,
-                        steps: if step_ms == 0 {
-                            vec![]
-                        } else {
-                            vec![ClockStep {
-                                at_ms: step_at_ms,
-                                delta_ms: step_ms,
-                            }]
-                        },
-                    },
-                },
-                FaultSpec::Crash {
-                    client: n,
-                    at_ms,
-                    restart_after_ms,
-                } => Fault::Crash {
-                    node: client(n, c),
-                    at_ms,
-                    restart_after_ms,
-                },
-                FaultSpec::EtcdStall { at_ms, duration_ms } => Fault::Pause {
-                    node: ETCD.into(),
-                    at: Trigger::AtMs(at_ms),
-                    duration_ms,
-                },
-            })
-            .collect();
+        let faults = self.faults.iter().map(|f| fault(f, c)).collect();
         let plan = FaultPlan { faults };
         // Two skews on one client: the first wins (skew_of); harmless but worth knowing.
         debug_assert!(!plan.faults.iter().any(|f| f.node() == STORAGE));
@@ -414,5 +332,93 @@ pub fn config(cases: u32, search_seed: u64, regressions: Option<&'static str>) -
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(search_seed),
         ..Config::default()
+    }
+}
+
+/// A skew's clock steps: none when `step_ms` is 0, else the one step.
+fn clock_steps(step_at_ms: u64, step_ms: i64) -> Vec<ClockStep> {
+    if step_ms == 0 {
+        vec![]
+    } else {
+        vec![ClockStep {
+            at_ms: step_at_ms,
+            delta_ms: step_ms,
+        }]
+    }
+}
+
+/// One fault of a case as the fault plan's fault, on the `c` clients' node names.
+fn fault(spec: &FaultSpec, c: u32) -> Fault {
+    match *spec {
+        FaultSpec::Pause {
+            client: n,
+            at_ms,
+            duration_ms,
+        } => Fault::Pause {
+            node: client(n, c),
+            at: Trigger::AtMs(at_ms),
+            duration_ms,
+        },
+        FaultSpec::AimedPause {
+            client: n,
+            nth,
+            duration_ms,
+        } => Fault::Pause {
+            node: client(n, c),
+            at: Trigger::Point {
+                point: Point::BeforeWrite,
+                nth,
+            },
+            duration_ms,
+        },
+        FaultSpec::Hold {
+            client: n,
+            nth,
+            duration_ms,
+        } => Fault::HoldRequest {
+            node: client(n, c),
+            at: Trigger::Point {
+                point: Point::BeforeWrite,
+                nth,
+            },
+            duration_ms,
+        },
+        FaultSpec::EtcdPartition {
+            client: n,
+            at_ms,
+            duration_ms,
+        } => Fault::Partition {
+            a: client(n, c),
+            b: ETCD.into(),
+            at_ms,
+            duration_ms,
+        },
+        FaultSpec::Skew {
+            client: n,
+            drift_ppm,
+            step_at_ms,
+            step_ms,
+        } => Fault::Skew {
+            node: client(n, c),
+            skew: Skew {
+                offset_ms: 0,
+                drift_ppm,
+                steps: clock_steps(step_at_ms, step_ms),
+            },
+        },
+        FaultSpec::Crash {
+            client: n,
+            at_ms,
+            restart_after_ms,
+        } => Fault::Crash {
+            node: client(n, c),
+            at_ms,
+            restart_after_ms,
+        },
+        FaultSpec::EtcdStall { at_ms, duration_ms } => Fault::Pause {
+            node: ETCD.into(),
+            at: Trigger::AtMs(at_ms),
+            duration_ms,
+        },
     }
 }

@@ -47,29 +47,7 @@ pub fn heatmap(
                 LEFT_PX + ix as f64 * cw,
                 TOP_PX + MAP_PX - (iy as f64 + 1.0) * ch,
             );
-            let (fill, text) = if r.is_finite() {
-                let r = r.clamp(0.0, 1.0);
-                let fade = (255.0 * (1.0 - r)).round() as u8;
-                (
-                    format!("#ff{fade:02x}{fade:02x}"),
-                    format!("{:.0}%", r * 100.0),
-                )
-            } else {
-                ("#dddddd".to_string(), String::new())
-            };
-            svg!(
-                out,
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cw:.1}\" height=\"{ch:.1}\" fill=\"{fill}\" stroke=\"#ffffff\"/>\n"
-            );
-            if !text.is_empty() {
-                let colour = if r > 0.6 { "white" } else { "black" };
-                svg!(
-                    out,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{colour}\">{text}</text>\n",
-                    x + cw / 2.0,
-                    y + ch / 2.0 + 4.0
-                );
-            }
+            draw_cell(&mut out, (x, y), (cw, ch), r);
         }
     }
     // Ticks: the value at each column and row centre.
@@ -106,6 +84,34 @@ pub fn heatmap(
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// One cell of the map at `(x, y)` px, of `(cw, ch)` px: its fill from the rate `r` and, when
+/// the rate is finite, its label, white on the darker cells so it stays legible.
+fn draw_cell(out: &mut String, (x, y): (f64, f64), (cw, ch): (f64, f64), r: f64) {
+    let (fill, text) = if r.is_finite() {
+        let r = r.clamp(0.0, 1.0);
+        let fade = (255.0 * (1.0 - r)).round() as u8;
+        (
+            format!("#ff{fade:02x}{fade:02x}"),
+            format!("{:.0}%", r * 100.0),
+        )
+    } else {
+        ("#dddddd".to_string(), String::new())
+    };
+    svg!(
+        out,
+        "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cw:.1}\" height=\"{ch:.1}\" fill=\"{fill}\" stroke=\"#ffffff\"/>\n"
+    );
+    if !text.is_empty() {
+        let colour = if r > 0.6 { "white" } else { "black" };
+        svg!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{colour}\">{text}</text>\n",
+            x + cw / 2.0,
+            y + ch / 2.0 + 4.0
+        );
+    }
 }
 
 /// Maps axis units to pixels by interpolating between cell centres.

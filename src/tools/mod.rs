@@ -6,13 +6,13 @@ pub mod atlas;
 pub mod calibrate;
 #[cfg(madsim)]
 pub mod compare;
-#[cfg(madsim)]
+#[cfg(all(madsim, feature = "explore"))]
 pub mod explore;
 #[cfg(madsim)]
 pub mod harness;
 pub mod heatmap;
 pub mod plot;
-#[cfg(not(madsim))]
+#[cfg(all(not(madsim), feature = "cli"))]
 pub mod real;
 #[cfg(madsim)]
 pub mod report;

@@ -23,83 +23,88 @@ fn secs(us: u64) -> String {
 pub fn story(history: &History) -> String {
     let mut out = String::new();
     for e in &history.events {
-        let what = match &e.kind {
-            EventKind::NodeStarted { incarnation: 0 } => "starts".to_string(),
-            EventKind::NodeStarted { incarnation } => {
-                format!("starts again (incarnation {incarnation}), with no session")
-            }
-            EventKind::LeaseGranted { lease_id, ttl_s } => {
-                format!("gets lease {lease_id:x} (TTL {ttl_s} s)")
-            }
-            EventKind::LeaseLost { lease_id, why } => format!("loses lease {lease_id:x}: {why}"),
-            EventKind::Acquired { lease_id, token } => {
-                format!("acquires the lock: lease {lease_id:x}, token {token}")
-            }
-            EventKind::CampaignTimedOut { lease_id } => {
-                format!("gives up waiting for the lock, revokes lease {lease_id:x}")
-            }
-            EventKind::EtcdIndeterminate { what } => {
-                format!("etcd {what}: no answer, it may or may not have taken effect")
-            }
-            EventKind::Released { token, .. } => format!("releases the lock (token {token})"),
-            EventKind::LocalCheckRefused { token, deadline_us } => format!(
-                "local lease check: deadline {:.3} s has passed, does not write (token {token})",
-                *deadline_us as f64 / 1e6
-            ),
-            EventKind::Invoke {
-                op,
-                key,
-                val,
-                version,
-                token,
-                ..
-            } => match op {
-                crate::protocol::Op::Read => {
-                    format!(
-                        "sends read {key} (version {}, token {token})",
-                        shown(*version)
-                    )
-                }
-                crate::protocol::Op::Write => {
-                    format!(
-                        "sends write {key}={val:?} (version {}, token {token})",
-                        shown(*version)
-                    )
-                }
-            },
-            EventKind::Complete { outcome, .. } => match outcome {
-                OpResult::Ok { val, version: v } => {
-                    format!("gets ok: val {val:?}, version {}", shown(*v))
-                }
-                OpResult::Rejected { err } => format!("is refused: {err}"),
-                OpResult::Failed { err } => format!("fails: {err}"),
-                OpResult::Unknown { err } => format!("gets no answer: {err}"),
-            },
-            EventKind::StorageApplied {
-                op,
-                key,
-                val,
-                version,
-                accepted,
-                err,
-                ..
-            } => {
-                let what = match op {
-                    crate::protocol::Op::Read => format!("read {key}"),
-                    crate::protocol::Op::Write => format!("write {key}={val:?}"),
-                };
-                if *accepted {
-                    format!("ACCEPTS {what} with version {}", shown(*version))
-                } else {
-                    format!("REJECTS {what} with version {}: {err}", shown(*version))
-                }
-            }
-            EventKind::Fault { what } => format!("** {what}"),
-            EventKind::Leadership { what, .. } => format!("== {what}"),
-        };
+        let what = event_words(&e.kind);
         let _ = writeln!(out, "{}  {:<8} {}", secs(e.true_us), e.node, what);
     }
     out
+}
+
+/// What one event says in the story, after its time and node.
+fn event_words(kind: &EventKind) -> String {
+    match kind {
+        EventKind::NodeStarted { incarnation: 0 } => "starts".to_string(),
+        EventKind::NodeStarted { incarnation } => {
+            format!("starts again (incarnation {incarnation}), with no session")
+        }
+        EventKind::LeaseGranted { lease_id, ttl_s } => {
+            format!("gets lease {lease_id:x} (TTL {ttl_s} s)")
+        }
+        EventKind::LeaseLost { lease_id, why } => format!("loses lease {lease_id:x}: {why}"),
+        EventKind::Acquired { lease_id, token } => {
+            format!("acquires the lock: lease {lease_id:x}, token {token}")
+        }
+        EventKind::CampaignTimedOut { lease_id } => {
+            format!("gives up waiting for the lock, revokes lease {lease_id:x}")
+        }
+        EventKind::EtcdIndeterminate { what } => {
+            format!("etcd {what}: no answer, it may or may not have taken effect")
+        }
+        EventKind::Released { token, .. } => format!("releases the lock (token {token})"),
+        EventKind::LocalCheckRefused { token, deadline_us } => format!(
+            "local lease check: deadline {:.3} s has passed, does not write (token {token})",
+            *deadline_us as f64 / 1e6
+        ),
+        EventKind::Invoke {
+            op,
+            key,
+            val,
+            version,
+            token,
+            ..
+        } => match op {
+            crate::protocol::Op::Read => {
+                format!(
+                    "sends read {key} (version {}, token {token})",
+                    shown(*version)
+                )
+            }
+            crate::protocol::Op::Write => {
+                format!(
+                    "sends write {key}={val:?} (version {}, token {token})",
+                    shown(*version)
+                )
+            }
+        },
+        EventKind::Complete { outcome, .. } => match outcome {
+            OpResult::Ok { val, version: v } => {
+                format!("gets ok: val {val:?}, version {}", shown(*v))
+            }
+            OpResult::Rejected { err } => format!("is refused: {err}"),
+            OpResult::Failed { err } => format!("fails: {err}"),
+            OpResult::Unknown { err } => format!("gets no answer: {err}"),
+        },
+        EventKind::StorageApplied {
+            op,
+            key,
+            val,
+            version,
+            accepted,
+            err,
+            ..
+        } => {
+            let what = match op {
+                crate::protocol::Op::Read => format!("read {key}"),
+                crate::protocol::Op::Write => format!("write {key}={val:?}"),
+            };
+            if *accepted {
+                format!("ACCEPTS {what} with version {}", shown(*version))
+            } else {
+                format!("REJECTS {what} with version {}: {err}", shown(*version))
+            }
+        }
+        EventKind::Fault { what } => format!("** {what}"),
+        EventKind::Leadership { what, .. } => format!("== {what}"),
+    }
 }
 
 /// The verdict in words.

@@ -206,6 +206,11 @@ impl Faults {
 
     fn clog(&mut self, a: &str, b: &str) {
         let pairs = self.pairs(a, b);
+        // Negative space: a partition never cuts a node from itself.
+        assert!(
+            pairs.iter().all(|(x, y)| x != y),
+            "{a} | {b} cuts a node from itself"
+        );
         for (x, y) in &pairs {
             self.nest.clog(&self.net, &self.nodes, x, y);
             self.nest.clog(&self.net, &self.nodes, y, x);
@@ -348,6 +353,7 @@ impl Nesting {
             handle.pause(nodes.id(node));
         }
         *n += 1;
+        assert!(*n >= 1, "a pause nests inside the ones before it");
     }
 
     /// Whether the node really resumed (its last pause ended).
@@ -376,6 +382,8 @@ impl Nesting {
             net.clog_link(nodes.id(src), nodes.id(dst));
         }
         *n += 1;
+        // Nested clogs of one link count up; each heal counts one down (`unclog`).
+        assert!(*n >= 1);
     }
 
     /// Whether the link really healed (its last fault ended).

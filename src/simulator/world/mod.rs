@@ -79,7 +79,7 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
     let workload = parts.workload.clone();
     let (history, messages, simulated_ms) =
         rt.block_on(async move { supervise(scenario, plan, parts, seed).await });
-    let verdict = checker::check_with(&history, |h, v| workload.check(h, v));
+    let verdict = checker::check_with(&history, |h| workload.check(h));
     Run {
         faults: plan_labels,
         seed,
@@ -177,6 +177,18 @@ async fn apply_until_end(
                 }
             }
             Some(hit) = clients.hits.recv() => faults.strike(hit, &plan.faults, schedule),
+        }
+    }
+}
+
+/// A scenario says which lock the schemes run under: what [`crate::schemes::Scheme::validate`]
+/// needs of it (the system layer names no scenario).
+impl From<&Scenario> for crate::schemes::LockSettings {
+    fn from(scenario: &Scenario) -> Self {
+        crate::schemes::LockSettings {
+            lock_method: scenario.lock_method,
+            lock_delay_ms: scenario.lock_delay_ms,
+            campaign_timeout_ms: scenario.campaign_timeout_ms,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The one seam between lock recipes and etcd.
 //!
-//! Lock recipes ([`crate::lock`]) and the calibration probes ([`crate::calibrate`]) talk to etcd
+//! Lock recipes ([`crate::lock`]) and the tools' calibration probes talk to etcd
 //! only through the [`Etcd`] trait: the subset of etcd's v3 API that a lock client uses (leases,
 //! KV with revisions and transactions, watch, the v3 Lock and election services). Three
 //! implementations:

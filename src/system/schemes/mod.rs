@@ -11,9 +11,19 @@ pub use lock_delay::{LockDelay, HOLDER_KEY};
 pub use sequencer::SequencerCheck;
 
 use crate::lock::{LockMethod, LockRecipe};
-use crate::scenario::Scenario;
 use crate::storage::{Fence, Fencing, NoFence};
 use std::sync::Arc;
+
+/// What a scheme needs to know of the lock it runs under to say whether it can run. The system
+/// layer names no scenario: whoever holds one (the simulator's `Scenario`) converts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockSettings {
+    pub lock_method: LockMethod,
+    /// How long lock-delay waits after a lock came free without a release, ms.
+    pub lock_delay_ms: u64,
+    /// How long a client campaigns for the lock before it gives up, ms.
+    pub campaign_timeout_ms: u64,
+}
 
 /// One row of the comparison.
 #[derive(Clone, Debug)]
@@ -29,10 +39,12 @@ pub struct Scheme {
 }
 
 impl Scheme {
-    /// Whether the scheme can run `scenario`: the sequencer check needs a token that is the
-    /// lock key's create revision (election, KV mutex), and lock-delay a delay below the
-    /// campaign timeout (the wait is part of taking the lock).
-    pub fn validate(&self, scenario: &Scenario) -> Result<(), String> {
+    /// Whether the scheme can run with these lock settings (a simulator's scenario converts
+    /// into them): the sequencer check needs a token that is the lock key's create revision
+    /// (election, KV mutex), and lock-delay a delay below the campaign timeout (the wait is
+    /// part of taking the lock).
+    pub fn validate(&self, settings: impl Into<LockSettings>) -> Result<(), String> {
+        let scenario: LockSettings = settings.into();
         if self.fence.asks_lock_service() && scenario.lock_method == LockMethod::LockApi {
             return Err(format!(
                 "scheme {}: the sequencer is the lock key's create revision, and the Lock API's token is its answer's revision; use lock_method election or kv-mutex",

@@ -3,10 +3,9 @@
 //! The same code runs in the simulated world and for real; only the [`Points`] hook (where
 //! aimed faults strike) and the stop signal differ.
 
-use super::Workload;
+use super::{Point, Workload};
 use crate::clock::NodeClock;
 use crate::etcd::{EtcdError, Keys, Txn};
-use crate::fault::Point;
 use crate::history::{EventKind, OpResult, Probe};
 use crate::keys::ETCD_KEY_PREFIX;
 use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, LockRecipe, Session};

@@ -41,16 +41,21 @@
 
 mod builtin;
 mod client;
+mod findings;
+mod ops;
+mod point;
 pub mod set;
 mod transfer;
 
 pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
-pub use builtin::{Counter, Single};
+pub use builtin::{lost_updates, Counter, Single};
 pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
+pub use findings::{At, FindingKind, Findings, Found};
+pub use ops::{Applied, Operation, Operations};
+pub use point::Point;
 pub use set::{EtcdSet, Set};
 pub use transfer::Transfer;
 
-use crate::checker::Verdict;
 use crate::etcd::BoxFuture;
 use crate::history::History;
 
@@ -69,11 +74,14 @@ pub trait Workload: Send + Sync + std::fmt::Debug + 'static {
     /// is the cycle's end; the client releases the lock afterwards whatever it returns.
     fn critical<'a>(&'a self, cs: &'a mut Critical<'_>) -> BoxFuture<'a, CycleEnd>;
 
-    /// The workload's own invariants over a run's history, added to the checker's
-    /// workload-independent ones (token order, stale acceptances, false rejections). Report a
-    /// broken one with [`Verdict::add`] and a violation kind, so that `violates()` sees it.
-    fn check(&self, history: &History, verdict: &mut Verdict) {
-        let _ = (history, verdict);
+    /// The workload's own invariants over a run's history, returned as [`Findings`]: the
+    /// simulator's checker adds them to its workload-independent ones (token order, stale
+    /// acceptances, false rejections). Report a broken one with a violation kind
+    /// ([`FindingKind::InvariantBreak`]), at an event ([`Findings::at_event`]) or at the end
+    /// ([`Findings::at_end`]). [`Operations::of`] pairs a history's operations.
+    fn check(&self, history: &History) -> Findings {
+        let _ = history;
+        Findings::default()
     }
 
     /// The etcd keys this workload keeps data in (through [`Critical::etcd_read`] and

@@ -6,14 +6,13 @@
 //! acknowledged and its element is missing from the final set: what Jepsen measured against
 //! etcd 3.4's Lock API.
 
-use super::{Critical, CycleEnd, Workload};
-use crate::checker::{FindingKind, Verdict};
+use super::{Critical, CycleEnd, FindingKind, Findings, Operations, Workload};
 use crate::etcd::BoxFuture;
-use crate::history::{EventKind, History, OpResult};
+use crate::history::History;
 use crate::keys::{ETCD_KEY_PREFIX, SET_KEY};
 use crate::protocol::Op;
 use rand::Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The set workload on the storage. Elements are `client/lease` (a lease is granted once per
 /// lock cycle, so every add's element is unique); the set is stored as their comma-separated
@@ -70,8 +69,8 @@ impl Workload for Set {
         Box::pin(async move { cycle(cs, false).await.into() })
     }
 
-    fn check(&self, history: &History, verdict: &mut Verdict) {
-        lost_adds(history, SET_KEY, verdict);
+    fn check(&self, history: &History) -> Findings {
+        lost_adds(history, SET_KEY)
     }
 }
 
@@ -84,8 +83,8 @@ impl Workload for EtcdSet {
         Box::pin(async move { cycle(cs, true).await.into() })
     }
 
-    fn check(&self, history: &History, verdict: &mut Verdict) {
-        lost_adds(history, &format!("{ETCD_KEY_PREFIX}{SET_KEY}"), verdict);
+    fn check(&self, history: &History) -> Findings {
+        lost_adds(history, &format!("{ETCD_KEY_PREFIX}{SET_KEY}"))
     }
 
     fn etcd_keys(&self) -> Vec<String> {
@@ -95,51 +94,44 @@ impl Workload for EtcdSet {
 
 /// The set's rule, for the set under `key` in the history (`set`, or `etcd:set`): every
 /// acknowledged add whose element is missing from the final set is lost.
-fn lost_adds(history: &History, key: &str, verdict: &mut Verdict) {
+fn lost_adds(history: &History, key: &str) -> Findings {
     let final_set = history
         .final_entries
         .get(key)
         .map(|e| elements(&e.val))
         .unwrap_or_default();
-    // Each write to the set, by op id: its event, node and the element it added.
-    let mut adds: BTreeMap<u64, (usize, &str, &str)> = BTreeMap::new();
-    let (mut acked, mut lost) = (0u64, 0u64);
-    for (i, e) in history.events.iter().enumerate() {
-        match &e.kind {
-            EventKind::Invoke {
-                op_id,
-                op: Op::Write,
-                key: k,
-                val,
-                ..
-            } if k == key => {
-                let element = val.rsplit(',').next().unwrap_or_default();
-                adds.insert(*op_id, (i, e.node.as_str(), element));
-            }
-            EventKind::Complete {
-                op_id,
-                outcome: OpResult::Ok { .. },
-            } => {
-                let Some(&(_, node, element)) = adds.get(op_id) else {
-                    continue;
-                };
-                acked += 1;
-                if !final_set.contains(element) {
-                    lost += 1;
-                    verdict.add(
-                        FindingKind::InvariantBreak,
-                        i,
-                        e.true_us,
-                        node,
-                        format!(
-                            "lost add: {node}'s acknowledged {element} is not in the final set"
-                        ),
-                    );
-                }
-            }
-            _ => {}
+    let ops = Operations::of(history);
+    // The acknowledged adds, in the order their acknowledgements came.
+    let mut acked: Vec<_> = ops
+        .ops
+        .iter()
+        .filter(|o| o.op == Op::Write && o.key == key && o.acked())
+        .filter_map(|o| Some((o.complete_index?, o)))
+        .collect();
+    acked.sort_by_key(|&(complete, _)| complete);
+    let mut findings = Findings::default();
+    let mut lost = 0u64;
+    for &(complete, o) in &acked {
+        let element = o.val.rsplit(',').next().unwrap_or_default();
+        if !final_set.contains(element) {
+            lost += 1;
+            let node = o.node;
+            findings.at_event(
+                FindingKind::InvariantBreak,
+                complete,
+                history.events[complete].true_us,
+                node,
+                format!("lost add: {node}'s acknowledged {element} is not in the final set"),
+            );
         }
     }
-    verdict.tallies.insert(ADDS_ACKED.into(), acked);
-    verdict.tallies.insert(ADDS_LOST.into(), lost);
+    assert!(
+        lost <= acked.len() as u64,
+        "only acknowledged adds are lost"
+    );
+    findings
+        .tallies
+        .insert(ADDS_ACKED.into(), acked.len() as u64);
+    findings.tallies.insert(ADDS_LOST.into(), lost);
+    findings
 }

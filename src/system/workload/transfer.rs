@@ -3,8 +3,8 @@
 //! account and then loses the lock (its second write refused, or never sent) leaves the two
 //! accounts out of balance, whichever fence refused it.
 
+use super::{lost_updates, FindingKind, Findings};
 use super::{Critical, CycleEnd, Workload};
-use crate::checker::{self, FindingKind, Verdict};
 use crate::etcd::BoxFuture;
 use crate::history::{History, OpResult};
 use crate::keys::{TRANSFER_FROM_KEY, TRANSFER_TOTAL, TRANSFER_TO_KEY};
@@ -58,8 +58,9 @@ impl Workload for Transfer {
         Box::pin(async move { self.cycle(cs).await.into() })
     }
 
-    fn check(&self, history: &History, verdict: &mut Verdict) {
-        checker::lost_updates(history, TRANSFER_TO_KEY, verdict);
+    fn check(&self, history: &History) -> Findings {
+        let mut findings = Findings::default();
+        lost_updates(history, TRANSFER_TO_KEY, &mut findings);
         let amount = |key: &str, initial: u64| -> Option<u64> {
             match history.final_entries.get(key) {
                 None => Some(initial),
@@ -70,18 +71,14 @@ impl Workload for Transfer {
             amount(TRANSFER_FROM_KEY, TRANSFER_TOTAL),
             amount(TRANSFER_TO_KEY, 0),
         ) else {
-            verdict
+            findings
                 .anomalies
                 .push("an account's final value is not a number".into());
-            return;
+            return findings;
         };
         if from + to != TRANSFER_TOTAL {
-            let last = history.events.len().saturating_sub(1);
-            let true_us = history.events.last().map_or(0, |e| e.true_us);
-            verdict.add(
+            findings.at_end(
                 FindingKind::InvariantBreak,
-                last,
-                true_us,
                 "storage",
                 format!(
                     "units not conserved: {TRANSFER_FROM_KEY} {from} + {TRANSFER_TO_KEY} {to} = {}, not {TRANSFER_TOTAL} (a move was half applied)",
@@ -89,5 +86,6 @@ impl Workload for Transfer {
                 ),
             );
         }
+        findings
     }
 }

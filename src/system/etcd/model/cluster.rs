@@ -55,9 +55,9 @@
 //! reorder. Pre-vote and leader transfer; split votes (two timers within a round trip of each
 //! other), which would add a round of timers.
 
+use super::config::Config;
 use super::lessor::IdGen;
 use super::member::State;
-use super::server::Config;
 use crate::clock::NodeClock;
 use crate::etcd::LeaseId;
 use rand::Rng;
@@ -150,7 +150,10 @@ impl Roles {
 
     /// The leader, when it is up and reaches a majority.
     fn working_leader(&self) -> Option<usize> {
-        self.leader.filter(|&l| self.has_quorum(l))
+        let leader = self.leader.filter(|&l| self.has_quorum(l));
+        // The leader is not paused when it answers: a working leader is up.
+        assert!(leader.is_none_or(|l| self.up[l]));
+        leader
     }
 
     /// `m`'s stale view while it acts on it at `now_us` (its clock); a view whose time is up
@@ -267,7 +270,10 @@ impl Cluster {
     /// majority (a leader renews in its own lessor).
     pub fn renewing_leader(&self, m: usize) -> Option<usize> {
         let r = self.roles();
-        r.leader.filter(|&l| r.up[l] && r.reaches(m, l))
+        let leader = r.leader.filter(|&l| r.up[l] && r.reaches(m, l));
+        // Negative space: a paused leader renews nothing (its lessor does not run).
+        assert!(leader.is_none_or(|l| r.up[l]));
+        leader
     }
 
     /// Whether `m` leads (with a majority or not).
@@ -598,11 +604,19 @@ impl Cluster {
             if !r.has_quorum(winner) || r.leader == Some(winner) {
                 return false;
             }
+            let term_before = r.term;
             let old = r.leader.replace(winner);
             if let Some(old) = old {
                 self.make_stale(&mut r, old);
             }
             r.term += 1;
+            // One leader per term, and terms only rise: a new leader always opens a new term,
+            // and `elect` is the only place either changes.
+            assert_eq!(r.term, term_before + 1);
+            assert!(
+                old != Some(winner),
+                "a leader is not elected twice in a row"
+            );
             r.stale[winner] = None;
             // The old leader's uncommitted proposals are lost with its term.
             r.proposed.clear();

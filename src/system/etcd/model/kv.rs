@@ -108,35 +108,8 @@ impl Kv {
         txn: &Txn,
         lease_exists: impl Fn(LeaseId) -> bool,
     ) -> EtcdResult<(TxnResult, Changes)> {
-        // etcd checks each list on its own (`v3rpc/key.go`, `checkTxnRequest`).
-        if txn
-            .compare
-            .len()
-            .max(txn.success.len())
-            .max(txn.failure.len())
-            > TXN_OPS_MAX
-        {
-            return Err(EtcdError::Other {
-                why: "etcdserver: too many operations in txn request".into(),
-            });
-        }
-        // A key written twice in one branch is refused (`v3rpc/key.go`, `checkIntervals`:
-        // "etcdserver: duplicate key given in txn request"); prefix deletes overlapping a put
-        // are not checked here.
-        for ops in [&txn.success, &txn.failure] {
-            let mut written = std::collections::BTreeSet::new();
-            for op in ops.iter() {
-                let key = match op {
-                    TxnOp::Put { key, .. } | TxnOp::Delete(Keys::Exact(key)) => key,
-                    _ => continue,
-                };
-                if !written.insert(key.as_str()) {
-                    return Err(EtcdError::Other {
-                        why: "etcdserver: duplicate key given in txn request".into(),
-                    });
-                }
-            }
-        }
+        refuse_malformed(txn)?;
+        let revision_before = self.revision;
         let succeeded = txn.compare.iter().all(|c| self.compare(c));
         let ops = if succeeded {
             &txn.success
@@ -176,8 +149,14 @@ impl Kv {
         if !changes.events.is_empty() {
             self.revision = rev;
         }
-        // Positive space: a revision is used by one transaction, and only when it changed keys.
-        debug_assert!(changes.events.is_empty() || self.revision == rev);
+        // Positive space: a revision is used by one transaction, and only when it changed keys;
+        // revisions rise by exactly one per commit that changes something.
+        assert!(changes.events.is_empty() || self.revision == rev);
+        assert_eq!(
+            self.revision - revision_before,
+            i64::from(!changes.events.is_empty()),
+            "a commit raises the revision by one exactly when it changes keys"
+        );
         Ok((
             TxnResult {
                 succeeded,
@@ -201,6 +180,16 @@ impl Kv {
             version,
             lease,
         };
+        if let Some(before) = before {
+            // One put per key per revision (a branch writing a key twice is refused).
+            assert!(
+                before.mod_revision < rev,
+                "{key} put twice at revision {rev}"
+            );
+        }
+        // A key's version counts its puts since creation, one per revision at most: never
+        // fewer than one, never more than the revisions since it was created.
+        assert!(kv.version >= 1 && kv.version - 1 <= kv.mod_revision - kv.create_revision);
         if old_lease != lease {
             ch.leases.push((key.to_string(), old_lease, lease));
         }
@@ -247,8 +236,44 @@ impl Kv {
         if !changes.events.is_empty() {
             self.revision = rev;
         }
+        assert!(self.revision == rev || changes.events.is_empty());
         changes
     }
+}
+
+/// What etcd refuses before it looks at the store: too many operations in a list, or a key
+/// written twice in one branch.
+fn refuse_malformed(txn: &Txn) -> EtcdResult<()> {
+    // etcd checks each list on its own (`v3rpc/key.go`, `checkTxnRequest`).
+    if txn
+        .compare
+        .len()
+        .max(txn.success.len())
+        .max(txn.failure.len())
+        > TXN_OPS_MAX
+    {
+        return Err(EtcdError::Other {
+            why: "etcdserver: too many operations in txn request".into(),
+        });
+    }
+    // A key written twice in one branch is refused (`v3rpc/key.go`, `checkIntervals`:
+    // "etcdserver: duplicate key given in txn request"); prefix deletes overlapping a put
+    // are not checked here.
+    for ops in [&txn.success, &txn.failure] {
+        let mut written = std::collections::BTreeSet::new();
+        for op in ops.iter() {
+            let key = match op {
+                TxnOp::Put { key, .. } | TxnOp::Delete(Keys::Exact(key)) => key,
+                _ => continue,
+            };
+            if !written.insert(key.as_str()) {
+                return Err(EtcdError::Other {
+                    why: "etcdserver: duplicate key given in txn request".into(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

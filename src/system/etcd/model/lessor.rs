@@ -111,6 +111,9 @@ impl Lessor {
             });
         }
         let ttl_s = ttl_s.max(self.min_ttl_s);
+        // Positive space: a granted lease lives at least etcd's minimum TTL, at most the most
+        // etcd grants.
+        assert!(ttl_s >= self.min_ttl_s && ttl_s <= TTL_S_MAX.max(self.min_ttl_s));
         // etcd redraws a zero ID and refuses one that exists (`ErrLeaseExists`); IDs are
         // unique for 2^48 draws, so a second zero or a clash is a broken generator.
         let mut id = (self.ids.draw() & ((1 << 63) - 1)) as i64;
@@ -131,6 +134,7 @@ impl Lessor {
                 keys: BTreeSet::new(),
             },
         );
+        assert!(self.leases.len() <= LEASES_MAX);
         Ok(Grant { id, ttl_s })
     }
 
@@ -157,6 +161,8 @@ impl Lessor {
             .filter(|l| l.deadline_us <= now_us)
             .collect();
         v.sort_by_key(|l| (l.deadline_us, l.id));
+        // Negative space: nothing alive is reported expired.
+        debug_assert!(v.iter().all(|l| l.deadline_us <= now_us));
         v.into_iter().map(|l| l.id).collect()
     }
 
@@ -211,6 +217,10 @@ impl Lessor {
         assert!(extend_us >= 0, "Promote extends, never shortens");
         for l in self.leases.values_mut() {
             l.deadline_us = now_us + extend_us + l.ttl_s * 1_000_000;
+            // Never shorter than a fresh renewal on the new leader's clock. (A deadline set on
+            // a former leader's skewed clock may have been later: etcd's `refresh` resets it the
+            // same way, so "later than before" is not an invariant of etcd.)
+            debug_assert!(l.deadline_us >= now_us + l.ttl_s * 1_000_000);
         }
         self.leases.len()
     }

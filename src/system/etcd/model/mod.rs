@@ -8,6 +8,8 @@
 //! | [`watch`] | watches from a revision |
 //! | [`member`] | the three together: how each request applies to the committed state |
 //! | [`cluster`] | members, who leads, elections, Promote, CheckQuorum, issue 15247 |
+//! | [`config`] | how one member behaves: etcd's flags, the request faults |
+//! | [`handle`] | a member as the server and the recipes hold it |
 //! | [`recipes`] | the v3 Lock and election services (3.4 and 3.5) |
 //! | [`server`] | the member as a node: connections, its clock, the lessor scan, stalls, faults |
 //! | [`client`] | a persistent connection per client, calls multiplexed on it |
@@ -27,6 +29,8 @@
 
 pub mod client;
 pub mod cluster;
+pub mod config;
+pub mod handle;
 pub mod kv;
 pub mod lessor;
 pub mod member;
@@ -37,4 +41,6 @@ pub mod wire;
 
 pub use client::ModelEtcd;
 pub use cluster::{Cluster, RoleEvent};
-pub use server::{node, serve, Config, Member};
+pub use config::Config;
+pub use handle::Member;
+pub use server::{node, serve};

@@ -16,7 +16,7 @@
 //! A canceled call (client timeout, lost connection) deletes the waiter's key, as `Lock`'s
 //! `m.Unlock` and `Campaign`'s `Resign` do on a canceled context.
 
-use super::server::Member;
+use super::handle::Member;
 use crate::etcd::{
     compare, txn_put, CmpOp, EtcdError, EtcdResult, KeyValue, Keys, LeaderKey, LeaseId, LockKey,
     Revision, Target, Txn, TxnOp, TxnOpResult, Version, WatchEvent,

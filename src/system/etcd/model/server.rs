@@ -22,17 +22,14 @@
 //!   (gRPC cancels the stream's context): a waiting Lock or Campaign deletes its key, a watch
 //!   ends.
 
-use super::cluster::Cluster;
-use super::member::State;
+use super::handle::{Fault, Member};
 use super::recipes;
 use super::wire::{Envelope, Request, Response};
-use crate::clock::NodeClock;
-use crate::etcd::{EtcdError, Version};
+use crate::etcd::EtcdError;
 use madsim::net::{Endpoint, Receiver, Sender};
-use rand::Rng;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -40,162 +37,6 @@ use tokio::sync::oneshot;
 const RUNNING_MAX: usize = 1024;
 /// Most lessor scans in one member's life (a year of 500 ms scans).
 const SCANS_MAX: u64 = 63_072_000;
-
-/// How one member behaves.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub version: Version,
-    /// etcd's `--election-timeout`, ms (default 1,000): sets the minimum TTL and the request
-    /// timeout.
-    pub election_timeout_ms: u64,
-    /// etcd's `--heartbeat-interval`, ms (default 100): the tick the minimum TTL counts in.
-    pub heartbeat_ms: u64,
-    /// How often the lessor looks for expired leases, ms (etcd: 500).
-    pub scan_ms: u64,
-    /// Per mille of log-bound requests that time out without committing.
-    pub timeout_permille: u32,
-    /// Per mille of log-bound requests that commit and then time out.
-    pub ambiguous_permille: u32,
-    /// Seeds lease IDs (etcd: the member ID and its start time).
-    pub member_id: u64,
-    pub start_ms: u64,
-    /// The hazard of etcd issue 15247: how long a replaced leader goes on acting on its own
-    /// lessor's view before it notices (see [`super::cluster`]); `None`: it notices at once.
-    pub stale_leader_ms: Option<u64>,
-}
-
-impl Config {
-    /// etcd's defaults (`embed/config.go`: election timeout 1,000 ms).
-    pub fn defaults(version: Version) -> Self {
-        Config {
-            version,
-            election_timeout_ms: 1000,
-            heartbeat_ms: 100,
-            scan_ms: 500,
-            timeout_permille: 0,
-            ambiguous_permille: 0,
-            member_id: 0x8e9e_05c5_2164_694d,
-            start_ms: 1_700_000_000_000,
-            stale_leader_ms: None,
-        }
-    }
-
-    /// etcd's minimum TTL, computed as etcd does, in heartbeat ticks: `minTTL :=
-    /// time.Duration((3*cfg.ElectionTicks)/2) * heartbeat` (`etcdserver/server.go`), rounded up
-    /// to whole seconds (`lease/lessor.go`, `NewLessor`): 2 s at the defaults.
-    pub fn min_ttl_s(&self) -> i64 {
-        let ticks = self.election_timeout_ms / self.heartbeat_ms.max(1);
-        let min_ttl_ms = (3 * ticks) / 2 * self.heartbeat_ms;
-        min_ttl_ms.div_ceil(1000).max(1) as i64
-    }
-
-    /// `ReqTimeout`: 5 s + 2 × election timeout.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(5000 + 2 * self.election_timeout_ms)
-    }
-}
-
-/// One member of a [`Cluster`]: its index, its clock, and the cluster's state.
-pub struct Member {
-    cluster: Arc<Cluster>,
-    index: usize,
-    clock: NodeClock,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    None,
-    /// Times out without committing.
-    Lost,
-    /// Commits, then times out.
-    Ambiguous,
-}
-
-impl Member {
-    /// The one member of a cluster of one.
-    pub fn new(cfg: Config, clock: NodeClock) -> Self {
-        Member::of(&Cluster::new(cfg, vec![clock]), 0)
-    }
-
-    /// Member `index` of `cluster`.
-    pub fn of(cluster: &Arc<Cluster>, index: usize) -> Self {
-        assert!(
-            index < cluster.members(),
-            "member {index} of {}",
-            cluster.members()
-        );
-        Member {
-            clock: cluster.clock(index),
-            cluster: cluster.clone(),
-            index,
-        }
-    }
-
-    pub fn cluster(&self) -> &Arc<Cluster> {
-        &self.cluster
-    }
-
-    /// The cluster's committed state.
-    pub fn state(&self) -> MutexGuard<'_, State> {
-        self.cluster.state()
-    }
-
-    fn cfg(&self) -> &Config {
-        self.cluster.config()
-    }
-
-    pub fn version(&self) -> Version {
-        self.cfg().version
-    }
-
-    /// The member's monotonic clock, µs.
-    pub fn now_us(&self) -> i64 {
-        self.clock.monotonic_us()
-    }
-
-    /// What a request through this member needs of the cluster: a leader with a majority (it
-    /// goes through the log, or is a linearizable read), a reachable leader (the leader's
-    /// lessor answers it), or nothing (a watch: served from the member's own state).
-    fn ready(&self, req: &Request) -> bool {
-        match req {
-            Request::KeepAlive { .. } => {
-                self.cluster.renewing_leader(self.index).is_some()
-                    || self.cluster.is_stale(self.index)
-            }
-            Request::TimeToLive { .. } => self.cluster.renewing_leader(self.index).is_some(),
-            Request::Watch { .. } | Request::Cancel => true,
-            // Through the log, a linearizable read, or a Lock or Campaign (which write).
-            _ => self.cluster.can_commit(self.index),
-        }
-    }
-
-    /// Waits (etcd's request timeout at most) until the request can be served; false if not.
-    async fn wait_ready(&self, req: &Request) -> bool {
-        let timeout = self.cfg().request_timeout();
-        self.cluster.wait_until(timeout, || self.ready(req)).await
-    }
-
-    /// The clock lease deadlines run on: the leader's (`lessor.go` runs on the leader).
-    fn lease_now_us(&self) -> i64 {
-        let leader = self.cluster.renewing_leader(self.index);
-        self.cluster.now_us(leader.unwrap_or(self.index))
-    }
-
-    fn draw_fault(&self) -> Fault {
-        let (lost, ambiguous) = (self.cfg().timeout_permille, self.cfg().ambiguous_permille);
-        if lost + ambiguous == 0 {
-            return Fault::None;
-        }
-        let r = madsim::rand::thread_rng().gen_range(0..1000);
-        if r < lost {
-            Fault::Lost
-        } else if r < lost + ambiguous {
-            Fault::Ambiguous
-        } else {
-            Fault::None
-        }
-    }
-}
 
 /// A node of its own, named `name` at `addr`'s IP, that serves `member` on `addr`. A
 /// restarted node serves the same member again: its data lives in the cluster, as etcd's in

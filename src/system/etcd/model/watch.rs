@@ -106,6 +106,14 @@ impl Watches {
         debug_assert!(events
             .iter()
             .all(|e| revision_of(e) == revision_of(&events[0])));
+        // Events in revision order: each transaction's revision is above every logged one, so
+        // a replay from the log and the live stream after it never go back.
+        assert!(
+            self.log
+                .back()
+                .is_none_or(|l| revision_of(l) < revision_of(&events[0])),
+            "watch events published out of revision order"
+        );
         self.watchers.retain(|_, w| {
             let mine: Vec<WatchEvent> = events
                 .iter()

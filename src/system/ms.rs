@@ -1,8 +1,9 @@
 //! Milliseconds as scenarios and fault plans count them: an inclusive range of them, and the
 //! longest run, which bounds every time in a scenario or a plan.
 //!
-//! Imports nothing of the crate: the [`scenario`](crate::scenario) and the
-//! [`fault`](crate::fault) plans both use it, and neither needs the other for it.
+//! Imports nothing of the crate: the simulator's scenarios and fault plans both use it, and the
+//! system's clients and storage count their delays with it, so it lives in the system layer,
+//! below all of them.
 
 use serde::{Deserialize, Serialize};
 

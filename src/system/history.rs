@@ -197,6 +197,8 @@ impl History {
                 }
                 EventKind::Complete { op_id, .. } => {
                     if let Some(&k) = index.get(op_id) {
+                        // A completion comes after its invocation (both in recording order).
+                        assert!(ops[k].invoke_index < i);
                         ops[k].complete = Some(e);
                     }
                 }
@@ -294,6 +296,11 @@ impl Recorder {
             h.dropped_events += 1;
             return;
         }
+        // In the simulation one thread records, in true-time order. For real, threads may race
+        // between reading the clock and taking the lock: the checker reports such an inversion
+        // as an anomaly rather than this panicking.
+        #[cfg(madsim)]
+        debug_assert!(h.events.last().is_none_or(|e| e.true_us <= true_us));
         h.events.push(Event {
             true_us,
             perceived_us,
