@@ -71,6 +71,11 @@
 //! binaries (command, bench, suites) use mimalloc, with the `mimalloc` feature (default); see
 //! `src/global_alloc.rs`.
 
+/// A boxed future that can cross threads: what the async methods of the user traits
+/// ([`Fence`], [`LockRecipe`], [`Workload`]) and of the lock services' clients return. Boxed
+/// so that the traits stay object-safe without an extra crate.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 // Three layers, one folder each; every module keeps its path at the crate root.
 mod simulator;
 mod system;

@@ -20,9 +20,10 @@
 //!   a lease's TTL only from its own grant.
 
 use super::{
-    BoxFuture, Etcd, EtcdError, EtcdResult, Grant, Keys, LeaderKey, LeaseId, LockKey, Range,
-    Revision, Txn, TxnResult, WatchStream,
+    Etcd, EtcdError, EtcdResult, Grant, Keys, LeaderKey, LeaseId, LockKey, Range, Revision, Txn,
+    TxnResult, WatchStream,
 };
+use crate::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

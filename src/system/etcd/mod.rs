@@ -15,9 +15,8 @@
 //! client must treat them ([`EtcdError`]): a timeout is *indeterminate* (etcd's own
 //! `ErrTimeout`: the request may have committed).
 
+use crate::BoxFuture;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
-use std::pin::Pin;
 
 pub mod failover;
 pub mod grpc;
@@ -29,8 +28,6 @@ pub type LeaseId = i64;
 /// A store revision (etcd's `mvcc` revision: one per committed write transaction).
 pub type Revision = i64;
 
-/// Boxed future of the seam (object-safe without an extra crate).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What every call of the seam returns.
 pub type EtcdResult<T> = Result<T, EtcdError>;
 

@@ -14,7 +14,7 @@
 //! other; [`LockMethod`] names them in scenarios and on the command line.
 //!
 //! ```
-//! use fencelab::etcd::BoxFuture;
+//! use fencelab::BoxFuture;
 //! use fencelab::lock::{Holding, LockContext, LockError, LockRecipe};
 //!
 //! /// etcd's Lock API, without the built-in's care: a sketch of a recipe of one's own.
@@ -46,7 +46,8 @@ pub mod recipes;
 mod session;
 
 use crate::clock::NodeClock;
-use crate::etcd::{BoxFuture, Etcd, EtcdError};
+use crate::etcd::{Etcd, EtcdError};
+use crate::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,8 @@ use super::{
     MUTEX_POLLS_MAX, MUTEX_PREFIX,
 };
 use crate::clock::NodeClock;
-use crate::etcd::{BoxFuture, Etcd, EtcdError, Keys, LeaderKey, WatchEvent};
+use crate::etcd::{Etcd, EtcdError, Keys, LeaderKey, WatchEvent};
+use crate::BoxFuture;
 
 /// etcd's election API (`concurrency.Election`): `campaign` waits server-side until the
 /// candidate's key is the oldest; `resign` releases. The token is the leader key's create

@@ -16,8 +16,9 @@
 //! second step after taking the lock: a holder that stalls between the two leaves no marker,
 //! and its successor does not wait (Chubby's lock server has no such gap).
 
-use crate::etcd::{BoxFuture, CmpOp, Compare, Keys, Target, Txn, TxnOp};
+use crate::etcd::{CmpOp, Compare, Keys, Target, Txn, TxnOp};
 use crate::lock::{Holding, LockContext, LockError, LockRecipe};
+use crate::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,10 +11,11 @@
 //! it may be false when the write lands (the answer delayed in the network, the storage slow
 //! to apply), and nothing orders the write after the next holder's.
 
-use crate::etcd::{BoxFuture, Etcd, Keys};
+use crate::etcd::{Etcd, Keys};
 use crate::lock::{LOCK_NAME, MUTEX_PREFIX};
 use crate::protocol::Request;
 use crate::storage::{Fence, KeyState};
+use crate::BoxFuture;
 
 /// The prefix both lock recipes' keys share, so one range read covers them.
 const LOCKS_PREFIX: &str = "/fencelab/";

@@ -38,8 +38,9 @@
 //! ```
 
 use crate::entry::Entry;
-use crate::etcd::{BoxFuture, Etcd};
+use crate::etcd::Etcd;
 use crate::protocol::{Op, Request};
+use crate::BoxFuture;
 use std::fmt::Debug;
 
 /// What the storage holds for the key a request names.

@@ -2,8 +2,8 @@
 
 use super::{Critical, CycleEnd, Workload, COUNTER_KEY, SINGLE_KEY};
 use super::{FindingKind, Findings, Operations};
-use crate::etcd::BoxFuture;
 use crate::history::{History, OpResult};
+use crate::BoxFuture;
 
 /// The seed's: take the lock once, write `key0`, stop.
 #[derive(Debug, Clone, Copy, Default)]

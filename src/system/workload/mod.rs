@@ -11,7 +11,7 @@
 //! number the run's fence asks for, and strikes aimed faults where the plan says.
 //!
 //! ```
-//! use fencelab::etcd::BoxFuture;
+//! use fencelab::BoxFuture;
 //! use fencelab::workload::{Critical, CycleEnd, Workload};
 //!
 //! /// Each holder appends its name to a log key: read, compute, write.
@@ -56,8 +56,8 @@ pub use point::Point;
 pub use set::{EtcdSet, Set};
 pub use transfer::Transfer;
 
-use crate::etcd::BoxFuture;
 use crate::history::History;
+use crate::BoxFuture;
 
 /// What a lock holder does, and what must hold of it afterwards.
 pub trait Workload: Send + Sync + std::fmt::Debug + 'static {

@@ -7,10 +7,10 @@
 //! etcd 3.4's Lock API.
 
 use super::{Critical, CycleEnd, FindingKind, Findings, Operations, Workload};
-use crate::etcd::BoxFuture;
 use crate::history::History;
 use crate::keys::{ETCD_KEY_PREFIX, SET_KEY};
 use crate::protocol::Op;
+use crate::BoxFuture;
 use rand::Rng;
 use std::collections::BTreeSet;
 

@@ -5,9 +5,9 @@
 
 use super::{lost_updates, FindingKind, Findings};
 use super::{Critical, CycleEnd, Workload};
-use crate::etcd::BoxFuture;
 use crate::history::{History, OpResult};
 use crate::keys::{TRANSFER_FROM_KEY, TRANSFER_TOTAL, TRANSFER_TO_KEY};
+use crate::BoxFuture;
 
 /// Each cycle: read both accounts, move one unit (write the first, then the second).
 ///

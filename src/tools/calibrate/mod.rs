@@ -31,7 +31,8 @@
 //!   answers "session expired" (PR 11408).
 
 use crate::deadline;
-use crate::etcd::{BoxFuture, Etcd, EtcdError, EtcdResult, Keys, LeaderKey, LeaseId};
+use crate::etcd::{Etcd, EtcdError, EtcdResult, Keys, LeaderKey, LeaseId};
+use crate::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,9 +7,10 @@
 
 use super::wire::{Envelope, Request, Response};
 use crate::etcd::{
-    BoxFuture, Etcd, EtcdError, EtcdResult, Grant, Keys, LeaderKey, LeaseId, LockKey, Range,
-    Revision, Txn, TxnResult, WatchEvent, WatchStream,
+    Etcd, EtcdError, EtcdResult, Grant, Keys, LeaderKey, LeaseId, LockKey, Range, Revision, Txn,
+    TxnResult, WatchEvent, WatchStream,
 };
+use crate::BoxFuture;
 use madsim::net::{Endpoint, Sender};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
