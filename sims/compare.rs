@@ -136,7 +136,7 @@ fn a_shrunk_seed_still_violates_and_no_fault_of_it_can_go() {
     let shrunk = compare::shrink(&base, &none, family, seed).expect("the seed violates");
     assert!(shrunk.plan.len() <= shrunk.faults_before);
     let builder = Builder::new(family.scenario(&base)).scheme(&none);
-    let violates = |plan: &fencelab::FaultPlan| {
+    let violates = |plan: &fencelab::fault::FaultPlan| {
         let run = builder.clone().plan(plan.clone()).run_seed(seed);
         run.verdict.violates()
     };

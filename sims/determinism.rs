@@ -5,7 +5,7 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
-use fencelab::nemesis::FaultPlan;
+use fencelab::fault::FaultPlan;
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::stories;

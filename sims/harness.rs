@@ -61,7 +61,7 @@ fn an_unfenced_counter_fails_with_a_shrunk_plan_that_replays() {
         .as_ref()
         .expect("the shrunk plan is written");
     assert!(r.contains(&format!("{PLAN_VAR}={}", file.display())), "{r}");
-    let written: fencelab::nemesis::FaultPlan =
+    let written: fencelab::fault::FaultPlan =
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert_eq!(written, failure.shrunk);
     // Replays are exact: the same seed and plan give the same history.

@@ -13,13 +13,14 @@
 mod global_alloc;
 
 use fencelab::etcd::Backend;
+use fencelab::fault::FaultPlan;
 use fencelab::history::EventKind;
 use fencelab::lock::LockMethod;
-use fencelab::nemesis::{self, FaultPlan};
 use fencelab::scenario::{MsRange, NemesisConfig, Scenario};
 use fencelab::storage::Fencing;
 use fencelab::sweep;
 use fencelab::world;
+use fencelab::{label, nemesis};
 
 fn seeds(default: u64) -> u64 {
     std::env::var("FENCELAB_SEEDS")
@@ -31,7 +32,7 @@ fn seeds(default: u64) -> u64 {
 #[test]
 fn pauses_within_the_renewal_slack_never_lose_a_lease() {
     let standard = Scenario::standard();
-    let slack_ms = nemesis::renewal_slack_ms(&standard);
+    let slack_ms = label::renewal_slack_ms(&standard);
     // TTL 2 s, renewal every 666 ms, round trip at most 20 ms, 2 ms of realistic drift.
     assert_eq!(slack_ms, 2000 - 666 - 20 - 2);
     let scenario = Scenario {
@@ -45,7 +46,7 @@ fn pauses_within_the_renewal_slack_never_lose_a_lease() {
     // longer silence is outside (see `label_plan`).
     let n = seeds(2_000);
     let runs = sweep::map_seeds(0..n, sweep::default_jobs(), |seed| {
-        let plan = nemesis::keep_inside(&nemesis::draw(&scenario, seed), &scenario);
+        let plan = label::keep_inside(&nemesis::draw(&scenario, seed), &scenario);
         let run = world::run(&scenario, &plan, Fencing::None, seed);
         (seed, plan, run)
     });
@@ -110,12 +111,12 @@ fn an_etcd_stall_beyond_the_ttl_breaks_unfenced_runs_only() {
     // The same stalls within the renewal slack break nothing, fenced or not.
     // The same stalls within the renewal slack break nothing, fenced or not, unless two
     // follow each other closely enough to add up (labelled outside).
-    let short = stalls(MsRange::new(100, nemesis::renewal_slack_ms(&long) - 1));
+    let short = stalls(MsRange::new(100, label::renewal_slack_ms(&long) - 1));
     let runs = sweep::map_seeds(0..n, sweep::default_jobs(), |seed| {
         let plan = nemesis::draw(&short, seed);
-        let inside = nemesis::label_plan(&plan.faults, &short)
+        let inside = label::label_plan(&plan.faults, &short)
             .iter()
-            .all(|l| l.assumption == nemesis::Assumption::Inside);
+            .all(|l| l.assumption == label::Assumption::Inside);
         let run = world::run(&short, &plan, Fencing::None, seed);
         (seed, inside, run.verdict.violates())
     });
@@ -181,7 +182,7 @@ fn inside_faults_never_break_unfenced_runs_on_the_model_only() {
             ..Scenario::standard()
         };
         let runs = sweep::map_seeds(0..n, sweep::default_jobs(), |seed| {
-            let plan = nemesis::keep_inside(&nemesis::draw(&scenario, seed), &scenario);
+            let plan = label::keep_inside(&nemesis::draw(&scenario, seed), &scenario);
             let run = world::run(&scenario, &plan, Fencing::None, seed);
             (seed, plan, run.verdict)
         });
@@ -221,7 +222,7 @@ fn inside_faults_never_break_unfenced_runs_on_the_model_only() {
 
 #[test]
 fn ambiguous_timeouts_reach_the_history_and_break_nothing() {
-    use fencelab::nemesis::Fault;
+    use fencelab::fault::Fault;
     // Half of etcd's log-bound requests commit and then answer "request timed out".
     let scenario = Scenario {
         nemesis: NemesisConfig::none(),

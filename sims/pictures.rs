@@ -6,7 +6,8 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
-use fencelab::nemesis::{self, Fault, FaultPlan, Trigger};
+use fencelab::fault::{Fault, FaultPlan, Trigger};
+use fencelab::nemesis::{self};
 use fencelab::scenario::{NemesisConfig, Scenario};
 use fencelab::storage::Fencing;
 use fencelab::stories;

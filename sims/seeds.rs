@@ -180,7 +180,12 @@ fn kv_mutex_excludes_and_fences_beyond_three_clients() {
     // Without faults the mutex alone must exclude: unfenced storage sees no violation,
     // tokens grow from one holder to the next, and every waiter gets its turn (FIFO).
     for seed in 0..20 {
-        let run = world::run(&quiet, &nemesis::FaultPlan::none(), Fencing::None, seed);
+        let run = world::run(
+            &quiet,
+            &fencelab::fault::FaultPlan::none(),
+            Fencing::None,
+            seed,
+        );
         assert!(!run.verdict.violates(), "seed {seed}: {:?}", run.verdict);
         assert_eq!(run.verdict.false_rejections, 0, "seed {seed}");
         let acquired = run.history.acquisitions();

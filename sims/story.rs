@@ -6,8 +6,8 @@
 mod global_alloc;
 
 use fencelab::checker::FindingKind;
+use fencelab::fault::FaultPlan;
 use fencelab::history::{EventKind, History, OpResult};
-use fencelab::nemesis::FaultPlan;
 use fencelab::protocol::Op;
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
@@ -308,10 +308,10 @@ fn a_clock_jump_on_etcd_ends_no_lease() {
     // The same story where the lock service does end the lease early (what a server that
     // read its wall clock would do): unfenced breaks.
     let revoked = FaultPlan {
-        faults: vec![fencelab::nemesis::Fault::RevokeLease {
+        faults: vec![fencelab::fault::Fault::RevokeLease {
             node: "client1".into(),
-            at: fencelab::nemesis::Trigger::Point {
-                point: fencelab::nemesis::Point::AfterAcquire,
+            at: fencelab::fault::Trigger::Point {
+                point: fencelab::workload::Point::AfterAcquire,
                 nth: 1,
             },
         }],
@@ -326,7 +326,7 @@ fn a_clock_jump_on_etcd_ends_no_lease() {
 
 #[test]
 fn a_network_fault_slows_every_link_for_its_window_only() {
-    use fencelab::nemesis::Fault;
+    use fencelab::fault::Fault;
     use fencelab::scenario::{MsRange, NemesisConfig};
     let scenario = Scenario {
         nemesis: NemesisConfig::none(),
@@ -376,7 +376,7 @@ fn a_network_fault_slows_every_link_for_its_window_only() {
 
 #[test]
 fn abutting_network_windows_apply_in_time_order_whatever_the_plan_order() {
-    use fencelab::nemesis::Fault;
+    use fencelab::fault::Fault;
     use fencelab::scenario::{MsRange, NemesisConfig};
     let scenario = Scenario {
         nemesis: NemesisConfig::none(),

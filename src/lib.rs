@@ -72,7 +72,7 @@
 //! `src/global_alloc.rs`.
 
 /// A boxed future that can cross threads: what the async methods of the user traits
-/// ([`Fence`], [`LockRecipe`], [`Workload`]) and of the lock services' clients return. Boxed
+/// ([`Fence`](storage::Fence), [`LockRecipe`](lock::LockRecipe), [`Workload`](workload::Workload)) and of the lock services' clients return. Boxed
 /// so that the traits stay object-safe without an extra crate.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -93,17 +93,12 @@ pub use simulator::{checker, fault, label, nemesis, scenario, stories};
 #[cfg(all(not(madsim), feature = "cli"))]
 pub use tools::real;
 
-// What a user of the library needs most, at the root.
-pub use checker::Verdict;
-pub use lock::LockRecipe;
-pub use nemesis::FaultPlan;
-pub use scenario::Scenario;
-pub use storage::{Fence, Fencing};
 #[cfg(all(madsim, feature = "explore"))]
 pub use tools::explore;
 #[cfg(madsim)]
 pub use tools::{atlas, compare, harness, report, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};
-pub use workload::Workload;
-#[cfg(madsim)]
-pub use {harness::Harness, world::Builder};
+
+// What a fence, recipe or workload author needs, gathered; each item keeps one path of its own
+// besides (no aliases at the root).
+pub mod prelude;

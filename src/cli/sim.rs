@@ -6,7 +6,8 @@ use super::{
 };
 use fencelab::atlas;
 use fencelab::explore;
-use fencelab::nemesis::{self, FaultPlan};
+use fencelab::fault::FaultPlan;
+use fencelab::nemesis::{self};
 use fencelab::scenario::{MsRange, NemesisConfig, Scenario};
 use fencelab::storage::Fencing;
 use fencelab::sweep::{self, Summary};

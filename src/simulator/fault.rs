@@ -8,7 +8,7 @@
 use crate::clock::Skew;
 use crate::ms::{MsRange, DURATION_MS_MAX};
 /// Where aimed faults strike: the client's own labels, named here for the plans.
-pub use crate::workload::Point;
+use crate::workload::Point;
 use serde::{Deserialize, Serialize};
 
 /// Most faults in one plan: a limit on everything.

@@ -471,7 +471,7 @@ mod tests {
         let aimed = Fault::Pause {
             node: client_name(1),
             at: Trigger::Point {
-                point: crate::fault::Point::BeforeWrite,
+                point: crate::workload::Point::BeforeWrite,
                 nth: 1,
             },
             duration_ms: 700,

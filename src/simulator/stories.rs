@@ -4,8 +4,9 @@
 //! two equal), so `fencelab run --scenario sims/scenarios/kleppmann-gc-pause.toml` tells them.
 
 use crate::clock::{ClockStep, Skew};
-use crate::nemesis::{Fault, FaultPlan, Point, Trigger};
+use crate::fault::{Fault, FaultPlan, Trigger};
 use crate::scenario::{ClientScript, MsRange, NemesisConfig, Scenario};
+use crate::workload::Point;
 
 /// How long client 1 is paused in the seed's walkthrough: well past its 2 s lease.
 pub const SEED_PAUSE_MS: u64 = 5_000;
@@ -102,7 +103,7 @@ pub fn kleppmann_clock_jump() -> (Scenario, FaultPlan) {
             script(2, 500, None),
         ],
         vec![Fault::Skew {
-            node: crate::nemesis::ETCD.into(),
+            node: crate::fault::ETCD.into(),
             skew: Skew {
                 steps: vec![ClockStep {
                     at_ms: 1_000,

@@ -14,7 +14,8 @@
 //! Leader failover has no column yet: the simulated etcd is one member. It comes with the etcd
 //! cluster.
 
-use crate::nemesis::{self, FaultPlan};
+use crate::fault::FaultPlan;
+use crate::nemesis::{self};
 use crate::scenario::{NemesisConfig, Scenario};
 use crate::schemes::Scheme;
 use crate::svg::{svg, text_width_px, xml_escape};

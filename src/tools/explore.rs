@@ -8,9 +8,10 @@
 //! 1-minimal: removing any one of its faults makes the run pass.
 
 use crate::clock::{ClockStep, Skew};
-use crate::nemesis::{Fault, FaultPlan, Point, Trigger, ETCD, STORAGE};
+use crate::fault::{Fault, FaultPlan, Trigger, ETCD, STORAGE};
 use crate::scenario::{client_name, MsRange, NemesisConfig, Scenario};
 use crate::storage::Fencing;
+use crate::workload::Point;
 use crate::world::{self, Run};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};

@@ -24,7 +24,7 @@
 //! A seed replays byte for byte: same seed, scenario, plan, fence, recipe and workload, same
 //! history.
 
-use crate::nemesis::FaultPlan;
+use crate::fault::FaultPlan;
 use crate::sweep;
 use crate::world::{Builder, Run};
 use std::ops::Range;

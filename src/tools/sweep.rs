@@ -4,7 +4,7 @@
 //! outside the simulations. Results are ordered by seed, so a summary does not depend on how
 //! seeds were spread over threads.
 
-use crate::nemesis;
+use crate::label;
 use crate::scenario::Scenario;
 use crate::storage::Fencing;
 use crate::world;
@@ -108,7 +108,7 @@ pub fn seed_result(run: &world::Run) -> SeedResult {
         faults_outside: run
             .faults
             .iter()
-            .filter(|f| f.assumption == nemesis::Assumption::Outside)
+            .filter(|f| f.assumption == label::Assumption::Outside)
             .count(),
         tallies: v.tallies.clone(),
     }

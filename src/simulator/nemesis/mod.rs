@@ -1,27 +1,20 @@
 //! The random nemesis: the fault plan of a seed ([`draw`]), the scenario's scripted faults
 //! followed by what the scenario's [`NemesisConfig`](crate::scenario::NemesisConfig) allows;
-//! and each fault's label ([`label`], [`label_plan`]).
+//! and each fault's label ([`label`](crate::label::label), [`label_plan`](crate::label::label_plan)).
 //!
-//! What a fault is, and a plan's limits, are in [`fault`](crate::fault), re-exported here.
+//! What a fault is, and a plan's limits, are in [`fault`](crate::fault); labels in
+//! [`label`](crate::label).
 
 use crate::clock::{ClockStep, Skew};
-use crate::fault::network_overlap;
+use crate::fault::{network_overlap, Fault, FaultPlan, Trigger, ETCD, ETCD_LEADER, STORAGE};
 use crate::ms::MsRange;
 use crate::scenario::Scenario;
+use crate::workload::Point;
 
 mod config;
 pub use config::NemesisConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-pub use crate::fault::{
-    Fault, FaultPlan, Point, Trigger, ETCD, ETCD_LEADER, FAULTS_MAX, FAULT_MS_MAX, NETWORK,
-    NETWORK_LATENCY_MS_MAX, NETWORK_LOSS_PERMILLE_MAX, START_MS_MAX, STORAGE,
-};
-pub use crate::label::{
-    keep_inside, label, label_plan, renewal_slack_ms, Assumption, LabelledFault,
-    REALISTIC_DRIFT_PPM,
-};
 
 /// Mixed into the seed for the nemesis' own RNG stream, so the plan does not depend on what
 /// the world draws (and the same plan can be run under every fencing policy).
@@ -290,6 +283,7 @@ impl Draw<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::FAULT_MS_MAX;
     use crate::scenario::{client_name, NemesisConfig};
 
     #[test]

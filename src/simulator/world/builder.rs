@@ -2,8 +2,9 @@
 //! (fence, lock recipe, workload), in the style of turmoil's `Builder`.
 
 use super::Run;
+use crate::fault::FaultPlan;
 use crate::lock::LockRecipe;
-use crate::nemesis::{self, FaultPlan};
+use crate::nemesis::{self};
 use crate::scenario::Scenario;
 use crate::storage::{Fence, Fencing};
 use crate::workload::Workload;

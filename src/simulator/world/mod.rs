@@ -10,8 +10,9 @@ pub use builder::Builder;
 use builder::Parts;
 
 use crate::checker::{self, Verdict};
+use crate::fault::{Fault, FaultPlan};
 use crate::history::{History, Recorder};
-use crate::nemesis::{self, Fault, FaultPlan, LabelledFault};
+use crate::label::{self, LabelledFault};
 use crate::scenario::{MsRange, Scenario};
 use crate::storage::Fencing;
 use apply::Faults;
@@ -72,7 +73,7 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
     rt.set_time_limit(
         Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK,
     );
-    let plan_labels = nemesis::label_plan(&plan.faults, scenario);
+    let plan_labels = label::label_plan(&plan.faults, scenario);
     let scenario = scenario.clone();
     let plan = plan.clone();
     let fencing = parts.fence.name().to_string();

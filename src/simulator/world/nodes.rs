@@ -4,13 +4,14 @@
 use super::builder::Parts;
 use crate::clock::NodeClock;
 use crate::etcd::{model, Backend, Keys};
+use crate::fault::{Fault, FaultPlan, ETCD, STORAGE};
 use crate::history::{EventKind, Probe, Recorder};
 use crate::keys::ETCD_KEY_PREFIX;
 use crate::lock::LockConfig;
-use crate::nemesis::{Fault, FaultPlan, Point, ETCD, STORAGE};
 use crate::scenario::{client_name, Scenario};
 use crate::storage::http::Server;
 use crate::storage::Store;
+use crate::workload::Point;
 use crate::workload::{ClientRun, ClientSpec, PointHit, Points};
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;

@@ -1,7 +1,7 @@
 //! The supervisor's timeline: a fault plan and a scenario as timed actions, in the order the
 //! supervisor applies them. Pure: no runtime, no nodes, no clock but the times given to it.
 
-use crate::nemesis::{Fault, FaultPlan, Trigger};
+use crate::fault::{Fault, FaultPlan, Trigger};
 use crate::scenario::{MsRange, Scenario};
 use std::collections::BTreeMap;
 
@@ -159,8 +159,9 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::{Point, STORAGE};
+    use crate::fault::STORAGE;
     use crate::scenario::client_name;
+    use crate::workload::Point;
 
     fn scenario(duration_ms: u64, drain_ms: u64) -> Scenario {
         let mut s = Scenario::standard();
