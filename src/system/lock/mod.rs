@@ -252,7 +252,7 @@ pub trait LockRecipe: Send + Sync + std::fmt::Debug + 'static {
 
 /// Takes the lock with `recipe`. On timeout the caller must revoke the lease: the waiting key
 /// stays in etcd otherwise and would take the lock later.
-pub async fn acquire(
+pub(crate) async fn acquire(
     etcd: &EtcdHandle,
     session: &Session,
     clock: &NodeClock,
@@ -274,7 +274,7 @@ pub async fn acquire(
 }
 
 /// Releases the lock with `recipe`; then the caller closes the session.
-pub async fn resign(
+pub(crate) async fn resign(
     etcd: &EtcdHandle,
     session: &Session,
     holding: &Holding,

@@ -49,7 +49,10 @@ mod transfer;
 
 pub use crate::keys::{COUNTER_KEY, SINGLE_KEY};
 pub use builtin::{lost_updates, Counter, Single};
-pub use client::{ClientRun, ClientSpec, Critical, CycleEnd, PointHit, Points, CYCLES_MAX};
+#[cfg(madsim)]
+pub(crate) use client::PointHit;
+pub(crate) use client::{ClientRun, ClientSpec, Points};
+pub use client::{Critical, CycleEnd, CYCLES_MAX};
 pub use findings::{At, FindingKind, Findings, Found};
 pub use ops::{Applied, Operation, Operations};
 pub use point::Point;

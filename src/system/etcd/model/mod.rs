@@ -27,17 +27,17 @@
 //! suite) and against this model (`sims/calibration.rs`), and the model must land within the
 //! tolerances recorded there.
 
-pub mod client;
-pub mod cluster;
-pub mod config;
-pub mod handle;
-pub mod kv;
-pub mod lessor;
-pub mod member;
-pub mod recipes;
-pub mod server;
-pub mod watch;
-pub mod wire;
+pub(crate) mod client;
+pub(crate) mod cluster;
+pub(crate) mod config;
+pub(crate) mod handle;
+pub(crate) mod kv;
+pub(crate) mod lessor;
+pub(crate) mod member;
+pub(crate) mod recipes;
+pub(crate) mod server;
+pub(crate) mod watch;
+pub(crate) mod wire;
 
 pub use client::ModelEtcd;
 pub use cluster::{Cluster, RoleEvent};
