@@ -14,7 +14,7 @@
 use crate::etcd::{BoxFuture, Etcd, Keys};
 use crate::lock::{LOCK_NAME, MUTEX_PREFIX};
 use crate::protocol::Request;
-use crate::storage::{Fence, KeyState};
+use crate::storage::{Admit, Fence, KeyState};
 
 /// The prefix both lock recipes' keys share, so one range read covers them.
 const LOCKS_PREFIX: &str = "/fencelab/";
@@ -27,8 +27,8 @@ impl Fence for SequencerCheck {
         "sequencer"
     }
 
-    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Option<i64>, String> {
-        Ok(None)
+    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Admit, String> {
+        Ok(Admit::keep())
     }
 
     fn asks_lock_service(&self) -> bool {
