@@ -103,7 +103,7 @@ fn a_property_of_ones_own_is_judged() {
 #[test]
 fn a_panic_inside_a_users_fence_is_reported_with_its_seed() {
     use fencelab::protocol::{Op, Request};
-    use fencelab::storage::{Fence, KeyState};
+    use fencelab::storage::{Admit, Fence, KeyState};
     /// Panics on its first write: a user's bug, as the harness must report it.
     #[derive(Debug)]
     struct Broken;
@@ -111,9 +111,9 @@ fn a_panic_inside_a_users_fence_is_reported_with_its_seed() {
         fn name(&self) -> &str {
             "broken"
         }
-        fn admit(&self, req: &Request, _: &KeyState<'_>) -> Result<Option<i64>, String> {
+        fn admit(&self, req: &Request, _: &KeyState<'_>) -> Result<Admit, String> {
             assert!(req.op == Op::Read, "the user's fence has a bug");
-            Ok(None)
+            Ok(Admit::keep())
         }
     }
     let harness = Harness::new(Builder::new(Scenario::standard()).fence(Broken))

@@ -14,7 +14,7 @@
 //! use fencelab::harness::Harness;
 //! use fencelab::protocol::{Op, Request};
 //! use fencelab::scenario::Scenario;
-//! use fencelab::storage::{Fence, KeyState};
+//! use fencelab::storage::{Admit, Fence, KeyState};
 //! use fencelab::world::Builder;
 //!
 //! /// Refuse any operation whose token is below the highest seen on its key.
@@ -25,10 +25,10 @@
 //!     fn name(&self) -> &str {
 //!         "highest"
 //!     }
-//!     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+//!     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
 //!         match key.mark {
 //!             Some(high) if req.version < high => Err(format!("{} < {high}", req.version)),
-//!             _ => Ok(Some(req.version)),
+//!             _ => Ok(Admit::raise(req.version)), // the store keeps the maximum
 //!         }
 //!     }
 //! }

@@ -9,7 +9,7 @@
 //! `tests/` show both: the single-write workload holds, the counter breaks, with a replay.
 
 use fencelab::protocol::{Op, Request};
-use fencelab::storage::{Fence, KeyState};
+use fencelab::storage::{Admit, Fence, KeyState};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AtLeastStored;
@@ -19,13 +19,13 @@ impl Fence for AtLeastStored {
         "at-least-stored"
     }
 
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
         match key.stored {
             Some(entry) if req.op == Op::Write && req.version < entry.version => Err(format!(
                 "token {} is below the stored token {}",
                 req.version, entry.version
             )),
-            _ => Ok(None),
+            _ => Ok(Admit::keep()),
         }
     }
 }

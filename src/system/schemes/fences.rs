@@ -2,7 +2,7 @@
 //! check-and-set, and the two tempting wrong fixes.
 
 use crate::protocol::{Op, Request};
-use crate::storage::{Fence, KeyState};
+use crate::storage::{Admit, Fence, KeyState};
 
 /// antirez, "Is Redlock safe?" (2016): a lock that hands out a *random unique* token is enough
 /// if the storage can check-and-set: "set the resource's state to the token when you start,
@@ -34,10 +34,12 @@ impl Fence for RandomTokenCas {
         scramble(token)
     }
 
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
         match req.op {
-            Op::Read => Ok(Some(req.version)),
-            Op::Write if key.mark == Some(req.version) => Ok(None),
+            // A claim overwrites any earlier claim: scrambled tokens are unordered, so this
+            // mark is no high-water mark and must be replaced, not raised.
+            Op::Read => Ok(Admit::replace(req.version)),
+            Op::Write if key.mark == Some(req.version) => Ok(Admit::keep()),
             Op::Write => Err(format!(
                 "check-and-set failed: the key was claimed by token {:x}, not {:x}",
                 key.mark.unwrap_or(0),
@@ -64,7 +66,7 @@ impl Fence for LeaseIdAtLeast {
         lease_id
     }
 
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
         match key.stored {
             Some(existing) if req.op == Op::Write && req.version < existing.version => {
                 Err(format!(
@@ -72,7 +74,7 @@ impl Fence for LeaseIdAtLeast {
                     req.version, existing.version
                 ))
             }
-            _ => Ok(None),
+            _ => Ok(Admit::keep()),
         }
     }
 }
@@ -88,13 +90,13 @@ impl Fence for TokenStrict {
         "token-strict"
     }
 
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
         match key.mark {
             Some(highest) if req.version <= highest => Err(format!(
                 "given token ({}) is not above the highest token seen ({}) for key {}",
                 req.version, highest, req.key
             )),
-            _ => Ok(Some(req.version)),
+            _ => Ok(Admit::raise(req.version)),
         }
     }
 }

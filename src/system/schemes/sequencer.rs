@@ -14,7 +14,7 @@
 use crate::etcd::{Etcd, Keys};
 use crate::lock::{LOCK_NAME, MUTEX_PREFIX};
 use crate::protocol::Request;
-use crate::storage::{Fence, KeyState};
+use crate::storage::{Admit, Fence, KeyState};
 use crate::BoxFuture;
 
 /// The prefix both lock recipes' keys share, so one range read covers them.
@@ -28,8 +28,8 @@ impl Fence for SequencerCheck {
         "sequencer"
     }
 
-    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Option<i64>, String> {
-        Ok(None)
+    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Admit, String> {
+        Ok(Admit::keep())
     }
 
     fn asks_lock_service(&self) -> bool {

@@ -6,9 +6,14 @@
 //! the fence's *mark* for it, one number the fence chooses, such as the highest token seen)
 //! and asks the fence what to do with each request.
 //!
+//! An accepted request answers with an [`Admit`]: [`Admit::keep`] leaves the mark,
+//! [`Admit::raise`] lifts it to at least a number (the store takes the maximum, so a fence
+//! cannot lower a mark by accident), and [`Admit::replace`] sets it outright, for the rare rule
+//! whose mark is not a high-water mark (a check-and-set claim).
+//!
 //! ```
 //! use fencelab::protocol::{Op, Request};
-//! use fencelab::storage::{Fence, KeyState, Store};
+//! use fencelab::storage::{Admit, Fence, KeyState, Store};
 //! use std::sync::Arc;
 //!
 //! /// Writes must carry a token at least the highest written; reads are not checked.
@@ -19,13 +24,13 @@
 //!     fn name(&self) -> &str {
 //!         "at-least"
 //!     }
-//!     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+//!     fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
 //!         if req.op == Op::Read {
-//!             return Ok(None); // unchecked, the mark stays
+//!             return Ok(Admit::keep()); // unchecked, the mark stays
 //!         }
 //!         match key.mark {
 //!             Some(high) if req.version < high => Err(format!("{} < {high}", req.version)),
-//!             _ => Ok(Some(req.version)),
+//!             _ => Ok(Admit::raise(req.version)),
 //!         }
 //!     }
 //! }
@@ -53,6 +58,65 @@ pub struct KeyState<'a> {
     pub mark: Option<i64>,
 }
 
+/// What an accepted request does to its key's mark. Build it with [`Admit::keep`],
+/// [`Admit::raise`] (the usual one: a high-water mark) or [`Admit::replace`] (explicitly
+/// unordered); the [`Store`](super::Store) applies it with [`Admit::apply`].
+#[must_use = "a fence's Admit says what happens to the mark; return it from Fence::admit"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admit(Change);
+
+/// The three ways an accepted request may change a mark; private so that a lowering
+/// is only ever spelled `Admit::replace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Keep,
+    Raise(i64),
+    Replace(i64),
+}
+
+impl Admit {
+    /// Accept and leave the mark as it is (absent stays absent).
+    pub const fn keep() -> Admit {
+        Admit(Change::Keep)
+    }
+
+    /// Accept and raise the mark to `mark` if it is below (or absent): the store keeps the
+    /// maximum, so a `raise` below the mark keeps the mark. The right call for any rule that
+    /// tracks the highest number seen.
+    pub const fn raise(mark: i64) -> Admit {
+        Admit(Change::Raise(mark))
+    }
+
+    /// Accept and set the mark to `mark`, *even below* the present mark. Only for a rule whose
+    /// mark is not a high-water mark (a claim that any newer claimant overwrites, as antirez's
+    /// random-token check-and-set); a token rule wants [`Admit::raise`].
+    pub const fn replace(mark: i64) -> Admit {
+        Admit(Change::Replace(mark))
+    }
+
+    /// The mark after this admission, from the mark before it.
+    pub fn apply(self, before: Option<i64>) -> Option<i64> {
+        let after = match self.0 {
+            Change::Keep => before,
+            Change::Raise(mark) => Some(before.map_or(mark, |b| b.max(mark))),
+            Change::Replace(mark) => Some(mark),
+        };
+        // Postconditions: only a replace may lower a mark or move it off the number it names;
+        // a mark once set is never removed.
+        assert!(
+            before.is_none() || after.is_some(),
+            "an admission removed a mark"
+        );
+        if let Change::Raise(mark) = self.0 {
+            assert!(
+                after >= before && after >= Some(mark),
+                "a raise lowered the mark"
+            );
+        }
+        after
+    }
+}
+
 /// The storage's acceptance rule. `Send + Sync`: one fence is shared by the storage server and
 /// every client of a run (clients ask it which number to send).
 pub trait Fence: Send + Sync + Debug + 'static {
@@ -67,10 +131,11 @@ pub trait Fence: Send + Sync + Debug + 'static {
         token
     }
 
-    /// Accept or refuse `req`. On acceptance, `Ok(Some(mark))` sets the key's mark and
-    /// `Ok(None)` leaves it as it is; the store then applies the request. On refusal, the
-    /// reason is the error text the client receives, and nothing changes.
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String>;
+    /// Accept or refuse `req`. On acceptance, the [`Admit`] says what becomes of the key's
+    /// mark ([`Admit::keep`], [`Admit::raise`], or the explicit [`Admit::replace`]); the store
+    /// then applies the request. On refusal, the reason is the error text the client
+    /// receives, and nothing changes.
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String>;
 
     /// Whether the storage must ask the lock service before [`Fence::admit`] (Chubby's
     /// sequencer check). Only then does the storage connect to etcd.
@@ -100,8 +165,8 @@ impl Fence for NoFence {
         "none"
     }
 
-    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Option<i64>, String> {
-        Ok(None)
+    fn admit(&self, _: &Request, _: &KeyState<'_>) -> Result<Admit, String> {
+        Ok(Admit::keep())
     }
 }
 
@@ -120,7 +185,7 @@ impl Fence for LeaseIdFence {
         lease_id
     }
 
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
         match key.stored {
             Some(existing) if req.op == Op::Write && existing.version != req.version => {
                 Err(format!(
@@ -128,7 +193,7 @@ impl Fence for LeaseIdFence {
                     req.version, existing.version
                 ))
             }
-            _ => Ok(None),
+            _ => Ok(Admit::keep()),
         }
     }
 }
@@ -151,9 +216,9 @@ impl Fence for TokenFence {
         }
     }
 
-    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Option<i64>, String> {
+    fn admit(&self, req: &Request, key: &KeyState<'_>) -> Result<Admit, String> {
         if req.op == Op::Read && !self.reads {
-            return Ok(None);
+            return Ok(Admit::keep());
         }
         match key.mark {
             Some(highest) if req.version < highest => Err(format!(
@@ -166,7 +231,7 @@ impl Fence for TokenFence {
                     highest.is_none_or(|h| req.version >= h),
                     "accepted a token below the highest"
                 );
-                Ok(Some(req.version))
+                Ok(Admit::raise(req.version))
             }
         }
     }

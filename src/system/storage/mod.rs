@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use crate::entry::Entry;
-pub use fence::{Fence, KeyState, LeaseIdFence, NoFence, TokenFence};
+pub use fence::{Admit, Fence, KeyState, LeaseIdFence, NoFence, TokenFence};
 
 /// How the storage checks the `version` a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -148,8 +148,8 @@ impl Store {
                 response: Response::error(refusal),
                 accepted: false,
             },
-            Ok(mark) => {
-                if let Some(mark) = mark {
+            Ok(admit) => {
+                if let Some(mark) = admit.apply(state.mark) {
                     self.marks.insert(req.key.clone(), mark);
                 }
                 Applied {
@@ -195,6 +195,44 @@ mod tests {
             val: val.into(),
             version,
         }
+    }
+
+    /// Accepts everything and says `admit` for each write's version: a fence whose author
+    /// forgot to compare, to show what the store makes of each kind of [`Admit`].
+    #[derive(Debug)]
+    struct Says(fn(i64) -> Admit);
+
+    impl Fence for Says {
+        fn name(&self) -> &str {
+            "says"
+        }
+        fn admit(&self, req: &Request, _: &KeyState<'_>) -> Result<Admit, String> {
+            Ok((self.0)(req.version))
+        }
+    }
+
+    #[test]
+    fn a_raise_below_the_mark_keeps_the_mark() {
+        let mut s = Store::with_fence(Arc::new(Says(Admit::raise)));
+        assert_eq!(s.mark("k"), None);
+        assert!(s.apply(&req(Op::Write, "k", "a", 7)).accepted);
+        assert_eq!(s.mark("k"), Some(7), "a raise sets an absent mark");
+        assert!(s.apply(&req(Op::Write, "k", "b", 3)).accepted);
+        assert_eq!(s.mark("k"), Some(7), "a raise below the mark keeps it");
+        assert!(s.apply(&req(Op::Write, "k", "c", 9)).accepted);
+        assert_eq!(s.mark("k"), Some(9), "a raise above the mark lifts it");
+    }
+
+    #[test]
+    fn only_an_explicit_replace_lowers_the_mark_and_keep_keeps_it() {
+        let mut s = Store::with_fence(Arc::new(Says(Admit::replace)));
+        assert!(s.apply(&req(Op::Write, "k", "a", 7)).accepted);
+        assert!(s.apply(&req(Op::Write, "k", "b", 3)).accepted);
+        assert_eq!(s.mark("k"), Some(3), "replace means replace");
+        let mut s = Store::with_fence(Arc::new(Says(|_| Admit::keep())));
+        assert!(s.apply(&req(Op::Write, "k", "a", 7)).accepted);
+        assert_eq!(s.mark("k"), None, "keep leaves an absent mark absent");
+        assert_eq!(Admit::keep().apply(Some(4)), Some(4));
     }
 
     #[test]
