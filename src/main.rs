@@ -68,96 +68,9 @@ struct ScenarioArgs {
     /// Message loss probability (lost messages are retransmitted later).
     #[arg(long)]
     loss_rate: Option<f64>,
-    /// Most timed GC pauses per run.
-    #[arg(long)]
-    pauses_max: Option<u32>,
-    /// Most pauses aimed at the before-write point per run.
-    #[arg(long)]
-    aimed_pauses_max: Option<u32>,
-    /// Pause length, MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    pause_ms: Option<String>,
-    /// An aimed fault strikes at the Nth time its client reaches the point, N drawn from
-    /// 1..=this.
-    #[arg(long)]
-    aim_nth_max: Option<u32>,
-    /// Drift drawn from +-this many ppm.
-    #[arg(long)]
-    drift_ppm_max: Option<i64>,
-    /// Chance per mille that a client's clock is skewed.
-    #[arg(long)]
-    skew_permille: Option<u32>,
-    /// A skewed clock's initial offset, drawn from +- this many ms.
-    #[arg(long)]
-    offset_ms_max: Option<i64>,
-    /// Clock steps per skewed client.
-    #[arg(long)]
-    steps_max: Option<u32>,
-    /// Clock step size, +- ms.
-    #[arg(long)]
-    step_ms_max: Option<i64>,
-    /// Most partitions between two random nodes per run.
-    #[arg(long)]
-    partitions_max: Option<u32>,
-    /// Most partitions of a client from etcd per run.
-    #[arg(long)]
-    etcd_partitions_max: Option<u32>,
-    /// Partition length (both kinds), MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    partition_ms: Option<String>,
-    /// Most storage requests held in flight per run.
-    #[arg(long)]
-    holds_max: Option<u32>,
-    /// Hold length, MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    hold_ms: Option<String>,
-    /// Most client crashes per run.
-    #[arg(long)]
-    crashes_max: Option<u32>,
-    /// Time a crashed client stays down, MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    restart_ms: Option<String>,
-    /// Most etcd stalls per run.
-    #[arg(long)]
-    etcd_stalls_max: Option<u32>,
-    /// etcd stall length, MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    etcd_stall_ms: Option<String>,
-    /// Most pauses of the etcd leader alone per run (a failover when longer than 1-2 s).
-    #[arg(long)]
-    leader_pauses_max: Option<u32>,
-    /// Leader pause length, MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    leader_pause_ms: Option<String>,
-    /// Chance per mille that a run has etcd request timeouts.
-    #[arg(long)]
-    etcd_timeouts_permille: Option<u32>,
-    /// In such a run, the share of etcd requests that time out, per mille, drawn from
-    /// 1..=this (0: none).
-    #[arg(long)]
-    etcd_timeout_rate_permille: Option<u32>,
-    /// Chance per mille that etcd's clock drifts (by up to --drift-ppm-max).
-    #[arg(long)]
-    etcd_skew_permille: Option<u32>,
-    /// Chance per mille that a run has ambiguous etcd timeouts (committed, then timed out).
-    #[arg(long)]
-    etcd_ambiguous_permille: Option<u32>,
-    /// In such a run, the share of etcd requests that commit and time out, per mille, drawn
-    /// from 1..=this (0: none).
-    #[arg(long)]
-    etcd_ambiguous_rate_permille: Option<u32>,
-    /// Most windows of a degraded network (latency and loss on every link) per run.
-    #[arg(long)]
-    network_faults_max: Option<u32>,
-    /// Such a window's length, MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    network_ms: Option<String>,
-    /// Slowest one-way latency in such a window (the fastest a quarter of it), MIN..MAX ms.
-    #[arg(long, value_name = "MIN..MAX")]
-    network_latency_ms: Option<String>,
-    /// Highest loss in such a window, per mille.
-    #[arg(long)]
-    network_loss_permille_max: Option<u32>,
+    /// The nemesis' knobs, one flag each (declared with the knob in `nemesis/config.rs`).
+    #[command(flatten)]
+    knobs: fencelab::nemesis::NemesisFlags,
 }
 
 /// The flags of `demo`.

@@ -112,52 +112,7 @@ impl ScenarioArgs {
         if let Some(switch) = &self.nemesis {
             n.enabled = switch == "on";
         }
-        macro_rules! set {
-            ($($flag:ident => $field:expr),* $(,)?) => {$(
-                if let Some(v) = self.$flag.clone() { $field = v; }
-            )*};
-        }
-        set!(
-            pauses_max => n.pauses_max,
-            aimed_pauses_max => n.aimed_pauses_max,
-            aim_nth_max => n.aim_nth_max,
-            drift_ppm_max => n.drift_ppm_max,
-            skew_permille => n.skew_permille,
-            offset_ms_max => n.offset_ms_max,
-            steps_max => n.steps_max,
-            step_ms_max => n.step_ms_max,
-            partitions_max => n.partitions_max,
-            etcd_partitions_max => n.etcd_partitions_max,
-            holds_max => n.holds_max,
-            crashes_max => n.crashes_max,
-            etcd_stalls_max => n.etcd_stalls_max,
-            leader_pauses_max => n.leader_pauses_max,
-            etcd_timeouts_permille => n.etcd_timeouts_permille,
-            etcd_timeout_rate_permille => n.etcd_timeout_rate_permille,
-            etcd_skew_permille => n.etcd_skew_permille,
-            etcd_ambiguous_permille => n.etcd_ambiguous_permille,
-            etcd_ambiguous_rate_permille => n.etcd_ambiguous_rate_permille,
-            network_faults_max => n.network_faults_max,
-            network_loss_permille_max => n.network_loss_permille_max,
-        );
-        macro_rules! set_range {
-            ($($flag:ident => $field:expr),* $(,)?) => {$(
-                if let Some(r) = &self.$flag {
-                    $field = range(&stringify!($flag).replace('_', "-"), r)?;
-                }
-            )*};
-        }
-        set_range!(
-            pause_ms => n.pause_ms,
-            partition_ms => n.partition_ms,
-            hold_ms => n.hold_ms,
-            restart_ms => n.restart_ms,
-            etcd_stall_ms => n.etcd_stall_ms,
-            leader_pause_ms => n.leader_pause_ms,
-            network_ms => n.network_ms,
-            network_latency_ms => n.network_latency_ms,
-        );
-        Ok(())
+        self.knobs.apply(n)
     }
 }
 

@@ -304,152 +304,14 @@ impl FaultPlan {
                 self.faults.len()
             ));
         }
-        let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL;
-        let known = |n: &str| n == ETCD || n == STORAGE || role(n) || nodes.iter().any(|m| m == n);
-        let mut skewed: Vec<&str> = Vec::new();
-        let mut timeouts = 0;
+        let mut once = Once::default();
         for (i, f) in self.faults.iter().enumerate() {
-            let bad = |why: String| Err(format!("fault {} ({}): {why}", i + 1, f.describe()));
-            // Start times are bounded like durations, so `start + duration` cannot overflow.
-            let starts: Vec<u64> = match f {
-                Fault::Pause {
-                    at: Trigger::AtMs(t),
-                    ..
-                }
-                | Fault::RevokeLease {
-                    at: Trigger::AtMs(t),
-                    ..
-                } => vec![*t],
-                Fault::Partition { at_ms, .. }
-                | Fault::Crash { at_ms, .. }
-                | Fault::Network { at_ms, .. } => vec![*at_ms],
-                Fault::Skew { skew, .. } => skew.steps.iter().map(|s| s.at_ms).collect(),
-                _ => vec![],
-            };
-            if let Some(t) = starts.iter().find(|t| **t > START_MS_MAX) {
-                return bad(format!(
-                    "starts at {t} ms, after the longest run ({START_MS_MAX} ms)"
-                ));
-            }
-            match f {
-                Fault::Skew { node, .. } if skewed.contains(&node.as_str()) => {
-                    return bad("a second skew for the same node".into());
-                }
-                Fault::Skew { node, .. } => skewed.push(node),
-                Fault::EtcdTimeouts { .. } if timeouts & 1 != 0 => {
-                    return bad("a second etcd-timeouts fault".into());
-                }
-                Fault::EtcdTimeouts { .. } => timeouts |= 1,
-                Fault::EtcdAmbiguousTimeouts { .. } if timeouts & 2 != 0 => {
-                    return bad("a second etcd-ambiguous-timeouts fault".into());
-                }
-                Fault::EtcdAmbiguousTimeouts { .. } => timeouts |= 2,
-                Fault::EtcdStaleLeader { .. } if timeouts & 4 != 0 => {
-                    return bad("a second etcd-stale-leader fault".into());
-                }
-                Fault::EtcdStaleLeader { notice_ms } if *notice_ms > FAULT_MS_MAX => {
-                    return bad(format!("notice_ms above {FAULT_MS_MAX}"));
-                }
-                Fault::EtcdStaleLeader { .. } => timeouts |= 4,
-                _ => {}
-            }
-            let node_ok = match f {
-                Fault::Partition { a, b, .. } if b == ETCD_OTHERS => is_etcd(a) && known(a),
-                Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
-                Fault::EtcdTimeouts { .. }
-                | Fault::EtcdAmbiguousTimeouts { .. }
-                | Fault::EtcdStaleLeader { .. }
-                | Fault::Network { .. } => true,
-                other => known(other.node()),
-            };
-            if !node_ok {
-                return bad("unknown node (or a partition of a node from itself)".into());
-            }
-            let client_only = matches!(
-                f,
-                Fault::HoldRequest { .. }
-                    | Fault::RevokeLease { .. }
-                    | Fault::Pause {
-                        at: Trigger::Point { .. },
-                        ..
-                    }
-            );
-            if client_only && (is_etcd(f.node()) || f.node() == STORAGE) {
-                return bad("this fault applies to client nodes only".into());
-            }
-            if matches!(f, Fault::Crash { .. }) && f.node() == STORAGE {
-                return bad("the storage does not crash: crash a client or an etcd member".into());
-            }
-            if matches!(f, Fault::Skew { .. }) && role(f.node()) {
-                return bad("a skew lasts the whole run: name a member, not a role".into());
-            }
-            // etcd's clock matters (its lessor reads it); the storage has no use for one.
-            if matches!(f, Fault::Skew { .. }) && f.node() == STORAGE {
-                return bad("the storage reads no clock: skew a client or etcd".into());
-            }
-            match f {
-                Fault::Pause {
-                    duration_ms, at, ..
-                }
-                | Fault::HoldRequest {
-                    duration_ms, at, ..
-                } => {
-                    if *duration_ms > FAULT_MS_MAX {
-                        return bad(format!("duration_ms above {FAULT_MS_MAX}"));
-                    }
-                    if matches!(at, Trigger::Point { nth: 0, .. }) {
-                        return bad("nth counts from 1".into());
-                    }
-                    if matches!(
-                        f,
-                        Fault::HoldRequest {
-                            at: Trigger::AtMs(_),
-                            ..
-                        }
-                    ) {
-                        return bad("a held request is aimed at a code point".into());
-                    }
-                }
-                Fault::Partition { duration_ms, .. } if *duration_ms > FAULT_MS_MAX => {
-                    return bad(format!("duration_ms above {FAULT_MS_MAX}"));
-                }
-                Fault::Crash {
-                    restart_after_ms, ..
-                } if *restart_after_ms > FAULT_MS_MAX => {
-                    return bad(format!("restart_after_ms above {FAULT_MS_MAX}"));
-                }
-                Fault::Skew { skew, .. } => skew.validate().or_else(bad)?,
-                Fault::EtcdTimeouts { rate_permille }
-                | Fault::EtcdAmbiguousTimeouts { rate_permille }
-                    if *rate_permille > 500 =>
-                {
-                    return bad("rate_permille above 500".into());
-                }
-                Fault::Network {
-                    at_ms: _,
-                    duration_ms,
-                    latency_ms,
-                    loss_permille,
-                } => {
-                    if *duration_ms > FAULT_MS_MAX {
-                        return bad(format!("duration_ms above {FAULT_MS_MAX}"));
-                    }
-                    latency_ms
-                        .validate("latency_ms", NETWORK_LATENCY_MS_MAX)
-                        .or_else(bad)?;
-                    if latency_ms.min == 0 {
-                        return bad("latency_ms: min must be at least 1".into());
-                    }
-                    if *loss_permille > NETWORK_LOSS_PERMILLE_MAX {
-                        return bad(format!("loss_permille above {NETWORK_LOSS_PERMILLE_MAX}"));
-                    }
-                    // Why no overlap: the world restores the scenario's network when a
-                    // window ends, which would end an overlapping window early.
-                    if self.faults[..i].iter().any(|g| network_overlap(g, f)) {
-                        return bad("overlaps an earlier network fault".into());
-                    }
-                }
-                _ => {}
+            let checked = check_start(f)
+                .and_then(|()| once.check(f))
+                .and_then(|()| check_nodes(f, nodes))
+                .and_then(|()| check_sizes(f, &self.faults[..i]));
+            if let Err(why) = checked {
+                return Err(format!("fault {} ({}): {why}", i + 1, f.describe()));
             }
         }
         Ok(())
@@ -473,6 +335,202 @@ pub(crate) fn network_overlap(a: &Fault, b: &Fault) -> bool {
         ) => a0 < &(b0 + bd) && b0 < &(a0 + ad),
         _ => false,
     }
+}
+
+// The rules of `FaultPlan::validate`, in the order it applies them to each fault; each
+// returns why a fault is refused (`validate` names the fault).
+
+/// Start times are bounded like durations, so `start + duration` cannot overflow.
+fn check_start(f: &Fault) -> Result<(), String> {
+    let starts: Vec<u64> = match f {
+        Fault::Pause {
+            at: Trigger::AtMs(t),
+            ..
+        }
+        | Fault::RevokeLease {
+            at: Trigger::AtMs(t),
+            ..
+        } => vec![*t],
+        Fault::Partition { at_ms, .. }
+        | Fault::Crash { at_ms, .. }
+        | Fault::Network { at_ms, .. } => {
+            vec![*at_ms]
+        }
+        Fault::Skew { skew, .. } => skew.steps.iter().map(|s| s.at_ms).collect(),
+        _ => vec![],
+    };
+    match starts.iter().find(|t| **t > START_MS_MAX) {
+        Some(t) => Err(format!(
+            "starts at {t} ms, after the longest run ({START_MS_MAX} ms)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The faults a plan may hold once: one skew per node, one fault of each etcd-wide kind.
+#[derive(Default)]
+struct Once<'a> {
+    skewed: Vec<&'a str>,
+    timeouts: bool,
+    ambiguous: bool,
+    stale_leader: bool,
+}
+
+impl<'a> Once<'a> {
+    fn check(&mut self, f: &'a Fault) -> Result<(), String> {
+        match f {
+            Fault::Skew { node, .. } if self.skewed.contains(&node.as_str()) => {
+                Err("a second skew for the same node".into())
+            }
+            Fault::Skew { node, .. } => {
+                self.skewed.push(node);
+                Ok(())
+            }
+            Fault::EtcdTimeouts { .. } if self.timeouts => {
+                Err("a second etcd-timeouts fault".into())
+            }
+            Fault::EtcdTimeouts { .. } => {
+                self.timeouts = true;
+                Ok(())
+            }
+            Fault::EtcdAmbiguousTimeouts { .. } if self.ambiguous => {
+                Err("a second etcd-ambiguous-timeouts fault".into())
+            }
+            Fault::EtcdAmbiguousTimeouts { .. } => {
+                self.ambiguous = true;
+                Ok(())
+            }
+            Fault::EtcdStaleLeader { .. } if self.stale_leader => {
+                Err("a second etcd-stale-leader fault".into())
+            }
+            Fault::EtcdStaleLeader { notice_ms } if *notice_ms > FAULT_MS_MAX => {
+                Err(format!("notice_ms above {FAULT_MS_MAX}"))
+            }
+            Fault::EtcdStaleLeader { .. } => {
+                self.stale_leader = true;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The fault names nodes that exist, of a kind it applies to.
+fn check_nodes(f: &Fault, nodes: &[String]) -> Result<(), String> {
+    let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL;
+    let known = |n: &str| n == ETCD || n == STORAGE || role(n) || nodes.iter().any(|m| m == n);
+    let node_ok = match f {
+        Fault::Partition { a, b, .. } if b == ETCD_OTHERS => is_etcd(a) && known(a),
+        Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,
+        Fault::EtcdTimeouts { .. }
+        | Fault::EtcdAmbiguousTimeouts { .. }
+        | Fault::EtcdStaleLeader { .. }
+        | Fault::Network { .. } => true,
+        other => known(other.node()),
+    };
+    if !node_ok {
+        return Err("unknown node (or a partition of a node from itself)".into());
+    }
+    let client_only = matches!(
+        f,
+        Fault::HoldRequest { .. }
+            | Fault::RevokeLease { .. }
+            | Fault::Pause {
+                at: Trigger::Point { .. },
+                ..
+            }
+    );
+    if client_only && (is_etcd(f.node()) || f.node() == STORAGE) {
+        return Err("this fault applies to client nodes only".into());
+    }
+    if matches!(f, Fault::Crash { .. }) && f.node() == STORAGE {
+        return Err("the storage does not crash: crash a client or an etcd member".into());
+    }
+    if matches!(f, Fault::Skew { .. }) && role(f.node()) {
+        return Err("a skew lasts the whole run: name a member, not a role".into());
+    }
+    // etcd's clock matters (its lessor reads it); the storage has no use for one.
+    if matches!(f, Fault::Skew { .. }) && f.node() == STORAGE {
+        return Err("the storage reads no clock: skew a client or etcd".into());
+    }
+    Ok(())
+}
+
+/// The fault's sizes, by kind; `earlier` are the plan's faults before it.
+fn check_sizes(f: &Fault, earlier: &[Fault]) -> Result<(), String> {
+    match f {
+        Fault::Pause {
+            duration_ms, at, ..
+        }
+        | Fault::HoldRequest {
+            duration_ms, at, ..
+        } => check_pause_or_hold(f, *duration_ms, at),
+        Fault::Partition { duration_ms, .. } if *duration_ms > FAULT_MS_MAX => {
+            Err(format!("duration_ms above {FAULT_MS_MAX}"))
+        }
+        Fault::Crash {
+            restart_after_ms, ..
+        } if *restart_after_ms > FAULT_MS_MAX => {
+            Err(format!("restart_after_ms above {FAULT_MS_MAX}"))
+        }
+        Fault::Skew { skew, .. } => skew.validate(),
+        Fault::EtcdTimeouts { rate_permille } | Fault::EtcdAmbiguousTimeouts { rate_permille }
+            if *rate_permille > 500 =>
+        {
+            Err("rate_permille above 500".into())
+        }
+        Fault::Network { .. } => check_network(f, earlier),
+        _ => Ok(()),
+    }
+}
+
+/// A pause or a held request: its length, and its aim.
+fn check_pause_or_hold(f: &Fault, duration_ms: u64, at: &Trigger) -> Result<(), String> {
+    if duration_ms > FAULT_MS_MAX {
+        return Err(format!("duration_ms above {FAULT_MS_MAX}"));
+    }
+    if matches!(at, Trigger::Point { nth: 0, .. }) {
+        return Err("nth counts from 1".into());
+    }
+    if matches!(
+        f,
+        Fault::HoldRequest {
+            at: Trigger::AtMs(_),
+            ..
+        }
+    ) {
+        return Err("a held request is aimed at a code point".into());
+    }
+    Ok(())
+}
+
+/// A network window: its length, latency and loss, and no overlap with an earlier one.
+fn check_network(f: &Fault, earlier: &[Fault]) -> Result<(), String> {
+    let Fault::Network {
+        duration_ms,
+        latency_ms,
+        loss_permille,
+        ..
+    } = f
+    else {
+        unreachable!("check_network takes a network fault");
+    };
+    if *duration_ms > FAULT_MS_MAX {
+        return Err(format!("duration_ms above {FAULT_MS_MAX}"));
+    }
+    latency_ms.validate("latency_ms", NETWORK_LATENCY_MS_MAX)?;
+    if latency_ms.min == 0 {
+        return Err("latency_ms: min must be at least 1".into());
+    }
+    if *loss_permille > NETWORK_LOSS_PERMILLE_MAX {
+        return Err(format!("loss_permille above {NETWORK_LOSS_PERMILLE_MAX}"));
+    }
+    // Why no overlap: the world restores the scenario's network when a window ends, which
+    // would end an overlapping window early.
+    if earlier.iter().any(|g| network_overlap(g, f)) {
+        return Err("overlaps an earlier network fault".into());
+    }
+    Ok(())
 }
 
 impl Fault {

@@ -275,6 +275,19 @@ impl Scenario {
 
     /// Checks every limit; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_nodes()?;
+        self.validate_times()?;
+        self.nemesis.validate()?;
+        crate::fault::FaultPlan {
+            faults: self.faults.clone(),
+        }
+        .validate(&self.node_names())
+        .map_err(|e| format!("faults: {e}"))?;
+        self.validate_scripts()
+    }
+
+    /// The clients, the etcd members and the lock method, and what SimServer cannot do.
+    fn validate_nodes(&self) -> Result<(), String> {
         if !(1..=CLIENTS_MAX).contains(&self.clients) {
             return Err(format!(
                 "clients: {} is outside 1..={CLIENTS_MAX}",
@@ -310,6 +323,11 @@ impl Scenario {
                     .into(),
             );
         }
+        Ok(())
+    }
+
+    /// The TTL, the run's times and the network's latency and loss.
+    fn validate_times(&self) -> Result<(), String> {
         if !(TTL_S_MIN..=TTL_S_MAX).contains(&self.ttl_s) {
             return Err(format!(
                 "ttl_s: {} is outside {TTL_S_MIN}..={TTL_S_MAX} (the simulated etcd's 1 s tick always expires a 1 s lease)",
@@ -362,12 +380,11 @@ impl Scenario {
         if !(0.0..=0.5).contains(&self.loss_rate) {
             return Err(format!("loss_rate: {} is outside 0..=0.5", self.loss_rate));
         }
-        self.nemesis.validate()?;
-        crate::fault::FaultPlan {
-            faults: self.faults.clone(),
-        }
-        .validate(&self.node_names())
-        .map_err(|e| format!("faults: {e}"))?;
+        Ok(())
+    }
+
+    /// Each client script names a client and stays within the limits.
+    fn validate_scripts(&self) -> Result<(), String> {
         for s in &self.scripts {
             if !(1..=self.clients).contains(&s.client) {
                 return Err(format!("scripts: client {} does not exist", s.client));
