@@ -13,7 +13,7 @@ use super::model::{
     Session,
 };
 use super::notes::{draw_fault_list, draw_finding_list, draw_legend, legend_items, NOTES_MAX};
-use super::ops::draw_ops;
+use super::ops::{draw_ops, OPS_CSS};
 use super::EVENTS_DRAWN_MAX;
 use crate::checker::Verdict;
 use crate::clock::Skew;
@@ -211,7 +211,7 @@ fn draw_faults(
         );
         svg!(
             out,
-            "<text class=\"fl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            "<text class=\"fault-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
             x0 + 3.0,
             lane.top_px + lane.height_px - 6.0,
             xml_escape(&b.label)
@@ -315,25 +315,18 @@ text{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;fill:#222}\n\
 .node{font-size:13px;font-weight:bold}\n\
 .clock{font-size:10px;fill:#555}\n\
 .tick{font-size:10px;fill:#555}\n\
-.fl{font-size:9px;fill:#333;font-style:italic}\n\
-.ol{font-size:8.5px;fill:#333}\n\
+.fault-label{font-size:9px;fill:#333;font-style:italic}\n\
+.label{font-size:8.5px;fill:#333}\n\
 .tok{font-size:9px;fill:#fff;font-weight:bold}\n\
 .badge{font-size:10px;font-weight:bold}\n\
 .note{font-size:12px}\n\
 .small{font-size:11px;fill:#444}\n\
 .head{font-size:12px;font-weight:bold}\n\
-.m{stroke-width:1.4}\n\
-.mo{fill:#2e7d32;stroke:#2e7d32}\n\
-.mr{fill:#c62828;stroke:#c62828}\n\
-.mf{fill:#9e9e9e;stroke:#9e9e9e}\n\
-.mu{fill:#ef6c00;stroke:#ef6c00}\n\
-.hol{fill:#fff}\n\
-.x{fill:none;stroke-width:1.8}\n\
-.rl{stroke-width:1}\n\
-.wa{stroke:#2e7d32;stroke-width:0.8;stroke-opacity:0.45}\n\
-.wr{stroke:#c62828;stroke-width:1.2;stroke-opacity:0.7}\n\
-.wf{stroke:#d50000;stroke-width:2.2;stroke-opacity:0.9}\n\
-</style>\n\
+",
+    );
+    out.push_str(OPS_CSS);
+    out.push_str(
+        "</style>\n\
 <pattern id=\"pause\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
 <rect width=\"6\" height=\"6\" fill=\"#e0e0e0\" fill-opacity=\"0.7\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#9e9e9e\" stroke-width=\"2\"/></pattern>\n\
 <pattern id=\"crash\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\">\
@@ -525,7 +518,7 @@ fn draw_holding(
     if text_width_px(&label, 9.0) + 6.0 < x1 - x0 {
         svg!(
             out,
-            "<text class=\"ol\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
+            "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
             x0 + 3.0,
             lane.top_px + BELIEF_Y_PX + 9.5
         );
