@@ -187,12 +187,7 @@ impl SeedClient {
 
     /// Session, lock, wait, write `key0`, release: the seed's client, line for line.
     pub async fn run(self, wait: Wait, out: &Out) -> Result<ClientReport, String> {
-        if !(TTL_S_MIN..=TTL_S_MAX).contains(&self.ttl_s) {
-            return Err(format!(
-                "--ttl {} is outside {TTL_S_MIN}..={TTL_S_MAX} seconds",
-                self.ttl_s
-            ));
-        }
+        check_ttl(self.ttl_s)?;
         let n = self.n;
         out.line(format!("client {n} starts"));
         let clock = NodeClock::perfect(tokio::time::Instant::now());
@@ -262,6 +257,16 @@ impl SeedClient {
             lease_lost,
         })
     }
+}
+
+/// A TTL real etcd and this client accept, in seconds.
+pub(super) fn check_ttl(ttl_s: i64) -> Result<(), String> {
+    if !(TTL_S_MIN..=TTL_S_MAX).contains(&ttl_s) {
+        return Err(format!(
+            "--ttl {ttl_s} is outside {TTL_S_MIN}..={TTL_S_MAX} seconds"
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn version_text(token: TokenKind, version: i64) -> String {
