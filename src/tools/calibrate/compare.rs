@@ -63,7 +63,16 @@ pub(super) fn opt<T: std::fmt::Debug>(v: &Option<T>) -> String {
 /// an expired wait (id [`LOCK_AFTER_EXPIRED_WAIT`]).
 pub fn compare(reference: &Figures, candidate: &Figures, tol: Tolerances) -> Vec<Check> {
     let mut checks = Vec::new();
-    let mut check = |id: String, what: String, reference: String, candidate: String, ok: bool| {
+    lease_gone_checks(&mut checks, reference, candidate, tol);
+    stall_and_keepalive_checks(&mut checks, reference, candidate);
+    past_deadline_checks(&mut checks, reference, candidate, tol);
+    ttl_token_and_lock_checks(&mut checks, reference, candidate);
+    checks
+}
+
+/// Adds one check to `checks`: the closure every check function starts with.
+fn adder(checks: &mut Vec<Check>) -> impl FnMut(String, String, String, String, bool) + '_ {
+    |id, what, reference, candidate, ok| {
         checks.push(Check {
             id,
             what,
@@ -71,7 +80,17 @@ pub fn compare(reference: &Figures, candidate: &Figures, tol: Tolerances) -> Vec
             candidate,
             ok,
         })
-    };
+    }
+}
+
+/// The lease-gone spreads per TTL: min and max within the widened range, the median within its tolerance.
+fn lease_gone_checks(
+    checks: &mut Vec<Check>,
+    reference: &Figures,
+    candidate: &Figures,
+    tol: Tolerances,
+) {
+    let mut check = adder(checks);
     for r in &reference.lease_gone {
         let c = candidate.lease_gone.iter().find(|c| c.ttl_s == r.ttl_s);
         let (lo, hi) = (
@@ -99,6 +118,11 @@ pub fn compare(reference: &Figures, candidate: &Figures, tol: Tolerances) -> Vec
             c.is_some_and(|c| c.median_ms.abs_diff(r.median_ms) <= tol.median_ms),
         );
     }
+}
+
+/// The stalls' outcomes and the keepalives that must answer 0.
+fn stall_and_keepalive_checks(checks: &mut Vec<Check>, reference: &Figures, candidate: &Figures) {
+    let mut check = adder(checks);
     for r in &reference.stalled {
         let c = candidate.stalled.iter().find(|c| c.stall_ms == r.stall_ms);
         let word = |gone: bool| if gone { "gone" } else { "kept" };
@@ -126,6 +150,16 @@ pub fn compare(reference: &Figures, candidate: &Figures, tol: Tolerances) -> Vec
     ] {
         check(id.into(), what.into(), opt(r), opt(c), *c == Some(0));
     }
+}
+
+/// The keepalive 20 ms past the deadline: its answers, and its latency spread with the lease-gone tolerances.
+fn past_deadline_checks(
+    checks: &mut Vec<Check>,
+    reference: &Figures,
+    candidate: &Figures,
+    tol: Tolerances,
+) {
+    let mut check = adder(checks);
     let past = |f: &Figures| f.keepalive_past_deadline.clone();
     if let Some(r) = past(reference) {
         let c = past(candidate);
@@ -168,6 +202,11 @@ pub fn compare(reference: &Figures, candidate: &Figures, tol: Tolerances) -> Vec
                 .is_some_and(|c| c.median_ms.abs_diff(r.median_ms) <= tol.median_ms),
         );
     }
+}
+
+/// The minimum TTL, tokens rising, and the Lock API's answer after an expired wait.
+fn ttl_token_and_lock_checks(checks: &mut Vec<Check>, reference: &Figures, candidate: &Figures) {
+    let mut check = adder(checks);
     check(
         "granted-ttl-for-1".into(),
         "grant of TTL 1 s answers".into(),
@@ -218,7 +257,6 @@ pub fn compare(reference: &Figures, candidate: &Figures, tol: Tolerances) -> Vec
             _ => false,
         },
     );
-    checks
 }
 
 // ---------------------------------------------------------------------------------------

@@ -37,6 +37,19 @@ pub(super) fn cell<T>(v: &Option<T>, show: impl Fn(&T) -> String) -> String {
 
 /// The figures of several etcds side by side, one column each, then every probe's error.
 pub fn table(columns: &[(&str, &Figures)]) -> String {
+    let rows = figure_rows(columns);
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let mut out = aligned(&names, &rows);
+    for (n, f) in columns {
+        for (probe, e) in &f.errors {
+            out.push_str(&format!("{n}: {probe}: {e}\n"));
+        }
+    }
+    out
+}
+
+/// One row per figure: its name, and its cell in each column.
+fn figure_rows(columns: &[(&str, &Figures)]) -> Vec<(String, Vec<String>)> {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     let mut row = |name: String, f: &dyn Fn(&Figures) -> String| {
         rows.push((name, columns.iter().map(|(_, c)| f(c)).collect()));
@@ -99,16 +112,22 @@ pub fn table(columns: &[(&str, &Figures)]) -> String {
     row("Lock API after a wait whose lease expired".into(), &|f| {
         cell(&f.lock_after_expired_wait, |l| l.answer.short())
     });
+    rows
+}
+
+/// The rows as a Markdown table under a header of the column names, every column padded to
+/// its widest cell so that it reads aligned as plain text too.
+fn aligned(names: &[&str], rows: &[(String, Vec<String>)]) -> String {
     let first = rows
         .iter()
         .map(|(n, _)| n.chars().count())
         .max()
         .unwrap_or(0);
-    let widths: Vec<usize> = (0..columns.len())
+    let widths: Vec<usize> = (0..names.len())
         .map(|i| {
             rows.iter()
                 .map(|(_, cells)| cells[i].chars().count())
-                .chain([columns[i].0.chars().count()])
+                .chain([names[i].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -123,19 +142,14 @@ pub fn table(columns: &[(&str, &Figures)]) -> String {
         out.push_str(&l);
         out.push_str("|\n");
     };
-    line("probe", columns.iter().map(|(n, _)| *n).collect());
+    line("probe", names.to_vec());
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     line(
         &"-".repeat(first),
         rule.iter().map(|s| s.as_str()).collect(),
     );
-    for (name, cells) in &rows {
+    for (name, cells) in rows {
         line(name, cells.iter().map(|s| s.as_str()).collect());
-    }
-    for (n, f) in columns {
-        for (probe, e) in &f.errors {
-            out.push_str(&format!("{n}: {probe}: {e}\n"));
-        }
     }
     out
 }

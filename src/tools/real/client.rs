@@ -134,14 +134,60 @@ impl SeedClient {
         }
     }
 
+    /// The storage client's spec: the seed's one write of `key0`, no think or critical time.
+    fn client_spec(&self, cfg: LockConfig, recipe: crate::lock::Election) -> ClientSpec {
+        ClientSpec {
+            index: self.n,
+            etcd_backend: crate::etcd::Backend::default(),
+            etcd_endpoints: vec![self.etcd.clone()],
+            storage_addr: self.storage.clone(),
+            fence: self.token.client_fencing().fence(),
+            workload: Arc::new(crate::workload::Single),
+            recipe: Arc::new(recipe),
+            lock: cfg,
+            critical_ms: MsRange::exactly(0),
+            think_ms: MsRange::exactly(0),
+            request_timeout: STORAGE_REQUEST_TIMEOUT,
+            lease_check_margin_ms: None,
+            seed: 0,
+        }
+    }
+
+    /// What goes on the wire as `version` for this client's token kind.
+    fn version_sent(&self, holding: &lock::Holding) -> i64 {
+        match self.token {
+            TokenKind::LeaseId => holding.lease_id,
+            TokenKind::Revision => holding.token,
+        }
+    }
+
+    /// The seed's line about the write: client 1's rejection is the expected one.
+    fn print_write(&self, write: &OpResult, version_sent: i64, out: &Out) {
+        let n = self.n;
+        let what = match self.token {
+            TokenKind::LeaseId => "old lease version",
+            TokenKind::Revision => "old fencing token",
+        };
+        match write {
+            OpResult::Ok { .. } => out.line(format!(
+                "successfully wrote {SINGLE_KEY} to storage with version {}",
+                version_text(self.token, version_sent)
+            )),
+            OpResult::Rejected { err } if n == 1 => out.line(format!(
+                "expected fail to write to storage with {what}: error: {err}"
+            )),
+            OpResult::Rejected { err } => {
+                out.line(format!("unexpected fail to write to storage: error: {err}"))
+            }
+            OpResult::Failed { err } | OpResult::Unknown { err } => {
+                out.line(format!("fail to write to storage: {err}"))
+            }
+        }
+    }
+
     /// Session, lock, wait, write `key0`, release: the seed's client, line for line.
     pub async fn run(self, wait: Wait, out: &Out) -> Result<ClientReport, String> {
-        if !(TTL_S_MIN..=TTL_S_MAX).contains(&self.ttl_s) {
-            return Err(format!(
-                "--ttl {} is outside {TTL_S_MIN}..={TTL_S_MAX} seconds",
-                self.ttl_s
-            ));
-        }
+        check_ttl(self.ttl_s)?;
         let n = self.n;
         out.line(format!("client {n} starts"));
         let clock = NodeClock::perfect(tokio::time::Instant::now());
@@ -179,25 +225,8 @@ impl SeedClient {
         } else {
             out.line(format!("this is client {n}, continuing"));
         }
-        let spec = ClientSpec {
-            index: n,
-            etcd_backend: crate::etcd::Backend::default(),
-            etcd_endpoints: vec![self.etcd.clone()],
-            storage_addr: self.storage.clone(),
-            fence: self.token.client_fencing().fence(),
-            workload: Arc::new(crate::workload::Single),
-            recipe: Arc::new(recipe),
-            lock: cfg,
-            critical_ms: MsRange::exactly(0),
-            think_ms: MsRange::exactly(0),
-            request_timeout: STORAGE_REQUEST_TIMEOUT,
-            lease_check_margin_ms: None,
-            seed: 0,
-        };
-        let version_sent = match self.token {
-            TokenKind::LeaseId => holding.lease_id,
-            TokenKind::Revision => holding.token,
-        };
+        let spec = self.client_spec(cfg, recipe);
+        let version_sent = self.version_sent(&holding);
         let mut run = ClientRun::new(
             spec,
             clock.clone(),
@@ -214,25 +243,7 @@ impl SeedClient {
                 &holding,
             )
             .await;
-        let what = match self.token {
-            TokenKind::LeaseId => "old lease version",
-            TokenKind::Revision => "old fencing token",
-        };
-        match &write {
-            OpResult::Ok { .. } => out.line(format!(
-                "successfully wrote {SINGLE_KEY} to storage with version {}",
-                version_text(self.token, version_sent)
-            )),
-            OpResult::Rejected { err } if n == 1 => out.line(format!(
-                "expected fail to write to storage with {what}: error: {err}"
-            )),
-            OpResult::Rejected { err } => {
-                out.line(format!("unexpected fail to write to storage: error: {err}"))
-            }
-            OpResult::Failed { err } | OpResult::Unknown { err } => {
-                out.line(format!("fail to write to storage: {err}"))
-            }
-        }
+        self.print_write(&write, version_sent, out);
         // Release: either step fails harmlessly when the lease is already gone.
         let _ = lock::resign(&etcd, &session, &holding, &clock, &cfg, &recipe).await;
         let lease_lost = session.lost();
@@ -246,6 +257,16 @@ impl SeedClient {
             lease_lost,
         })
     }
+}
+
+/// A TTL real etcd and this client accept, in seconds.
+pub(super) fn check_ttl(ttl_s: i64) -> Result<(), String> {
+    if !(TTL_S_MIN..=TTL_S_MAX).contains(&ttl_s) {
+        return Err(format!(
+            "--ttl {ttl_s} is outside {TTL_S_MIN}..={TTL_S_MAX} seconds"
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn version_text(token: TokenKind, version: i64) -> String {

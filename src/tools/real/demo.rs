@@ -48,12 +48,7 @@ impl Walkthrough {
 /// takes the lock and writes, client 1 resumes and writes with its old lease or token.
 pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
     // Checked before any duration is computed from it (a negative TTL would overflow).
-    if !(TTL_S_MIN..=TTL_S_MAX).contains(&cfg.ttl_s) {
-        return Err(format!(
-            "--ttl {} is outside {TTL_S_MIN}..={TTL_S_MAX} seconds",
-            cfg.ttl_s
-        ));
-    }
+    check_ttl(cfg.ttl_s)?;
     let started = Instant::now();
     let lines: Arc<Mutex<Vec<String>>> = Arc::default();
     let demo = Out::new("[demo]     ", cfg.echo, lines.clone());
@@ -79,37 +74,18 @@ pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
         acquired: Some(acquired_tx),
     };
     let out1 = Out::new("[client 1] ", cfg.echo, lines.clone());
-    let freeze_limit = CLIENT_STEP_TIMEOUT + Duration::from_secs(cfg.ttl_s as u64);
-    let thread1 = std::thread::spawn(move || {
-        let report = runtime_single()
-            .and_then(|rt| rt.block_on(client1.run(Wait::FreezeUntil(go_rx, freeze_limit), &out1)));
-        let _ = done_tx.send(report);
-    });
-    let finish = |thread: std::thread::JoinHandle<()>| {
-        // The thread ends soon after its report (or after `freeze_limit` at worst).
-        let _ = thread.join();
-    };
+    let thread1 = spawn_client1(client1, cfg.ttl_s, out1, go_rx, done_tx);
 
     let (lease1, _) = match acquired_rx.recv_timeout(CLIENT_STEP_TIMEOUT) {
         Ok(x) => x,
-        Err(_) => {
-            let why = match done_rx.try_recv() {
-                Ok(Err(e)) => e,
-                _ => "client 1 did not take the lock in time".to_string(),
-            };
-            drop(go_tx);
-            finish(thread1);
-            return Err(why);
-        }
+        Err(_) => return abort_client1(go_tx, thread1, why_no_lock(&done_rx)),
     };
     // From here client 1 is blocked: it stopped right after telling us, before yielding.
     let held_at = Instant::now();
     let gone = rt.block_on(end_lease(cfg, lease1, &demo));
     let lease_gone_after = held_at.elapsed();
     if let Err(e) = gone {
-        drop(go_tx);
-        finish(thread1);
-        return Err(e);
+        return abort_client1(go_tx, thread1, e);
     }
 
     let out2 = Out::new("[client 2] ", cfg.echo, lines.clone());
@@ -121,28 +97,17 @@ pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
         token,
         acquired: None,
     };
-    let report2 = rt.block_on(async {
-        tokio::time::timeout(CLIENT_STEP_TIMEOUT, client2.run(Wait::None, &out2))
-            .await
-            .unwrap_or_else(|_| Err("client 2 did not finish in time".into()))
-    });
+    let report2 = rt.block_on(run_client2(client2, &out2));
 
     demo.line("client 1 resumes");
     let _ = go_tx.send(());
     let report1 = done_rx
         .recv_timeout(CLIENT_STEP_TIMEOUT)
         .unwrap_or_else(|_| Err("client 1 did not finish in time".into()));
-    finish(thread1);
+    join_client1(thread1);
     let (client1, client2) = (report1?, report2?);
     let key0 = storage.entry(SINGLE_KEY);
-    demo.line(match &key0 {
-        Some(e) => format!(
-            "storage holds {SINGLE_KEY} = '{}' (version {})",
-            e.val,
-            version_text(token, e.version)
-        ),
-        None => format!("storage holds no {SINGLE_KEY}"),
-    });
+    demo.line(key0_text(key0.as_ref(), token));
     drop(storage);
     rt.shutdown_timeout(Duration::from_secs(1));
     let lines = lines.lock().expect("out lines").clone();
@@ -155,6 +120,66 @@ pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
         lease_gone_after,
         elapsed: started.elapsed(),
     })
+}
+
+/// Client 1 on its own thread and runtime, frozen once it holds the lock until `go` (or a
+/// limit of a step plus the TTL); its report goes to `done`.
+fn spawn_client1(
+    client1: SeedClient,
+    ttl_s: i64,
+    out1: Out,
+    go_rx: mpsc::Receiver<()>,
+    done_tx: mpsc::Sender<Result<ClientReport, String>>,
+) -> std::thread::JoinHandle<()> {
+    let freeze_limit = CLIENT_STEP_TIMEOUT + Duration::from_secs(ttl_s as u64);
+    std::thread::spawn(move || {
+        let report = runtime_single()
+            .and_then(|rt| rt.block_on(client1.run(Wait::FreezeUntil(go_rx, freeze_limit), &out1)));
+        let _ = done_tx.send(report);
+    })
+}
+
+/// Why client 1 did not tell us it holds the lock: its own error if it ended with one.
+fn why_no_lock(done_rx: &mpsc::Receiver<Result<ClientReport, String>>) -> String {
+    match done_rx.try_recv() {
+        Ok(Err(e)) => e,
+        _ => "client 1 did not take the lock in time".to_string(),
+    }
+}
+
+/// Lets client 1 go (dropping `go` ends its freeze), waits for its thread, fails with `why`.
+fn abort_client1(
+    go_tx: mpsc::Sender<()>,
+    thread1: std::thread::JoinHandle<()>,
+    why: String,
+) -> Result<Walkthrough, String> {
+    drop(go_tx);
+    join_client1(thread1);
+    Err(why)
+}
+
+fn join_client1(thread1: std::thread::JoinHandle<()>) {
+    // The thread ends soon after its report (or after its freeze limit at worst).
+    let _ = thread1.join();
+}
+
+/// Client 2 writes at once, bounded by a step's timeout.
+async fn run_client2(client2: SeedClient, out2: &Out) -> Result<ClientReport, String> {
+    tokio::time::timeout(CLIENT_STEP_TIMEOUT, client2.run(Wait::None, out2))
+        .await
+        .unwrap_or_else(|_| Err("client 2 did not finish in time".into()))
+}
+
+/// The demo's last line: what the storage holds for `key0`.
+fn key0_text(key0: Option<&Entry>, token: TokenKind) -> String {
+    match key0 {
+        Some(e) => format!(
+            "storage holds {SINGLE_KEY} = '{}' (version {})",
+            e.val,
+            version_text(token, e.version)
+        ),
+        None => format!("storage holds no {SINGLE_KEY}"),
+    }
 }
 
 /// Connects to a real etcd through the seam, bounded by `ETCD_CONNECT_TIMEOUT`.

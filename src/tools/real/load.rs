@@ -31,40 +31,11 @@ pub async fn load(storage: &str, clients: usize, requests_per_client: usize) -> 
         (1..=LOAD_REQUESTS_MAX).contains(&requests_per_client),
         "requests"
     );
-    let key = |c: usize, i: usize| format!("load-{c}-{i}");
-    let val = |c: usize, i: usize| format!("client {c} request {i}");
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for c in 0..clients {
         let addr = storage.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut client = StorageClient::new(&addr);
-            let mut latencies = Vec::with_capacity(requests_per_client);
-            let mut acked = Vec::with_capacity(requests_per_client);
-            let mut errors = Vec::new();
-            for i in 0..requests_per_client {
-                let req = Request {
-                    op: Op::Write,
-                    key: key(c, i),
-                    val: val(c, i),
-                    version: i as i64,
-                };
-                let sent = Instant::now();
-                let answer =
-                    tokio::time::timeout(STORAGE_REQUEST_TIMEOUT, client.call(&req, None)).await;
-                latencies.push(sent.elapsed());
-                match answer {
-                    Ok(Ok(r)) if r.is_ok() => acked.push(i),
-                    Ok(Ok(r)) => errors.push(format!("{}: refused: {}", req.key, r.err)),
-                    Ok(Err(e)) => errors.push(format!("{}: {e:?}", req.key)),
-                    Err(_) => {
-                        client.reset();
-                        errors.push(format!("{}: timed out", req.key));
-                    }
-                }
-            }
-            (latencies, acked, errors)
-        }));
+        tasks.push(tokio::spawn(write_keys(addr, c, requests_per_client)));
     }
     let mut latencies = Vec::with_capacity(clients * requests_per_client);
     let mut acked = Vec::new();
@@ -84,23 +55,7 @@ pub async fn load(storage: &str, clients: usize, requests_per_client: usize) -> 
     let mut checks = Vec::with_capacity(acked.len());
     for (c, indexes) in acked {
         let addr = storage.to_string();
-        checks.push(tokio::spawn(async move {
-            let mut client = StorageClient::new(&addr);
-            let mut lost = Vec::new();
-            for i in indexes {
-                let req = Request {
-                    op: Op::Read,
-                    key: key(c, i),
-                    val: String::new(),
-                    version: i as i64,
-                };
-                match tokio::time::timeout(STORAGE_REQUEST_TIMEOUT, client.call(&req, None)).await {
-                    Ok(Ok(r)) if r.is_ok() && r.val == val(c, i) && r.version == i as i64 => {}
-                    other => lost.push(format!("{}: read back {other:?}", req.key)),
-                }
-            }
-            lost
-        }));
+        checks.push(tokio::spawn(read_back(addr, c, indexes)));
     }
     let mut lost = Vec::new();
     for t in checks {
@@ -124,4 +79,67 @@ pub async fn load(storage: &str, clients: usize, requests_per_client: usize) -> 
         p99: pick(0.99),
         max: *latencies.last().expect("at least one request"),
     }
+}
+
+/// The key client `c` writes in its request `i`: distinct for every write of a run.
+fn load_key(c: usize, i: usize) -> String {
+    format!("load-{c}-{i}")
+}
+
+/// The value client `c` writes in its request `i`, checked when read back.
+fn load_val(c: usize, i: usize) -> String {
+    format!("client {c} request {i}")
+}
+
+/// One keep-alive client writing its `requests` keys in turn: each write's latency, the
+/// indexes of the acknowledged writes, and what went wrong with the others.
+async fn write_keys(
+    addr: String,
+    c: usize,
+    requests: usize,
+) -> (Vec<Duration>, Vec<usize>, Vec<String>) {
+    let mut client = StorageClient::new(&addr);
+    let mut latencies = Vec::with_capacity(requests);
+    let mut acked = Vec::with_capacity(requests);
+    let mut errors = Vec::new();
+    for i in 0..requests {
+        let req = Request {
+            op: Op::Write,
+            key: load_key(c, i),
+            val: load_val(c, i),
+            version: i as i64,
+        };
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(STORAGE_REQUEST_TIMEOUT, client.call(&req, None)).await;
+        latencies.push(sent.elapsed());
+        match answer {
+            Ok(Ok(r)) if r.is_ok() => acked.push(i),
+            Ok(Ok(r)) => errors.push(format!("{}: refused: {}", req.key, r.err)),
+            Ok(Err(e)) => errors.push(format!("{}: {e:?}", req.key)),
+            Err(_) => {
+                client.reset();
+                errors.push(format!("{}: timed out", req.key));
+            }
+        }
+    }
+    (latencies, acked, errors)
+}
+
+/// Reads back client `c`'s acknowledged writes: what is not as written is lost.
+async fn read_back(addr: String, c: usize, indexes: Vec<usize>) -> Vec<String> {
+    let mut client = StorageClient::new(&addr);
+    let mut lost = Vec::new();
+    for i in indexes {
+        let req = Request {
+            op: Op::Read,
+            key: load_key(c, i),
+            val: String::new(),
+            version: i as i64,
+        };
+        match tokio::time::timeout(STORAGE_REQUEST_TIMEOUT, client.call(&req, None)).await {
+            Ok(Ok(r)) if r.is_ok() && r.val == load_val(c, i) && r.version == i as i64 => {}
+            other => lost.push(format!("{}: read back {other:?}", req.key)),
+        }
+    }
+    lost
 }

@@ -12,13 +12,15 @@ use super::model::{
     blocks, holdings, lanes, network_windows, sessions, Block, BlockKind, Holding, Lane, LaneKind,
     Session,
 };
-use super::notes::{draw_fault_list, draw_finding_list, draw_legend, legend_items, NOTES_MAX};
-use super::ops::draw_ops;
+use super::notes::{
+    draw_fault_list, draw_finding_list, draw_legend, legend_items, LegendItem, NOTES_MAX,
+};
+use super::ops::{draw_ops, OPS_CSS};
 use super::EVENTS_DRAWN_MAX;
 use crate::checker::Verdict;
 use crate::clock::Skew;
 use crate::fault::{FaultPlan, ETCD};
-use crate::history::History;
+use crate::history::{Event, History};
 use crate::scenario::Scenario;
 use crate::svg::{svg, text_width_px, xml_escape};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,9 +38,56 @@ pub fn render(
 ) -> String {
     let drawn = history.events.len().min(EVENTS_DRAWN_MAX);
     let events = &history.events[..drawn];
+    let lanes = lanes(history, scenario);
+    let (frame, tick_s) = frame_of(events, &lanes);
+    let lane_of: BTreeMap<&str, &Lane> = lanes.iter().map(|l| (l.node.as_str(), l)).collect();
+    let members = lanes.iter().filter(|l| l.kind == LaneKind::Member).count();
+    let notes = Notes::place(&frame, members, verdict, plan);
+
+    let mut out = String::with_capacity(64 * 1024 + events.len() * 300);
+    draw_document_head(&mut out, title, frame.width_px, notes.height_px);
+    // Title and the verdict in words.
+    let cut = (drawn < history.events.len()).then_some((drawn, history.events.len()));
+    draw_heading(&mut out, title, verdict, scenario, members, cut);
+    // Lanes (background, name, clock), then the grid and axes.
+    for (i, lane) in lanes.iter().enumerate() {
+        draw_lane(&mut out, i, lane, &frame, plan);
+    }
+    draw_axis(&mut out, &frame, tick_s, AxisLabels::Above);
+    draw_axis(&mut out, &frame, tick_s, AxisLabels::Below);
+    // Windows of a degraded network span every lane, behind everything else.
+    draw_network(&mut out, &history.events, &frame);
+    // Faults behind everything else on the lanes.
+    let blocks = blocks(events, frame.end_us);
+    draw_faults(&mut out, &blocks, &lanes, &lane_of, &frame, plan);
+    // Who led the cluster when, over the members' faults.
+    draw_leaders(&mut out, events, &lanes, &lane_of, &frame);
+    // Sessions, beliefs and etcd's view.
+    draw_locks(&mut out, events, &frame, &lane_of);
+    // Operations: lines from the client's send to the storage's apply, then the marks.
+    let finding_events: BTreeSet<usize> = verdict.findings.iter().map(|f| f.event).collect();
+    draw_ops(&mut out, history, drawn, &frame, &lane_of, &finding_events);
+    // Findings: a halo and a numbered badge at the event, a line through every lane.
+    draw_findings(&mut out, events, verdict, &frame, &lane_of);
+    // Notes.
+    draw_legend(
+        &mut out,
+        &notes.legend,
+        notes.legend_cols,
+        notes.legend_top_px,
+        frame.width_px,
+    );
+    draw_finding_list(&mut out, verdict, notes.findings_top_px);
+    draw_fault_list(&mut out, plan, notes.faults_top_px);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The scale across: whole ticks of true time with a little room after the last event, and
+/// where the lanes start and end; with the tick step in seconds.
+fn frame_of(events: &[Event], lanes: &[Lane]) -> (Frame, f64) {
     let last_us = events.iter().map(|e| e.true_us).max().unwrap_or(0);
     let tick_s = tick_step_s(last_us as f64 / 1e6);
-    // Whole ticks, with a little room after the last event.
     let ticks = ((last_us as f64 / 1e6 + tick_s * 0.25) / tick_s)
         .ceil()
         .max(1.0);
@@ -46,8 +95,6 @@ pub fn render(
     let span_s = end_us as f64 / 1e6;
     let px_per_s = (PLOT_PX_AIM / span_s).clamp(PX_PER_S_MIN, PX_PER_S_MAX);
     let plot_px = (span_s * px_per_s).clamp(PLOT_PX_MIN, PLOT_PX_MAX);
-    let width_px = LEFT_PX + plot_px + RIGHT_PX;
-    let lanes = lanes(history, scenario);
     let lanes_top_px = TITLE_PX + AXIS_PX;
     let lanes_bottom_px = lanes
         .last()
@@ -55,26 +102,50 @@ pub fn render(
     let frame = Frame {
         plot_px,
         end_us,
-        width_px,
+        width_px: LEFT_PX + plot_px + RIGHT_PX,
         lanes_top_px,
         lanes_bottom_px,
     };
-    let lane_of: BTreeMap<&str, &Lane> = lanes.iter().map(|l| (l.node.as_str(), l)).collect();
+    (frame, tick_s)
+}
 
-    // Notes under the picture: legend, findings, faults. Their height is known up front so
-    // the SVG's size can be given in its root element.
-    let members = lanes.iter().filter(|l| l.kind == LaneKind::Member).count();
-    let legend = legend_items(members > 0);
-    let legend_cols = ((width_px - 40.0) / 440.0).floor().clamp(1.0, 4.0) as usize;
-    let legend_rows = legend.len().div_ceil(legend_cols);
-    let legend_top_px = lanes_bottom_px + AXIS_PX + 24.0;
-    let findings_top_px = legend_top_px + 26.0 + legend_rows as f64 * 22.0 + 16.0;
-    let finding_lines = verdict.findings.len().min(NOTES_MAX) + 1;
-    let faults_top_px = findings_top_px + 20.0 + finding_lines as f64 * 17.0 + 12.0;
-    let fault_lines = plan.faults.len().min(NOTES_MAX) + 1;
-    let height_px = faults_top_px + 20.0 + fault_lines as f64 * 15.0 + 16.0;
+/// The notes under the picture: legend, findings, faults. Their height is known up front so
+/// the SVG's size can be given in its root element.
+struct Notes {
+    legend: Vec<LegendItem>,
+    legend_cols: usize,
+    legend_top_px: f64,
+    findings_top_px: f64,
+    faults_top_px: f64,
+    /// The whole picture's height.
+    height_px: f64,
+}
 
-    let mut out = String::with_capacity(64 * 1024 + events.len() * 300);
+impl Notes {
+    fn place(frame: &Frame, members: usize, verdict: &Verdict, plan: &FaultPlan) -> Notes {
+        let legend = legend_items(members);
+        let legend_cols = ((frame.width_px - 40.0) / 440.0).floor().clamp(1.0, 4.0) as usize;
+        let legend_rows = legend.len().div_ceil(legend_cols);
+        let legend_top_px = frame.lanes_bottom_px + AXIS_PX + 24.0;
+        let findings_top_px = legend_top_px + 26.0 + legend_rows as f64 * 22.0 + 16.0;
+        let finding_lines = verdict.findings.len().min(NOTES_MAX) + 1;
+        let faults_top_px = findings_top_px + 20.0 + finding_lines as f64 * 17.0 + 12.0;
+        let fault_lines = plan.faults.len().min(NOTES_MAX) + 1;
+        let height_px = faults_top_px + 20.0 + fault_lines as f64 * 15.0 + 16.0;
+        Notes {
+            legend,
+            legend_cols,
+            legend_top_px,
+            findings_top_px,
+            faults_top_px,
+            height_px,
+        }
+    }
+}
+
+/// The XML declaration, the root element with the picture's size, its title, the styles and
+/// the white page.
+fn draw_document_head(out: &mut String, title: &str, width_px: f64, height_px: f64) {
     svg!(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
@@ -83,83 +154,28 @@ pub fn render(
         h = height_px
     );
     svg!(out, "<title>{}</title>\n", xml_escape(title));
-    defs(&mut out);
+    defs(out);
     svg!(
         out,
         "<rect x=\"0\" y=\"0\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#fff\"/>\n"
     );
+}
 
-    // Title and the verdict in words.
-    let cut = (drawn < history.events.len()).then_some((drawn, history.events.len()));
-    draw_heading(&mut out, title, verdict, scenario, members, cut);
-
-    // Lanes: background, name, clock.
-    for (i, lane) in lanes.iter().enumerate() {
-        draw_lane(&mut out, i, lane, &frame, plan);
-    }
-    // Grid and axes.
-    draw_axis(
-        &mut out,
-        &frame,
-        tick_s,
-        lanes_top_px,
-        lanes_bottom_px,
-        lanes_top_px - 8.0,
-        true,
-    );
-    draw_axis(
-        &mut out,
-        &frame,
-        tick_s,
-        lanes_top_px,
-        lanes_bottom_px,
-        lanes_bottom_px + 16.0,
-        false,
-    );
-
-    // Windows of a degraded network span every lane, behind everything else.
-    draw_network(&mut out, &history.events, &frame);
-
-    // Faults behind everything else on the lanes.
-    draw_faults(
-        &mut out,
-        &blocks(events, end_us),
-        &lanes,
-        &lane_of,
-        &frame,
-        plan,
-    );
-    // Who led the cluster when, over the members' faults.
-    draw_leaders(&mut out, events, &lanes, &lane_of, &frame);
-
-    // Sessions, beliefs and etcd's view.
+/// Sessions, what each client believes and what etcd holds.
+fn draw_locks(out: &mut String, events: &[Event], frame: &Frame, lane_of: &BTreeMap<&str, &Lane>) {
     out.push_str("<g class=\"locks\">\n");
-    draw_sessions(&mut out, &sessions(events, end_us), &lane_of, &frame);
-    for h in &holdings(events, end_us) {
+    draw_sessions(out, &sessions(events, frame.end_us), lane_of, frame);
+    for h in &holdings(events, frame.end_us) {
         let Some(lane) = lane_of.get(h.node.as_str()) else {
             continue;
         };
-        draw_holding(&mut out, h, lane, &frame, &lane_of);
+        draw_holding(out, h, lane, frame, lane_of);
     }
     out.push_str("</g>\n");
-
-    // Operations: lines from the client's send to the storage's apply, then the marks.
-    let finding_events: BTreeSet<usize> = verdict.findings.iter().map(|f| f.event).collect();
-    draw_ops(&mut out, history, drawn, &frame, &lane_of, &finding_events);
-
-    // Findings: a halo and a numbered badge at the event, a line through every lane.
-    draw_findings(&mut out, events, verdict, &frame, &lane_of);
-
-    // Notes.
-    draw_legend(&mut out, &legend, legend_cols, legend_top_px, width_px);
-    draw_finding_list(&mut out, verdict, findings_top_px);
-    draw_fault_list(&mut out, plan, faults_top_px);
-    out.push_str("</svg>\n");
-    out
 }
 
 /// Windows of a degraded network, across every lane.
-fn draw_network(out: &mut String, events: &[crate::history::Event], frame: &Frame) {
+fn draw_network(out: &mut String, events: &[Event], frame: &Frame) {
     let (lanes_top_px, lanes_bottom_px) = (frame.lanes_top_px, frame.lanes_bottom_px);
     for (start_us, end_us, label) in network_windows(events, frame.end_us) {
         let (x0, x1) = (frame.x(start_us), frame.x(end_us));
@@ -211,7 +227,7 @@ fn draw_faults(
         );
         svg!(
             out,
-            "<text class=\"fl\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            "<text class=\"fault-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
             x0 + 3.0,
             lane.top_px + lane.height_px - 6.0,
             xml_escape(&b.label)
@@ -315,25 +331,18 @@ text{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;fill:#222}\n\
 .node{font-size:13px;font-weight:bold}\n\
 .clock{font-size:10px;fill:#555}\n\
 .tick{font-size:10px;fill:#555}\n\
-.fl{font-size:9px;fill:#333;font-style:italic}\n\
-.ol{font-size:8.5px;fill:#333}\n\
+.fault-label{font-size:9px;fill:#333;font-style:italic}\n\
+.label{font-size:8.5px;fill:#333}\n\
 .tok{font-size:9px;fill:#fff;font-weight:bold}\n\
 .badge{font-size:10px;font-weight:bold}\n\
 .note{font-size:12px}\n\
 .small{font-size:11px;fill:#444}\n\
 .head{font-size:12px;font-weight:bold}\n\
-.m{stroke-width:1.4}\n\
-.mo{fill:#2e7d32;stroke:#2e7d32}\n\
-.mr{fill:#c62828;stroke:#c62828}\n\
-.mf{fill:#9e9e9e;stroke:#9e9e9e}\n\
-.mu{fill:#ef6c00;stroke:#ef6c00}\n\
-.hol{fill:#fff}\n\
-.x{fill:none;stroke-width:1.8}\n\
-.rl{stroke-width:1}\n\
-.wa{stroke:#2e7d32;stroke-width:0.8;stroke-opacity:0.45}\n\
-.wr{stroke:#c62828;stroke-width:1.2;stroke-opacity:0.7}\n\
-.wf{stroke:#d50000;stroke-width:2.2;stroke-opacity:0.9}\n\
-</style>\n\
+",
+    );
+    out.push_str(OPS_CSS);
+    out.push_str(
+        "</style>\n\
 <pattern id=\"pause\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
 <rect width=\"6\" height=\"6\" fill=\"#e0e0e0\" fill-opacity=\"0.7\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#9e9e9e\" stroke-width=\"2\"/></pattern>\n\
 <pattern id=\"crash\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\">\
@@ -434,22 +443,27 @@ fn skew_notes(skew: &Skew) -> Vec<String> {
     notes
 }
 
-fn draw_axis(
-    out: &mut String,
-    frame: &Frame,
-    tick_s: f64,
-    lanes_top_px: f64,
-    lanes_bottom_px: f64,
-    label_y_px: f64,
-    grid: bool,
-) {
+/// Which of the two axes: the one above the lanes also draws the grid through them, the one
+/// below says which way true time runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AxisLabels {
+    Above,
+    Below,
+}
+
+fn draw_axis(out: &mut String, frame: &Frame, tick_s: f64, labels: AxisLabels) {
+    let (lanes_top_px, lanes_bottom_px) = (frame.lanes_top_px, frame.lanes_bottom_px);
+    let label_y_px = match labels {
+        AxisLabels::Above => lanes_top_px - 8.0,
+        AxisLabels::Below => lanes_bottom_px + 16.0,
+    };
     let ticks = (frame.end_us as f64 / 1e6 / tick_s).round() as u64;
     out.push_str("<g class=\"axis\">\n");
     // Bounded by tick_step_s: at most about 25 ticks.
     for k in 0..=ticks.min(1_000) {
         let t_s = k as f64 * tick_s;
         let x = frame.x((t_s * 1e6).round() as u64);
-        if grid {
+        if labels == AxisLabels::Above {
             svg!(
                 out,
                 "<line x1=\"{x:.1}\" y1=\"{lanes_top_px:.1}\" x2=\"{x:.1}\" y2=\"{lanes_bottom_px:.1}\" \
@@ -466,7 +480,7 @@ fn draw_axis(
             "<text class=\"tick\" x=\"{x:.1}\" y=\"{label_y_px:.1}\" text-anchor=\"middle\">{label}</text>\n"
         );
     }
-    if !grid {
+    if labels == AxisLabels::Below {
         svg!(
             out,
             "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">true time →</text>\n",
@@ -477,6 +491,7 @@ fn draw_axis(
     out.push_str("</g>\n");
 }
 
+/// One holding of the lock: the client's belief on its lane, then etcd's view of it.
 fn draw_holding(
     out: &mut String,
     h: &Holding,
@@ -484,6 +499,12 @@ fn draw_holding(
     frame: &Frame,
     lane_of: &BTreeMap<&str, &Lane>,
 ) {
+    draw_belief(out, h, lane, frame);
+    draw_etcd_holding(out, h, lane, frame, lane_of.get(ETCD).copied());
+}
+
+/// What the client believes, where it outlives etcd's, and the token on it.
+fn draw_belief(out: &mut String, h: &Holding, lane: &Lane, frame: &Frame) {
     let (x0, x1) = (frame.x(h.start_us), frame.x(h.end_us));
     let xe = frame.x(h.etcd_end_us);
     let secs = |us: u64| us as f64 / 1e6;
@@ -525,11 +546,25 @@ fn draw_holding(
     if text_width_px(&label, 9.0) + 6.0 < x1 - x0 {
         svg!(
             out,
-            "<text class=\"ol\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
+            "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
             x0 + 3.0,
             lane.top_px + BELIEF_Y_PX + 9.5
         );
     }
+}
+
+/// etcd's holding: a bar on the client's lane and, when etcd has a lane, the same span on it
+/// coloured by client, with the token.
+fn draw_etcd_holding(
+    out: &mut String,
+    h: &Holding,
+    lane: &Lane,
+    frame: &Frame,
+    etcd_lane: Option<&Lane>,
+) {
+    let x0 = frame.x(h.start_us);
+    let xe = frame.x(h.etcd_end_us);
+    let secs = |us: u64| us as f64 / 1e6;
     if xe > x0 {
         let title = xml_escape(&format!(
             "etcd holds the lock for {} with token {} from {:.3} s to {:.3} s",
@@ -547,7 +582,7 @@ fn draw_holding(
             lane.colour
         );
         // The same holding on etcd's lane, coloured by client.
-        if let Some(etcd) = lane_of.get(ETCD) {
+        if let Some(etcd) = etcd_lane {
             svg!(
                 out,
                 "<rect class=\"holder\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{ETCD_SEG_H_PX:.1}\" \

@@ -205,7 +205,7 @@ fn draw_reign(out: &mut String, r: &Reign, lane: &Lane, frame: &Frame) {
     {
         svg!(
             out,
-            "<text class=\"ol\" x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\n",
+            "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\n",
             x0 + 6.0,
             y + LEADER_H_PX - 2.5,
             xml_escape(&label)

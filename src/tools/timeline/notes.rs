@@ -15,10 +15,10 @@ pub(super) struct LegendItem {
     words: &'static str,
 }
 
-/// The legend; `members` adds what only member lanes show.
-pub(super) fn legend_items(members: bool) -> Vec<LegendItem> {
+/// The legend; member lanes (`members` > 0) add what only they show.
+pub(super) fn legend_items(members: usize) -> Vec<LegendItem> {
     let mut items = common_legend_items();
-    if members {
+    if members > 0 {
         items.extend(member_legend_items());
     }
     items

@@ -255,7 +255,7 @@ fn no_findings_no_highlights() {
     let svg = story_picture(&history);
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
     assert_eq!(count(&doc, "finding"), 0);
-    assert!(!svg.contains("class=\"wf\""));
+    assert!(!svg.contains("class=\"wire-flagged\""));
 }
 
 #[test]
