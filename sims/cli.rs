@@ -541,7 +541,7 @@ fn each_nemesis_flag_shapes_the_plan() {
 #[test]
 fn every_nemesis_key_has_a_flag() {
     let help = ok(&["run", "--help"]);
-    let config = serde_json::to_value(fencelab::scenario::NemesisConfig::standard()).unwrap();
+    let config = serde_json::to_value(fencelab::nemesis::NemesisConfig::standard()).unwrap();
     let keys = config.as_object().unwrap().keys();
     assert!(keys.len() > 20);
     for key in keys {

@@ -13,7 +13,8 @@
 use fencelab::etcd::Version;
 use fencelab::fault::{Fault, FaultPlan, Trigger, ETCD, ETCD_LEADER};
 use fencelab::history::{EventKind, History};
-use fencelab::scenario::{MsRange, Scenario, WorkloadKind};
+use fencelab::ms::MsRange;
+use fencelab::scenario::{Scenario, WorkloadKind};
 use fencelab::storage::Fencing;
 use fencelab::sweep;
 use fencelab::world;

@@ -86,9 +86,9 @@ fn cases() -> Vec<(String, Scenario, Fencing, u64)> {
     }
     let leader_pauses = Scenario {
         etcd_members: 5,
-        nemesis: fencelab::scenario::NemesisConfig {
+        nemesis: fencelab::nemesis::NemesisConfig {
             leader_pauses_max: 2,
-            ..fencelab::scenario::NemesisConfig::standard()
+            ..fencelab::nemesis::NemesisConfig::standard()
         },
         ..Scenario::standard()
     };

@@ -7,8 +7,9 @@
 mod global_alloc;
 
 use fencelab::fault::{Fault, FaultPlan, Trigger};
+use fencelab::nemesis::NemesisConfig;
 use fencelab::nemesis::{self};
-use fencelab::scenario::{NemesisConfig, Scenario};
+use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::stories;
 use fencelab::timeline;

@@ -3,8 +3,10 @@
 #![cfg(madsim)]
 
 use fencelab::history::{EventKind, OpResult};
+use fencelab::ms::MsRange;
+use fencelab::nemesis::NemesisConfig;
 use fencelab::protocol::Op;
-use fencelab::scenario::{MsRange, NemesisConfig, Scenario, WorkloadKind};
+use fencelab::scenario::{Scenario, WorkloadKind};
 use fencelab::schemes::{self, Scheme};
 use fencelab::sweep;
 use fencelab::world::Builder;

@@ -169,7 +169,7 @@ fn local_lease_check_cannot_replace_fencing() {
 #[test]
 fn kv_mutex_excludes_and_fences_beyond_three_clients() {
     use fencelab::lock::LockMethod;
-    use fencelab::scenario::NemesisConfig;
+    use fencelab::nemesis::NemesisConfig;
     const CLIENTS: u32 = 10;
     let quiet = Scenario {
         clients: CLIENTS,

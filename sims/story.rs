@@ -327,7 +327,8 @@ fn a_clock_jump_on_etcd_ends_no_lease() {
 #[test]
 fn a_network_fault_slows_every_link_for_its_window_only() {
     use fencelab::fault::Fault;
-    use fencelab::scenario::{MsRange, NemesisConfig};
+    use fencelab::ms::MsRange;
+    use fencelab::nemesis::NemesisConfig;
     let scenario = Scenario {
         nemesis: NemesisConfig::none(),
         ..Scenario::standard()
@@ -377,7 +378,8 @@ fn a_network_fault_slows_every_link_for_its_window_only() {
 #[test]
 fn abutting_network_windows_apply_in_time_order_whatever_the_plan_order() {
     use fencelab::fault::Fault;
-    use fencelab::scenario::{MsRange, NemesisConfig};
+    use fencelab::ms::MsRange;
+    use fencelab::nemesis::NemesisConfig;
     let scenario = Scenario {
         nemesis: NemesisConfig::none(),
         ..Scenario::standard()

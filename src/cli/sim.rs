@@ -7,8 +7,10 @@ use super::{
 use fencelab::atlas;
 use fencelab::explore;
 use fencelab::fault::FaultPlan;
+use fencelab::ms::MsRange;
+use fencelab::nemesis::NemesisConfig;
 use fencelab::nemesis::{self};
-use fencelab::scenario::{MsRange, NemesisConfig, Scenario};
+use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::sweep::{self, Summary};
 use fencelab::world::{Experiment, Run};

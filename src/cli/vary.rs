@@ -2,7 +2,8 @@
 
 use super::{csv_row, sweep_one, write_file, CSV_HEADER};
 use fencelab::atlas;
-use fencelab::scenario::{MsRange, Scenario};
+use fencelab::ms::MsRange;
+use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use std::fmt::Write;
 use std::path::Path;
@@ -65,7 +66,7 @@ fn vary_step(
     step: u32,
     steps: u32,
 ) -> Result<(f64, Scenario), String> {
-    use fencelab::scenario::NemesisConfig;
+    use fencelab::nemesis::NemesisConfig;
     let f = if steps <= 1 {
         1.0
     } else {

@@ -3,9 +3,9 @@
 use crate::lock::{TTL_S_MAX, TTL_S_MIN};
 use serde::{Deserialize, Serialize};
 
-pub use crate::ms::{MsRange, DURATION_MS_MAX};
+use crate::ms::{MsRange, DURATION_MS_MAX};
 // The nemesis' knobs sit beside the nemesis that draws from them; this path stays.
-pub use crate::nemesis::NemesisConfig;
+use crate::nemesis::NemesisConfig;
 
 /// Most clients in one world.
 pub const CLIENTS_MAX: u32 = 64;

@@ -5,7 +5,9 @@
 
 use crate::clock::{ClockStep, Skew};
 use crate::fault::{Fault, FaultPlan, Trigger};
-use crate::scenario::{ClientScript, MsRange, NemesisConfig, Scenario};
+use crate::ms::MsRange;
+use crate::nemesis::NemesisConfig;
+use crate::scenario::{ClientScript, Scenario};
 use crate::workload::Point;
 
 /// How long client 1 is paused in the seed's walkthrough: well past its 2 s lease.

@@ -6,7 +6,9 @@
 //! fencing policy, where unfenced runs start to break. On the pause × TTL map the renewal
 //! slack ([`crate::label::renewal_slack_ms`]) is drawn as the line a pause must cross.
 
-use crate::scenario::{MsRange, NemesisConfig, Scenario, LOCAL_CHECK_MARGIN_MS};
+use crate::ms::MsRange;
+use crate::nemesis::NemesisConfig;
+use crate::scenario::{Scenario, LOCAL_CHECK_MARGIN_MS};
 use crate::storage::Fencing;
 use crate::sweep::{self, Summary};
 

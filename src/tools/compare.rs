@@ -15,8 +15,9 @@
 //! cluster.
 
 use crate::fault::FaultPlan;
+use crate::nemesis::NemesisConfig;
 use crate::nemesis::{self};
-use crate::scenario::{NemesisConfig, Scenario};
+use crate::scenario::Scenario;
 use crate::schemes::Scheme;
 use crate::svg::{svg, text_width_px, xml_escape};
 use crate::sweep::{self, SeedResult};

@@ -9,7 +9,9 @@
 
 use crate::clock::{ClockStep, Skew};
 use crate::fault::{Fault, FaultPlan, Trigger, ETCD, STORAGE};
-use crate::scenario::{client_name, MsRange, NemesisConfig, Scenario};
+use crate::ms::MsRange;
+use crate::nemesis::NemesisConfig;
+use crate::scenario::{client_name, Scenario};
 use crate::storage::Fencing;
 use crate::workload::Point;
 use crate::world::{self, Run};

@@ -1,5 +1,5 @@
 //! The random nemesis: the fault plan of a seed ([`draw`]), the scenario's scripted faults
-//! followed by what the scenario's [`NemesisConfig`](crate::scenario::NemesisConfig) allows;
+//! followed by what the scenario's [`NemesisConfig`](crate::nemesis::NemesisConfig) allows;
 //! and each fault's label ([`label`](crate::label::label), [`label_plan`](crate::label::label_plan)).
 //!
 //! What a fault is, and a plan's limits, are in [`fault`](crate::fault); labels in
@@ -288,7 +288,8 @@ impl Draw<'_> {
 mod tests {
     use super::*;
     use crate::fault::FAULT_MS_MAX;
-    use crate::scenario::{client_name, NemesisConfig};
+    use crate::nemesis::NemesisConfig;
+    use crate::scenario::client_name;
 
     #[test]
     fn draw_is_deterministic_valid_and_varied() {

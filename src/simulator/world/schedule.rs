@@ -2,7 +2,8 @@
 //! supervisor applies them. Pure: no runtime, no nodes, no clock but the times given to it.
 
 use crate::fault::{Fault, FaultPlan, Trigger};
-use crate::scenario::{MsRange, Scenario};
+use crate::ms::MsRange;
+use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 
 /// What the supervisor does at a time.

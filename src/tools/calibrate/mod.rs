@@ -66,11 +66,27 @@ mod probes;
 mod stall;
 mod table;
 
-pub use cluster::*;
-pub use compare::*;
-pub use probes::*;
-pub use stall::*;
-pub use table::*;
+#[cfg(not(madsim))]
+pub use cluster::SigStopCluster;
+pub use cluster::{
+    agree_cluster, cluster_table, compare_cluster, failover, failover_client, keepalive_failover,
+    lease_all_paused, lease_leader_paused, rotated, run_cluster, settle, Cluster, ClusterFigures,
+    ClusterRecord, KeepaliveAt, KeepaliveFailover, LeaderFailover, LeaseThroughStall,
+    CLUSTER_METHOD, CLUSTER_STALL, CLUSTER_TTL_S, FAILOVER_RANGE_MS, FAILOVER_TRIALS,
+    KEEPALIVE_FAILOVER_MS, KEEPALIVE_TIMEOUT, READ_AFTER_RESUME, SELF_FAILOVER_MS, SETTLE_LIMIT,
+    SETTLE_READ_TIMEOUT, SHORT_KEEPALIVE_TIMEOUT, WRITE_TIMEOUT,
+};
+pub use compare::{compare, failures, Check, Tolerances, LOCK_AFTER_EXPIRED_WAIT, TOLERANCES};
+pub use probes::{
+    granted_ttl, keepalive_answers, keepalive_past_deadline, lease_gone, lock_after_expired_wait,
+    run, spread, stalled, tokens,
+};
+#[cfg(madsim)]
+pub use stall::PauseNode;
+#[cfg(not(madsim))]
+pub use stall::SigStop;
+pub use stall::Stall;
+pub use table::table;
 
 /// Lease gone after the last keepalive, for one TTL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,8 +13,8 @@
 use crate::clock::NodeClock;
 use crate::history::{OpResult, Probe};
 use crate::lock::{self, LockConfig, Session, TTL_S_MAX, TTL_S_MIN};
+use crate::ms::MsRange;
 use crate::protocol::{Op, Request};
-use crate::scenario::MsRange;
 use crate::storage::http::{Client as StorageClient, Server, ServerLimits};
 use crate::storage::{Entry, Fencing, Store};
 use crate::workload::{ClientRun, ClientSpec, Points, SINGLE_KEY};

@@ -102,10 +102,24 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use checks::*;
-pub use figures::*;
-pub use helpers::*;
-pub use probes::*;
+// What the cluster's files share with each other (`use super::*`), and what they borrow from
+// the single-member probes.
+use super::compare::opt;
+use super::probes::{call, key_present, ms, note, renew_every};
+use checks::word;
+use helpers::{follower_of, lease_through_stall, start_stall};
+
+pub use checks::{
+    agree_cluster, compare_cluster, FAILOVER_RANGE_MS, KEEPALIVE_FAILOVER_MS, SELF_FAILOVER_MS,
+};
+pub use figures::{
+    ClusterFigures, ClusterRecord, KeepaliveAt, KeepaliveFailover, LeaderFailover,
+    LeaseThroughStall,
+};
+pub use helpers::settle;
+pub use probes::{
+    failover, keepalive_failover, lease_all_paused, lease_leader_paused, run_cluster,
+};
 #[cfg(not(madsim))]
-pub use sigstop::*;
-pub use table::*;
+pub use sigstop::SigStopCluster;
+pub use table::cluster_table;
