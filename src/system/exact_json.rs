@@ -47,7 +47,12 @@ pub mod lease_id {
             ));
         }
         // Why through u64: IDs at or above 2^63 are the two's complement of negative ones.
+        assert!(
+            text.len() <= 16,
+            "more than 64 bits of hex digits passed the check"
+        );
         u64::from_str_radix(text, 16)
+            .inspect(|v| debug_assert!(u64::from_str_radix(&format!("{v:016x}"), 16) == Ok(*v)))
             .map(|v| v as i64)
             .map_err(|e| format!("lease ID '{text}': {e}"))
     }

@@ -39,6 +39,10 @@ impl MsRange {
                 self.max
             ));
         }
+        debug_assert!(
+            self.min <= self.max && self.max <= limit,
+            "{name}: validated out of range"
+        );
         Ok(())
     }
 }

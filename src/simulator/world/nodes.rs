@@ -36,6 +36,10 @@ const STORAGE_ADDR: SocketAddr = SocketAddr::new(STORAGE_IP, STORAGE_PORT);
 
 /// Member `i`'s (0-based) address in a cluster of `members`.
 fn member_addr(members: u32, i: usize) -> SocketAddr {
+    assert!(
+        i < members as usize && i < 245,
+        "no address for member {i} of {members}"
+    );
     let ip = match members {
         1 => ETCD_IP,
         _ => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11 + i as u8)),
@@ -53,12 +57,18 @@ pub(super) fn etcd_endpoints(members: u32) -> Vec<String> {
 /// The endpoints as client `n` (1-based) knows them: spread over the members, client `n`
 /// first talks to member `(n - 1) mod N`, as each of Jepsen's clients talks to its own node.
 fn endpoints_of_client(members: u32, n: u32) -> Vec<String> {
+    assert!(
+        n >= 1 && members >= 1,
+        "client {n} of a cluster of {members}"
+    );
     let mut endpoints = etcd_endpoints(members);
     endpoints.rotate_left(((n - 1) % members) as usize);
     endpoints
 }
 
 fn client_ip(n: u32) -> IpAddr {
+    // Clients are numbered from 1, and each needs an address of its own.
+    assert!((1..=254).contains(&n), "client {n} has no address");
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, n as u8))
 }
 
@@ -127,6 +137,12 @@ pub(super) fn start(
     for (name, node) in clients.nodes.drain(..) {
         nodes.insert(name, node);
     }
+    // Every member has its endpoint, in the same order; no client has stopped yet.
+    assert!(nodes.endpoints.len() == scenario.etcd_members as usize);
+    assert!(
+        !clients.stop.load(Ordering::Relaxed),
+        "a client stopped before the run began"
+    );
     (nodes, clients, store)
 }
 

@@ -63,6 +63,15 @@ impl Schedule {
         schedule.seq += 1;
         schedule.end = (end_ms, schedule.seq);
         schedule.timeline.insert(schedule.end, Action::End);
+        // End comes last of the plan's own: after the workload's Stop, by the drain.
+        assert!(
+            schedule.end.0 >= scenario.duration_ms,
+            "End scheduled before Stop"
+        );
+        assert!(
+            schedule.timeline.contains_key(&schedule.end),
+            "End is not pending"
+        );
         schedule
     }
 
@@ -120,7 +129,11 @@ impl Schedule {
             self.popped_ms
         );
         self.seq += 1;
-        self.timeline.insert((at_ms, self.seq), action);
+        let replaced = self.timeline.insert((at_ms, self.seq), action);
+        assert!(
+            replaced.is_none(),
+            "two actions share one slot at {at_ms} ms"
+        );
     }
 
     /// The time of the first pending action.
@@ -145,6 +158,11 @@ impl Schedule {
             self.popped_ms
         );
         self.popped_ms = ms;
+        // A schedule's actions are ordered by time: nothing pending comes before this one.
+        debug_assert!(self
+            .timeline
+            .first_key_value()
+            .is_none_or(|(k, _)| *k > (ms, seq)));
         if (ms, seq) == self.end {
             self.ended = true;
         } else {

@@ -138,12 +138,17 @@ struct Roles {
 
 impl Roles {
     fn reaches(&self, a: usize, b: usize) -> bool {
+        debug_assert!(
+            a < self.up.len() && b < self.up.len(),
+            "no member {a} or {b}"
+        );
         a == b || !self.cut.contains(&(a.min(b), a.max(b)))
     }
 
     /// Whether `m` is up and reaches a majority of members (itself included).
     fn has_quorum(&self, m: usize) -> bool {
         let n = self.up.len();
+        assert!(m < n, "quorum asked of member {m} of {n}");
         let reached = (0..n).filter(|&o| self.up[o] && self.reaches(m, o)).count();
         self.up[m] && reached > n / 2
     }
@@ -165,6 +170,10 @@ impl Roles {
         {
             self.stale[m] = None;
         }
+        // Negative space: no view acts past its time.
+        debug_assert!(self.stale[m]
+            .as_ref()
+            .is_none_or(|s| s.until_us.is_some_and(|u| u > now_us)));
         self.stale[m].as_mut()
     }
 }
@@ -340,6 +349,16 @@ impl Cluster {
             }
             Self::reassess(&mut r);
             self.commit_proposed(&mut r);
+            // A crashed member restarts as a follower, with no stale view; a paused one is down.
+            assert!(
+                !crashed || r.leader != Some(m),
+                "a crashed member still leads"
+            );
+            assert!(
+                !crashed || r.stale[m].is_none(),
+                "a crashed member kept a stale view"
+            );
+            assert!(r.up[m] == up, "member {m} is not as it was set");
         }
         self.changed.notify_waiters();
     }
@@ -359,6 +378,10 @@ impl Cluster {
             }
             Self::reassess(&mut r);
             self.commit_proposed(&mut r);
+            assert!(
+                r.reaches(a, b) == connected,
+                "link {a}-{b} is not as it was set"
+            );
         }
         self.changed.notify_waiters();
     }
@@ -376,6 +399,10 @@ impl Cluster {
             None if could_win => r.quiet_since.or(Some(now)),
             _ => None,
         };
+        // CheckQuorum's timer runs only on a running leader; election timers only when no
+        // leader works.
+        assert!(r.alone_since.is_none() || r.leader.is_some_and(|l| r.up[l]));
+        assert!(r.quiet_since.is_none() || r.working_leader().is_none());
     }
 
     /// The leader's lessor scan while it has no majority: it proposes the revocation of what
@@ -391,6 +418,11 @@ impl Cluster {
                 r.proposed.push(id);
             }
         }
+        // Each expired lease is proposed once.
+        debug_assert!(r
+            .proposed
+            .iter()
+            .all(|id| r.proposed.iter().filter(|o| *o == id).count() == 1));
     }
 
     /// Commits the revocations the leader proposed, once it works again: before anything that
@@ -402,6 +434,10 @@ impl Cluster {
         let mut state = self.state();
         for id in r.proposed.drain(..) {
             state.revoke(id);
+            debug_assert!(
+                !state.lessor.exists(id),
+                "a committed revocation left lease {id}"
+            );
         }
     }
 
@@ -410,6 +446,8 @@ impl Cluster {
         let Some(stale_ms) = self.cfg.stale_leader_ms else {
             return;
         };
+        // Only a former leader goes stale.
+        assert!(r.leader != Some(m), "member {m} went stale while it leads");
         let deadlines = self.state().lessor.deadlines();
         let until_us = r.up[m].then(|| self.now_us(m) + stale_ms as i64 * 1000);
         r.stale[m] = Some(Stale {
@@ -481,6 +519,7 @@ impl Cluster {
             for id in &expired {
                 stale.deadlines.remove(id);
             }
+            debug_assert!(expired.iter().all(|id| !stale.deadlines.contains_key(id)));
             expired
         };
         for lease in expired {
@@ -588,6 +627,10 @@ impl Cluster {
             r.leader = None;
             r.proposed.clear();
             Self::reassess(&mut r);
+            assert!(
+                r.alone_since.is_none(),
+                "CheckQuorum's timer outlived the leader"
+            );
             l
         };
         self.tell(RoleEvent::SteppedDown {

@@ -71,7 +71,13 @@ impl IdGen {
 
     pub fn draw(&mut self) -> u64 {
         self.suffix += 1;
-        self.prefix | (self.suffix & ((1 << 48) - 1))
+        let id = self.prefix | (self.suffix & ((1 << 48) - 1));
+        // The member's bits survive every draw: IDs of two members never collide.
+        assert!(
+            id >> 48 == self.prefix >> 48,
+            "a request ID lost its member prefix"
+        );
+        id
     }
 }
 
@@ -125,7 +131,7 @@ impl Lessor {
                 why: "lease already exists".into(),
             });
         }
-        self.leases.insert(
+        let previous = self.leases.insert(
             id,
             Lease {
                 id,
@@ -134,6 +140,8 @@ impl Lessor {
                 keys: BTreeSet::new(),
             },
         );
+        assert!(previous.is_none(), "a grant replaced the live lease {id}");
+        assert!(id > 0, "a granted lease ID is positive");
         assert!(self.leases.len() <= LEASES_MAX);
         Ok(Grant { id, ttl_s })
     }
@@ -168,7 +176,16 @@ impl Lessor {
 
     /// Removes the lease; its keys are the caller's to delete.
     pub fn revoke(&mut self, id: LeaseId) -> Option<Lease> {
-        self.leases.remove(&id)
+        let lease = self.leases.remove(&id);
+        assert!(
+            !self.leases.contains_key(&id),
+            "a revoked lease is still there"
+        );
+        debug_assert!(
+            lease.as_ref().is_none_or(|l| l.id == id),
+            "lease filed under another ID"
+        );
+        lease
     }
 
     pub fn time_to_live(&self, id: LeaseId, now_us: i64) -> i64 {
@@ -190,12 +207,17 @@ impl Lessor {
     pub fn attach(&mut self, id: LeaseId, key: &str) {
         if let Some(l) = self.leases.get_mut(&id) {
             l.keys.insert(key.to_string());
+            debug_assert!(l.keys.contains(key), "an attached key is not on its lease");
         }
     }
 
     pub fn detach(&mut self, id: LeaseId, key: &str) {
         if let Some(l) = self.leases.get_mut(&id) {
             l.keys.remove(key);
+            debug_assert!(
+                !l.keys.contains(key),
+                "a detached key is still on its lease"
+            );
         }
     }
 

@@ -8,7 +8,7 @@ use super::kv::{Changes, Kv};
 use super::lessor::{IdGen, Lessor, Renewal};
 use super::watch::Watches;
 use super::wire::{Request, Response};
-use crate::etcd::{EtcdError, EtcdResult, Keys, LeaseId, Txn, TxnOp, TxnResult};
+use crate::etcd::{EtcdError, EtcdResult, Keys, LeaseId, Revision, Txn, TxnOp, TxnResult};
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 
@@ -45,6 +45,10 @@ impl State {
         let (tx, rx) = oneshot::channel();
         self.revocations.entry(id).or_default().push(tx);
         self.waiting += 1;
+        assert!(
+            self.waiting <= RENEWALS_WAITING_MAX,
+            "more waiting renewals than the limit"
+        );
         Some(rx)
     }
 
@@ -75,12 +79,29 @@ impl State {
             return false;
         };
         for waiter in self.revocations.remove(&id).unwrap_or_default() {
+            assert!(
+                self.waiting > 0,
+                "a revocation woke more renewals than were waiting"
+            );
             self.waiting -= 1;
             let _ = waiter.send(());
         }
         let keys: Vec<String> = lease.keys.into_iter().collect();
         let changes = self.kv.delete_keys(&keys);
         self.commit(changes);
+        // Negative space: a revoked lease has no keys left, and no renewal waits on it.
+        assert!(
+            !self.lessor.exists(id),
+            "a revoked lease is still in the lessor"
+        );
+        debug_assert!(
+            keys.iter().all(|k| self.kv.key(k).is_none()),
+            "a revoked lease left keys"
+        );
+        assert!(
+            !self.revocations.contains_key(&id),
+            "a renewal still waits on a revoked lease"
+        );
         true
     }
 
@@ -91,11 +112,16 @@ impl State {
         for id in &expired {
             self.revoke(*id);
         }
+        debug_assert!(
+            expired.iter().all(|id| !self.lessor.exists(*id)),
+            "an expired lease lives"
+        );
         expired
     }
 
     /// Applies a unary request at the member's monotonic time `now_us`.
     pub fn apply(&mut self, req: &Request, now_us: i64) -> Response {
+        let revision_before = self.kv.revision();
         self.lessor.draw_request_id();
         let answer = match req {
             Request::Grant { ttl_s } => self.lessor.grant(*ttl_s, now_us).map(Response::Grant),
@@ -157,7 +183,30 @@ impl State {
                 why: "not a unary request".into(),
             }),
         };
-        answer.unwrap_or_else(Response::Error)
+        let answer = answer.unwrap_or_else(Response::Error);
+        self.check_answer(&answer, revision_before);
+        answer
+    }
+
+    /// Postconditions of [`State::apply`]: the revision never goes back, and a reply's header
+    /// revision is at least the one the request found and at most the current one.
+    fn check_answer(&self, answer: &Response, revision_before: Revision) {
+        let now = self.kv.revision();
+        assert!(now >= revision_before, "a request lowered the revision");
+        assert!(
+            now <= revision_before + 1,
+            "a request committed more than one revision"
+        );
+        let header = match answer {
+            Response::Revision(r) => Some(*r),
+            Response::Range(r) => Some(r.revision),
+            Response::Txn(t) => Some(t.revision),
+            _ => None,
+        };
+        assert!(
+            header.is_none_or(|h| h >= revision_before && h <= now),
+            "a reply's header revision {header:?} is outside {revision_before}..={now}"
+        );
     }
 }
 

@@ -76,12 +76,21 @@ impl Watches {
                 .filter(|e| revision_of(e) >= start_revision && keys.matches(key_of(e)))
                 .cloned()
                 .collect();
+            // A watch never sends an event below its start revision, nor one it did not ask for.
+            debug_assert!(past.iter().all(|e| revision_of(e) >= start_revision));
+            debug_assert!(past.iter().all(|e| keys.matches(key_of(e))));
             if !past.is_empty() {
                 let _ = tx.send(past);
             }
         }
         self.next_id += 1;
         let min_revision = start_revision.max(current + 1);
+        // Positive space: live events start past both the request and the current revision.
+        assert!(min_revision > current && min_revision >= start_revision);
+        assert!(
+            !self.watchers.contains_key(&self.next_id),
+            "watch ID reused"
+        );
         self.watchers.insert(
             self.next_id,
             Watcher {
@@ -89,6 +98,10 @@ impl Watches {
                 min_revision,
                 tx,
             },
+        );
+        assert!(
+            self.watchers.len() <= WATCHES_MAX,
+            "more watches than the limit"
         );
         Ok(self.next_id)
     }
@@ -120,6 +133,8 @@ impl Watches {
                 .filter(|e| revision_of(e) >= w.min_revision && w.keys.matches(key_of(e)))
                 .cloned()
                 .collect();
+            // A watch never sends an event below its start revision.
+            debug_assert!(mine.iter().all(|e| revision_of(e) >= w.min_revision));
             // A watcher whose receiver is gone is dropped.
             mine.is_empty() || w.tx.send(mine).is_ok()
         });
@@ -132,6 +147,9 @@ impl Watches {
             self.trimmed = true;
         }
         self.log.extend(events.iter().take(LOG_MAX).cloned());
+        // The log stays bounded, and its newest entry is this transaction's.
+        assert!(self.log.len() <= LOG_MAX, "the watch log outgrew its bound");
+        assert!(self.log.back().map(revision_of) == Some(revision_of(&events[0])));
     }
 
     pub fn len(&self) -> usize {
