@@ -5,7 +5,7 @@
 //! any other; bring your own by implementing
 //! [`Workload`] and handing it to `world::Builder::workload`.
 //!
-//! The client around it is the same for every workload ([`ClientRun`]): session, lock, the
+//! The client around it is the same for every workload (`ClientRun`): session, lock, the
 //! workload's critical section, release, think, again. The critical section talks to the
 //! storage through a [`Critical`], which records every operation in the history, sends the
 //! number the run's fence asks for, and strikes aimed faults where the plan says.

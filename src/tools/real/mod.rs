@@ -1,8 +1,8 @@
 //! Real mode: the same storage, lock and client code over real TCP, a real etcd and real time.
 //!
 //! Built without `--cfg madsim` (`RUSTFLAGS= cargo run --release --target-dir target/real`).
-//! The storage is [`crate::storage::http::Server`], the lock is [`lock::Session`] + [`lock::acquire`],
-//! the write goes through [`ClientRun::send`]: exactly what the simulation tests run.
+//! The storage is [`crate::storage::http::Server`], the lock is [`lock::Session`] + `lock::acquire`,
+//! the write goes through `ClientRun::send`: exactly what the simulation tests run.
 //!
 //! A GC pause is real here too, and **in-process**: a client runs on a current-thread tokio
 //! runtime, and a pause blocks that one thread (`std::thread::sleep` or a blocking channel

@@ -24,7 +24,7 @@ pub struct Config {
     pub member_id: u64,
     pub start_ms: u64,
     /// The hazard of etcd issue 15247: how long a replaced leader goes on acting on its own
-    /// lessor's view before it notices (see [`super::cluster`]); `None`: it notices at once.
+    /// lessor's view before it notices (see the model's `cluster.rs`); `None`: it notices at once.
     pub stale_leader_ms: Option<u64>,
 }
 

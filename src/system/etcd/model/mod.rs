@@ -3,21 +3,21 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`kv`] | keys, revisions, transactions and their compares |
-//! | [`lessor`] | leases: deadlines, minimum TTL, renewal, expiry, TimeToLive, IDs |
-//! | [`watch`] | watches from a revision |
-//! | [`member`] | the three together: how each request applies to the committed state |
-//! | [`cluster`] | members, who leads, elections, Promote, CheckQuorum, issue 15247 |
-//! | [`config`] | how one member behaves: etcd's flags, the request faults |
-//! | [`handle`] | a member as the server and the recipes hold it |
-//! | [`recipes`] | the v3 Lock and election services (3.4 and 3.5) |
-//! | [`server`] | the member as a node: connections, its clock, the lessor scan, stalls, faults |
-//! | [`client`] | a persistent connection per client, calls multiplexed on it |
-//! | [`wire`] | the messages between them |
+//! | `kv.rs` | keys, revisions, transactions and their compares |
+//! | `lessor.rs` | leases: deadlines, minimum TTL, renewal, expiry, TimeToLive, IDs |
+//! | `watch.rs` | watches from a revision |
+//! | `member.rs` | the three together: how each request applies to the committed state |
+//! | `cluster.rs` | members, who leads, elections, Promote, CheckQuorum, issue 15247 |
+//! | `config.rs` | how one member behaves: etcd's flags, the request faults |
+//! | `handle.rs` | a member as the server and the recipes hold it |
+//! | `recipes.rs` | the v3 Lock and election services (3.4 and 3.5) |
+//! | `server.rs` | the member as a node: connections, its clock, the lessor scan, stalls, faults |
+//! | `client.rs` | a persistent connection per client, calls multiplexed on it |
+//! | `wire.rs` | the messages between them |
 //!
 //! **What is abstracted away, and why a client cannot tell.** Raft's messages: the cluster
 //! keeps one committed state and decides by leadership when a request through a member may
-//! commit ([`cluster`] says how and what it leaves out); a commit applies at once (a real
+//! commit (`cluster.rs` says how and what it leaves out); a commit applies at once (a real
 //! cluster on one machine spends about a millisecond on its log, fsync and peers, inside the
 //! calibration's tolerance). Storage (bbolt, the WAL, compaction): a client sees only the
 //! present keys, revisions and recent watch events. Authentication, TLS, gRPC framing and
