@@ -104,16 +104,12 @@ def long_functions(path):
                 if test_depth is not None and depth == test_depth:
                     test_depth = None
                 depth -= 1
-            elif c == ";" and waiting is not None and not stack_has_open(waiting, n):
+            elif c == ";" and waiting is not None:
                 # a declaration without a body (trait method)
                 waiting = None
         if pending_test and line.strip() and not line.strip().startswith("#") and "{" not in line and "mod" not in line:
             pending_test = False
     return found
-
-
-def stack_has_open(waiting, n):
-    return False
 
 
 def module_names(folder):
