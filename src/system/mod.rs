@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lock;
 pub mod ms;
 pub mod protocol;
+pub mod redis;
 pub mod schemes;
 pub mod storage;
 pub mod workload;
