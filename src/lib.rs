@@ -88,7 +88,7 @@ pub use system::{
 
 #[cfg(madsim)]
 pub use simulator::world;
-pub use simulator::{checker, fault, label, nemesis, scenario, stories};
+pub use simulator::{checker, fault, label, nemesis, redis_settings, scenario, stories};
 
 #[cfg(all(not(madsim), feature = "cli"))]
 pub use tools::real;

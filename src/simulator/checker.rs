@@ -151,6 +151,37 @@ pub fn check_with(history: &History, workload_rules: impl FnOnce(&History) -> Fi
     finish(history, v)
 }
 
+/// The history with every token replaced by its grant's rank in true time (1 for the first
+/// `Acquired`, 2 for the next, ...), for recipes whose tokens do not rise from holder to holder
+/// ([`LockRecipe::tokens_rise`](crate::lock::LockRecipe::tokens_rise): Redlock's random value,
+/// an `INCR` counter that a restart resets). The checker's rules then judge holders by the
+/// order the lock was granted in, which is what "the lock had passed" means when the service
+/// keeps no order of its own; the wire's `version` (what the fence saw) stays as it was. Only
+/// tokens change, so every finding's event index points into the recorded history.
+pub fn by_grant_order(history: &History) -> History {
+    let mut ranked = history.clone();
+    let mut grants: i64 = 0;
+    // Each node's current grant: its operations and its release carry it.
+    let mut current: BTreeMap<String, i64> = BTreeMap::new();
+    for e in ranked.events.iter_mut() {
+        match &mut e.kind {
+            EventKind::Acquired { token, .. } => {
+                grants += 1;
+                *token = grants;
+                current.insert(e.node.clone(), grants);
+            }
+            EventKind::Invoke { token, .. } | EventKind::Released { token, .. } => {
+                // An operation before any grant of its node is an anomaly the checker reports;
+                // rank 0 keeps it below every grant.
+                *token = current.get(&e.node).copied().unwrap_or(0);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(ranked.events.len(), history.events.len());
+    ranked
+}
+
 fn finish(history: &History, mut v: Verdict) -> Verdict {
     if history.dropped_events > 0 {
         v.anomalies

@@ -29,6 +29,20 @@ pub const ETCD_ALL: &str = "etcd:all";
 /// In a partition, every etcd member not on the other side: `a = "etcd:leader", b =
 /// "etcd:others"` cuts the leader off from the rest of the cluster.
 pub const ETCD_OTHERS: &str = "etcd:others";
+/// Every Redis node of a Redlock world (also `redis:all`); `redisN` (or `redis:N`) names one.
+pub const REDIS: &str = "redis";
+/// A fault on every Redis node.
+pub const REDIS_ALL: &str = "redis:all";
+
+/// `redis:N` as the node name `redisN`; any other name as it is.
+pub fn redis_node(node: &str) -> std::borrow::Cow<'_, str> {
+    match node.strip_prefix("redis:") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("redis{n}").into()
+        }
+        _ => node.into(),
+    }
+}
 
 /// The member nodes of a cluster of `members`: `etcd` alone, or `etcd1` to `etcdN`.
 pub fn etcd_member_names(members: u32) -> Vec<String> {
@@ -417,8 +431,15 @@ impl<'a> Once<'a> {
 
 /// The fault names nodes that exist, of a kind it applies to.
 fn check_nodes(f: &Fault, nodes: &[String]) -> Result<(), String> {
-    let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL;
-    let known = |n: &str| n == ETCD || n == STORAGE || role(n) || nodes.iter().any(|m| m == n);
+    let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL || n == REDIS_ALL;
+    let redis_all = |n: &str| (n == REDIS || n == REDIS_ALL) && nodes.iter().any(|m| m == "redis1");
+    let known = |n: &str| {
+        n == ETCD
+            || n == STORAGE
+            || role(n)
+            || redis_all(n)
+            || nodes.iter().any(|m| *m == redis_node(n))
+    };
     let node_ok = match f {
         Fault::Partition { a, b, .. } if b == ETCD_OTHERS => is_etcd(a) && known(a),
         Fault::Partition { a, b, .. } => known(a) && known(b) && a != b,

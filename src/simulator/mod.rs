@@ -6,6 +6,7 @@ pub mod checker;
 pub mod fault;
 pub mod label;
 pub mod nemesis;
+pub mod redis_settings;
 pub mod scenario;
 pub mod stories;
 #[cfg(madsim)]

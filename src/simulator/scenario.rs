@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::ms::{MsRange, DURATION_MS_MAX};
 // The nemesis' knobs sit beside the nemesis that draws from them; this path stays.
 use crate::nemesis::NemesisConfig;
+use crate::redis_settings::RedisSettings;
 
 /// Most clients in one world.
 pub const CLIENTS_MAX: u32 = 64;
@@ -111,7 +112,14 @@ pub struct Scenario {
     /// Extra time for cycles under way to finish after `duration_ms`.
     pub drain_ms: u64,
     pub workload: WorkloadKind,
-    /// How clients take the lock from etcd.
+    /// Which lock service the world hosts: `etcd` (the default) or `redlock` (the `[redis]`
+    /// table's nodes; then `lock_method` is `redlock` or `redis-single`).
+    #[serde(default)]
+    pub service: crate::lock::ServiceKind,
+    /// The Redis nodes and the Redlock client, for `service = "redlock"`.
+    #[serde(default)]
+    pub redis: RedisSettings,
+    /// How clients take the lock.
     pub lock_method: crate::lock::LockMethod,
     /// Which simulated etcd: fencelab's calibrated model (default) or madsim's SimServer.
     pub etcd: crate::etcd::Backend,
@@ -184,6 +192,8 @@ impl Scenario {
             duration_ms: 20_000,
             drain_ms: 10_000,
             workload: WorkloadKind::Counter,
+            service: crate::lock::ServiceKind::Etcd,
+            redis: RedisSettings::default(),
             lock_method: crate::lock::LockMethod::Election,
             etcd: crate::etcd::Backend::Model,
             etcd_version: crate::etcd::Version::V3_5,
@@ -266,16 +276,50 @@ impl Scenario {
         crate::fault::etcd_member_names(self.etcd_members)
     }
 
-    /// Every node a fault may name besides `etcd` and `storage`: the clients and the members.
+    /// The lock service's node names: etcd's members, or the Redis nodes.
+    pub fn service_node_names(&self) -> Vec<String> {
+        match self.service {
+            crate::lock::ServiceKind::Etcd => self.etcd_member_names(),
+            crate::lock::ServiceKind::Redlock => self.redis.node_names(),
+        }
+    }
+
+    /// Every node a fault may name besides `etcd` and `storage`: the clients and the lock
+    /// service's nodes.
     pub fn node_names(&self) -> Vec<String> {
         let mut names = self.client_names();
-        names.extend(self.etcd_member_names());
+        names.extend(self.service_node_names());
         names
+    }
+
+    /// The lock recipe the scenario names (`lock_method`, with the `[redis]` table's client
+    /// settings for Redlock).
+    pub fn recipe(&self) -> std::sync::Arc<dyn crate::lock::LockRecipe> {
+        use crate::lock::{LockMethod, Redlock};
+        match self.lock_method {
+            LockMethod::Redlock | LockMethod::RedisSingle => std::sync::Arc::new(Redlock {
+                clock: self.redis.clock,
+                token: self.redis.token,
+                single: self.lock_method == LockMethod::RedisSingle,
+            }),
+            other => other.recipe(),
+        }
+    }
+
+    /// A Redlock world: five Redis nodes, the standard clients and workload, no etcd.
+    pub fn redlock() -> Scenario {
+        Scenario {
+            service: crate::lock::ServiceKind::Redlock,
+            lock_method: crate::lock::LockMethod::Redlock,
+            nemesis: NemesisConfig::off(),
+            ..Scenario::standard()
+        }
     }
 
     /// Checks every limit; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         self.validate_nodes()?;
+        self.validate_service()?;
         self.validate_times()?;
         self.nemesis.validate()?;
         crate::fault::FaultPlan {
@@ -322,6 +366,28 @@ impl Scenario {
                 "lock_method: lock-api needs the Lock API, which etcd = \"madsim\" (SimServer) lacks"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// The service and the lock method agree, and the service's own settings hold.
+    fn validate_service(&self) -> Result<(), String> {
+        use crate::lock::ServiceKind;
+        self.redis.validate()?;
+        if self.lock_method.service() != self.service {
+            let methods = match self.service {
+                ServiceKind::Etcd => "election, kv-mutex or lock-api",
+                ServiceKind::Redlock => "redlock or redis-single",
+            };
+            return Err(format!(
+                "lock_method: {} locks on {}, and service is {}: use {methods}",
+                self.lock_method.as_str(),
+                self.lock_method.service().as_str(),
+                self.service.as_str()
+            ));
+        }
+        if self.service == ServiceKind::Redlock && self.workload == WorkloadKind::EtcdSet {
+            return Err("workload: etcd-set keeps its set in etcd, and service is redlock".into());
         }
         Ok(())
     }

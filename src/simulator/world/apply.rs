@@ -7,8 +7,8 @@ use super::nodes::{Nodes, OPERATOR};
 use super::schedule::{Action, Schedule};
 use crate::etcd::model::Cluster;
 use crate::etcd::Backend;
+use crate::fault::{redis_node, ETCD_ALL, ETCD_OTHERS, REDIS, REDIS_ALL};
 use crate::fault::{Fault, ETCD, ETCD_LEADER, NETWORK, STORAGE};
-use crate::fault::{ETCD_ALL, ETCD_OTHERS};
 use crate::history::{EventKind, Recorder};
 use crate::ms::MsRange;
 use crate::scenario::Scenario;
@@ -34,6 +34,8 @@ pub(super) struct Faults {
     /// Where revocations are sent from.
     operator: NodeHandle,
     etcd: Backend,
+    /// antirez's delayed restart: a crashed Redis node stays down at least this long, ms.
+    redis_restart_delay_ms: u64,
     /// The scenario's network, which comes back when a network fault ends.
     latency_ms: MsRange,
     loss_rate: f64,
@@ -53,6 +55,7 @@ impl Faults {
             crashed: BTreeMap::new(),
             recorder,
             etcd: scenario.etcd,
+            redis_restart_delay_ms: scenario.redis.restart_delay_ms,
             latency_ms: scenario.latency_ms,
             loss_rate: scenario.loss_rate,
             partitions: BTreeMap::new(),
@@ -88,6 +91,7 @@ impl Faults {
     fn resolve(&self, node: &str) -> Vec<String> {
         match node {
             ETCD | ETCD_ALL => self.nodes.members.clone(),
+            REDIS | REDIS_ALL => self.nodes.redis.clone(),
             ETCD_LEADER => match self.cluster() {
                 None => self.nodes.members.clone(),
                 Some(c) => c
@@ -95,7 +99,7 @@ impl Faults {
                     .map(|l| vec![self.nodes.members[l].clone()])
                     .unwrap_or_default(),
             },
-            other => vec![other.to_string()],
+            other => vec![redis_node(other).into_owned()],
         }
     }
 
@@ -252,6 +256,11 @@ impl Faults {
     }
 
     fn crash(&mut self, node: String, ms: u64, now_ms: u64, schedule: &mut Schedule) {
+        // A Redis node under the delayed-restart rule stays down longer than any lock's TTL.
+        let ms = match self.nodes.redis.contains(&node) {
+            true => ms.max(self.redis_restart_delay_ms),
+            false => ms,
+        };
         self.handle.kill(self.nodes.id(&node));
         self.member_up(&node, false, true);
         // A crash ends the node's pauses: it restarts unpaused.

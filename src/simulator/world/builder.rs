@@ -147,7 +147,7 @@ impl Builder {
             recipe: self
                 .recipe
                 .clone()
-                .unwrap_or_else(|| self.scenario.lock_method.recipe()),
+                .unwrap_or_else(|| self.scenario.recipe()),
             workload: self
                 .workload
                 .clone()

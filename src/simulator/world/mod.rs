@@ -4,6 +4,7 @@
 mod apply;
 mod builder;
 mod nodes;
+mod redis;
 mod schedule;
 
 pub use builder::Builder;
@@ -79,9 +80,14 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
     let plan = plan.clone();
     let fencing = parts.fence.name().to_string();
     let workload = parts.workload.clone();
+    let tokens_rise = parts.recipe.tokens_rise();
     let (history, messages, simulated_ms) =
         rt.block_on(async move { supervise(scenario, plan, parts, seed).await });
-    let verdict = checker::check_with(&history, |h| workload.check(h));
+    // A recipe whose tokens do not rise is judged by the order its grants came in.
+    let verdict = match tokens_rise {
+        true => checker::check_with(&history, |h| workload.check(h)),
+        false => checker::check_with(&checker::by_grant_order(&history), |h| workload.check(h)),
+    };
     Run {
         faults: plan_labels,
         seed,

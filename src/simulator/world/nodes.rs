@@ -7,7 +7,7 @@ use crate::etcd::{model, Backend, Keys};
 use crate::fault::{Fault, FaultPlan, ETCD, STORAGE};
 use crate::history::{EventKind, Probe, Recorder};
 use crate::keys::ETCD_KEY_PREFIX;
-use crate::lock::LockConfig;
+use crate::lock::{LockConfig, ServiceKind};
 use crate::scenario::{client_name, Scenario};
 use crate::storage::http::Server;
 use crate::storage::Store;
@@ -82,6 +82,8 @@ pub(super) struct Nodes {
     pub(super) endpoints: Vec<String>,
     /// The model's cluster (none with SimServer).
     pub(super) cluster: Option<Arc<model::Cluster>>,
+    /// The Redis nodes' names, in node order (a Redlock world).
+    pub(super) redis: Vec<String>,
 }
 
 impl Nodes {
@@ -120,13 +122,23 @@ pub(super) fn start(
     recorder: &Recorder,
 ) -> (Nodes, Clients, Arc<Mutex<Store>>) {
     let mut nodes = Nodes::default();
-    let (members, cluster) = start_etcd(handle, scenario, plan, seed, origin, recorder);
-    for (name, node) in members {
-        nodes.members.push(name.clone());
-        nodes.insert(name, node);
+    match scenario.service {
+        ServiceKind::Etcd => {
+            let (members, cluster) = start_etcd(handle, scenario, plan, seed, origin, recorder);
+            for (name, node) in members {
+                nodes.members.push(name.clone());
+                nodes.insert(name, node);
+            }
+            nodes.endpoints = etcd_endpoints(scenario.etcd_members);
+            nodes.cluster = cluster;
+        }
+        ServiceKind::Redlock => {
+            for (name, node) in super::redis::start(handle, scenario, plan, origin) {
+                nodes.redis.push(name.clone());
+                nodes.insert(name, node);
+            }
+        }
     }
-    nodes.endpoints = etcd_endpoints(scenario.etcd_members);
-    nodes.cluster = cluster;
     let store = Arc::new(Mutex::new(Store::with_fence(parts.fence.clone())));
     nodes.insert(
         STORAGE,
@@ -138,7 +150,10 @@ pub(super) fn start(
         nodes.insert(name, node);
     }
     // Every member has its endpoint, in the same order; no client has stopped yet.
-    assert!(nodes.endpoints.len() == scenario.etcd_members as usize);
+    assert!(
+        nodes.endpoints.len() == scenario.etcd_members as usize
+            || scenario.service != ServiceKind::Etcd
+    );
     assert!(
         !clients.stop.load(Ordering::Relaxed),
         "a client stopped before the run began"
@@ -390,6 +405,8 @@ fn start_clients(
         let script = scenario.script(n).cloned();
         let spec = ClientSpec {
             index: n,
+            service: scenario.service,
+            redis_endpoints: super::redis::endpoints(scenario),
             etcd_backend: scenario.etcd,
             etcd_endpoints: endpoints_of_client(scenario.etcd_members, n),
             storage_addr: STORAGE_ADDR.to_string(),

@@ -27,9 +27,9 @@
 //!     }
 //!     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>> {
 //!         Box::pin(async move {
-//!             let lease_id = cx.session.lease_id();
-//!             let key = cx.etcd.lock("/my/lock", lease_id).await.map_err(LockError::from)?;
-//!             Ok(Holding { key: key.key, lease_id, token: key.revision })
+//!             let lease_id = cx.lease_id()?;
+//!             let key = cx.etcd()?.lock("/my/lock", lease_id).await.map_err(LockError::from)?;
+//!             Ok(Holding::new(key.key, lease_id, key.revision))
 //!         })
 //!     }
 //!     fn release<'a>(
@@ -37,23 +37,30 @@
 //!         cx: LockContext<'a>,
 //!         holding: &'a Holding,
 //!     ) -> BoxFuture<'a, Result<(), LockError>> {
-//!         Box::pin(cx.bounded("unlock", cx.etcd.unlock(&holding.key)))
+//!         Box::pin(async move { cx.bounded("unlock", cx.etcd()?.unlock(&holding.key)).await })
 //!     }
 //! }
 //! ```
 
 pub mod recipes;
+pub mod redlock;
+mod service;
 mod session;
+mod validity;
 
 use crate::clock::NodeClock;
 use crate::etcd::{Etcd, EtcdError};
+use crate::redis::RedisError;
 use crate::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use recipes::{Election, KvMutex, LockApi};
+pub use redlock::{Redlock, RedlockToken};
+pub use service::{RedisHandle, Service, ServiceContext, ServiceKind, REDIS_NODES_MAX};
 pub use session::Session;
+pub use validity::{ClientClock, Validity};
 
 /// A shared handle on an etcd, whichever backend.
 pub type EtcdHandle = Arc<dyn Etcd>;
@@ -87,6 +94,11 @@ pub enum LockMethod {
     /// The v3 Lock service (`etcdctl lock`, Jepsen's lock tests): etcd runs the Mutex
     /// server-side; the token is the Lock answer's header revision. Not on SimServer.
     LockApi,
+    /// Redlock over the world's Redis nodes (`service = "redlock"`): `SET NX PX` on each, a
+    /// quorum and a positive validity hold the lock.
+    Redlock,
+    /// redis.io's single-instance lock: `SET NX PX` on the first Redis node alone.
+    RedisSingle,
 }
 
 impl LockMethod {
@@ -96,6 +108,19 @@ impl LockMethod {
             LockMethod::Election => Arc::new(Election),
             LockMethod::KvMutex => Arc::new(KvMutex),
             LockMethod::LockApi => Arc::new(LockApi),
+            LockMethod::Redlock => Arc::new(Redlock::default()),
+            LockMethod::RedisSingle => Arc::new(Redlock {
+                single: true,
+                ..Redlock::default()
+            }),
+        }
+    }
+
+    /// The lock service the method's recipe talks to.
+    pub fn service(self) -> ServiceKind {
+        match self {
+            LockMethod::Redlock | LockMethod::RedisSingle => ServiceKind::Redlock,
+            _ => ServiceKind::Etcd,
         }
     }
 
@@ -104,6 +129,8 @@ impl LockMethod {
             LockMethod::Election => "election",
             LockMethod::KvMutex => "kv-mutex",
             LockMethod::LockApi => "lock-api",
+            LockMethod::Redlock => "redlock",
+            LockMethod::RedisSingle => "redis-single",
         }
     }
 }
@@ -115,8 +142,10 @@ impl std::str::FromStr for LockMethod {
             "election" => Ok(LockMethod::Election),
             "kv-mutex" => Ok(LockMethod::KvMutex),
             "lock-api" => Ok(LockMethod::LockApi),
+            "redlock" => Ok(LockMethod::Redlock),
+            "redis-single" => Ok(LockMethod::RedisSingle),
             _ => Err(format!(
-                "unknown lock method '{s}' (expected election, kv-mutex or lock-api)"
+                "unknown lock method '{s}' (expected election, kv-mutex, lock-api, redlock or redis-single)"
             )),
         }
     }
@@ -144,8 +173,14 @@ pub struct LockConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockError {
     Etcd(String),
+    Redis(String),
     Timeout(&'static str),
     CampaignTimeout,
+    /// A recipe of one service ran on a world of another (an etcd recipe on Redis nodes).
+    WrongService {
+        wanted: &'static str,
+        got: &'static str,
+    },
 }
 
 impl LockError {
@@ -162,8 +197,12 @@ impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LockError::Etcd(e) => write!(f, "etcd: {e}"),
-            LockError::Timeout(what) => write!(f, "etcd {what} timed out"),
+            LockError::Redis(e) => write!(f, "redis: {e}"),
+            LockError::Timeout(what) => write!(f, "{what} timed out"),
             LockError::CampaignTimeout => f.write_str("gave up waiting for the lock"),
+            LockError::WrongService { wanted, got } => {
+                write!(f, "this recipe needs {wanted}, and the world hosts {got}")
+            }
         }
     }
 }
@@ -175,6 +214,16 @@ impl From<EtcdError> for LockError {
         match e {
             EtcdError::Timeout => LockError::Timeout("request"),
             other => LockError::Etcd(other.to_string()),
+        }
+    }
+}
+
+/// A Redis timeout is indeterminate (the command may have run), as etcd's is.
+impl From<RedisError> for LockError {
+    fn from(e: RedisError) -> LockError {
+        match e {
+            RedisError::Timeout => LockError::Timeout("redis command"),
+            other => LockError::Redis(other.to_string()),
         }
     }
 }
@@ -198,22 +247,84 @@ pub struct Holding {
     pub key: String,
     pub lease_id: i64,
     /// The fencing token (the built-ins: the lock key's create revision, or the Lock answer's
-    /// revision). A holder's token must exceed every token its client held before.
+    /// revision). A holder's token must exceed every token its client held before, unless its
+    /// recipe says otherwise ([`LockRecipe::tokens_rise`]).
     pub token: i64,
+    /// Until when the recipe promises the lock, for a lock without a session (Redlock's
+    /// validity); `None`: as long as the session lives.
+    pub validity: Option<Validity>,
 }
 
-/// What a recipe works with: the etcd seam, the client's session and clock, the lock's knobs,
-/// and the value a holder stores in its key (the client's name).
+impl Holding {
+    /// A lock held under a session: no validity of its own.
+    pub fn new(key: impl Into<String>, lease_id: i64, token: i64) -> Holding {
+        Holding {
+            key: key.into(),
+            lease_id,
+            token,
+            validity: None,
+        }
+    }
+}
+
+/// What a recipe works with: the lock service (its client, and the session where it has one),
+/// the client's clock, the lock's knobs, the value a holder stores in its key (the client's
+/// name) and a number unique to this acquisition.
 #[derive(Clone, Copy)]
 pub struct LockContext<'a> {
-    pub etcd: &'a dyn Etcd,
-    pub session: &'a Session,
+    pub service: ServiceContext<'a>,
     pub clock: &'a NodeClock,
     pub cfg: &'a LockConfig,
     pub value: &'a str,
+    /// Drawn from the client's own stream for services whose lock value must be unique per
+    /// acquisition (Redlock's random value); 0 on etcd, whose lease ID is unique already (a
+    /// draw there would shift the client's later draws, and so every etcd history).
+    pub nonce: u64,
 }
 
 impl<'a> LockContext<'a> {
+    /// The etcd client, for recipes over etcd.
+    pub fn etcd(&self) -> Result<&'a dyn Etcd, LockError> {
+        match self.service {
+            ServiceContext::Etcd { etcd, .. } => Ok(etcd),
+            other => Err(other.wrong(ServiceKind::Etcd)),
+        }
+    }
+
+    /// The session (etcd's lease) the lock is held under.
+    pub fn session(&self) -> Result<&'a Session, LockError> {
+        match self.service {
+            ServiceContext::Etcd { session, .. } => Ok(session),
+            other => Err(other.wrong(ServiceKind::Etcd)),
+        }
+    }
+
+    /// The session's lease ID.
+    pub fn lease_id(&self) -> Result<i64, LockError> {
+        self.session().map(Session::lease_id)
+    }
+
+    /// The Redis nodes, for recipes over Redis.
+    pub fn redis(&self) -> Result<&'a [RedisHandle], LockError> {
+        match self.service {
+            ServiceContext::Redis { nodes } => Ok(nodes),
+            other => Err(other.wrong(ServiceKind::Redlock)),
+        }
+    }
+
+    /// A Redis call bounded by the request timeout; `what` names it if it times out.
+    pub async fn bounded_redis<T>(
+        self,
+        what: &'static str,
+        call: BoxFuture<'a, Result<T, RedisError>>,
+    ) -> Result<T, LockError> {
+        match self.clock.timeout(self.cfg.request_timeout, call).await {
+            Err(_) | Ok(Err(RedisError::Timeout)) => Err(LockError::Timeout(what)),
+            Ok(Err(e)) => Err(LockError::from(e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
     /// An etcd call bounded by the request timeout; `what` names it in the history if it
     /// times out (a timeout is indeterminate: the call may have taken effect).
     pub async fn bounded<T>(
@@ -239,7 +350,19 @@ pub trait LockRecipe: Send + Sync + std::fmt::Debug + 'static {
     /// A short name, for reports (`election`, `kv-mutex`, ...).
     fn name(&self) -> &str;
 
-    /// Takes the lock under `cx.session`'s lease.
+    /// The lock service the recipe is written for: a scenario of another service refuses it.
+    fn service(&self) -> ServiceKind {
+        ServiceKind::Etcd
+    }
+
+    /// Whether the token strictly rises from one holder to the next, as the checker's
+    /// token-order findings assume. Redlock's random value does not; an `INCR` counter does
+    /// only while its node keeps its data.
+    fn tokens_rise(&self) -> bool {
+        true
+    }
+
+    /// Takes the lock (under `cx`'s session, where the service has one).
     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>>;
 
     /// Releases it (the caller then closes the session). May fail when the lease is gone.
@@ -253,19 +376,19 @@ pub trait LockRecipe: Send + Sync + std::fmt::Debug + 'static {
 /// Takes the lock with `recipe`. On timeout the caller must revoke the lease: the waiting key
 /// stays in etcd otherwise and would take the lock later.
 pub(crate) async fn acquire(
-    etcd: &EtcdHandle,
-    session: &Session,
+    service: ServiceContext<'_>,
     clock: &NodeClock,
     cfg: &LockConfig,
     recipe: &dyn LockRecipe,
     value: &str,
+    nonce: u64,
 ) -> Result<Holding, LockError> {
     let cx = LockContext {
-        etcd: etcd.as_ref(),
-        session,
+        service,
         clock,
         cfg,
         value,
+        nonce,
     };
     clock
         .timeout(cfg.campaign_timeout, recipe.acquire(cx))
@@ -273,21 +396,22 @@ pub(crate) async fn acquire(
         .map_err(|_| LockError::CampaignTimeout)?
 }
 
-/// Releases the lock with `recipe`; then the caller closes the session.
+/// Releases the lock with `recipe`; then the caller closes the session. `value` and `nonce`
+/// are those the lock was acquired with.
 pub(crate) async fn resign(
-    etcd: &EtcdHandle,
-    session: &Session,
+    service: ServiceContext<'_>,
     holding: &Holding,
     clock: &NodeClock,
     cfg: &LockConfig,
     recipe: &dyn LockRecipe,
+    (value, nonce): (&str, u64),
 ) -> Result<(), LockError> {
     let cx = LockContext {
-        etcd: etcd.as_ref(),
-        session,
+        service,
         clock,
         cfg,
-        value: "",
+        value,
+        nonce,
     };
     recipe.release(cx, holding).await
 }

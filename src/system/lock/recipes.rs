@@ -21,16 +21,13 @@ impl LockRecipe for Election {
 
     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>> {
         Box::pin(async move {
+            let lease_id = cx.lease_id()?;
             let leader = cx
-                .etcd
-                .campaign(LOCK_NAME, cx.value, cx.session.lease_id())
+                .etcd()?
+                .campaign(LOCK_NAME, cx.value, lease_id)
                 .await
                 .map_err(etcd_err)?;
-            Ok(Holding {
-                key: leader.key,
-                lease_id: cx.session.lease_id(),
-                token: leader.rev,
-            })
+            Ok(Holding::new(leader.key, lease_id, leader.rev))
         })
     }
 
@@ -47,7 +44,7 @@ impl LockRecipe for Election {
                 rev: holding.token,
                 lease: holding.lease_id,
             };
-            cx.bounded("resign", cx.etcd.resign(&leader)).await
+            cx.bounded("resign", cx.etcd()?.resign(&leader)).await
         })
     }
 }
@@ -64,16 +61,13 @@ impl LockRecipe for LockApi {
 
     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>> {
         Box::pin(async move {
+            let lease_id = cx.lease_id()?;
             let key = cx
-                .etcd
-                .lock(LOCK_NAME, cx.session.lease_id())
+                .etcd()?
+                .lock(LOCK_NAME, lease_id)
                 .await
                 .map_err(etcd_err)?;
-            Ok(Holding {
-                key: key.key,
-                lease_id: cx.session.lease_id(),
-                token: key.revision,
-            })
+            Ok(Holding::new(key.key, lease_id, key.revision))
         })
     }
 
@@ -82,7 +76,7 @@ impl LockRecipe for LockApi {
         cx: LockContext<'a>,
         holding: &'a Holding,
     ) -> BoxFuture<'a, Result<(), LockError>> {
-        Box::pin(cx.bounded("unlock", cx.etcd.unlock(&holding.key)))
+        Box::pin(async move { cx.bounded("unlock", cx.etcd()?.unlock(&holding.key)).await })
     }
 }
 
@@ -109,9 +103,9 @@ impl LockRecipe for KvMutex {
         holding: &'a Holding,
     ) -> BoxFuture<'a, Result<(), LockError>> {
         Box::pin(async move {
+            let etcd = cx.etcd()?;
             let deleted = Box::pin(async move {
-                cx.etcd
-                    .delete(Keys::Exact(holding.key.clone()))
+                etcd.delete(Keys::Exact(holding.key.clone()))
                     .await
                     .map(|_| ())
             });
@@ -121,7 +115,7 @@ impl LockRecipe for KvMutex {
 }
 
 async fn kv_mutex(cx: LockContext<'_>) -> Result<Holding, LockError> {
-    let (etcd, lease_id) = (cx.etcd, cx.session.lease_id());
+    let (etcd, lease_id) = (cx.etcd()?, cx.lease_id()?);
     let key = format!("{MUTEX_PREFIX}{lease_id:016x}");
     etcd.put(&key, cx.value, lease_id).await.map_err(etcd_err)?;
     // Bounded by the caller's campaign timeout; this cap only guards against a missing one.
@@ -145,11 +139,7 @@ async fn kv_mutex(cx: LockContext<'_>) -> Result<Holding, LockError> {
             .map(|k| k.key.clone());
         let Some(before) = before else {
             debug_assert!(listing.kvs.iter().all(|k| k.create_revision >= ours));
-            return Ok(Holding {
-                key,
-                lease_id,
-                token: ours,
-            });
+            return Ok(Holding::new(key, lease_id, ours));
         };
         // Wait for that one key to go, then look again: candidates before it may remain.
         // Why one key and not the whole prefix: waiting then costs the same however many

@@ -91,6 +91,34 @@ pub trait Redis: Send + Sync {
         -> BoxFuture<'_, RedisResult<bool>>;
 }
 
+/// Connects to the Redis node at `endpoint`: fencelab's model in the simulation build, a real
+/// `redis-server` in the real build.
+pub async fn connect(endpoint: &str) -> RedisResult<std::sync::Arc<dyn Redis>> {
+    Err(RedisError::Unavailable {
+        why: format!("no Redis client in this build for {endpoint}"),
+    })
+}
+
+/// One client per node, in order; fails if any node's endpoint is malformed.
+pub async fn connect_all(endpoints: &[String]) -> RedisResult<Vec<std::sync::Arc<dyn Redis>>> {
+    if endpoints.is_empty() || endpoints.len() > NODES_MAX {
+        return Err(RedisError::Other {
+            why: format!(
+                "{} Redis endpoints, expected 1 to {NODES_MAX}",
+                endpoints.len()
+            ),
+        });
+    }
+    let mut nodes = Vec::with_capacity(endpoints.len());
+    for e in endpoints {
+        nodes.push(connect(e).await?);
+    }
+    Ok(nodes)
+}
+
+/// Most Redis nodes one client connects to: a limit on everything (Redlock's doc uses 5).
+pub const NODES_MAX: usize = 9;
+
 /// What a Redis node keeps across a crash (`redis.conf`'s `appendonly`, `appendfsync` and
 /// `save`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -40,7 +40,8 @@ impl LockRecipe for LockDelay {
         Box::pin(async move {
             let holding = self.inner.acquire(cx).await?;
             let mine = holding.token.to_string();
-            let read = cx.etcd.get(Keys::Exact(HOLDER_KEY.into()));
+            let etcd = cx.etcd()?;
+            let read = etcd.get(Keys::Exact(HOLDER_KEY.into()));
             let marker = cx.bounded("lock-delay marker read", read).await?;
             let unreleased = marker.kvs.first().is_some_and(|kv| kv.value != mine);
             if unreleased && cx.cfg.lock_delay_ms > 0 {
@@ -51,7 +52,7 @@ impl LockRecipe for LockDelay {
             // Only while this holder's lock key exists: a holder that lost its lock during
             // the delay must not overwrite its successor's marker.
             let claim = Txn::put_while_exists(&holding.key, HOLDER_KEY, &mine);
-            let claimed = cx.bounded("lock-delay marker", cx.etcd.txn(claim)).await?;
+            let claimed = cx.bounded("lock-delay marker", etcd.txn(claim)).await?;
             if !claimed.succeeded {
                 return Err(LockError::Etcd(
                     "lock key gone during the lock-delay: the session expired".into(),
@@ -78,7 +79,10 @@ impl LockRecipe for LockDelay {
                 success: vec![TxnOp::Delete(Keys::Exact(HOLDER_KEY.into()))],
                 failure: vec![],
             };
-            let cleared = cx.bounded("lock-delay release", cx.etcd.txn(clear)).await;
+            let cleared = match cx.etcd() {
+                Ok(etcd) => cx.bounded("lock-delay release", etcd.txn(clear)).await,
+                Err(e) => Err(e),
+            };
             let released = self.inner.release(cx, holding).await;
             cleared.map(|_| ())?;
             released

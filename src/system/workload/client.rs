@@ -13,6 +13,7 @@ use crate::etcd::{EtcdError, Keys, Txn};
 use crate::history::{EventKind, OpResult, Probe};
 use crate::keys::ETCD_KEY_PREFIX;
 use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, LockRecipe, Session};
+use crate::lock::{Service, ServiceContext, ServiceKind};
 use crate::ms::MsRange;
 use crate::protocol::{Op, Request};
 use crate::storage::http::{CallError, Client as StorageClient};
@@ -86,6 +87,10 @@ impl Points {
 pub struct ClientSpec {
     /// 1-based.
     pub index: u32,
+    /// Which lock service the client talks to.
+    pub service: ServiceKind,
+    /// The Redis nodes' endpoints, in node order (a Redlock world).
+    pub redis_endpoints: Vec<String>,
     /// Which etcd client to use (the real build always uses a real etcd).
     pub etcd_backend: crate::etcd::Backend,
     /// etcd's members' endpoints; the client talks to the first until it fails over.
@@ -177,16 +182,35 @@ impl ClientRun {
         self.points.hit(&name, point, nth).await;
     }
 
-    /// Runs lock cycles until told to stop (counter) or once (single).
-    pub async fn run(mut self) {
-        let etcd = loop {
-            match crate::etcd::connect(self.spec.etcd_backend, &self.spec.etcd_endpoints).await {
-                Ok(c) => break c,
+    /// Connects to the lock service, retrying until told to stop.
+    async fn connect(&self) -> Option<Service> {
+        loop {
+            let connected = match self.spec.service {
+                ServiceKind::Etcd => {
+                    crate::etcd::connect(self.spec.etcd_backend, &self.spec.etcd_endpoints)
+                        .await
+                        .map(Service::Etcd)
+                        .map_err(|e| e.to_string())
+                }
+                ServiceKind::Redlock => crate::redis::connect_all(&self.spec.redis_endpoints)
+                    .await
+                    .map(Service::Redis)
+                    .map_err(|e| e.to_string()),
+            };
+            match connected {
+                Ok(service) => return Some(service),
                 Err(_) if !self.stop.load(Ordering::Relaxed) => {
                     self.clock.sleep(RETRY_BACKOFF).await
                 }
-                Err(_) => return,
+                Err(_) => return None,
             }
+        }
+    }
+
+    /// Runs lock cycles until told to stop (counter) or once (single).
+    pub async fn run(mut self) {
+        let Some(service) = self.connect().await else {
+            return;
         };
         // Best effort: a failed connection is retried at the first request.
         let _ = self.storage.warm_up().await;
@@ -194,7 +218,7 @@ impl ClientRun {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let end = self.cycle(&etcd).await;
+            let end = self.cycle(&service).await;
             if self.spec.workload.once() && !matches!(end, CycleEnd::NoLock(_)) {
                 return;
             }
@@ -206,36 +230,47 @@ impl ClientRun {
         }
     }
 
-    /// One lock cycle: session, lock, work, release.
-    pub async fn cycle(&mut self, etcd: &EtcdHandle) -> CycleEnd {
+    /// One lock cycle: session (where the service has one), lock, work, release.
+    pub async fn cycle(&mut self, service: &Service) -> CycleEnd {
         let cfg = self.spec.lock;
-        let session = match Session::start(etcd, &self.clock, &self.probe, &cfg).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.note_indeterminate(&e);
-                return CycleEnd::NoLock(e.to_string());
-            }
+        let session = match service {
+            Service::Etcd(etcd) => match Session::start(etcd, &self.clock, &self.probe, &cfg).await
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.note_indeterminate(&e);
+                    return CycleEnd::NoLock(e.to_string());
+                }
+            },
+            Service::Redis(_) => None,
         };
+        // Only where the lock's value must be unique per acquisition: a draw on etcd would
+        // shift the client's later draws, and with them every etcd history.
+        let nonce = match service {
+            Service::Etcd(_) => 0,
+            Service::Redis(_) => self.rng.gen(),
+        };
+        let cx = service_context(service, session.as_ref());
         let value = self.name().to_string();
         let recipe = self.spec.recipe.clone();
-        let holding = match lock::acquire(etcd, &session, &self.clock, &cfg, &*recipe, &value).await
-        {
+        let holding = match lock::acquire(cx, &self.clock, &cfg, &*recipe, &value, nonce).await {
             Ok(h) => h,
             Err(e) => {
-                if e == LockError::CampaignTimeout {
+                if let (LockError::CampaignTimeout, Some(s)) = (&e, &session) {
                     self.probe.record(EventKind::CampaignTimedOut {
-                        lease_id: session.lease_id(),
+                        lease_id: s.lease_id(),
                     });
                 }
                 self.note_indeterminate(&e);
                 // Revoking removes the campaign key a cancelled campaign leaves behind.
-                session.close(etcd, &self.clock, &cfg).await;
+                self.close(service, session).await;
                 return CycleEnd::NoLock(e.to_string());
             }
         };
-        // Positive space: a client's tokens strictly increase, whatever happened between.
+        // Positive space: a client's tokens strictly increase, whatever happened between,
+        // where the recipe promises rising tokens.
         assert!(
-            holding.token > self.last_token,
+            !recipe.tokens_rise() || holding.token > self.last_token,
             "{} got token {} after {}",
             self.name(),
             holding.token,
@@ -251,21 +286,29 @@ impl ClientRun {
         let mut cs = Critical {
             run: self,
             holding: &holding,
-            session: &session,
-            etcd,
+            session: session.as_ref(),
+            service,
         };
         let end = workload.critical(&mut cs).await;
         // Release: resign, then revoke. Either may fail if the lease is already gone.
-        let released = lock::resign(etcd, &session, &holding, &self.clock, &cfg, &*recipe).await;
+        let released =
+            lock::resign(cx, &holding, &self.clock, &cfg, &*recipe, (&value, nonce)).await;
         if let Err(e) = released {
             self.note_indeterminate(&e);
         }
-        session.close(etcd, &self.clock, &cfg).await;
+        self.close(service, session).await;
         self.probe.record(EventKind::Released {
             lease_id: holding.lease_id,
             token: holding.token,
         });
         end
+    }
+
+    /// Ends the cycle's session, if the service has sessions.
+    async fn close(&self, service: &Service, session: Option<Session>) {
+        if let (Service::Etcd(etcd), Some(session)) = (service, session) {
+            session.close(etcd, &self.clock, &self.spec.lock).await;
+        }
     }
 
     /// Records an etcd request that may or may not have taken effect.
@@ -370,8 +413,20 @@ impl ClientRun {
 pub struct Critical<'a> {
     run: &'a mut ClientRun,
     holding: &'a Holding,
-    session: &'a Session,
-    etcd: &'a EtcdHandle,
+    session: Option<&'a Session>,
+    service: &'a Service,
+}
+
+/// What a recipe gets of the service for one cycle.
+fn service_context<'a>(service: &'a Service, session: Option<&'a Session>) -> ServiceContext<'a> {
+    match (service, session) {
+        (Service::Etcd(etcd), Some(session)) => ServiceContext::Etcd {
+            etcd: etcd.as_ref(),
+            session,
+        },
+        (Service::Redis(nodes), _) => ServiceContext::Redis { nodes },
+        (Service::Etcd(_), None) => unreachable!("an etcd cycle always has a session"),
+    }
 }
 
 impl Critical<'_> {
@@ -385,9 +440,17 @@ impl Critical<'_> {
         self.holding
     }
 
-    /// The etcd this client's lock lives in.
-    pub fn etcd(&self) -> &EtcdHandle {
-        self.etcd
+    /// The etcd this client's lock lives in; `None` on a world of another lock service.
+    pub fn etcd(&self) -> Option<&EtcdHandle> {
+        match self.service {
+            Service::Etcd(etcd) => Some(etcd),
+            _ => None,
+        }
+    }
+
+    /// The lock service this client talks to.
+    pub fn service(&self) -> &Service {
+        self.service
     }
 
     /// The client's own seeded random numbers: draw from these, never from the OS, so the run
@@ -411,7 +474,9 @@ impl Critical<'_> {
     /// Reads `key` from etcd (for workloads whose data lives in etcd), recorded in the history
     /// as a read of `etcd:<key>`.
     pub async fn etcd_read(&mut self, key: &str) -> OpResult {
-        let etcd = self.etcd.clone();
+        let Some(etcd) = self.etcd().cloned() else {
+            return no_etcd();
+        };
         let read = Keys::Exact(key.to_string());
         self.run
             .record_etcd(Op::Read, key, String::new(), self.holding, async move {
@@ -431,7 +496,9 @@ impl Critical<'_> {
     /// the lock key's name holds the session's lease, so while it exists the lock is this
     /// client's). Recorded as a write of `etcd:<key>`; refused when the lock key is gone.
     pub async fn etcd_guarded_write(&mut self, key: &str, val: String) -> OpResult {
-        let etcd = self.etcd.clone();
+        let Some(etcd) = self.etcd().cloned() else {
+            return no_etcd();
+        };
         let txn = Txn::put_while_exists(&self.holding.key, key, &val);
         let written = val.clone();
         self.run
@@ -457,11 +524,19 @@ impl Critical<'_> {
         let run = &mut *self.run;
         let critical = run.draw(run.spec.critical_ms);
         run.clock.sleep(critical).await;
-        // "My lease looks valid": the client-side variant checks its own deadline here.
+        // "My lease looks valid": the client-side variant checks its own deadline here (a
+        // lock without a session, its validity, on the clock the recipe measured it with).
         if let Some(margin_ms) = run.spec.lease_check_margin_ms {
-            let deadline_us = self.session.deadline_us();
-            let lost = self.session.lost().is_some();
-            if lost || run.clock.now_us() + margin_ms as i64 * 1000 > deadline_us {
+            let margin_us = margin_ms as i64 * 1000;
+            let (deadline_us, refuse) = match (self.session, self.holding.validity) {
+                (Some(s), _) => (
+                    s.deadline_us(),
+                    s.lost().is_some() || run.clock.now_us() + margin_us > s.deadline_us(),
+                ),
+                (None, Some(v)) => (v.until_us, !v.holds(&run.clock, margin_ms)),
+                (None, None) => (i64::MAX, false),
+            };
+            if refuse {
                 run.probe.record(EventKind::LocalCheckRefused {
                     token: self.holding.token,
                     deadline_us,
@@ -472,5 +547,12 @@ impl Critical<'_> {
         // Kleppmann's window: between the check above and the write below.
         run.reach(Point::BeforeWrite).await;
         Ok(())
+    }
+}
+
+/// What an etcd operation of a workload answers on a world without etcd: not sent.
+fn no_etcd() -> OpResult {
+    OpResult::Failed {
+        err: "this world's lock service is not etcd".into(),
     }
 }

@@ -1,0 +1,63 @@
+//! A scenario's `[redis]` table: the Redis nodes of a Redlock world and how its clients lock.
+
+use crate::lock::{ClientClock, RedlockToken, REDIS_NODES_MAX};
+use crate::redis::Persistence;
+use serde::{Deserialize, Serialize};
+
+/// The Redis nodes and the Redlock client, for `service = "redlock"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// How many independent Redis masters (`redis1` … `redisN`): 1 to 9, default 5 (the
+    /// Redlock doc's example).
+    pub nodes: u32,
+    /// What a node keeps across a crash: `none`, `aof-everysec`, `aof-always` or `rdb`.
+    pub persistence: Persistence,
+    /// antirez's "delayed restarts": a crashed node stays down at least this long after its
+    /// crash, ms (the doc: "a bit more than the max TTL"); 0 for none.
+    pub restart_delay_ms: u64,
+    /// Which clock the client measures the lock's validity on: `monotonic` or `wall`.
+    pub clock: ClientClock,
+    /// Which number the holder offers the storage: the lock's `random` value, or `incr` of a
+    /// counter on `redis1`.
+    pub token: RedlockToken,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            nodes: 5,
+            persistence: Persistence::None,
+            restart_delay_ms: 0,
+            clock: ClientClock::Monotonic,
+            token: RedlockToken::Random,
+        }
+    }
+}
+
+/// Longest delayed restart, ms: an hour, a limit on everything.
+pub const RESTART_DELAY_MS_MAX: u64 = 3_600_000;
+
+impl RedisSettings {
+    /// The node names, `redis1` to `redisN`.
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.nodes).map(|i| format!("redis{i}")).collect()
+    }
+
+    /// Checks every limit; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=REDIS_NODES_MAX as u32).contains(&self.nodes) {
+            return Err(format!(
+                "redis.nodes: {} is outside 1..={REDIS_NODES_MAX}",
+                self.nodes
+            ));
+        }
+        if self.restart_delay_ms > RESTART_DELAY_MS_MAX {
+            return Err(format!(
+                "redis.restart_delay_ms: {} is above {RESTART_DELAY_MS_MAX}",
+                self.restart_delay_ms
+            ));
+        }
+        Ok(())
+    }
+}

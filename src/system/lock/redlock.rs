@@ -1,0 +1,222 @@
+//! Redlock over N independent Redis nodes, and the single-instance lock over one: recipes over
+//! the [`Redis`](crate::redis::Redis) seam.
+//!
+//! The algorithm is redis.io's "Distributed Locks with Redis" (redis/redis-doc,
+//! `docs/manual/patterns/distributed-locks.md`) as antirez's reference client implements it
+//! (antirez/redlock-rb, `lib/redlock.rb`, `lock` and `lock_instance`):
+//! 1. note the time; 2. `SET key value NX PX ttl` on every node in turn, each bounded by a
+//!    per-node timeout small against the TTL; 3. the lock is held when a quorum (N/2 + 1) said
+//!    OK and the validity, `ttl − elapsed − drift` with `drift = ⌊0.01·ttl⌋ + 2 ms`, is
+//!    positive; 4. otherwise unlock every node (even those that did not answer OK: a lost
+//!    answer may hide a success) and retry after a random delay.
+//!
+//! The time is the client's own, on the clock a [`ClientClock`] names: monotonic, as redsync
+//! (Go's `time.Now` carries a monotonic reading) and rslock (`Instant`) measure, or wall, as
+//! node-redlock (`Date.now()`) and redlock-rb (`Time.now`) do.
+//!
+//! **No fencing token.** Redlock's value is random: [`RedlockToken::Random`] hands it to the
+//! fence as the token, in no order. [`RedlockToken::Incr`] adds the counter Kleppmann
+//! discusses: `INCR` on the first node after the lock is taken, which rises only while that
+//! node keeps its data (a restart without persistence starts it again at 1).
+
+use super::{
+    ClientClock, Holding, LockContext, LockError, LockRecipe, RedisHandle, ServiceKind, Validity,
+};
+use crate::BoxFuture;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The key every client locks.
+pub const REDLOCK_KEY: &str = "fencelab:lock";
+/// The counter [`RedlockToken::Incr`] increments on the first node.
+pub const TOKEN_KEY: &str = "fencelab:token";
+/// Most acquisition attempts of one campaign (redsync's default `tries`, 32); the campaign
+/// timeout usually ends it first.
+pub const ATTEMPTS_MAX: u32 = 32;
+/// The random delay between attempts is drawn below this (redlock-rb's `retry_delay`, 200 ms:
+/// `sleep(rand(@retry_delay).to_f / 1000)`).
+pub const RETRY_DELAY_MS_MAX: u64 = 200;
+
+/// Which number a Redlock holder offers the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedlockToken {
+    /// The lock's random value: unique, in no order.
+    #[default]
+    Random,
+    /// `INCR` of a counter on the first node once the lock is taken.
+    Incr,
+}
+
+/// Redlock (`nodes` ≥ 1; with one node, the single-instance lock `SET NX PX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Redlock {
+    pub clock: ClientClock,
+    pub token: RedlockToken,
+    /// Only the first node: redis.io's single-instance lock, quorum 1.
+    pub single: bool,
+}
+
+impl Redlock {
+    /// The lock's validity drift, ms: `⌊0.01·ttl⌋ + 2` (redlock-rb, `lock`: "add 2 milliseconds
+    /// to the drift to account for Redis expires precision, which is 1 millisecond, plus 1
+    /// millisecond min drift for small TTLs").
+    pub fn drift_ms(ttl_ms: i64) -> i64 {
+        ttl_ms / 100 + 2
+    }
+
+    /// How long one node may take to answer, ms: 5 % of the TTL (redsync's `timeoutFactor`
+    /// 0.05), at least 5 ms (redis.io: "5-50 milliseconds" for a 10 s TTL).
+    pub fn node_timeout_ms(ttl_ms: i64) -> u64 {
+        (ttl_ms / 20).max(5) as u64
+    }
+
+    /// The quorum of `n` nodes: `n/2 + 1` (redlock-rb, `@quorum`).
+    pub fn quorum(n: usize) -> usize {
+        n / 2 + 1
+    }
+
+    fn nodes<'a>(&self, cx: &LockContext<'a>) -> Result<&'a [RedisHandle], LockError> {
+        let nodes = cx.redis()?;
+        assert!(!nodes.is_empty() && nodes.len() <= super::REDIS_NODES_MAX);
+        Ok(if self.single { &nodes[..1] } else { nodes })
+    }
+
+    /// The lock's value: the client's name and the acquisition's nonce, unique per attempt
+    /// campaign (redis.io: "a random value, unique across all clients and all lock requests").
+    fn value(cx: &LockContext<'_>) -> String {
+        format!("{}:{:016x}", cx.value, cx.nonce)
+    }
+
+    /// One attempt: `SET NX PX` on each node in turn; the validity left, if a quorum said OK.
+    async fn attempt(
+        &self,
+        cx: LockContext<'_>,
+        nodes: &[RedisHandle],
+        value: &str,
+    ) -> Option<Validity> {
+        let ttl_ms = cx.cfg.ttl_s * 1000;
+        let per_node = Duration::from_millis(Redlock::node_timeout_ms(ttl_ms));
+        let start_us = self.clock.now_us(cx.clock);
+        let mut locked = 0;
+        for node in nodes {
+            let set = cx
+                .clock
+                .timeout(per_node, node.set_nx_px(REDLOCK_KEY, value, ttl_ms))
+                .await;
+            if matches!(set, Ok(Ok(true))) {
+                locked += 1;
+            }
+        }
+        let elapsed_ms = (self.clock.now_us(cx.clock) - start_us) / 1000;
+        let validity_ms = ttl_ms - elapsed_ms - Redlock::drift_ms(ttl_ms);
+        debug_assert!(locked <= nodes.len());
+        (locked >= Redlock::quorum(nodes.len()) && validity_ms > 0).then_some(Validity {
+            clock: self.clock,
+            until_us: start_us + validity_ms * 1000,
+        })
+    }
+
+    /// Unlocks every node, bounded per node; how many deleted the key.
+    async fn unlock_all(cx: LockContext<'_>, nodes: &[RedisHandle], value: &str) -> usize {
+        let ttl_ms = cx.cfg.ttl_s * 1000;
+        let per_node = Duration::from_millis(Redlock::node_timeout_ms(ttl_ms));
+        let mut deleted = 0;
+        for node in nodes {
+            let del = cx
+                .clock
+                .timeout(per_node, node.del_if_eq(REDLOCK_KEY, value))
+                .await;
+            if matches!(del, Ok(Ok(true))) {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
+    async fn acquire_redlock(&self, cx: LockContext<'_>) -> Result<Holding, LockError> {
+        let nodes = self.nodes(&cx)?;
+        let value = Redlock::value(&cx);
+        // The retry delays come from the nonce: the client's own stream, never madsim's RNG.
+        let mut delays = ChaCha8Rng::seed_from_u64(cx.nonce);
+        for _ in 0..ATTEMPTS_MAX {
+            if let Some(validity) = self.attempt(cx, nodes, &value).await {
+                let token = self.token(cx, nodes, &value).await?;
+                return Ok(Holding {
+                    key: REDLOCK_KEY.to_string(),
+                    // The random value's number, as etcd's lease ID: what contrib/lock's check
+                    // would send.
+                    lease_id: (cx.nonce >> 1) as i64,
+                    token,
+                    validity: Some(validity),
+                });
+            }
+            Redlock::unlock_all(cx, nodes, &value).await;
+            let delay_ms = delays.gen_range(0..RETRY_DELAY_MS_MAX);
+            cx.clock.sleep(Duration::from_millis(delay_ms)).await;
+        }
+        Err(LockError::CampaignTimeout)
+    }
+
+    /// The token the holder offers: the random value's number, or `INCR` on the first node
+    /// (refused: the lock is given back, since the holder has no token to offer).
+    async fn token(
+        &self,
+        cx: LockContext<'_>,
+        nodes: &[RedisHandle],
+        value: &str,
+    ) -> Result<i64, LockError> {
+        match self.token {
+            RedlockToken::Random => Ok((cx.nonce >> 1) as i64),
+            RedlockToken::Incr => {
+                let incr = cx
+                    .bounded_redis("redis INCR", nodes[0].incr(TOKEN_KEY))
+                    .await;
+                if incr.is_err() {
+                    Redlock::unlock_all(cx, nodes, value).await;
+                }
+                incr
+            }
+        }
+    }
+}
+
+impl LockRecipe for Redlock {
+    fn name(&self) -> &str {
+        match (self.single, self.token) {
+            (true, _) => "redis-single",
+            (false, RedlockToken::Random) => "redlock",
+            (false, RedlockToken::Incr) => "redlock-incr",
+        }
+    }
+
+    fn service(&self) -> ServiceKind {
+        ServiceKind::Redlock
+    }
+
+    fn tokens_rise(&self) -> bool {
+        // Random values are in no order; an INCR counter rises only while its node keeps its
+        // data, which a restart without persistence breaks.
+        false
+    }
+
+    fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>> {
+        Box::pin(self.acquire_redlock(cx))
+    }
+
+    fn release<'a>(
+        &'a self,
+        cx: LockContext<'a>,
+        holding: &'a Holding,
+    ) -> BoxFuture<'a, Result<(), LockError>> {
+        Box::pin(async move {
+            let nodes = self.nodes(&cx)?;
+            debug_assert_eq!(holding.key, REDLOCK_KEY);
+            // The caller gives release the nonce it acquired with, so the value is the same.
+            Redlock::unlock_all(cx, nodes, &Redlock::value(&cx)).await;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! The lock service a client talks to, and what a recipe gets of it.
+//!
+//! A world hosts the nodes of one lock service: etcd's members, or Redlock's N independent
+//! Redis nodes (and next, ZooKeeper's ensemble). A client connects to that service once
+//! ([`Service`]); each lock cycle then hands the recipe a [`ServiceContext`]: the service's
+//! client and, where the service has one, the session the lock is lost with (etcd's lease).
+//! A recipe asks for the service it is written for ([`LockContext::etcd`],
+//! [`LockContext::redis`]) and gets a clear error on a world of another.
+//!
+//! [`LockContext::etcd`]: super::LockContext::etcd
+//! [`LockContext::redis`]: super::LockContext::redis
+
+use super::{EtcdHandle, LockError, Session};
+use crate::redis::Redis;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A shared handle on one Redis node, whichever backend.
+pub type RedisHandle = Arc<dyn Redis>;
+
+/// Most Redis nodes one Redlock may span.
+pub const REDIS_NODES_MAX: usize = crate::redis::NODES_MAX;
+
+/// Which lock service a world hosts (the scenario's `service`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    /// etcd: one member or a cluster (`etcd_members`), the lock held under a lease.
+    #[default]
+    Etcd,
+    /// N independent Redis masters (`redis_nodes`), locked with Redlock or, on one node, the
+    /// single-instance `SET NX PX` lock.
+    Redlock,
+}
+
+impl ServiceKind {
+    /// Every service, in the order the docs list them.
+    pub const ALL: [ServiceKind; 2] = [ServiceKind::Etcd, ServiceKind::Redlock];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Etcd => "etcd",
+            ServiceKind::Redlock => "redlock",
+        }
+    }
+}
+
+impl std::str::FromStr for ServiceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ServiceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown service '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// A client's connection to the world's lock service.
+#[derive(Clone)]
+pub enum Service {
+    Etcd(EtcdHandle),
+    /// One client per Redis node, in node order (`redis1` first).
+    Redis(Vec<RedisHandle>),
+}
+
+impl Service {
+    pub fn kind(&self) -> ServiceKind {
+        match self {
+            Service::Etcd(_) => ServiceKind::Etcd,
+            Service::Redis(_) => ServiceKind::Redlock,
+        }
+    }
+}
+
+/// What one lock cycle has of the service: its client, and the session the lock is held
+/// under where the service has sessions.
+#[derive(Clone, Copy)]
+pub enum ServiceContext<'a> {
+    /// etcd, and the cycle's lease.
+    Etcd {
+        etcd: &'a dyn crate::etcd::Etcd,
+        session: &'a Session,
+    },
+    /// Redis's nodes. Redlock has no session: the lock lasts as long as the validity the
+    /// client computed when it took it (`Holding::valid_until_us`).
+    Redis { nodes: &'a [RedisHandle] },
+}
+
+impl<'a> ServiceContext<'a> {
+    /// The service's name, for errors.
+    pub fn kind(&self) -> ServiceKind {
+        match self {
+            ServiceContext::Etcd { .. } => ServiceKind::Etcd,
+            ServiceContext::Redis { .. } => ServiceKind::Redlock,
+        }
+    }
+
+    pub(super) fn wrong(&self, wanted: ServiceKind) -> LockError {
+        LockError::WrongService {
+            wanted: wanted.as_str(),
+            got: self.kind().as_str(),
+        }
+    }
+}
