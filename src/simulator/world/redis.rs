@@ -3,6 +3,7 @@
 
 use crate::clock::{NodeClock, Skew};
 use crate::fault::{FaultPlan, REDIS};
+use crate::redis::model;
 use crate::scenario::Scenario;
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,14 +14,8 @@ const REDIS_PORT: u16 = 6379;
 
 /// Node `i`'s (0-based) address: 10.0.0.21 and up.
 fn node_addr(i: usize) -> SocketAddr {
-    assert!(
-        i < crate::lock::REDIS_NODES_MAX,
-        "no address for redis node {i}"
-    );
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 21 + i as u8)),
-        REDIS_PORT,
-    )
+    assert!(i < crate::lock::REDIS_NODES_MAX, "no address for redis node {i}");
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 21 + i as u8)), REDIS_PORT)
 }
 
 /// Every node's endpoint, in node order.
@@ -39,16 +34,22 @@ pub(super) fn start(
     plan: &FaultPlan,
     origin: Instant,
 ) -> Vec<(String, NodeHandle)> {
-    let _ = (
-        handle,
-        plan,
-        origin,
-        REDIS,
-        NodeClock::perfect,
-        Skew::default,
-        Arc::new(()),
-    );
-    let nodes: Vec<(String, NodeHandle)> = unimplemented!();
+    let names = scenario.redis.node_names();
+    let cfg = model::Config::with_persistence(scenario.redis.persistence);
+    let nodes: Vec<(String, NodeHandle)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let own = plan.skew_of(name);
+            let skew = match own == Skew::default() {
+                true => plan.skew_of(REDIS),
+                false => own,
+            };
+            // Built outside the node's init: a restarted node finds what it persisted.
+            let state = Arc::new(model::Node::new(cfg, NodeClock::new(origin, skew)));
+            (name.clone(), model::node(handle, name, node_addr(i), state))
+        })
+        .collect();
     assert_eq!(nodes.len(), scenario.redis.nodes as usize);
     nodes
 }

@@ -1,0 +1,190 @@
+//! Kleppmann against antirez, run: Redlock on five simulated Redis nodes (issue 19).
+//!
+//! Each of Kleppmann's scenarios (`sims/scenarios/kleppmann-redlock-*.toml`) must give the
+//! double grant it describes, unfenced, and each of its faults must be needed: without the
+//! clock jump, the restart or the pause, the same world grants the lock to one client at a time.
+#![cfg(madsim)]
+
+#[path = "../src/global_alloc.rs"]
+mod global_alloc;
+
+use fencelab::fault::{Fault, FaultPlan};
+use fencelab::history::{EventKind, History, OpResult};
+use fencelab::lock::RedlockToken;
+use fencelab::protocol::Op;
+use fencelab::redis::Persistence;
+use fencelab::scenario::Scenario;
+use fencelab::storage::Fencing;
+use fencelab::world::{self, Builder, Run};
+
+const SEED: u64 = 7;
+
+fn load(name: &str) -> Scenario {
+    let path = format!("{}/sims/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn plan_of(s: &Scenario) -> FaultPlan {
+    FaultPlan {
+        faults: s.faults.clone(),
+    }
+}
+
+fn run(s: &Scenario, fencing: Fencing) -> Run {
+    let run = world::run(s, &plan_of(s), fencing, SEED);
+    assert!(
+        run.verdict.anomalies.is_empty(),
+        "{:?}",
+        run.verdict.anomalies
+    );
+    run
+}
+
+/// True times (µs) of each node's first `Acquired` and `Released`.
+fn held(h: &History, node: &str) -> Option<(u64, u64)> {
+    let at = |released: bool| {
+        h.events.iter().find_map(|e| match e.kind {
+            EventKind::Acquired { .. } if e.node == node && !released => Some(e.true_us),
+            EventKind::Released { .. } if e.node == node && released => Some(e.true_us),
+            _ => None,
+        })
+    };
+    Some((at(false)?, at(true)?))
+}
+
+/// Whether both clients held the lock at once (the double grant).
+fn double_grant(h: &History) -> bool {
+    match (held(h, "client1"), held(h, "client2")) {
+        (Some((a1, r1)), Some((a2, r2))) => a1 < r2 && a2 < r1,
+        _ => false,
+    }
+}
+
+fn write_outcome(h: &History, node: &str) -> Option<OpResult> {
+    h.ops()
+        .iter()
+        .find(|o| {
+            o.invoke.node == node
+                && matches!(o.invoke.kind, EventKind::Invoke { op: Op::Write, .. })
+        })
+        .and_then(|o| o.outcome().cloned())
+}
+
+fn without(s: &Scenario, drop: impl Fn(&Fault) -> bool) -> Scenario {
+    Scenario {
+        faults: s.faults.iter().filter(|f| !drop(f)).cloned().collect(),
+        ..s.clone()
+    }
+}
+
+#[test]
+fn a_clock_jump_on_one_redis_node_grants_the_lock_twice() {
+    let s = load("kleppmann-redlock-clock-jump");
+    let r = run(&s, Fencing::None);
+    assert!(double_grant(&r.history), "{:#?}", r.history.events);
+    // Client 1 writes last, after client 2 took the lock: the stale write lands.
+    assert!(r.verdict.violates(), "{:?}", r.verdict);
+    assert_eq!(r.history.final_entries["key0"].val, "value from client1");
+    // The jump is needed: without it C keeps client 1's key, client 2 has 2 of 5.
+    let calm = run(&without(&s, |f| matches!(f, Fault::Skew { .. })), Fencing::None);
+    assert!(!double_grant(&calm.history));
+    assert!(!calm.verdict.violates(), "{:?}", calm.verdict);
+    // So is the partition: with D and E reachable, client 1 holds all five.
+    let joined = run(
+        &without(&s, |f| matches!(f, Fault::Partition { .. })),
+        Fencing::None,
+    );
+    assert!(!double_grant(&joined.history));
+}
+
+#[test]
+fn a_restart_without_persistence_grants_the_lock_twice_and_fsync_always_does_not() {
+    let s = load("kleppmann-redlock-restart");
+    let r = run(&s, Fencing::None);
+    assert!(double_grant(&r.history));
+    assert!(r.verdict.violates(), "{:?}", r.verdict);
+    let mut kept = s.clone();
+    kept.redis.persistence = Persistence::AofAlways;
+    let r = run(&kept, Fencing::None);
+    assert!(!double_grant(&r.history), "aof-always keeps the key");
+    assert!(!r.verdict.violates(), "{:?}", r.verdict);
+    let mut delayed = s.clone();
+    delayed.redis.restart_delay_ms = 2_500;
+    let r = run(&delayed, Fencing::None);
+    assert!(!double_grant(&r.history), "a delayed restart outlives the TTL");
+}
+
+#[test]
+fn a_pause_past_validity_breaks_redlock_and_only_a_rising_token_refuses_the_stale_write() {
+    let s = load("kleppmann-redlock-gc-pause");
+    let r = run(&s, Fencing::None);
+    assert!(r.verdict.violates(), "{:?}", r.verdict);
+    assert_eq!(r.history.final_entries["key0"].val, "value from client1");
+    // An INCR counter on redis1 rises here (no restart): the token fence refuses client 1.
+    let mut incr = s.clone();
+    incr.redis.token = RedlockToken::Incr;
+    let r = run(&incr, Fencing::Token);
+    assert!(!r.verdict.violates(), "{:?}", r.verdict);
+    assert!(matches!(
+        write_outcome(&r.history, "client1"),
+        Some(OpResult::Rejected { .. })
+    ));
+    assert_eq!(r.history.final_entries["key0"].val, "value from client2");
+    // Without the pause, client 2 waits for client 1's release.
+    let calm = run(&without(&s, |_| true), Fencing::None);
+    assert!(!double_grant(&calm.history));
+    assert!(!calm.verdict.violates());
+}
+
+#[test]
+fn an_incr_token_resets_when_its_node_restarts_without_persistence() {
+    // Kleppmann: "a counter on one node dies with the node". redis1 restarts empty between
+    // the two grants; client 2's token is no higher than client 1's, and the token fence
+    // refuses the new holder (a false rejection) while the stale one writes.
+    let mut s = load("kleppmann-redlock-gc-pause");
+    s.redis.token = RedlockToken::Incr;
+    s.faults.push(Fault::Crash {
+        node: "redis1".into(),
+        at_ms: 1_500,
+        restart_after_ms: 100,
+    });
+    let r = run(&s, Fencing::Token);
+    let token = |node: &str| {
+        r.history.events.iter().find_map(|e| match e.kind {
+            EventKind::Acquired { token, .. } if e.node == node => Some(token),
+            _ => None,
+        })
+    };
+    assert_eq!(token("client1"), Some(1));
+    assert_eq!(token("client2"), Some(1), "the counter started again");
+    assert!(r.verdict.false_rejections > 0 || r.verdict.violates(), "{:?}", r.verdict);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_history() {
+    let s = load("kleppmann-redlock-clock-jump");
+    let a = Builder::new(s.clone()).plan(plan_of(&s)).seed(3).run();
+    let b = Builder::new(s.clone()).plan(plan_of(&s)).seed(3).run();
+    assert_eq!(a.history_hash(), b.history_hash());
+}
+
+#[test]
+fn bad_redlock_scenarios_name_the_key() {
+    let base = "service = \"redlock\"\nlock_method = \"redlock\"\n";
+    let e = Scenario::from_toml("service = \"redlock\"\n").unwrap_err();
+    assert!(e.starts_with("lock_method"), "{e}");
+    let e = Scenario::from_toml(&format!("{base}[redis]\nnodes = 0\n")).unwrap_err();
+    assert!(e.contains("redis.nodes"), "{e}");
+    let e = Scenario::from_toml(&format!("{base}[redis]\npersistence = \"fsync\"\n")).unwrap_err();
+    assert!(e.contains("persistence"), "{e}");
+    let e = Scenario::from_toml(&format!("{base}ttl_s = 0\n")).unwrap_err();
+    assert!(e.starts_with("ttl_s"), "{e}");
+    let e = Scenario::from_toml("lock_method = \"redlock\"\n").unwrap_err();
+    assert!(e.starts_with("lock_method"), "{e}");
+    let e = Scenario::from_toml(&format!(
+        "{base}[[faults]]\nfault = \"crash\"\nnode = \"redis6\"\nat_ms = 1\nrestart_after_ms = 1\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("faults"), "{e}");
+}
