@@ -17,6 +17,8 @@
 
 use crate::BoxFuture;
 use serde::{Deserialize, Serialize};
+#[cfg(madsim)]
+pub mod model;
 
 /// What every call of the seam returns.
 pub type RedisResult<T> = Result<T, RedisError>;

@@ -1,0 +1,211 @@
+//! One Redis node as the server holds it: its live keyspace and its disk behind one lock, its
+//! clock and its configuration. A [`Node`] outlives the madsim node that serves it, as a
+//! machine's disk outlives a crash of its process: a madsim `kill` drops the server's tasks,
+//! and the next boot ([`Node::boot`]) replaces the live keyspace with what persisted.
+//!
+//! Time: Redis judges expiry by its wall clock (`src/server.c`, `mstime()` from
+//! `gettimeofday`, issue redis/redis#416), so the node reads [`NodeClock::now_us`] (offset,
+//! steps and drift), never its monotonic clock, for every deadline. Only the background
+//! fsync and cron run on the node's timer, as Redis's event loop does (`src/ae.c`,
+//! monotonic).
+
+use super::config::Config;
+use super::persist::Disk;
+use super::store::{is_expired, Store};
+use super::wire::{Request, Response};
+use crate::clock::NodeClock;
+use crate::redis::{Persistence, RedisResult};
+use std::sync::{Mutex, MutexGuard};
+
+/// What a node holds: live keys (lost at a crash) and its disk (kept).
+#[derive(Debug)]
+struct State {
+    live: Store,
+    disk: Disk,
+    /// How many times the node booted.
+    boots: u64,
+    /// Commands applied since the node was made, across boots.
+    commands: u64,
+}
+
+/// One Redis node: its state, its clock and its configuration.
+#[derive(Debug)]
+pub struct Node {
+    cfg: Config,
+    clock: NodeClock,
+    state: Mutex<State>,
+}
+
+impl Node {
+    /// A node that has never run: empty keyspace, empty disk. Panics on a configuration
+    /// outside its limits (a bug of the caller, not an input the node must survive).
+    pub fn new(cfg: Config, clock: NodeClock) -> Self {
+        if let Err(why) = cfg.validate() {
+            panic!("redis model config: {why}");
+        }
+        let state = State {
+            live: Store::new(cfg.keys_max),
+            disk: Disk::new(cfg.persistence, cfg.keys_max),
+            boots: 0,
+            commands: 0,
+        };
+        assert_eq!(state.live.keys_max(), cfg.keys_max);
+        Node {
+            cfg,
+            clock,
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn clock(&self) -> &NodeClock {
+        &self.clock
+    }
+
+    /// The node's wall time, ms (`mstime()`): its perceived clock, floored to the ms.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_us().div_euclid(1000)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is already a failed run; the state is still whole
+        // (every change is one map operation), so a poisoned lock is taken as it is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A boot, after a crash or the first: the live keyspace becomes the durable copy's
+    /// keys not expired at the node's wall time. Answers how many keys it loaded.
+    pub fn boot(&self) -> usize {
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        s.live = s.disk.load(now_ms);
+        s.boots += 1;
+        assert!(
+            s.live.len() <= self.cfg.keys_max,
+            "loaded past the key limit"
+        );
+        assert!(
+            s.disk.unsynced() == 0,
+            "a boot starts with nothing unsynced"
+        );
+        s.live.len()
+    }
+
+    /// How many times the node booted.
+    pub fn boots(&self) -> u64 {
+        self.state().boots
+    }
+
+    /// Keys held now, expired or not (active expiry is not modelled).
+    pub fn keys(&self) -> usize {
+        self.state().live.len()
+    }
+
+    /// Keys a boot would load now, before skipping the expired ones.
+    pub fn durable_keys(&self) -> usize {
+        self.state().disk.durable().len()
+    }
+
+    /// How many fsyncs (`aof-everysec`) and RDB saves the disk took, across boots.
+    pub fn fsyncs_and_saves(&self) -> (u64, u64) {
+        let s = self.state();
+        (s.disk.fsyncs(), s.disk.saves())
+    }
+
+    /// `aof-everysec`'s fsync (the server's background task calls it every second).
+    pub fn fsync(&self) {
+        let mut s = self.state();
+        s.disk.fsync();
+        // After an fsync the durable copy is exactly the live keyspace.
+        debug_assert!(s.disk.durable().entries().eq(s.live.entries()));
+    }
+
+    /// `serverCron`'s save-point check (the server's background task calls it at `hz`).
+    /// True when it saved.
+    pub fn cron(&self) -> bool {
+        let now_s = self.now_ms().div_euclid(1000);
+        let mut s = self.state();
+        let State { live, disk, .. } = &mut *s;
+        let saved = disk.cron(live, now_s);
+        debug_assert!(!saved || disk.durable().len() == live.len());
+        saved
+    }
+
+    /// Applies one command atomically at the node's wall time, and answers it. Never
+    /// panics on a request: bad input is answered with an error.
+    pub fn apply(&self, req: &Request) -> Response {
+        let now_ms = self.now_ms();
+        let key = req.key();
+        let mut s = self.state();
+        s.commands += 1;
+        let State { live, disk, .. } = &mut *s;
+        // Passive expiry first, as the command's lookup would: recorded as a deletion
+        // that is not the command's own change.
+        if live.expire_if_needed(key, now_ms) {
+            disk.note(key, None, false);
+        }
+        let before = live.entry(key).cloned();
+        let answer = run(live, req, now_ms);
+        let after = live.entry(key);
+        if before.as_ref() != after {
+            disk.note(key, after, true);
+        }
+        assert!(live.len() <= self.cfg.keys_max, "key limit");
+        debug_assert!(after.is_none_or(|e| !is_expired(e.expire_at_ms, now_ms)));
+        if self.cfg.persistence == Persistence::AofAlways {
+            debug_assert_eq!(disk.durable().entry(key), live.entry(key));
+        }
+        answer
+    }
+}
+
+/// One command on the keyspace, at `now_ms` (a script's start time for the scripts).
+fn run(live: &mut Store, req: &Request, now_ms: i64) -> Response {
+    fn answer<T>(r: RedisResult<T>, f: impl FnOnce(T) -> Response) -> Response {
+        r.map(f).unwrap_or_else(Response::Error)
+    }
+    match req {
+        Request::SetNxPx { key, value, px_ms } => {
+            answer(live.set_nx_px(key, value, *px_ms, now_ms), Response::Bool)
+        }
+        Request::Get { key } => answer(live.get(key, now_ms), Response::Value),
+        Request::Del { key } => answer(live.del(key, now_ms), Response::Bool),
+        Request::Pttl { key } => answer(live.pttl(key, now_ms), Response::Int),
+        Request::Pexpire { key, px_ms } => {
+            answer(live.pexpire(key, *px_ms, now_ms), Response::Bool)
+        }
+        Request::Incr { key } => answer(live.incr(key, now_ms), Response::Int),
+        Request::DelIfEq { key, value } => {
+            answer(live.del_if_eq(key, value, now_ms), Response::Bool)
+        }
+        Request::PexpireIfEq { key, value, px_ms } => answer(
+            live.pexpire_if_eq(key, value, *px_ms, now_ms),
+            Response::Bool,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_answers_every_command_and_errors_as_answers() {
+        let mut live = Store::new(10);
+        let set = |px_ms| Request::SetNxPx {
+            key: "k".into(),
+            value: "v".into(),
+            px_ms,
+        };
+        assert_eq!(run(&mut live, &set(1000), 0), Response::Bool(true));
+        assert_eq!(run(&mut live, &set(1000), 0), Response::Bool(false));
+        assert!(matches!(run(&mut live, &set(0), 0), Response::Error(_)));
+        let pttl = Request::Pttl { key: "k".into() };
+        assert_eq!(run(&mut live, &pttl, 400), Response::Int(600));
+        let incr = Request::Incr { key: "k".into() };
+        assert!(matches!(run(&mut live, &incr, 0), Response::Error(_)));
+    }
+}
