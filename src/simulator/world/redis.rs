@@ -46,7 +46,7 @@ pub(super) fn start(
                 false => own,
             };
             // Built outside the node's init: a restarted node finds what it persisted.
-            let state = Arc::new(model::Node::new(cfg, NodeClock::new(origin, skew)));
+            let state = Arc::new(model::Node::new(cfg.clone(), NodeClock::new(origin, skew)));
             (name.clone(), model::node(handle, name, node_addr(i), state))
         })
         .collect();
