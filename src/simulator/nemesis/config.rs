@@ -143,6 +143,13 @@ knobs! {
     network_latency_ms: MsRange = MsRange::new(20, 800), Limit::Span { min_ms: 1, max_ms: NETWORK_LATENCY_MS_MAX };
     /// Highest loss in such a window, per mille (drawn from 0 to it).
     network_loss_permille_max: u32 = 0, Limit::AtMost(NETWORK_LOSS_PERMILLE_MAX as i64);
+    /// A Redlock world: chance per mille that a Redis node's wall clock is skewed, with an
+    /// offset, drift and steps drawn as a client's (offset_ms_max, drift_ppm_max, steps_max,
+    /// step_ms_max). Redis reads its expiries off the wall clock, so steps and drift both move them.
+    redis_skew_permille: u32 = 0, Limit::Permille;
+    /// A Redlock world: most crashes of a Redis node per run; it comes back after restart_ms
+    /// with what its persistence mode kept.
+    redis_crashes_max: u32 = 0, Limit::Count;
 }
 
 /// What values a knob may take.
@@ -319,6 +326,18 @@ impl NemesisConfig {
             network_faults_max: 1,
             network_loss_permille_max: 300,
             ..NemesisConfig::none()
+        }
+    }
+
+    /// The standard nemesis of a Redlock world: the standard one's client faults, stalls of one
+    /// Redis node or all, partitions between clients and single nodes, and per node a skewed
+    /// wall clock (steps up to one TTL of the standard scenario) and crashes.
+    pub fn redlock() -> Self {
+        NemesisConfig {
+            step_ms_max: 2_000,
+            redis_skew_permille: 200,
+            redis_crashes_max: 1,
+            ..NemesisConfig::standard()
         }
     }
 

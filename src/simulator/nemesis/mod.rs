@@ -6,7 +6,8 @@
 //! [`label`](crate::label).
 
 use crate::clock::{ClockStep, Skew};
-use crate::fault::{network_overlap, Fault, FaultPlan, Trigger, ETCD, ETCD_LEADER, STORAGE};
+use crate::fault::{network_overlap, Fault, FaultPlan, Trigger, ETCD, ETCD_LEADER, REDIS, STORAGE};
+use crate::lock::ServiceKind;
 use crate::ms::MsRange;
 use crate::scenario::Scenario;
 use crate::workload::Point;
@@ -40,6 +41,10 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
         rng: ChaCha8Rng::seed_from_u64(seed ^ NEMESIS_STREAM),
         cfg,
         clients: scenario.client_names(),
+        redis: match scenario.service {
+            ServiceKind::Etcd => Vec::new(),
+            ServiceKind::Redlock => scenario.redis.node_names(),
+        },
         duration_ms: scenario.duration_ms.max(1),
         faults,
     };
@@ -48,10 +53,21 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
     d.client_skews();
     d.partitions();
     d.holds_and_crashes();
-    d.etcd_stalls(scenario.etcd_members);
-    d.etcd_timeouts();
-    d.network_windows();
-    d.etcd_late();
+    // An etcd world draws exactly as it always did; a Redlock world aims the same kinds at
+    // its Redis nodes and adds the faults that matter to Redis (wall-clock steps, restarts).
+    match scenario.service {
+        ServiceKind::Etcd => {
+            d.etcd_stalls(scenario.etcd_members);
+            d.etcd_timeouts();
+            d.network_windows();
+            d.etcd_late();
+        }
+        ServiceKind::Redlock => {
+            d.redis_stalls();
+            d.network_windows();
+            d.redis_skews_and_crashes();
+        }
+    }
     let plan = FaultPlan { faults: d.faults };
     assert!(
         plan.faults.len() >= scripted,
@@ -71,6 +87,8 @@ struct Draw<'a> {
     rng: ChaCha8Rng,
     cfg: &'a NemesisConfig,
     clients: Vec<String>,
+    /// A Redlock world's Redis nodes (none in an etcd world).
+    redis: Vec<String>,
     duration_ms: u64,
     faults: Vec<Fault>,
 }
@@ -123,11 +141,18 @@ impl Draw<'_> {
 
     /// Each client's clock, skewed with `skew_permille`'s chance.
     fn client_skews(&mut self) {
-        let cfg = self.cfg;
         for node in self.clients.clone() {
-            if self.rng.gen_range(0..1000) >= cfg.skew_permille {
+            if self.rng.gen_range(0..1000) >= self.cfg.skew_permille {
                 continue;
             }
+            self.skew(node);
+        }
+    }
+
+    /// A skewed clock for `node`: offset, drift and steps within the knobs.
+    fn skew(&mut self, node: String) {
+        let cfg = self.cfg;
+        {
             let rng = &mut self.rng;
             let duration_ms = self.duration_ms;
             let steps = (0..rng.gen_range(0..=cfg.steps_max))
@@ -147,10 +172,14 @@ impl Draw<'_> {
         }
     }
 
-    /// Partitions between any two nodes, then between a client and etcd.
+    /// Partitions between any two nodes, then between a client and etcd (in a Redlock world,
+    /// between a client and one Redis node).
     fn partitions(&mut self) {
         let mut everyone = self.clients.clone();
-        everyone.extend([ETCD.to_string(), STORAGE.to_string()]);
+        match self.redis.is_empty() {
+            true => everyone.extend([ETCD.to_string(), STORAGE.to_string()]),
+            false => everyone.extend(self.redis.iter().cloned().chain([STORAGE.to_string()])),
+        }
         for _ in 0..self.rng.gen_range(0..=self.cfg.partitions_max) {
             let a = pick(&mut self.rng, &everyone);
             let others: Vec<String> = everyone.iter().filter(|n| **n != a).cloned().collect();
@@ -165,9 +194,14 @@ impl Draw<'_> {
             self.faults.push(fault);
         }
         for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_partitions_max) {
+            let a = self.client();
+            let b = match self.redis.is_empty() {
+                true => ETCD.to_string(),
+                false => pick(&mut self.rng, &self.redis),
+            };
             let fault = Fault::Partition {
-                a: self.client(),
-                b: ETCD.to_string(),
+                a,
+                b,
                 at_ms: self.at_ms(),
                 duration_ms: self.span(self.cfg.partition_ms),
             };
@@ -207,6 +241,42 @@ impl Draw<'_> {
                 at,
                 duration_ms,
             });
+        }
+    }
+
+    /// Redis stalls (SIGSTOP): one node or every node, half each, with etcd's stall knobs.
+    fn redis_stalls(&mut self) {
+        assert!(!self.redis.is_empty(), "a Redlock world has Redis nodes");
+        for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_stalls_max) {
+            let at = Trigger::AtMs(self.at_ms());
+            let duration_ms = self.span(self.cfg.etcd_stall_ms);
+            let node = match self.rng.gen_range(0..2) {
+                0 => REDIS.to_string(),
+                _ => pick(&mut self.rng, &self.redis),
+            };
+            self.faults.push(Fault::Pause {
+                node,
+                at,
+                duration_ms,
+            });
+        }
+    }
+
+    /// Each Redis node's wall clock, skewed with `redis_skew_permille`'s chance (Kleppmann's
+    /// clock jump is a step); then crashes of Redis nodes, each back after `restart_ms`.
+    fn redis_skews_and_crashes(&mut self) {
+        for node in self.redis.clone() {
+            if self.rng.gen_range(0..1000) < self.cfg.redis_skew_permille {
+                self.skew(node);
+            }
+        }
+        for _ in 0..self.rng.gen_range(0..=self.cfg.redis_crashes_max) {
+            let fault = Fault::Crash {
+                node: pick(&mut self.rng, &self.redis),
+                at_ms: self.at_ms(),
+                restart_after_ms: self.span(self.cfg.restart_ms),
+            };
+            self.faults.push(fault);
         }
     }
 
