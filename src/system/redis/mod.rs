@@ -144,3 +144,6 @@ impl std::str::FromStr for Persistence {
             })
     }
 }
+
+#[cfg(not(madsim))]
+pub mod real;
