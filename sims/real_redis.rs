@@ -25,6 +25,10 @@ mod global_alloc;
 #[path = "real_redis/support.rs"]
 mod support;
 
+// The sixth server, the test's own: crashes and restarts under each persistence mode.
+#[path = "real_redis/restart.rs"]
+mod restart;
+
 use fencelab::redis::real::RealRedis;
 use fencelab::redis::{Redis, RedisError, PTTL_MISSING, PTTL_PERSISTENT};
 use serde_json::json;
