@@ -148,7 +148,8 @@ fn ttl_precision_to_the_ms() {
         let before = Stats::of(trials.iter().filter_map(|t| t.last_seen_ms));
         let set_rtt = Stats::of(trials.iter().map(|t| t.set_rtt_ms));
         println!(
-            "PX {TRIAL_PX_MS}, {name}: seen at {after}; last seen held at {before}; SET round trip {set_rtt} (ms after the SET's reply, {} trials)",
+            "PX {TRIAL_PX_MS}, {name} ({} trials, ms after the SET's reply): found at {after}; \
+             last found holding at {before}; SET round trip {set_rtt}",
             trials.len()
         );
         for t in trials {
@@ -226,8 +227,9 @@ fn forward_wall_steps() {
         println!("after the +11000 jump and back: client 2's PX 10000 key holds {pttl} ms");
         assert!((20_000..=21_000).contains(&pttl), "PTTL {pttl}");
         assert_eq!(b.del_if_eq(&key, "client2").await, Ok(true));
-        json!({"offset_ms": 5_000, "pttl_drop_ms": drop_ms, "pttl_rise_back_ms": back_ms,
-               "jump_offset_ms": 11_000, "jump_px_ms": 10_000, "second_client_won": true,
+        json!({"offset_ms": 5_000, "pttl_drop_ms": round3(drop_ms),
+               "pttl_rise_back_ms": round3(back_ms), "jump_offset_ms": 11_000,
+               "jump_px_ms": 10_000, "second_client_won": true,
                "second_key_pttl_after_back_ms": pttl})
     });
     calibration_part(
@@ -270,15 +272,16 @@ fn backward_wall_step() {
         let (last_seen_ms, gone_ms) = spin_until_gone(&b, &key, t0, expected_ms, Probe::Pttl).await;
         offset.set_ms(0);
         println!(
-            "offset {STEP_MS} ms: PX {PX_MS} key last seen {:.1} ms, gone {gone_ms:.1} ms after the SET",
+            "offset {STEP_MS} ms: PX {PX_MS} key last seen {:.1} ms, gone {gone_ms:.1} ms \
+             after the SET",
             last_seen_ms.unwrap_or(f64::NAN)
         );
         assert!(
             (gone_ms - expected_ms).abs() <= 50.0,
             "gone after {gone_ms} ms"
         );
-        json!({"px_ms": PX_MS, "offset_ms": STEP_MS, "last_seen_ms": last_seen_ms,
-               "gone_after_reply_ms": gone_ms})
+        json!({"px_ms": PX_MS, "offset_ms": STEP_MS, "last_seen_ms": last_seen_ms.map(round3),
+               "gone_after_reply_ms": round3(gone_ms)})
     });
     calibration_part(
         &servers,
@@ -329,12 +332,15 @@ fn sigstop_longer_than_the_ttl() {
             .expect("task");
         assert_eq!(won, Ok(true), "the queued SET NX must find the key gone");
         let reply_ms = ms(replied.saturating_duration_since(resumed));
-        println!("stopped {stalled_ms:.0} ms with a PX {PX_MS} key: the queued SET NX won {reply_ms:.1} ms after SIGCONT");
+        println!(
+            "stopped {stalled_ms:.0} ms with a PX {PX_MS} key: the queued SET NX won \
+             {reply_ms:.1} ms after SIGCONT"
+        );
         assert_eq!(a.get(&key).await, Ok(Some("client2".into())));
         assert_eq!(a.del_if_eq(&key, "client1").await, Ok(false));
         assert_eq!(b.del_if_eq(&key, "client2").await, Ok(true));
-        json!({"px_ms": PX_MS, "stall_ms": stalled_ms, "queued_set_nx_won": true,
-               "cont_to_reply_ms": reply_ms})
+        json!({"px_ms": PX_MS, "stall_ms": round3(stalled_ms),
+               "queued_set_nx_won": true, "cont_to_reply_ms": round3(reply_ms)})
     });
     calibration_part(
         &servers,

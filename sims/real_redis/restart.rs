@@ -144,7 +144,7 @@ fn crash_trial(mode: Persistence, px_ms: i64, down_ms: u64) -> serde_json::Value
             mode.as_str(),
             if kept { "kept" } else { "lost" }
         );
-        json!({"mode": mode.as_str(), "px_ms": px_ms, "down_ms": down, "kept": kept,
+        json!({"mode": mode.as_str(), "px_ms": px_ms, "down_ms": round3(down), "kept": kept,
                "pttl_after_restart_ms": pttl})
     })
 }
@@ -182,7 +182,8 @@ fn restarts_under_each_persistence_mode() {
         &servers,
         "restarts",
         "a sixth redis-server started by the test (no shim): SET NX PX, SIGKILL right after the \
-         reply, restarted with the same --dir after down_ms, GET and PTTL of the key",
+         reply, restarted with the same --dir; down_ms from the SIGKILL to the restarted \
+         server's first PONG; then GET and PTTL of the key",
         serde_json::Value::Array(figures),
     );
 }

@@ -242,6 +242,11 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// `x` to three decimals (µs in ms: the probes' resolution), for the calibration file.
+pub fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
 pub async fn sleep_until(t: Instant) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
 }
@@ -361,11 +366,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn of(samples: impl IntoIterator<Item = f64>) -> Stats {
-        // Three decimals: µs, the probes' resolution.
-        let samples_ms: Vec<f64> = samples
-            .into_iter()
-            .map(|s| (s * 1e3).round() / 1e3)
-            .collect();
+        let samples_ms: Vec<f64> = samples.into_iter().map(round3).collect();
         let mut sorted = samples_ms.clone();
         sorted.sort_by(f64::total_cmp);
         let at = |i: usize| sorted.get(i).copied().unwrap_or(f64::NAN);
