@@ -9,6 +9,8 @@
  * Redis with "Unexpected recursive calls to clock_gettime()". So: the real clock straight from
  * the kernel with syscall() (never through libc, which would call back into us), the file
  * read with raw syscalls into a stack buffer (no malloc, no stdio, nothing that reads a clock).
+ * Only calls through the dynamic symbols are shifted: glibc's own internal clock reads (e.g.
+ * in timespec_get) are not, and Redis reads its clock with gettimeofday (server.c, ustime).
  *
  * Build: cc -shared -fPIC -O2 -o realtime-offset.so realtime-offset.c
  * Use:   FENCELAB_CLOCK_OFFSET_FILE=/tmp/off LD_PRELOAD=./realtime-offset.so redis-server ...

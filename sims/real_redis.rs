@@ -276,8 +276,10 @@ fn backward_wall_step() {
              after the SET",
             last_seen_ms.unwrap_or(f64::NAN)
         );
+        // Early is what must not be (the step holds the key the whole 5 s); late only by a
+        // probe's delay on a busy machine.
         assert!(
-            (gone_ms - expected_ms).abs() <= 50.0,
+            gone_ms >= expected_ms - 50.0 && gone_ms <= expected_ms + TRIAL_LATE_MS_MAX,
             "gone after {gone_ms} ms"
         );
         json!({"px_ms": PX_MS, "offset_ms": STEP_MS, "last_seen_ms": last_seen_ms.map(round3),
