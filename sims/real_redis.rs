@@ -340,6 +340,13 @@ fn sigstop_longer_than_the_ttl() {
         );
         assert_eq!(a.get(&key).await, Ok(Some("client2".into())));
         assert_eq!(a.del_if_eq(&key, "client1").await, Ok(false));
+        // The impatient client's connection still pairs answers with calls: the late answer
+        // to its timed-out GET (a string or nil) is not taken for this PTTL's integer.
+        let pttl = impatient.pttl(&key).await;
+        assert!(
+            matches!(pttl, Ok(9_000..=10_000)),
+            "PTTL after a timed-out GET: {pttl:?}"
+        );
         assert_eq!(b.del_if_eq(&key, "client2").await, Ok(true));
         json!({"px_ms": PX_MS, "stall_ms": round3(stalled_ms),
                "queued_set_nx_won": true, "cont_to_reply_ms": round3(reply_ms)})
