@@ -1,0 +1,460 @@
+//! What the real Redis suite's tests share: the servers from the environment, wall steps
+//! through the shim's offset files, SIGSTOP stalls, timing probes and the calibration file.
+
+use fencelab::redis::real::RealRedis;
+use fencelab::redis::{Redis, PTTL_MISSING};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The servers `.ci/redis-servers` started, in one order.
+pub struct Servers {
+    pub endpoints: Vec<String>,
+    pub offset_files: Vec<String>,
+    pub pids: Vec<u32>,
+}
+
+fn env_list(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| {
+            panic!("FENCELAB_REDIS is set, {name} is not (.ci/redis-servers sets both)")
+        })
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+impl Servers {
+    /// The servers, or `None` (with a message) when `FENCELAB_REDIS` is unset.
+    pub fn from_env() -> Option<Servers> {
+        if std::env::var("FENCELAB_REDIS").is_err() {
+            println!(
+                "real Redis suite skipped: FENCELAB_REDIS is unset; start five servers with \
+                 `bash .ci/redis-servers CMD` (see the header of sims/real_redis.rs)"
+            );
+            return None;
+        }
+        let servers = Servers {
+            endpoints: env_list("FENCELAB_REDIS"),
+            offset_files: env_list("FENCELAB_REDIS_OFFSET_FILES"),
+            pids: env_list("FENCELAB_REDIS_PIDS")
+                .iter()
+                .map(|p| {
+                    p.parse()
+                        .unwrap_or_else(|e| panic!("FENCELAB_REDIS_PIDS: {p}: {e}"))
+                })
+                .collect(),
+        };
+        let n = servers.endpoints.len();
+        assert!(
+            n >= 5 && servers.offset_files.len() == n && servers.pids.len() == n,
+            "five servers, each with an offset file and a PID: {:?} {:?} {:?}",
+            servers.endpoints,
+            servers.offset_files,
+            servers.pids
+        );
+        Some(servers)
+    }
+}
+
+/// A key of its own for this test in this run (a server may keep a failed run's keys).
+pub fn run_key(test: &str) -> String {
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("fencelab-real-redis/{test}/{run:x}")
+}
+
+/// Runs `f` on a runtime of its own, one thread: the probes' timing is the test's alone.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+pub async fn connect(endpoint: &str) -> RealRedis {
+    RealRedis::connect(endpoint)
+        .await
+        .unwrap_or_else(|e| panic!("{endpoint}: {e}"))
+}
+
+/// A command the seam does not have (`SCRIPT FLUSH`, `RPUSH`, `TIME`, `INFO`), on a
+/// connection of its own.
+pub fn raw_command(endpoint: &str, args: &[&str]) -> redis::Value {
+    let client = redis::Client::open(format!("redis://{endpoint}/")).expect("url");
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    c.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query(&mut c)
+        .unwrap_or_else(|e| panic!("{endpoint} {args:?}: {e}"))
+}
+
+/// `redis_version` from `INFO server`.
+pub fn redis_version(endpoint: &str) -> String {
+    let info: String =
+        redis::from_redis_value(raw_command(endpoint, &["INFO", "server"])).expect("INFO is text");
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_string()
+}
+
+/// The server's wall clock minus this process's, ms, from `TIME` (the server reads it with
+/// gettimeofday, through the shim): half the round trip is the error.
+fn server_clock_ahead_ms(endpoint: &str) -> f64 {
+    let before = SystemTime::now();
+    let (s, us): (String, String) =
+        redis::from_redis_value(raw_command(endpoint, &["TIME"])).expect("TIME");
+    let after = SystemTime::now();
+    let server_us = s.parse::<f64>().expect("s") * 1e6 + us.parse::<f64>().expect("us");
+    let mid = before + after.duration_since(before).unwrap_or_default() / 2;
+    let client_us = mid
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1e6;
+    (server_us - client_us) / 1e3
+}
+
+/// A port on which nothing listens: one the kernel just handed out and took back.
+pub fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// One server's offset file: its wall clock runs this many ms ahead of the machine's.
+pub struct OffsetFile {
+    path: String,
+    endpoint: String,
+}
+
+impl OffsetFile {
+    pub fn new(path: &str, endpoint: &str) -> OffsetFile {
+        OffsetFile {
+            path: path.to_string(),
+            endpoint: endpoint.to_string(),
+        }
+    }
+
+    fn write(&self, offset_ms: i64) {
+        // By rename: the shim never reads a half-written file.
+        let tmp = format!("{}.tmp", self.path);
+        std::fs::write(&tmp, format!("{offset_ms}\n")).expect("write the offset");
+        std::fs::rename(&tmp, &self.path).expect("rename the offset");
+    }
+
+    /// Steps the server's wall clock to `offset_ms` ahead of the machine's, and waits (1 s at
+    /// most) until the server's `TIME` shows it.
+    pub fn set_ms(&self, offset_ms: i64) {
+        self.write(offset_ms);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let ahead_ms = server_clock_ahead_ms(&self.endpoint);
+            if (ahead_ms - offset_ms as f64).abs() < 20.0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: wrote {offset_ms} to {}, the server's clock is {ahead_ms:.1} ms ahead",
+                self.endpoint,
+                self.path
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for OffsetFile {
+    /// A failed test leaves the server's clock right.
+    fn drop(&mut self) {
+        self.write(0);
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+    assert!(status.success(), "kill -{sig} {pid}: {status}");
+}
+
+/// The state letter of /proc/PID/stat ('T' stopped, 'S' sleeping, ...).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// A server stopped with SIGSTOP until `end` (or drop) sends SIGCONT.
+pub struct Stall {
+    pid: u32,
+    running: bool,
+}
+
+impl Stall {
+    /// Stops `pid` and waits (1 s at most) until the kernel shows it stopped, so that nothing
+    /// sent after this returns can run before the resume.
+    pub fn start(pid: u32) -> Stall {
+        signal(pid, "STOP");
+        let stall = Stall {
+            pid,
+            running: false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while process_state(pid) != Some('T') {
+            assert!(Instant::now() < deadline, "{pid} did not stop");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        stall
+    }
+
+    /// Resumes the server; the time `kill -CONT` returned.
+    pub fn end(mut self) -> Instant {
+        signal(self.pid, "CONT");
+        self.running = true;
+        Instant::now()
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        if !self.running {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `x` to three decimals (µs in ms: the probes' resolution), for the calibration file.
+pub fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+pub async fn sleep_until(t: Instant) {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+}
+
+/// `SET key NX PX px_ms`, which must succeed: the time of its reply and its round trip, ms.
+pub async fn timed_set(r: &RealRedis, key: &str, px_ms: i64) -> (Instant, f64) {
+    let sent = Instant::now();
+    assert_eq!(r.set_nx_px(key, "holder", px_ms).await, Ok(true), "{key}");
+    let replied = Instant::now();
+    (replied, ms(replied - sent))
+}
+
+/// How a prober finds a key gone.
+#[derive(Clone, Copy, Debug)]
+pub enum Probe {
+    /// `PTTL` answers -2.
+    Pttl,
+    /// A `SET NX` of its own succeeds (a second client taking the lock).
+    SetNx,
+}
+
+async fn is_gone(r: &RealRedis, key: &str, probe: Probe) -> bool {
+    match probe {
+        Probe::Pttl => r.pttl(key).await.expect("PTTL") == PTTL_MISSING,
+        Probe::SetNx => r.set_nx_px(key, "prober", 60_000).await.expect("SET NX"),
+    }
+}
+
+/// How long before a deadline the probes start.
+pub const SPIN_LEAD_MS: u64 = 30;
+/// How late past its deadline a key may still be seen before a probe gives up, ms.
+pub const TRIAL_LATE_MS_MAX: f64 = 200.0;
+
+/// Probes `key` back to back from `SPIN_LEAD_MS` before `t0 + expected_ms` until it is gone:
+/// the ms from `t0` to the send of the last probe that found it (`None` if the first did
+/// not) and to the reply of the first that did not. Panics `TRIAL_LATE_MS_MAX` + 1 s late.
+pub async fn spin_until_gone(
+    r: &RealRedis,
+    key: &str,
+    t0: Instant,
+    expected_ms: f64,
+    probe: Probe,
+) -> (Option<f64>, f64) {
+    let start_ms = (expected_ms - SPIN_LEAD_MS as f64).max(0.0);
+    sleep_until(t0 + Duration::from_secs_f64(start_ms / 1e3)).await;
+    let limit = t0 + Duration::from_secs_f64((expected_ms + TRIAL_LATE_MS_MAX + 1e3) / 1e3);
+    let mut last_seen_ms = None;
+    loop {
+        let sent = Instant::now();
+        if is_gone(r, key, probe).await {
+            return (last_seen_ms, ms(Instant::now() - t0));
+        }
+        last_seen_ms = Some(ms(sent - t0));
+        assert!(
+            Instant::now() < limit,
+            "{key} still there {:?} after its SET",
+            t0.elapsed()
+        );
+    }
+}
+
+/// One expiry trial: ms after the SET's reply.
+pub struct Trial {
+    pub set_rtt_ms: f64,
+    pub last_seen_ms: Option<f64>,
+    pub after_ms: f64,
+}
+
+pub const TRIAL_PX_MS: i64 = 2_000;
+pub const TRIALS: u32 = 20;
+/// Trials start this far apart, so that one's probes (about `SPIN_LEAD_MS` long) never
+/// overlap another's.
+pub const TRIAL_STAGGER_MS: u64 = 80;
+
+/// `TRIALS` keys `PX TRIAL_PX_MS` set by `setter`, `TRIAL_STAGGER_MS` apart, each probed by
+/// `prober` (another client) until gone.
+pub async fn staggered_trials(
+    setter: &Arc<RealRedis>,
+    prober: &Arc<RealRedis>,
+    base_key: &str,
+    probe: Probe,
+) -> Vec<Trial> {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..TRIALS)
+        .map(|i| {
+            let (setter, prober) = (setter.clone(), prober.clone());
+            let key = format!("{base_key}/{i}");
+            tokio::spawn(async move {
+                sleep_until(start + Duration::from_millis(u64::from(i) * TRIAL_STAGGER_MS)).await;
+                let (t0, set_rtt_ms) = timed_set(&setter, &key, TRIAL_PX_MS).await;
+                let (last_seen_ms, after_ms) =
+                    spin_until_gone(&prober, &key, t0, TRIAL_PX_MS as f64, probe).await;
+                let _ = prober.del(&key).await;
+                Trial {
+                    set_rtt_ms,
+                    last_seen_ms,
+                    after_ms,
+                }
+            })
+        })
+        .collect();
+    let mut trials = Vec::new();
+    for t in tasks {
+        trials.push(t.await.expect("trial"));
+    }
+    trials
+}
+
+/// A distribution, ms.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub min_ms: f64,
+    pub median_ms: f64,
+    pub max_ms: f64,
+    pub samples_ms: Vec<f64>,
+}
+
+impl Stats {
+    pub fn of(samples: impl IntoIterator<Item = f64>) -> Stats {
+        let samples_ms: Vec<f64> = samples.into_iter().map(round3).collect();
+        let mut sorted = samples_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |i: usize| sorted.get(i).copied().unwrap_or(f64::NAN);
+        Stats {
+            min_ms: at(0),
+            median_ms: at(sorted.len() / 2),
+            max_ms: at(sorted.len().saturating_sub(1)),
+            samples_ms,
+        }
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "min/median/max {:.3}/{:.3}/{:.3} ms",
+            self.min_ms, self.median_ms, self.max_ms
+        )
+    }
+}
+
+/// `PTTL`, a wall step to `offset_ms`, `PTTL` again: how much the second fell short of the
+/// first beyond the client time between the two (what the step took off the key), ms.
+pub async fn pttl_drop_ms(r: &RealRedis, key: &str, offset: &OffsetFile, offset_ms: i64) -> f64 {
+    let before = r.pttl(key).await.expect("PTTL");
+    let replied = Instant::now();
+    offset.set_ms(offset_ms);
+    let sent = Instant::now();
+    let after = r.pttl(key).await.expect("PTTL");
+    assert!(before > 0 && after > 0, "PTTL {before} then {after}");
+    (before - after) as f64 - ms(sent - replied)
+}
+
+// ---------------------------------------------------------------------------------------
+// the calibration file
+
+const CALIBRATION_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/sims/calibration/redis-real.json"
+);
+
+/// The tests write their parts one at a time.
+static CALIBRATION: Mutex<()> = Mutex::new(());
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("({program}: {e})"))
+}
+
+/// CPU, cores and kernel of this machine.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, {}", command_line("uname", &["-srm"]))
+}
+
+/// With `FENCELAB_CALIBRATION_WRITE=1`, puts this test's figures, measured just now, into
+/// `sims/calibration/redis-real.json` as part `name` (the other parts stay as they were).
+pub fn calibration_part(servers: &Servers, name: &str, method: &str, figures: serde_json::Value) {
+    if std::env::var("FENCELAB_CALIBRATION_WRITE").map_or(true, |v| v != "1") {
+        return;
+    }
+    let _one = CALIBRATION.lock().unwrap_or_else(|e| e.into_inner());
+    let mut record: serde_json::Value = std::fs::read_to_string(CALIBRATION_FILE)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    record["redis_version"] = redis_version(&servers.endpoints[0]).into();
+    record["machine"] = machine().into();
+    record["parts"][name] = serde_json::json!({
+        "date": command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "method": method,
+        "figures": figures,
+    });
+    let text = serde_json::to_string_pretty(&record).expect("json") + "\n";
+    std::fs::write(CALIBRATION_FILE, text)
+        .unwrap_or_else(|e| panic!("write {CALIBRATION_FILE}: {e}"));
+    println!("wrote part {name} of {CALIBRATION_FILE}");
+}
