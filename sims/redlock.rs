@@ -87,7 +87,10 @@ fn a_clock_jump_on_one_redis_node_grants_the_lock_twice() {
     assert!(r.verdict.violates(), "{:?}", r.verdict);
     assert_eq!(r.history.final_entries["key0"].val, "value from client1");
     // The jump is needed: without it C keeps client 1's key, client 2 has 2 of 5.
-    let calm = run(&without(&s, |f| matches!(f, Fault::Skew { .. })), Fencing::None);
+    let calm = run(
+        &without(&s, |f| matches!(f, Fault::Skew { .. })),
+        Fencing::None,
+    );
     assert!(!double_grant(&calm.history));
     assert!(!calm.verdict.violates(), "{:?}", calm.verdict);
     // So is the partition: with D and E reachable, client 1 holds all five.
@@ -112,7 +115,10 @@ fn a_restart_without_persistence_grants_the_lock_twice_and_fsync_always_does_not
     let mut delayed = s.clone();
     delayed.redis.restart_delay_ms = 2_500;
     let r = run(&delayed, Fencing::None);
-    assert!(!double_grant(&r.history), "a delayed restart outlives the TTL");
+    assert!(
+        !double_grant(&r.history),
+        "a delayed restart outlives the TTL"
+    );
 }
 
 #[test]
@@ -158,7 +164,11 @@ fn an_incr_token_resets_when_its_node_restarts_without_persistence() {
     };
     assert_eq!(token("client1"), Some(1));
     assert_eq!(token("client2"), Some(1), "the counter started again");
-    assert!(r.verdict.false_rejections > 0 || r.verdict.violates(), "{:?}", r.verdict);
+    assert!(
+        r.verdict.false_rejections > 0 || r.verdict.violates(),
+        "{:?}",
+        r.verdict
+    );
 }
 
 #[test]

@@ -228,11 +228,12 @@ impl Scenario {
     }
 
     /// Named scenarios, so that a command line can name exactly what a suite ran.
-    pub const PRESETS: [&'static str; 4] = [
+    pub const PRESETS: [&'static str; 5] = [
         "standard",
         "long-critical",
         "local-check-pauses",
         "local-check-skew",
+        "redlock",
     ];
 
     /// A named scenario (see [`Scenario::PRESETS`]).
@@ -255,6 +256,12 @@ impl Scenario {
                 lease_check_margin_ms: Some(LOCAL_CHECK_MARGIN_MS),
                 nemesis: NemesisConfig::skew(),
                 ..standard
+            }),
+            // The standard clients and workload on Redlock's five Redis nodes, under the
+            // Redlock nemesis (wall-clock steps and crashes of Redis nodes besides the rest).
+            "redlock" => Ok(Scenario {
+                nemesis: NemesisConfig::redlock(),
+                ..Scenario::redlock()
             }),
             other => Err(format!(
                 "unknown scenario preset '{other}' (expected one of: {})",

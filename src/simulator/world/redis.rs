@@ -14,8 +14,14 @@ const REDIS_PORT: u16 = 6379;
 
 /// Node `i`'s (0-based) address: 10.0.0.21 and up.
 fn node_addr(i: usize) -> SocketAddr {
-    assert!(i < crate::lock::REDIS_NODES_MAX, "no address for redis node {i}");
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 21 + i as u8)), REDIS_PORT)
+    assert!(
+        i < crate::lock::REDIS_NODES_MAX,
+        "no address for redis node {i}"
+    );
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 21 + i as u8)),
+        REDIS_PORT,
+    )
 }
 
 /// Every node's endpoint, in node order.

@@ -105,7 +105,9 @@ pub async fn connect(endpoint: &str) -> RedisResult<std::sync::Arc<dyn Redis>> {
     }
     #[cfg(not(madsim))]
     {
-        Ok(std::sync::Arc::new(real::RealRedis::connect(endpoint).await?))
+        Ok(std::sync::Arc::new(
+            real::RealRedis::connect(endpoint).await?,
+        ))
     }
 }
 

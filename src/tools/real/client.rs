@@ -1,6 +1,7 @@
 //! The client of etcd's example (`contrib/lock`) over real etcd and real HTTP: `fencelab client`.
 
 use super::*;
+use crate::lock::ServiceContext;
 
 /// What the client sends as the storage's "version".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +139,8 @@ impl SeedClient {
     fn client_spec(&self, cfg: LockConfig, recipe: crate::lock::Election) -> ClientSpec {
         ClientSpec {
             index: self.n,
+            service: crate::lock::ServiceKind::Etcd,
+            redis_endpoints: Vec::new(),
             etcd_backend: crate::etcd::Backend::default(),
             etcd_endpoints: vec![self.etcd.clone()],
             storage_addr: self.storage.clone(),
@@ -201,7 +204,11 @@ impl SeedClient {
         out.line("created etcd client and session");
         // The same recipe the simulated stories use, so real and simulated runs compare.
         let recipe = crate::lock::Election;
-        let holding = match lock::acquire(&etcd, &session, &clock, &cfg, &recipe, &name).await {
+        let service = ServiceContext::Etcd {
+            etcd: etcd.as_ref(),
+            session: &session,
+        };
+        let holding = match lock::acquire(service, &clock, &cfg, &recipe, &name, 0).await {
             Ok(h) => h,
             Err(e) => {
                 // Revoking removes the waiting campaign key.
@@ -245,7 +252,7 @@ impl SeedClient {
             .await;
         self.print_write(&write, version_sent, out);
         // Release: either step fails harmlessly when the lease is already gone.
-        let _ = lock::resign(&etcd, &session, &holding, &clock, &cfg, &recipe).await;
+        let _ = lock::resign(service, &holding, &clock, &cfg, &recipe, (&name, 0)).await;
         let lease_lost = session.lost();
         session.close(&etcd, &clock, &cfg).await;
         Ok(ClientReport {
