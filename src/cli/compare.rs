@@ -98,10 +98,10 @@ mod sim {
                 compare::SEEDS_MAX
             ));
         }
-        let schemes = pick_schemes(args.scheme.as_deref())?;
+        let schemes = pick_schemes(args.scheme.as_deref(), &base)?;
         let families = match &args.family {
             Some(list) => compare::families_named(list).map_err(|e| format!("--family: {e}"))?,
-            None => compare::families(),
+            None => compare::families_for(base.service),
         };
         let mut cmp = run_all(&base, &schemes, &families, args.seeds, jobs)?;
         if args.shrink {
@@ -125,10 +125,11 @@ mod sim {
         Ok(())
     }
 
-    /// The schemes of a comma-separated list, or the whole catalogue.
-    fn pick_schemes(list: Option<&str>) -> Result<Vec<Scheme>, String> {
+    /// The schemes of a comma-separated list, or every scheme of the catalogue that runs on
+    /// the scenario's lock (its service and method).
+    fn pick_schemes(list: Option<&str>, base: &Scenario) -> Result<Vec<Scheme>, String> {
         let Some(list) = list else {
-            return Ok(schemes::catalogue());
+            return Ok(schemes::fitting(base));
         };
         let mut picked: Vec<Scheme> = Vec::new();
         for name in list.split(',').map(str::trim) {

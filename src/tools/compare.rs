@@ -15,6 +15,7 @@
 //! cluster.
 
 use crate::fault::FaultPlan;
+use crate::lock::ServiceKind;
 use crate::nemesis::NemesisConfig;
 use crate::nemesis::{self};
 use crate::scenario::Scenario;
@@ -37,6 +38,9 @@ pub struct Family {
     /// One line: what its plans hold.
     pub about: &'static str,
     pub nemesis: NemesisConfig,
+    /// The one lock service whose nodes its faults strike, if it is tied to one.
+    #[serde(skip)]
+    pub service: Option<ServiceKind>,
 }
 
 impl Family {
@@ -62,7 +66,72 @@ pub fn families() -> Vec<Family> {
         etcd_stall(),
         leader_failover(),
         all(),
+        redis_stall(),
+        redis_clock(),
+        redis_restart(),
     ]
+}
+
+/// The families a comparison on `service` runs by default: those not tied to another service.
+/// The client-side families are the same on every service, so their columns compare across
+/// services.
+pub fn families_for(service: ServiceKind) -> Vec<Family> {
+    let mut fitting: Vec<Family> = families()
+        .into_iter()
+        .filter(|f| f.service.is_none_or(|s| s == service))
+        .collect();
+    // `all` closes the table, as it always has.
+    let all_at = fitting.iter().position(|f| f.name == "all");
+    if let Some(i) = all_at {
+        let all = fitting.remove(i);
+        fitting.push(all);
+    }
+    fitting
+}
+
+/// A Redis node paused (SIGSTOP) 0.5 to 3 s, or every node: its wall clock runs on, so on
+/// resume every key whose deadline passed is gone at the first access.
+fn redis_stall() -> Family {
+    Family {
+        name: "redis-stall",
+        about: "a Redis node stalls (paused), or all of them",
+        nemesis: only(NemesisConfig {
+            etcd_stalls_max: 1,
+            ..NemesisConfig::none()
+        }),
+        service: Some(ServiceKind::Redlock),
+    }
+}
+
+/// Every Redis node's wall clock skewed, with up to two steps of up to 2 s each way and drift:
+/// Kleppmann's clock jump, at random. Redis stores expiries as absolute wall-clock times.
+fn redis_clock() -> Family {
+    Family {
+        name: "redis-clock",
+        about: "Redis nodes' wall clocks stepped and drifting",
+        nemesis: only(NemesisConfig {
+            redis_skew_permille: 1_000,
+            steps_max: 2,
+            step_ms_max: 2_000,
+            drift_ppm_max: 500,
+            ..NemesisConfig::none()
+        }),
+        service: Some(ServiceKind::Redlock),
+    }
+}
+
+/// A Redis node crashes and restarts 0.5 to 3 s later with what its persistence mode kept
+/// (the scenario's `[redis] persistence`; none by default).
+fn redis_restart() -> Family {
+    Family {
+        name: "redis-restart",
+        about: "a Redis node crashes and restarts with what it persisted",
+        nemesis: only(NemesisConfig {
+            redis_crashes_max: 1,
+            ..NemesisConfig::none()
+        }),
+        service: Some(ServiceKind::Redlock),
+    }
 }
 
 /// The standard nemesis' sizes, only the kinds `n` turns on.
@@ -77,6 +146,7 @@ fn client_pause() -> Family {
         name: "client-pause",
         about: "GC pauses of a client, at a random time and just before a write",
         nemesis: NemesisConfig::pauses(),
+        service: None,
     }
 }
 
@@ -91,6 +161,7 @@ fn clock_skew() -> Family {
         name: "clock-skew",
         about: "skewed client clocks (drift, offset, steps) and client-etcd partitions",
         nemesis: NemesisConfig::skew(),
+        service: None,
     }
 }
 
@@ -104,6 +175,7 @@ fn delayed_packet() -> Family {
             holds_max: 1,
             ..NemesisConfig::none()
         }),
+        service: None,
     }
 }
 
@@ -118,6 +190,7 @@ fn partition() -> Family {
             etcd_partitions_max: 1,
             ..NemesisConfig::none()
         }),
+        service: None,
     }
 }
 
@@ -133,6 +206,7 @@ fn client_crash() -> Family {
             crashes_max: 1,
             ..NemesisConfig::none()
         }),
+        service: None,
     }
 }
 
@@ -146,6 +220,7 @@ fn etcd_stall() -> Family {
             etcd_stalls_max: 1,
             ..NemesisConfig::none()
         }),
+        service: Some(ServiceKind::Etcd),
     }
 }
 
@@ -160,6 +235,7 @@ fn leader_failover() -> Family {
             leader_pauses_max: 1,
             ..NemesisConfig::none()
         }),
+        service: Some(ServiceKind::Etcd),
     }
 }
 
@@ -169,6 +245,7 @@ fn all() -> Family {
         name: "all",
         about: "the standard nemesis: every kind of fault at once",
         nemesis: NemesisConfig::standard(),
+        service: None,
     }
 }
 

@@ -107,10 +107,10 @@ impl Builder {
 
     /// A scheme of the comparison: its fence, and its recipe if it has one.
     pub fn scheme(self, scheme: &crate::schemes::Scheme) -> Builder {
-        let method = self.scenario.lock_method;
+        let settings = crate::schemes::LockSettings::from(&self.scenario);
         let b = self.fence_arc(scheme.fence.clone());
         match scheme.recipe {
-            Some(recipe_of) => b.recipe_arc(recipe_of(method)),
+            Some(recipe_of) => b.recipe_arc(recipe_of(&settings)),
             None => b,
         }
     }

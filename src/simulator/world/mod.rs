@@ -197,6 +197,8 @@ impl From<&Scenario> for crate::schemes::LockSettings {
             lock_method: scenario.lock_method,
             lock_delay_ms: scenario.lock_delay_ms,
             campaign_timeout_ms: scenario.campaign_timeout_ms,
+            service: scenario.service,
+            redlock_clock: scenario.redis.clock,
         }
     }
 }

@@ -10,7 +10,7 @@ pub use fences::{scramble, LeaseIdAtLeast, RandomTokenCas, TokenStrict};
 pub use lock_delay::{LockDelay, HOLDER_KEY};
 pub use sequencer::SequencerCheck;
 
-use crate::lock::{LockMethod, LockRecipe};
+use crate::lock::{ClientClock, LockMethod, LockRecipe, Redlock, RedlockToken, ServiceKind};
 use crate::storage::{Fence, Fencing, NoFence};
 use std::sync::Arc;
 
@@ -23,6 +23,10 @@ pub struct LockSettings {
     pub lock_delay_ms: u64,
     /// How long a client campaigns for the lock before it gives up, ms.
     pub campaign_timeout_ms: u64,
+    /// The lock service the recipes talk to.
+    pub service: ServiceKind,
+    /// The clock a Redlock client measures validity on.
+    pub redlock_clock: ClientClock,
 }
 
 /// One row of the comparison.
@@ -33,9 +37,12 @@ pub struct Scheme {
     /// One line: what it does, and where it comes from.
     pub about: &'static str,
     pub fence: Arc<dyn Fence>,
-    /// `None`: the scenario's lock method's recipe; `Some(f)`: `f` of the scenario's lock method
-    /// (lock-delay wraps whichever recipe the scenario names).
-    pub recipe: Option<fn(LockMethod) -> Arc<dyn LockRecipe>>,
+    /// `None`: the scenario's lock method's recipe; `Some(f)`: `f` of the scenario's lock
+    /// settings (lock-delay wraps whichever recipe the scenario names).
+    pub recipe: Option<fn(&LockSettings) -> Arc<dyn LockRecipe>>,
+    /// The one lock service the scheme runs on, if it is tied to one (the sequencer and
+    /// lock-delay ask etcd; an `INCR` token is Redis's).
+    pub service: Option<ServiceKind>,
 }
 
 impl Scheme {
@@ -45,6 +52,14 @@ impl Scheme {
     /// part of taking the lock).
     pub fn validate(&self, settings: impl Into<LockSettings>) -> Result<(), String> {
         let scenario: LockSettings = settings.into();
+        if let Some(only) = self.service.filter(|s| *s != scenario.service) {
+            return Err(format!(
+                "scheme {}: it runs on {} only, and the service is {}",
+                self.name,
+                only.as_str(),
+                scenario.service.as_str()
+            ));
+        }
         if self.fence.asks_lock_service() && scenario.lock_method == LockMethod::LockApi {
             return Err(format!(
                 "scheme {}: the sequencer is the lock key's create revision, and the Lock API's token is its answer's revision; use lock_method election or kv-mutex",
@@ -66,6 +81,25 @@ impl Scheme {
             about,
             fence: fencing.fence(),
             recipe: None,
+            service: None,
+        }
+    }
+
+    /// A Redlock scheme: `fencing` fed the token of an `INCR` counter on the first Redis node
+    /// (Kleppmann: "a counter on one node dies with the node").
+    fn incr(name: &'static str, fencing: Fencing, about: &'static str) -> Scheme {
+        Scheme {
+            name,
+            about,
+            fence: fencing.fence(),
+            recipe: Some(|settings| {
+                Arc::new(Redlock {
+                    clock: settings.redlock_clock,
+                    token: RedlockToken::Incr,
+                    single: settings.lock_method == LockMethod::RedisSingle,
+                })
+            }),
+            service: Some(ServiceKind::Redlock),
         }
     }
 }
@@ -91,36 +125,60 @@ pub fn catalogue() -> Vec<Scheme> {
             about: "random unique token, check-and-set: a read claims the key, a write needs the claim to be its own (antirez, Is Redlock safe?)",
             fence: Arc::new(RandomTokenCas),
             recipe: None,
+            service: None,
         },
         Scheme {
             name: "sequencer",
             about: "the storage asks etcd whether the writer's lock key still exists, then writes: two steps (Chubby's sequencer check)",
             fence: Arc::new(SequencerCheck),
             recipe: None,
+            service: Some(ServiceKind::Etcd),
         },
         Scheme {
             name: "lock-delay",
             about: "no fence; a lock freed without a release stays unusable for lock_delay_ms (Chubby, OSDI 2006)",
             fence: Arc::new(NoFence),
-            recipe: Some(|method| {
+            recipe: Some(|settings| {
                 Arc::new(LockDelay {
-                    inner: method.recipe(),
+                    inner: settings.lock_method.recipe(),
                 })
             }),
+            service: Some(ServiceKind::Etcd),
         },
         Scheme {
             name: "lease-id-ge",
             about: "wrong fix: the seed's lease-ID check with >= instead of equality (lease IDs are not ordered by acquisition)",
             fence: Arc::new(LeaseIdAtLeast),
             recipe: None,
+            service: None,
         },
         Scheme {
             name: "token-strict",
             about: "wrong fix: the token check with a strict > (a holder's own second op is refused)",
             fence: Arc::new(TokenStrict),
             recipe: None,
+            service: None,
         },
+        Scheme::incr(
+            "incr-token-writes",
+            Fencing::TokenWrites,
+            "Redlock, and a token from INCR on one Redis node, checked on writes (Kleppmann's counter; it starts again when that node restarts without persistence)",
+        ),
+        Scheme::incr(
+            "incr-token",
+            Fencing::Token,
+            "Redlock, and a token from INCR on one Redis node, checked on reads and writes",
+        ),
     ]
+}
+
+/// The schemes that can run with these lock settings, in the catalogue's order.
+pub fn fitting(settings: impl Into<LockSettings>) -> Vec<Scheme> {
+    let settings = settings.into();
+    catalogue()
+        .into_iter()
+        .filter(|s| s.validate(settings).is_ok())
+        .collect()
 }
 
 /// The scheme of that name.
