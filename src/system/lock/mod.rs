@@ -74,6 +74,7 @@ pub(crate) const MUTEX_POLLS_MAX: u32 = 72_000;
 
 /// How a client takes the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum LockMethod {
     /// etcd's election API: `campaign` waits server-side, `resign` releases.
@@ -99,6 +100,13 @@ impl LockMethod {
         }
     }
 
+    /// Every method: the one list of names ([`crate::named`]).
+    pub const ALL: [LockMethod; 3] = [
+        LockMethod::Election,
+        LockMethod::KvMutex,
+        LockMethod::LockApi,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LockMethod::Election => "election",
@@ -111,14 +119,7 @@ impl LockMethod {
 impl std::str::FromStr for LockMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "election" => Ok(LockMethod::Election),
-            "kv-mutex" => Ok(LockMethod::KvMutex),
-            "lock-api" => Ok(LockMethod::LockApi),
-            _ => Err(format!(
-                "unknown lock method '{s}' (expected election, kv-mutex or lock-api)"
-            )),
-        }
+        crate::named::parse(&LockMethod::ALL, LockMethod::as_str, "lock method", s)
     }
 }
 

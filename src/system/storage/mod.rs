@@ -17,6 +17,7 @@ pub use fence::{Admit, Fence, KeyState, LeaseIdFence, NoFence, TokenFence};
 
 /// How the storage checks the `version` a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Fencing {
     /// Accept everything. Versions are still logged, so the checker sees the tokens.
@@ -33,6 +34,7 @@ pub enum Fencing {
 }
 
 impl Fencing {
+    /// Every policy, in the order tables show them: the one list of names ([`crate::named`]).
     pub const ALL: [Fencing; 4] = [
         Fencing::None,
         Fencing::LeaseId,
@@ -40,6 +42,7 @@ impl Fencing {
         Fencing::Token,
     ];
 
+    /// The policy's name in TOML, JSON and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Fencing::None => "none",
@@ -47,6 +50,11 @@ impl Fencing {
             Fencing::TokenWrites => "token-writes",
             Fencing::Token => "token",
         }
+    }
+
+    /// Every name, comma-separated.
+    pub fn names() -> String {
+        crate::named::names(&Fencing::ALL, Fencing::as_str)
     }
 
     /// The policy's [`Fence`].
@@ -74,14 +82,7 @@ impl std::fmt::Display for Fencing {
 impl std::str::FromStr for Fencing {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Fencing::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown fencing policy '{s}' (expected none, lease-id, token-writes or token)"
-                )
-            })
+        crate::named::parse(&Fencing::ALL, Fencing::as_str, "fencing policy", s)
     }
 }
 

@@ -235,7 +235,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub etcd: String,
     /// A policy or `all`.
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", help = format!("A policy ({}) or `all`", Fencing::names()))]
     pub fencing: String,
     /// Lease TTL in seconds.
     #[arg(long = "ttl", default_value_t = 2)]
