@@ -205,7 +205,7 @@ struct MergeArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Tell the seed's walkthrough (and its stalled variant) under every fencing policy.
+    /// Tell the walkthrough of etcd's example, `contrib/lock` (and its stalled variant), under every fencing policy.
     Demo(DemoArgs),
     /// Run one seed and tell its story.
     Run(RunArgs),
@@ -224,10 +224,10 @@ enum Command {
     /// Real mode: the storage server over real HTTP.
     #[cfg(not(madsim))]
     Storage(fencelab::real::StorageArgs),
-    /// Real mode: the seed's client N against a real etcd and storage.
+    /// Real mode: `contrib/lock`'s client N against a real etcd and storage.
     #[cfg(not(madsim))]
     Client(fencelab::real::ClientArgs),
-    /// Real mode: the seed's walkthrough, unattended, against a real etcd, per policy.
+    /// Real mode: the walkthrough of etcd's example, unattended, against a real etcd, per policy.
     #[cfg(not(madsim))]
     RealDemo(fencelab::real::DemoArgs),
 }

@@ -324,10 +324,10 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
 fn demo(args: DemoArgs, out: &mut String) -> Result<(), String> {
     let DemoArgs { seed } = args;
     for (title, (scenario, plan)) in [
-        ("the seed's walkthrough", stories::seed_walkthrough()),
+        ("etcd's example", stories::contrib_lock_walkthrough()),
         (
             "client 2 stalls before writing",
-            stories::seed_walkthrough_stalled(),
+            stories::contrib_lock_walkthrough_stalled(),
         ),
     ] {
         for fencing in Fencing::ALL {

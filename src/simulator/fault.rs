@@ -113,7 +113,7 @@ pub enum Fault {
         at_ms: u64,
         restart_after_ms: u64,
     },
-    /// etcd ends the client's current lease early, without telling it: the seed's manual
+    /// etcd ends the client's current lease early, without telling it: `contrib/lock`'s manual
     /// `etcdctl lease revoke`, or Kleppmann's clock jump on the lock server.
     RevokeLease { node: String, at: Trigger },
     /// etcd answers this fraction (per mille) of the requests that go through its log with

@@ -19,7 +19,7 @@ pub const LOCAL_CHECK_MARGIN_MS: u64 = 300;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
-    /// The seed's: take the lock once, write `key0`, stop.
+    /// As etcd's example (`contrib/lock`): take the lock once, write `key0`, stop.
     Single,
     /// Each cycle: take the lock, read `counter`, add one, write it back, release.
     Counter,
@@ -203,9 +203,9 @@ impl Scenario {
         }
     }
 
-    /// The seed's walkthrough: single writes to `key0`, on one etcd member, as etcd's
+    /// The walkthrough of etcd's example: single writes to `key0`, on one etcd member, as etcd's
     /// `contrib/lock` example runs against one local etcd.
-    pub fn seed_story(clients: u32) -> Self {
+    pub fn contrib_lock_story(clients: u32) -> Self {
         Scenario {
             clients,
             etcd_members: 1,
@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn standard_is_valid() {
         Scenario::standard().validate().unwrap();
-        Scenario::seed_story(3).validate().unwrap();
+        Scenario::contrib_lock_story(3).validate().unwrap();
     }
 
     #[test]

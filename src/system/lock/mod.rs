@@ -2,8 +2,8 @@
 //!
 //! Written once against the [`Etcd`] seam, so the same recipes run against a real etcd, the
 //! model and SimServer. Three recipes: etcd's election API, etcd's Mutex algorithm over plain
-//! KV (`concurrency.Mutex`, the seed's lock) and the v3 Lock API. Each acquisition yields two
-//! numbers: the session's **lease ID** (what the seed sends as "version") and a **fencing
+//! KV (`concurrency.Mutex`, `contrib/lock`'s lock) and the v3 Lock API. Each acquisition yields two
+//! numbers: the session's **lease ID** (what `contrib/lock` sends as "version") and a **fencing
 //! token** from etcd's revisions: the lock key's create revision (election, KV mutex), which
 //! strictly increases from one holder to the next, or the Lock answer's header revision (Lock
 //! API), which does too on etcd 3.5; on 3.4 a waiter whose key expired while it waited (issue
@@ -80,7 +80,7 @@ pub enum LockMethod {
     /// etcd's election API: `campaign` waits server-side, `resign` releases.
     #[default]
     Election,
-    /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, the seed's lock,
+    /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, `contrib/lock`'s lock,
     /// does): put a key under the lease, hold the lock when it has the lowest create
     /// revision, else watch the key created just before it until it goes (SimServer has no
     /// Watch: there the wait polls that one key).

@@ -22,7 +22,7 @@ pub use fence::{Admit, Fence, KeyState, LeaseIdFence, NoFence, TokenFence};
 pub enum Fencing {
     /// Accept everything. Versions are still logged, so the checker sees the tokens.
     None,
-    /// The seed's check: an absent key takes any version; a present key accepts only a write
+    /// `contrib/lock`'s check: an absent key takes any version; a present key accepts only a write
     /// carrying the version already stored. Reads are not checked.
     LeaseId,
     /// Reject a write whose token is below the highest token written to that key (equal is
@@ -67,7 +67,7 @@ impl Fencing {
         }
     }
 
-    /// Whether clients send the lease ID (the seed's "version") rather than the lock revision.
+    /// Whether clients send the lease ID (`contrib/lock`'s "version") rather than the lock revision.
     pub fn sends_lease_id(self) -> bool {
         self.fence().version(1, 0) == 1
     }
@@ -103,7 +103,7 @@ pub struct Applied {
     pub accepted: bool,
 }
 
-/// The seed's text for a missing key.
+/// `contrib/lock`'s text for a missing key.
 pub const KEY_NOT_FOUND: &str = "key not found";
 
 impl Store {
@@ -245,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn read_of_missing_key_is_the_seeds() {
+    fn read_of_missing_key_is_contrib_locks() {
         let mut s = Store::new(Fencing::None);
         let r = s.apply(&req(Op::Read, "k", "", 1));
         assert_eq!(r.response.err, KEY_NOT_FOUND);
@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn lease_id_is_the_seeds_equality_check() {
+    fn lease_id_is_contrib_locks_equality_check() {
         let mut s = Store::new(Fencing::LeaseId);
         assert!(s.apply(&req(Op::Write, "key0", "c2", 0x2a)).accepted);
         let r = s.apply(&req(Op::Write, "key0", "c1", 0x1f));

@@ -7,7 +7,7 @@ use super::*;
 pub enum TokenKind {
     /// The lock key's create revision: etcd's fencing token.
     Revision,
-    /// The session's lease ID, as the seed does.
+    /// The session's lease ID, as `contrib/lock` does.
     LeaseId,
 }
 
@@ -30,10 +30,10 @@ impl TokenKind {
     }
 }
 
-/// `fencelab client N`: the seed's client.
+/// `fencelab client N`: `contrib/lock`'s client.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
-    /// 1 waits before writing (the seed's GC pause stand-in); any other number writes at once.
+    /// 1 waits before writing (`contrib/lock`'s GC pause stand-in); any other number writes at once.
     pub n: u32,
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub etcd: String,
@@ -100,7 +100,7 @@ impl Out {
     }
 }
 
-/// What one seed client did.
+/// What one `contrib/lock` client did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientReport {
     pub n: u32,
@@ -113,7 +113,7 @@ pub struct ClientReport {
     pub lease_lost: Option<String>,
 }
 
-/// The seed client's run, shared by `fencelab client` and the walkthrough.
+/// A `contrib/lock` client's run, shared by `fencelab client` and the walkthrough.
 pub struct SeedClient {
     pub n: u32,
     pub etcd: String,
@@ -134,7 +134,7 @@ impl SeedClient {
         }
     }
 
-    /// The storage client's spec: the seed's one write of `key0`, no think or critical time.
+    /// The storage client's spec: `contrib/lock`'s one write of `key0`, no think or critical time.
     fn client_spec(&self, cfg: LockConfig, recipe: crate::lock::Election) -> ClientSpec {
         ClientSpec {
             index: self.n,
@@ -161,7 +161,7 @@ impl SeedClient {
         }
     }
 
-    /// The seed's line about the write: client 1's rejection is the expected one.
+    /// `contrib/lock`'s line about the write: client 1's rejection is the expected one.
     fn print_write(&self, write: &OpResult, version_sent: i64, out: &Out) {
         let n = self.n;
         let what = match self.token {
@@ -185,7 +185,7 @@ impl SeedClient {
         }
     }
 
-    /// Session, lock, wait, write `key0`, release: the seed's client, line for line.
+    /// Session, lock, wait, write `key0`, release: `contrib/lock`'s client, line for line.
     pub async fn run(self, wait: Wait, out: &Out) -> Result<ClientReport, String> {
         check_ttl(self.ttl_s)?;
         let n = self.n;
