@@ -314,6 +314,23 @@ impl FaultPlan {
                 return Err(format!("fault {} ({}): {why}", i + 1, f.describe()));
             }
         }
+        // What a valid plan promises the world: each etcd-wide fault at most once (the world
+        // reads the first), no start past the longest run (so no `start + duration`
+        // overflows), no two network windows at once.
+        let kinds = |kind: fn(&Fault) -> bool| self.faults.iter().filter(|f| kind(f)).count();
+        assert!(kinds(|f| matches!(f, Fault::EtcdTimeouts { .. })) <= 1);
+        assert!(kinds(|f| matches!(f, Fault::EtcdAmbiguousTimeouts { .. })) <= 1);
+        assert!(kinds(|f| matches!(f, Fault::EtcdStaleLeader { .. })) <= 1);
+        debug_assert!(self.faults.iter().all(|f| match f {
+            Fault::Partition { at_ms, .. } | Fault::Crash { at_ms, .. } => *at_ms <= START_MS_MAX,
+            Fault::Network { at_ms, .. } => *at_ms <= START_MS_MAX,
+            _ => true,
+        }));
+        debug_assert!(self
+            .faults
+            .iter()
+            .enumerate()
+            .all(|(i, f)| self.faults[..i].iter().all(|g| !network_overlap(g, f))));
         Ok(())
     }
 }

@@ -38,7 +38,10 @@ pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
     let ttl_ms = scenario.ttl_s as u64 * 1000;
     let period_ms = ttl_ms / 3;
     let drift_ms = (ttl_ms * 2 * REALISTIC_DRIFT_PPM as u64).div_ceil(1_000_000);
-    ttl_ms.saturating_sub(period_ms + 2 * scenario.latency_ms.max + drift_ms)
+    let slack_ms = ttl_ms.saturating_sub(period_ms + 2 * scenario.latency_ms.max + drift_ms);
+    // A lease survives less than its TTL less a renewal period.
+    debug_assert!(slack_ms <= ttl_ms - period_ms);
+    slack_ms
 }
 
 /// The silence of etcd a lease survives. One member: the renewal slack (a keepalive sent into
@@ -47,10 +50,13 @@ pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
 /// for a request timeout may already cost the lease: the shorter of the two.
 pub fn etcd_slack_ms(scenario: &Scenario) -> u64 {
     let slack_ms = renewal_slack_ms(scenario);
-    match scenario.etcd_members {
+    let etcd_ms = match scenario.etcd_members {
         1 => slack_ms,
         _ => slack_ms.min(scenario.request_timeout_ms),
-    }
+    };
+    // Several members never lengthen the silence a lease survives.
+    debug_assert!(etcd_ms <= slack_ms);
+    etcd_ms
 }
 
 /// Labels a fault inside or outside the protocol's assumptions for this scenario.
@@ -330,6 +336,11 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
     for client in scenario.client_names() {
         label_client_silences(&mut labels, faults, &windows, &client, scenario);
     }
+    // One label per fault, in plan order; together only moves a fault outside, never in.
+    assert_eq!(labels.len(), faults.len());
+    debug_assert!(labels.iter().zip(faults).all(|(l, f)| l.fault == *f
+        && (l.assumption == Assumption::Outside
+            || label(f, scenario).assumption == Assumption::Inside)));
     labels
 }
 
@@ -406,6 +417,9 @@ fn join_silences(mut spans: Vec<(u64, u64, usize)>, join_ms: u64) -> Vec<Silence
             _ => groups.push((start, end, vec![i])),
         }
     }
+    // Joined silences are in time order, each at least `join_ms` after the one before.
+    debug_assert!(groups.windows(2).all(|w| w[0].1 + join_ms <= w[1].0));
+    debug_assert!(groups.iter().all(|g| g.0 <= g.1 && !g.2.is_empty()));
     groups
 }
 
@@ -418,6 +432,7 @@ fn silence_ms(g: &Silence, windows: &[Window]) -> u64 {
         .map(|w| w.2)
         .max()
         .unwrap_or(0);
+    assert!(g.0 <= g.1, "a silence ends after it starts");
     g.1 - g.0 + rtt_ms
 }
 
@@ -465,6 +480,7 @@ fn label_silence_outside(
     client: &str,
     scenario: &Scenario,
 ) {
+    assert!(!members.is_empty(), "a silence has a fault in it");
     let etcd_in = members.iter().any(|&i| is_etcd(faults[i].node()));
     let slack_ms = if etcd_in {
         etcd_slack_ms(scenario)

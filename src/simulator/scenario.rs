@@ -258,7 +258,9 @@ impl Scenario {
     }
 
     pub fn client_names(&self) -> Vec<String> {
-        (1..=self.clients).map(client_name).collect()
+        let names: Vec<String> = (1..=self.clients).map(client_name).collect();
+        debug_assert_eq!(names.len(), self.clients as usize);
+        names
     }
 
     /// The etcd members' node names: `etcd` alone, or `etcd1` to `etcdN`.
@@ -283,7 +285,17 @@ impl Scenario {
         }
         .validate(&self.node_names())
         .map_err(|e| format!("faults: {e}"))?;
-        self.validate_scripts()
+        self.validate_scripts()?;
+        // What a valid scenario promises the world: a node name for every client and member,
+        // no two alike, and a lease that outlives its renewal period.
+        let names = self.node_names();
+        assert_eq!(names.len(), (self.clients + self.etcd_members) as usize);
+        debug_assert!(names
+            .iter()
+            .enumerate()
+            .all(|(i, n)| !names[..i].contains(n)));
+        assert!(self.ttl_s >= TTL_S_MIN && self.ttl_s as u64 * 1000 / 3 > 0);
+        Ok(())
     }
 
     /// The clients, the etcd members and the lock method, and what SimServer cannot do.

@@ -34,6 +34,9 @@ fn with_plan(s: Scenario) -> (Scenario, FaultPlan) {
     let plan = FaultPlan {
         faults: s.faults.clone(),
     };
+    // A story is a valid scenario whose plan is exactly its scripted faults.
+    debug_assert_eq!(s.validate(), Ok(()));
+    debug_assert!(!s.nemesis.enabled, "a story draws no random fault");
     (s, plan)
 }
 
