@@ -3,7 +3,7 @@
 //! Prints, from one run: seeds per second of the standard scenario on one thread and on all
 //! cores, simulated seconds per wall second, network messages per seed and the engine floor
 //! for that many messages (a bare madsim message exchange measured in the same run), the
-//! protocol floor (the seed's etcd requests and storage exchanges, each measured alone in the
+//! protocol floor (`contrib/lock`'s etcd requests and storage exchanges, each measured alone in the
 //! same run), each for fencelab's etcd model and for madsim's SimServer, cost against clients and simulated duration, and peak memory over many seeds.
 //! Each figure is the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last
 //! line is machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run.

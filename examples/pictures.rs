@@ -1,7 +1,7 @@
 //! Draws the timeline pictures kept in `docs/`:
 //! `cargo run --release --example pictures [-- OUT_DIR]` (default `docs`).
 //!
-//! - `timeline-walkthrough-none.svg`: the seed's walkthrough, no fencing, seed 1;
+//! - `timeline-walkthrough-none.svg`: the walkthrough of etcd's example, no fencing, seed 1;
 //! - `timeline-standard-none.svg`: the standard scenario, no fencing, seed 0, with the fault
 //!   plan the nemesis draws for seed 0.
 
@@ -15,13 +15,13 @@ fn main() {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "docs".to_string());
-    let (walk, walk_plan) = stories::seed_walkthrough();
+    let (walk, walk_plan) = stories::contrib_lock_walkthrough();
     let standard = Scenario::standard();
     let standard_plan = nemesis::draw(&standard, 0);
     let pictures = [
         (
             "timeline-walkthrough-none.svg",
-            "The seed's walkthrough, no fencing (seed 1)",
+            "The walkthrough of etcd's example, no fencing (seed 1)",
             &walk,
             &walk_plan,
             1,

@@ -617,3 +617,47 @@ fn the_help_lists_every_workload_and_family() {
     }
     assert!(compare_help.contains("leader-failover"));
 }
+
+/// The help lists every value of each enum's list, because clap takes them from the enum
+/// (`clap::ValueEnum`, its names held equal to `ALL`'s by a unit test) or from the table
+/// (`schemes::catalogue()`), never from a hand-typed string.
+#[test]
+fn the_help_lists_every_value_of_each_list() {
+    use fencelab::{etcd, lock, schemes, storage};
+    // A `ValueEnum` flag's long help lists its values one a line: "- name: what it does".
+    let listed = |help: &str, what: &str, name: &str| {
+        assert!(
+            help.contains(&format!("- {name}:")),
+            "{what} does not list {name}"
+        );
+    };
+    let run_help = ok(&["run", "--help"]);
+    let explore_help = ok(&["explore", "--help"]);
+    for f in storage::Fencing::ALL {
+        listed(&run_help, "run --help's --fencing", f.as_str());
+        listed(&explore_help, "explore --help's --fencing", f.as_str());
+    }
+    for m in lock::LockMethod::ALL {
+        listed(&run_help, "run --help's --lock-method", m.as_str());
+    }
+    for b in etcd::Backend::ALL {
+        listed(&run_help, "run --help's --etcd", b.as_str());
+    }
+    for v in etcd::Version::ALL {
+        listed(&run_help, "run --help's --etcd-version", v.as_str());
+    }
+    // The short help says the same in one line.
+    let short = ok(&["run", "-h"]);
+    assert!(short.contains("[possible values: election, kv-mutex, lock-api]"));
+    assert!(short.contains("[possible values: model, madsim]"));
+    assert!(short.contains("[possible values: 3.4, 3.5]"));
+    // Lists that take several values name them from the table.
+    assert!(ok(&["sweep", "--help"]).contains(&storage::Fencing::names()));
+    let names: Vec<&str> = schemes::catalogue().iter().map(|s| s.name).collect();
+    let names = names.join(", ");
+    assert!(run_help.contains(&names), "run --help's --scheme");
+    assert!(
+        ok(&["compare", "--help"]).contains(&names),
+        "compare --help's --scheme"
+    );
+}

@@ -44,7 +44,7 @@ fn standard_scenario_replays_byte_for_byte() {
 
 #[test]
 fn scripted_story_replays_interleaved_with_other_runs() {
-    let (scenario, plan) = stories::seed_walkthrough_stalled();
+    let (scenario, plan) = stories::contrib_lock_walkthrough_stalled();
     let first = world::run(&scenario, &plan, Fencing::LeaseId, 3).history_hash();
     // Other runs on the same thread in between must not leak into the next one.
     let _ = world::run(&Scenario::standard(), &FaultPlan::none(), Fencing::None, 99);

@@ -213,7 +213,7 @@ proptest! {
             }
         }
         if let Some(n) = extra {
-            // Unknown fields are ignored: the seed's clients may send more than we read.
+            // Unknown fields are ignored: `contrib/lock`'s clients may send more than we read.
             object.insert("extra".to_string(), json!(n));
         }
         let body = serde_json::to_vec(&Value::Object(object)).unwrap();

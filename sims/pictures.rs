@@ -1,4 +1,4 @@
-//! Pictures of real runs: the timeline SVG of the seed walkthrough, of a standard run and of
+//! Pictures of real runs: the timeline SVG of the walkthrough of etcd's example, of a standard run and of
 //! a run whose etcd leader is paused.
 #![cfg(madsim)]
 
@@ -38,10 +38,10 @@ fn halos(doc: &roxmltree::Document<'_>) -> usize {
 
 #[test]
 fn walkthrough_without_fencing_shows_its_violation() {
-    let (scenario, plan) = stories::seed_walkthrough();
+    let (scenario, plan) = stories::contrib_lock_walkthrough();
     let (svg, finding_events) = picture(&scenario, &plan, Fencing::None, 1);
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
-    // The seed's story runs on one etcd, as etcd's example does: no member lanes.
+    // The walkthrough runs on one etcd, as etcd's example does: no member lanes.
     assert_eq!(scenario.etcd_members, 1);
     assert_eq!(lanes(&doc), ["client1", "client2", "etcd", "storage"]);
     assert!(
@@ -56,7 +56,7 @@ fn walkthrough_without_fencing_shows_its_violation() {
 
 #[test]
 fn walkthrough_with_token_fencing_has_no_highlight() {
-    let (scenario, plan) = stories::seed_walkthrough();
+    let (scenario, plan) = stories::contrib_lock_walkthrough();
     let (svg, finding_events) = picture(&scenario, &plan, Fencing::Token, 1);
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
     assert_eq!(finding_events, 0);

@@ -1,4 +1,4 @@
-//! Real mode against a real etcd: the seed's walkthrough under each policy, the command-line
+//! Real mode against a real etcd: the walkthrough of etcd's example under each policy, the command-line
 //! client and storage as separate processes, the storage under malformed input and under load.
 //!
 //! Needs an etcd at `FENCELAB_ETCD` (default 127.0.0.1:23790), as `.ci/run` starts one. Run:
@@ -68,7 +68,7 @@ fn none_accepts_the_stale_write() {
 }
 
 #[test]
-fn lease_id_rejects_client1_with_the_seeds_message() {
+fn lease_id_rejects_client1_with_contrib_locks_message() {
     for end in [LeaseEnd::Expire, LeaseEnd::Revoke] {
         let w = walkthrough(Fencing::LeaseId, end);
         let expected = format!(
@@ -112,7 +112,7 @@ fn token_rejects_client1_naming_both_tokens() {
 }
 
 // ---------------------------------------------------------------------------------------
-// the command line, as separate processes: the seed's walkthrough by hand, minus the hand
+// the command line, as separate processes: the walkthrough of etcd's example by hand, minus the hand
 
 const BIN: &str = env!("CARGO_BIN_EXE_fencelab");
 const LINE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -214,7 +214,7 @@ fn revoke_and_wait_gone(lease: i64) {
 }
 
 #[test]
-fn the_seed_walkthrough_with_the_command_line_processes() {
+fn the_contrib_lock_walkthrough_with_the_command_line_processes() {
     let _one = ETCD_USER.lock().unwrap_or_else(|e| e.into_inner());
     let etcd = etcd();
     let mut storage = Proc::start(&[
@@ -228,7 +228,7 @@ fn the_seed_walkthrough_with_the_command_line_processes() {
     let url = line.rsplit(' ').nth(3).expect("url").to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{line}");
 
-    // Client 1 waits for Enter, as the seed's does.
+    // Client 1 waits for Enter, as `contrib/lock`'s does.
     let mut c1 = Proc::start(&["client", "1", "--etcd", &etcd, "--storage", &url]);
     let acquired = c1.wait_line("acquired lock, version: ");
     let lease1 = i64::from_str_radix(acquired.rsplit(' ').next().unwrap(), 16).unwrap();
@@ -339,7 +339,7 @@ fn post(body: &str) -> Vec<u8> {
 
 fn json_err(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body)
-        .unwrap_or_else(|e| panic!("not the seed's JSON response ({e}): {body:?}"));
+        .unwrap_or_else(|e| panic!("not contrib/lock's JSON response ({e}): {body:?}"));
     v["err"].as_str().expect("err field").to_string()
 }
 
@@ -459,7 +459,7 @@ fn storage_answers_bad_requests_and_keeps_serving() {
     let (got, _) = raw(&addr, b"hello there\r\n\r\n", false);
     assert_eq!(got, Some(400));
 
-    // A head that never ends: after the header timeout, a 408 in the seed's JSON shape, and
+    // A head that never ends: after the header timeout, a 408 in `contrib/lock`'s JSON shape, and
     // the connection closed.
     let started = Instant::now();
     let (got, body) = raw(&addr, b"POST / HTTP/1.1\r\nHost: t\r\n", false);

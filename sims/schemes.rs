@@ -86,7 +86,7 @@ fn without_faults_no_scheme_breaks_anything() {
                 assert_eq!(t.writes_ok, 0, "its own write is always refused: {t:?}");
                 assert!(t.false_rej > 0);
             } else if s.name == "lease-id" {
-                // The seed's check: the first holder's lease owns each key for good.
+                // `contrib/lock`'s check: the first holder's lease owns each key for good.
                 assert!(t.writes_ok <= 2 * 20 && t.false_rej > 0, "{t:?}");
             } else {
                 assert!(t.writes_ok > 20, "{} makes progress: {t:?}", s.name);

@@ -1,4 +1,4 @@
-//! The seed's walkthrough, told by the simulation, asserted under every fencing policy.
+//! The walkthrough of etcd's example (`contrib/lock`), told by the simulation, asserted under every fencing policy.
 #![cfg(madsim)]
 
 // mimalloc, as in every binary of the package (the library sets no allocator).
@@ -70,7 +70,7 @@ fn tell((scenario, plan): (Scenario, FaultPlan), fencing: Fencing) -> Run {
 }
 
 fn walkthrough(fencing: Fencing) -> Run {
-    let run = tell(stories::seed_walkthrough(), fencing);
+    let run = tell(stories::contrib_lock_walkthrough(), fencing);
     // The story happened as told: client 2 took the lock after client 1, with a higher token,
     // and client 2's write landed.
     let h = &run.history;
@@ -96,7 +96,7 @@ fn none_accepts_the_stale_write_and_the_checker_says_so() {
 }
 
 #[test]
-fn lease_id_rejects_client1_with_the_seeds_message() {
+fn lease_id_rejects_client1_with_contrib_locks_message() {
     let run = walkthrough(Fencing::LeaseId);
     let h = &run.history;
     let expected = format!(
@@ -134,7 +134,7 @@ fn token_policies_reject_client1_naming_both_tokens() {
 }
 
 fn stalled(fencing: Fencing) -> Run {
-    let run = tell(stories::seed_walkthrough_stalled(), fencing);
+    let run = tell(stories::contrib_lock_walkthrough_stalled(), fencing);
     let h = &run.history;
     assert!(token_of(h, "client1") < token_of(h, "client2"));
     assert!(token_of(h, "client2") < token_of(h, "client3"));
@@ -144,7 +144,7 @@ fn stalled(fencing: Fencing) -> Run {
 }
 
 #[test]
-fn lease_id_shows_the_seeds_flaw_when_client2_stalls() {
+fn lease_id_shows_contrib_locks_flaw_when_client2_stalls() {
     let run = stalled(Fencing::LeaseId);
     let h = &run.history;
     assert!(matches!(
@@ -207,7 +207,7 @@ fn counter_without_faults_is_clean_under_every_policy() {
             assert!(!v.violates(), "{fencing} seed {seed}: {v:?}");
             assert_eq!(v.stale_acceptances, 0, "{fencing} seed {seed}");
             if fencing == Fencing::LeaseId {
-                // The seed's check lets only the first writer's lease (one session, one
+                // `contrib/lock`'s check lets only the first writer's lease (one session, one
                 // cycle) ever write the counter: every later holder is refused.
                 assert_eq!(v.acked_increments, 1, "seed {seed}");
                 assert!(
@@ -249,7 +249,7 @@ fn scenario_files_are_the_library_stories() {
 #[test]
 fn kleppmanns_three_stories_break_unfenced_and_hold_fenced() {
     for (name, (scenario, plan)) in [
-        ("gc pause", stories::seed_walkthrough()),
+        ("gc pause", stories::contrib_lock_walkthrough()),
         ("delayed packet", stories::kleppmann_delayed_packet()),
     ] {
         let none = world::run(&scenario, &plan, Fencing::None, SEED);

@@ -82,8 +82,8 @@ mod system;
 mod tools;
 
 pub use system::{
-    clock, deadline, entry, etcd, exact_json, history, keys, lock, ms, protocol, redis, schemes,
-    storage, workload,
+    clock, deadline, entry, etcd, exact_json, history, keys, lock, ms, named, protocol, redis,
+    schemes, storage, workload,
 };
 
 #[cfg(madsim)]

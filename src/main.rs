@@ -4,6 +4,10 @@
 mod global_alloc;
 
 use clap::{Args, Parser, Subcommand};
+use fencelab::etcd::{Backend, Version};
+use fencelab::lock::LockMethod;
+use fencelab::named::FlagParser;
+use fencelab::storage::Fencing;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -43,16 +47,15 @@ struct ScenarioArgs {
     /// What clients do with the lock (the names come from `WorkloadKind::NAMED`).
     #[arg(long, help = format!("What clients do with the lock: {}", fencelab::scenario::WorkloadKind::names()))]
     workload: Option<String>,
-    /// election, kv-mutex or lock-api (the v3 Lock service).
-    #[arg(long)]
-    lock_method: Option<String>,
-    /// Which simulated etcd: model (fencelab's calibrated model, the default) or madsim
-    /// (madsim-etcd-client's SimServer, for comparison).
-    #[arg(long, value_name = "model|madsim")]
-    etcd: Option<String>,
-    /// Which etcd release the model reproduces where they differ (the Lock API): 3.4 or 3.5.
-    #[arg(long, value_name = "3.4|3.5")]
-    etcd_version: Option<String>,
+    /// How a client takes the lock (lock-api: the v3 Lock service).
+    #[arg(long, value_parser = FlagParser::<LockMethod>::new())]
+    lock_method: Option<LockMethod>,
+    /// Which simulated etcd (madsim, for comparison).
+    #[arg(long, value_parser = FlagParser::<Backend>::new())]
+    etcd: Option<Backend>,
+    /// Which etcd release the model reproduces where they differ (the Lock API).
+    #[arg(long, value_parser = FlagParser::<Version>::new())]
+    etcd_version: Option<Version>,
     /// etcd members of the model, 1 to 7 (default 3; `--etcd madsim` is one node).
     #[arg(long, value_name = "N")]
     etcd_members: Option<u32>,
@@ -73,6 +76,15 @@ struct ScenarioArgs {
     knobs: fencelab::nemesis::NemesisFlags,
 }
 
+/// A `--scheme` flag's help: what it takes, then every scheme of the catalogue.
+fn scheme_help(what: &str) -> String {
+    let names: Vec<&str> = fencelab::schemes::catalogue()
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    format!("{what}: {}", names.join(", "))
+}
+
 /// The flags of `demo`.
 #[derive(Args, Debug)]
 struct DemoArgs {
@@ -86,12 +98,11 @@ struct DemoArgs {
 struct RunArgs {
     #[arg(long)]
     seed: u64,
-    /// none, lease-id, token-writes or token.
-    #[arg(long, default_value = "token")]
-    fencing: String,
-    /// A scheme of `compare` instead (random-cas, sequencer, lock-delay, ...): its fence
-    /// and lock recipe.
-    #[arg(long)]
+    /// The storage's fencing policy.
+    #[arg(long, default_value = "token", value_parser = FlagParser::<Fencing>::new())]
+    fencing: Fencing,
+    /// A scheme of `compare` instead: its fence and lock recipe.
+    #[arg(long, help = scheme_help("A scheme of `compare` instead, its fence and lock recipe"))]
     scheme: Option<String>,
     #[command(flatten)]
     scenario: ScenarioArgs,
@@ -117,7 +128,7 @@ struct SweepArgs {
     #[arg(long, default_value_t = 0)]
     start: u64,
     /// A policy, a comma-separated list of them, or `all`.
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", help = format!("A policy ({}), a comma-separated list of them, or `all`", Fencing::names()))]
     fencing: String,
     #[command(flatten)]
     scenario: ScenarioArgs,
@@ -149,8 +160,9 @@ struct SweepArgs {
 /// The flags of `explore`.
 #[derive(Args, Debug)]
 struct ExploreArgs {
-    #[arg(long, default_value = "none")]
-    fencing: String,
+    /// The storage's fencing policy.
+    #[arg(long, default_value = "none", value_parser = FlagParser::<Fencing>::new())]
+    fencing: Fencing,
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Cases to try before giving up.
@@ -193,7 +205,7 @@ struct MergeArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Tell the seed's walkthrough (and its stalled variant) under every fencing policy.
+    /// Tell the walkthrough of etcd's example, `contrib/lock` (and its stalled variant), under every fencing policy.
     Demo(DemoArgs),
     /// Run one seed and tell its story.
     Run(RunArgs),
@@ -212,10 +224,10 @@ enum Command {
     /// Real mode: the storage server over real HTTP.
     #[cfg(not(madsim))]
     Storage(fencelab::real::StorageArgs),
-    /// Real mode: the seed's client N against a real etcd and storage.
+    /// Real mode: `contrib/lock`'s client N against a real etcd and storage.
     #[cfg(not(madsim))]
     Client(fencelab::real::ClientArgs),
-    /// Real mode: the seed's walkthrough, unattended, against a real etcd, per policy.
+    /// Real mode: the walkthrough of etcd's example, unattended, against a real etcd, per policy.
     #[cfg(not(madsim))]
     RealDemo(fencelab::real::DemoArgs),
 }

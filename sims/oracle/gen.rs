@@ -52,7 +52,7 @@ pub struct HolderPlan {
     pub other: Delivery,
     /// The storage accepts this holder whatever its token: an injected stale acceptance.
     pub forced: bool,
-    /// The client sends its lease ID on the wire instead of the token (the seed's protocol).
+    /// The client sends its lease ID on the wire instead of the token (`contrib/lock`'s protocol).
     pub sends_lease_id: bool,
 }
 

@@ -34,8 +34,9 @@ pub struct CompareArgs {
     /// Threads (default: every core).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Rows: schemes, comma-separated, in the order given (default: the whole catalogue).
-    #[arg(long, value_name = "A,B,...")]
+    /// Rows: schemes, comma-separated, in the order given (default: the whole catalogue); the
+    /// names come from `schemes::catalogue()`.
+    #[arg(long, value_name = "A,B,...", help = crate::scheme_help("Rows: schemes, comma-separated, in the order given (default: the whole catalogue)"))]
     scheme: Option<String>,
     /// Columns: fault families, comma-separated, in the order given (default: every one); the
     /// names come from `compare::families()`.

@@ -81,11 +81,11 @@ impl ScenarioArgs {
         if let Some(w) = &self.workload {
             s.workload = w.parse()?;
         }
-        if let Some(m) = &self.lock_method {
-            s.lock_method = m.parse()?;
+        if let Some(m) = self.lock_method {
+            s.lock_method = m;
         }
-        if let Some(e) = &self.etcd {
-            s.etcd = e.parse()?;
+        if let Some(e) = self.etcd {
+            s.etcd = e;
             // SimServer is one node: choosing it chooses one member, unless said otherwise
             // (then validation names the conflict).
             if s.etcd == fencelab::etcd::Backend::Madsim {
@@ -95,8 +95,8 @@ impl ScenarioArgs {
         if let Some(n) = self.etcd_members {
             s.etcd_members = n;
         }
-        if let Some(v) = &self.etcd_version {
-            s.etcd_version = v.parse()?;
+        if let Some(v) = self.etcd_version {
+            s.etcd_version = v;
         }
         if let Some(r) = &self.critical_ms {
             s.critical_ms = range("critical-ms", r)?;
@@ -324,10 +324,10 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
 fn demo(args: DemoArgs, out: &mut String) -> Result<(), String> {
     let DemoArgs { seed } = args;
     for (title, (scenario, plan)) in [
-        ("the seed's walkthrough", stories::seed_walkthrough()),
+        ("etcd's example", stories::contrib_lock_walkthrough()),
         (
             "client 2 stalls before writing",
-            stories::seed_walkthrough_stalled(),
+            stories::contrib_lock_walkthrough_stalled(),
         ),
     ] {
         for fencing in Fencing::ALL {
@@ -350,7 +350,6 @@ fn run_one(args: RunArgs, out: &mut String) -> Result<(), String> {
         save,
         json,
     } = args;
-    let fencing: Fencing = fencing.parse()?;
     let scenario = scenario.build()?;
     let plan = match plan {
         Some(path) => serde_json::from_str::<FaultPlan>(&read(&path)?)
@@ -486,7 +485,6 @@ fn explore(args: ExploreArgs, out: &mut String) -> Result<(), String> {
         save,
         json,
     } = args;
-    let fencing: Fencing = fencing.parse()?;
     let base = scenario.build()?;
     if !(1..=1_000_000).contains(&cases) {
         return Err(format!("--cases {cases} is outside 1..=1000000"));

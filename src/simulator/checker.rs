@@ -187,6 +187,12 @@ fn finish(history: &History, mut v: Verdict) -> Verdict {
         v.anomalies
             .push(format!("{} events were dropped", history.dropped_events));
     }
+    // Every finding is counted once, under its kind, and points into the history.
+    assert_eq!(v.counted(), v.findings.len() as u64);
+    assert!(v
+        .findings
+        .iter()
+        .all(|f| f.event < history.events.len().max(1)));
     v
 }
 
@@ -215,7 +221,34 @@ fn core(history: &History) -> Verdict {
         last_true_us = e.true_us;
         lock.follow(i, e);
     }
-    lock.v
+    let v = lock.v;
+    // Each storage answer yields at most one finding of the storage's side: a refusal is a
+    // fenced refusal or a false rejection, an acceptance may break token order and be stale.
+    let (accepted, refused) = storage_answers(history);
+    assert!(v.false_rejections + v.fenced_refusals <= refused);
+    assert!(v.token_order_breaks <= accepted && v.stale_acceptances <= accepted);
+    assert_eq!(
+        v.lost_updates + v.invariant_breaks,
+        0,
+        "the workload's rules come later"
+    );
+    // The checker's own findings come in history order.
+    debug_assert!(v.findings.windows(2).all(|w| w[0].event <= w[1].event));
+    v
+}
+
+/// How many requests the storage accepted, and how many it refused.
+fn storage_answers(history: &History) -> (u64, u64) {
+    let mut counts = (0, 0);
+    for e in &history.events {
+        if let EventKind::StorageApplied { accepted, .. } = &e.kind {
+            match accepted {
+                true => counts.0 += 1,
+                false => counts.1 += 1,
+            }
+        }
+    }
+    counts
 }
 
 /// What the checker follows through a history: the lock's highest holder and the storage's
@@ -239,8 +272,11 @@ impl<'a> Lock<'a> {
             EventKind::Acquired { token, lease_id }
                 if self.highest_granted.is_none_or(|(t, _)| *token > t) =>
             {
+                let before = self.highest_granted.map(|(t, _)| t);
                 self.highest_granted = Some((*token, &e.node));
                 (self.holder_lease, self.holder_holds) = (*lease_id, true);
+                // The highest granted token only rises.
+                debug_assert!(before.is_none_or(|t| t < *token));
             }
             EventKind::Released { lease_id, .. } | EventKind::LeaseLost { lease_id, .. }
                 if *lease_id == self.holder_lease =>

@@ -127,7 +127,7 @@ pub enum Fault {
         at_ms: u64,
         restart_after_ms: u64,
     },
-    /// etcd ends the client's current lease early, without telling it: the seed's manual
+    /// etcd ends the client's current lease early, without telling it: `contrib/lock`'s manual
     /// `etcdctl lease revoke`, or Kleppmann's clock jump on the lock server.
     RevokeLease { node: String, at: Trigger },
     /// etcd answers this fraction (per mille) of the requests that go through its log with
@@ -328,6 +328,23 @@ impl FaultPlan {
                 return Err(format!("fault {} ({}): {why}", i + 1, f.describe()));
             }
         }
+        // What a valid plan promises the world: each etcd-wide fault at most once (the world
+        // reads the first), no start past the longest run (so no `start + duration`
+        // overflows), no two network windows at once.
+        let kinds = |kind: fn(&Fault) -> bool| self.faults.iter().filter(|f| kind(f)).count();
+        assert!(kinds(|f| matches!(f, Fault::EtcdTimeouts { .. })) <= 1);
+        assert!(kinds(|f| matches!(f, Fault::EtcdAmbiguousTimeouts { .. })) <= 1);
+        assert!(kinds(|f| matches!(f, Fault::EtcdStaleLeader { .. })) <= 1);
+        debug_assert!(self.faults.iter().all(|f| match f {
+            Fault::Partition { at_ms, .. } | Fault::Crash { at_ms, .. } => *at_ms <= START_MS_MAX,
+            Fault::Network { at_ms, .. } => *at_ms <= START_MS_MAX,
+            _ => true,
+        }));
+        debug_assert!(self
+            .faults
+            .iter()
+            .enumerate()
+            .all(|(i, f)| self.faults[..i].iter().all(|g| !network_overlap(g, f))));
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! labelled *outside* may. Faults are labelled one by one ([`label`]), then together
 //! ([`label_plan`]): silences that follow each other closely add up.
 
+use crate::clock::Skew;
 use crate::fault::{is_etcd, Fault, Trigger, ETCD_OTHERS, STORAGE};
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,10 @@ pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
     let ttl_ms = scenario.ttl_s as u64 * 1000;
     let period_ms = ttl_ms / 3;
     let drift_ms = (ttl_ms * 2 * REALISTIC_DRIFT_PPM as u64).div_ceil(1_000_000);
-    ttl_ms.saturating_sub(period_ms + 2 * scenario.latency_ms.max + drift_ms)
+    let slack_ms = ttl_ms.saturating_sub(period_ms + 2 * scenario.latency_ms.max + drift_ms);
+    // A lease survives less than its TTL less a renewal period.
+    debug_assert!(slack_ms <= ttl_ms - period_ms);
+    slack_ms
 }
 
 /// The silence of etcd a lease survives. One member: the renewal slack (a keepalive sent into
@@ -46,10 +50,13 @@ pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
 /// for a request timeout may already cost the lease: the shorter of the two.
 pub fn etcd_slack_ms(scenario: &Scenario) -> u64 {
     let slack_ms = renewal_slack_ms(scenario);
-    match scenario.etcd_members {
+    let etcd_ms = match scenario.etcd_members {
         1 => slack_ms,
         _ => slack_ms.min(scenario.request_timeout_ms),
-    }
+    };
+    // Several members never lengthen the silence a lease survives.
+    debug_assert!(etcd_ms <= slack_ms);
+    etcd_ms
 }
 
 /// Labels a fault inside or outside the protocol's assumptions for this scenario.
@@ -65,25 +72,38 @@ pub fn etcd_slack_ms(scenario: &Scenario) -> u64 {
 /// monotonic clock, so its steps never matter). A crash that restarts from scratch and etcd
 /// timeouts (clean or ambiguous) are inside.
 pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
-    let slack_ms = renewal_slack_ms(scenario);
-    let etcd_ms = etcd_slack_ms(scenario);
-    let request_ms = scenario.request_timeout_ms;
-    let within = |ms: u64, bound_ms: u64, what: String, bound: &str| {
-        if ms < bound_ms {
-            (
-                Assumption::Inside,
-                format!("{what} of {ms} ms is shorter than the {bound} of {bound_ms} ms"),
-            )
-        } else {
-            (
-                Assumption::Outside,
-                format!("{what} of {ms} ms reaches the {bound} of {bound_ms} ms"),
-            )
-        }
-    };
-    let slack = "renewal slack";
-    // With loss on every link, a message lost again and again is late without bound: no
-    // bound on silence or delay holds, so no timing fault is inside.
+    let (assumption, why) =
+        late_without_bound(fault, scenario).unwrap_or_else(|| label_alone(fault, scenario));
+    LabelledFault {
+        fault: fault.clone(),
+        assumption,
+        why,
+    }
+}
+
+/// The bound named in a label's reason: the renewal slack.
+const SLACK: &str = "renewal slack";
+/// The bound named in a label's reason: the client's request timeout.
+const REQUEST_TIMEOUT: &str = "request timeout";
+
+/// Inside when `ms` is shorter than `bound_ms`, with the reason in words.
+fn within(ms: u64, bound_ms: u64, what: &str, bound: &str) -> (Assumption, String) {
+    if ms < bound_ms {
+        (
+            Assumption::Inside,
+            format!("{what} of {ms} ms is shorter than the {bound} of {bound_ms} ms"),
+        )
+    } else {
+        (
+            Assumption::Outside,
+            format!("{what} of {ms} ms reaches the {bound} of {bound_ms} ms"),
+        )
+    }
+}
+
+/// Outside for every timing fault when the scenario loses messages: with loss on every link, a
+/// message lost again and again is late without bound, so no bound on silence or delay holds.
+fn late_without_bound(fault: &Fault, scenario: &Scenario) -> Option<(Assumption, String)> {
     let timing = matches!(
         fault,
         Fault::Pause { .. }
@@ -91,103 +111,34 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
             | Fault::HoldRequest { .. }
             | Fault::Network { .. }
     );
-    if timing && scenario.loss_rate > 0.0 {
-        return LabelledFault {
-            fault: fault.clone(),
-            assumption: Assumption::Outside,
-            why: format!(
+    (timing && scenario.loss_rate > 0.0).then(|| {
+        (
+            Assumption::Outside,
+            format!(
                 "the scenario loses {} of messages: a message lost again and again is late without bound",
                 scenario.loss_rate
             ),
-        };
-    }
-    let (assumption, why) = match fault {
+        )
+    })
+}
+
+/// The label of a fault taken alone, on a network that loses nothing.
+fn label_alone(fault: &Fault, scenario: &Scenario) -> (Assumption, String) {
+    match fault {
         Fault::Pause {
             duration_ms, node, ..
-        } if is_etcd(node) => within(*duration_ms, etcd_ms, "etcd stall".into(), slack),
-        Fault::Pause { duration_ms, .. } => within(*duration_ms, slack_ms, "pause".into(), slack),
-        Fault::Partition { a, b, .. } if a.starts_with("client") && b.starts_with("client") => (
-            Assumption::Inside,
-            "clients do not talk to each other".into(),
-        ),
-        Fault::Partition { a, b, .. } if is_etcd(a) && (is_etcd(b) || b == ETCD_OTHERS) => (
-            Assumption::Outside,
-            "a partition inside the cluster moves leadership; fencelab bounds none of it".into(),
-        ),
-        Fault::Partition { a, b, .. }
-            if (is_etcd(a) || is_etcd(b)) && (a == STORAGE || b == STORAGE) =>
-        {
-            (
-                Assumption::Inside,
-                "etcd and the storage do not talk".into(),
-            )
-        }
+        } => pause_label(node, *duration_ms, scenario),
         Fault::Partition {
             a, b, duration_ms, ..
-        } if is_etcd(a) || is_etcd(b) => within(
-            2 * duration_ms,
-            etcd_ms,
-            "a retransmitted etcd message's delay".into(),
-            slack,
-        ),
-        Fault::Partition { duration_ms, .. } => within(
-            2 * duration_ms,
-            request_ms,
-            "a retransmitted storage request's delay".into(),
-            "request timeout",
-        ),
+        } => partition_label(a, b, *duration_ms, scenario),
         Fault::HoldRequest { duration_ms, .. } => within(
             2 * duration_ms,
-            request_ms,
-            "a held storage request's delay".into(),
-            "request timeout",
+            scenario.request_timeout_ms,
+            "a held storage request's delay",
+            REQUEST_TIMEOUT,
         ),
-        Fault::Skew { node, skew } if is_etcd(node) => {
-            if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
-                (
-                    Assumption::Outside,
-                    format!(
-                        "etcd's clock drifts {} ppm, beyond ±{REALISTIC_DRIFT_PPM} ppm",
-                        skew.drift_ppm
-                    ),
-                )
-            } else {
-                (
-                    Assumption::Inside,
-                    "realistic drift; etcd's lessor ignores steps (monotonic clock)".into(),
-                )
-            }
-        }
-        Fault::Skew { skew, .. } => {
-            let margin_ms = scenario.lease_check_margin_ms.unwrap_or(0) as i64;
-            let step_ms = skew
-                .steps
-                .iter()
-                .map(|s| s.delta_ms.abs())
-                .max()
-                .unwrap_or(0);
-            if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
-                (
-                    Assumption::Outside,
-                    format!(
-                        "drift {} ppm is beyond ±{REALISTIC_DRIFT_PPM} ppm",
-                        skew.drift_ppm
-                    ),
-                )
-            } else if step_ms > margin_ms {
-                (
-                    Assumption::Outside,
-                    format!(
-                        "a clock step of {step_ms} ms exceeds the safety margin of {margin_ms} ms"
-                    ),
-                )
-            } else {
-                (
-                    Assumption::Inside,
-                    "realistic drift, steps within the margin".into(),
-                )
-            }
-        }
+        Fault::Skew { node, skew } if is_etcd(node) => etcd_skew_label(skew),
+        Fault::Skew { skew, .. } => client_skew_label(skew, scenario),
         Fault::Crash { node, .. } if is_etcd(node) => (
             Assumption::Outside,
             "a crashed member's clients time out and move; fencelab bounds none of it".into(),
@@ -215,12 +166,115 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
             latency_ms,
             loss_permille,
             ..
-        } => network_label(latency_ms.max, *loss_permille, slack_ms, request_ms),
-    };
-    LabelledFault {
-        fault: fault.clone(),
-        assumption,
-        why,
+        } => network_label(
+            latency_ms.max,
+            *loss_permille,
+            renewal_slack_ms(scenario),
+            scenario.request_timeout_ms,
+        ),
+    }
+}
+
+/// A pause is inside while shorter than the renewal slack; an etcd stall while shorter than
+/// etcd's slack ([`etcd_slack_ms`]).
+fn pause_label(node: &str, duration_ms: u64, scenario: &Scenario) -> (Assumption, String) {
+    if is_etcd(node) {
+        within(duration_ms, etcd_slack_ms(scenario), "etcd stall", SLACK)
+    } else {
+        within(duration_ms, renewal_slack_ms(scenario), "pause", SLACK)
+    }
+}
+
+/// A partition by the pair it cuts: between clients or between etcd and the storage it cuts
+/// nothing used; inside the cluster it moves leadership; between etcd and a client, twice its
+/// length (retransmission) must fit in etcd's slack; between a client and the storage, in the
+/// request timeout.
+fn partition_label(
+    a: &str,
+    b: &str,
+    duration_ms: u64,
+    scenario: &Scenario,
+) -> (Assumption, String) {
+    let touches_etcd = is_etcd(a) || is_etcd(b);
+    if a.starts_with("client") && b.starts_with("client") {
+        (
+            Assumption::Inside,
+            "clients do not talk to each other".into(),
+        )
+    } else if is_etcd(a) && (is_etcd(b) || b == ETCD_OTHERS) {
+        (
+            Assumption::Outside,
+            "a partition inside the cluster moves leadership; fencelab bounds none of it".into(),
+        )
+    } else if touches_etcd && (a == STORAGE || b == STORAGE) {
+        (
+            Assumption::Inside,
+            "etcd and the storage do not talk".into(),
+        )
+    } else if touches_etcd {
+        within(
+            2 * duration_ms,
+            etcd_slack_ms(scenario),
+            "a retransmitted etcd message's delay",
+            SLACK,
+        )
+    } else {
+        within(
+            2 * duration_ms,
+            scenario.request_timeout_ms,
+            "a retransmitted storage request's delay",
+            REQUEST_TIMEOUT,
+        )
+    }
+}
+
+/// etcd's clock: inside while its drift is realistic (its lessor reads a monotonic clock, so
+/// steps never matter).
+fn etcd_skew_label(skew: &Skew) -> (Assumption, String) {
+    if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
+        (
+            Assumption::Outside,
+            format!(
+                "etcd's clock drifts {} ppm, beyond ±{REALISTIC_DRIFT_PPM} ppm",
+                skew.drift_ppm
+            ),
+        )
+    } else {
+        (
+            Assumption::Inside,
+            "realistic drift; etcd's lessor ignores steps (monotonic clock)".into(),
+        )
+    }
+}
+
+/// A client's clock: inside while its drift is realistic and every step fits in the client's
+/// safety margin.
+fn client_skew_label(skew: &Skew, scenario: &Scenario) -> (Assumption, String) {
+    let margin_ms = scenario.lease_check_margin_ms.unwrap_or(0) as i64;
+    let step_ms = skew
+        .steps
+        .iter()
+        .map(|s| s.delta_ms.abs())
+        .max()
+        .unwrap_or(0);
+    if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
+        (
+            Assumption::Outside,
+            format!(
+                "drift {} ppm is beyond ±{REALISTIC_DRIFT_PPM} ppm",
+                skew.drift_ppm
+            ),
+        )
+    } else if step_ms > margin_ms {
+        (
+            Assumption::Outside,
+            format!("a clock step of {step_ms} ms exceeds the safety margin of {margin_ms} ms"),
+        )
+    } else {
+        (
+            Assumption::Inside,
+            "realistic drift, steps within the margin".into(),
+        )
     }
 }
 
@@ -278,13 +332,30 @@ pub fn keep_inside(plan: &crate::fault::FaultPlan, scenario: &Scenario) -> crate
 /// in a joined silence that reaches the renewal slack is outside.
 pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
     let mut labels: Vec<LabelledFault> = faults.iter().map(|f| label(f, scenario)).collect();
-    let slack_ms = renewal_slack_ms(scenario);
-    let ttl_ms = scenario.ttl_s as u64 * 1000;
-    let join_ms = ttl_ms / 3 + 2 * scenario.latency_ms.max;
-    // Inside network windows: (start, end, round trip).
-    let windows: Vec<(u64, u64, u64)> = faults
+    let windows = network_windows(faults, &labels);
+    for client in scenario.client_names() {
+        label_client_silences(&mut labels, faults, &windows, &client, scenario);
+    }
+    // One label per fault, in plan order; together only moves a fault outside, never in.
+    assert_eq!(labels.len(), faults.len());
+    debug_assert!(labels.iter().zip(faults).all(|(l, f)| l.fault == *f
+        && (l.assumption == Assumption::Outside
+            || label(f, scenario).assumption == Assumption::Inside)));
+    labels
+}
+
+/// A degraded-network window labelled inside: its start and end, ms, and the round trip it
+/// sets, ms.
+type Window = (u64, u64, u64);
+
+/// A client's silence: its start and end, ms, and the indices of the faults in it.
+type Silence = (u64, u64, Vec<usize>);
+
+/// The degraded-network windows labelled inside.
+fn network_windows(faults: &[Fault], labels: &[LabelledFault]) -> Vec<Window> {
+    faults
         .iter()
-        .zip(&labels)
+        .zip(labels)
         .filter_map(|(f, l)| match f {
             Fault::Network {
                 at_ms,
@@ -296,88 +367,142 @@ pub fn label_plan(faults: &[Fault], scenario: &Scenario) -> Vec<LabelledFault> {
             }
             _ => None,
         })
-        .collect();
-    for client in scenario.client_names() {
-        let mut spans: Vec<(u64, u64, usize)> = Vec::new();
-        let (mut aimed_ms, mut aimed) = (0u64, Vec::new());
-        for (i, f) in faults.iter().enumerate() {
-            match f {
-                Fault::Pause {
-                    node,
-                    at: Trigger::AtMs(t),
-                    duration_ms,
-                } if *node == client || is_etcd(node) => spans.push((*t, t + duration_ms, i)),
-                Fault::Pause {
-                    node, duration_ms, ..
-                } if *node == client => {
-                    aimed_ms += duration_ms;
-                    aimed.push(i);
-                }
-                Fault::Partition {
-                    a,
-                    b,
-                    at_ms,
-                    duration_ms,
-                } if (*a == client && is_etcd(b)) || (is_etcd(a) && *b == client) => {
-                    spans.push((*at_ms, at_ms + 2 * duration_ms, i))
-                }
-                _ => {}
+        .collect()
+}
+
+/// The silences of one client's lease renewals: timed ones as (start, end, fault index), in the
+/// plan's order, and the aimed pauses, whose moment is not known: their total length and
+/// their indices.
+fn client_silences(faults: &[Fault], client: &str) -> (Vec<(u64, u64, usize)>, u64, Vec<usize>) {
+    let mut spans: Vec<(u64, u64, usize)> = Vec::new();
+    let (mut aimed_ms, mut aimed) = (0u64, Vec::new());
+    for (i, f) in faults.iter().enumerate() {
+        match f {
+            Fault::Pause {
+                node,
+                at: Trigger::AtMs(t),
+                duration_ms,
+            } if *node == client || is_etcd(node) => spans.push((*t, t + duration_ms, i)),
+            Fault::Pause {
+                node, duration_ms, ..
+            } if *node == client => {
+                aimed_ms += duration_ms;
+                aimed.push(i);
             }
-        }
-        spans.sort();
-        let mut groups: Vec<(u64, u64, Vec<usize>)> = Vec::new();
-        for (start, end, i) in spans {
-            match groups.last_mut() {
-                Some(g) if start < g.1 + join_ms => {
-                    g.1 = g.1.max(end);
-                    g.2.push(i);
-                }
-                _ => groups.push((start, end, vec![i])),
+            Fault::Partition {
+                a,
+                b,
+                at_ms,
+                duration_ms,
+            } if (*a == client && is_etcd(b)) || (is_etcd(a) && *b == client) => {
+                spans.push((*at_ms, at_ms + 2 * duration_ms, i))
             }
-        }
-        let longest_ms = |g: &(u64, u64, Vec<usize>)| {
-            let rtt_ms = windows
-                .iter()
-                .filter(|w| w.0 < g.1 && g.0 < w.1)
-                .map(|w| w.2)
-                .max()
-                .unwrap_or(0);
-            g.1 - g.0 + rtt_ms
-        };
-        // An aimed pause may land next to the longest silence (or bridge several).
-        let timed_ms: u64 = groups.iter().map(longest_ms).sum::<u64>()
-            + join_ms * groups.len().saturating_sub(1) as u64;
-        let etcd_ms = etcd_slack_ms(scenario);
-        let mut outside = |members: &[usize], silence_ms: u64| {
-            // A silence with etcd in it is bounded by etcd's slack.
-            let etcd_in = members.iter().any(|&i| is_etcd(faults[i].node()));
-            let slack_ms = if etcd_in { etcd_ms } else { slack_ms };
-            if silence_ms < slack_ms || members.len() < 2 && aimed.is_empty() {
-                return;
-            }
-            for &i in members {
-                if labels[i].assumption == Assumption::Inside {
-                    labels[i].assumption = Assumption::Outside;
-                    labels[i].why = format!(
-                        "with the faults near it, {client} may go {silence_ms} ms without a lease renewal, reaching the renewal slack of {slack_ms} ms"
-                    );
-                }
-            }
-        };
-        for g in &groups {
-            outside(&g.2, longest_ms(g) + aimed_ms);
-        }
-        if !aimed.is_empty() {
-            outside(&aimed, aimed_ms + timed_ms);
+            _ => {}
         }
     }
-    labels
+    (spans, aimed_ms, aimed)
+}
+
+/// Timed silences joined: sorted, each that starts less than `join_ms` after the one before
+/// ends joins it (the renewal between them may not complete).
+fn join_silences(mut spans: Vec<(u64, u64, usize)>, join_ms: u64) -> Vec<Silence> {
+    spans.sort();
+    let mut groups: Vec<Silence> = Vec::new();
+    for (start, end, i) in spans {
+        match groups.last_mut() {
+            Some(g) if start < g.1 + join_ms => {
+                g.1 = g.1.max(end);
+                g.2.push(i);
+            }
+            _ => groups.push((start, end, vec![i])),
+        }
+    }
+    // Joined silences are in time order, each at least `join_ms` after the one before.
+    debug_assert!(groups.windows(2).all(|w| w[0].1 + join_ms <= w[1].0));
+    debug_assert!(groups.iter().all(|g| g.0 <= g.1 && !g.2.is_empty()));
+    groups
+}
+
+/// How long a joined silence may last: its length and the slowest round trip of a network
+/// window it overlaps.
+fn silence_ms(g: &Silence, windows: &[Window]) -> u64 {
+    let rtt_ms = windows
+        .iter()
+        .filter(|w| w.0 < g.1 && g.0 < w.1)
+        .map(|w| w.2)
+        .max()
+        .unwrap_or(0);
+    assert!(g.0 <= g.1, "a silence ends after it starts");
+    g.1 - g.0 + rtt_ms
+}
+
+/// Labels outside every fault of one client's silences that, joined, reach the slack.
+fn label_client_silences(
+    labels: &mut [LabelledFault],
+    faults: &[Fault],
+    windows: &[Window],
+    client: &str,
+    scenario: &Scenario,
+) {
+    let join_ms = scenario.ttl_s as u64 * 1000 / 3 + 2 * scenario.latency_ms.max;
+    let (spans, aimed_ms, aimed) = client_silences(faults, client);
+    let groups = join_silences(spans, join_ms);
+    // An aimed pause may land next to the longest silence (or bridge several).
+    let timed_ms: u64 = groups.iter().map(|g| silence_ms(g, windows)).sum::<u64>()
+        + join_ms * groups.len().saturating_sub(1) as u64;
+    let no_aimed = aimed.is_empty();
+    for g in &groups {
+        let silence = silence_ms(g, windows) + aimed_ms;
+        label_silence_outside(labels, faults, &g.2, silence, no_aimed, client, scenario);
+    }
+    if !no_aimed {
+        label_silence_outside(
+            labels,
+            faults,
+            &aimed,
+            aimed_ms + timed_ms,
+            no_aimed,
+            client,
+            scenario,
+        );
+    }
+}
+
+/// Labels outside the faults of one joined silence of `client` when it reaches the slack
+/// (etcd's slack when an etcd fault is in it), unless it is a single fault that no aimed pause
+/// may join (labelled alone already).
+fn label_silence_outside(
+    labels: &mut [LabelledFault],
+    faults: &[Fault],
+    members: &[usize],
+    silence_ms: u64,
+    no_aimed: bool,
+    client: &str,
+    scenario: &Scenario,
+) {
+    assert!(!members.is_empty(), "a silence has a fault in it");
+    let etcd_in = members.iter().any(|&i| is_etcd(faults[i].node()));
+    let slack_ms = if etcd_in {
+        etcd_slack_ms(scenario)
+    } else {
+        renewal_slack_ms(scenario)
+    };
+    if silence_ms < slack_ms || members.len() < 2 && no_aimed {
+        return;
+    }
+    for &i in members {
+        if labels[i].assumption == Assumption::Inside {
+            labels[i].assumption = Assumption::Outside;
+            labels[i].why = format!(
+                "with the faults near it, {client} may go {silence_ms} ms without a lease renewal, reaching the renewal slack of {slack_ms} ms"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Skew;
     use crate::fault::ETCD;
     use crate::scenario::client_name;
 

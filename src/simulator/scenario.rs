@@ -20,7 +20,7 @@ pub const LOCAL_CHECK_MARGIN_MS: u64 = 300;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
-    /// The seed's: take the lock once, write `key0`, stop.
+    /// As etcd's example (`contrib/lock`): take the lock once, write `key0`, stop.
     Single,
     /// Each cycle: take the lock, read `counter`, add one, write it back, release.
     Counter,
@@ -213,9 +213,9 @@ impl Scenario {
         }
     }
 
-    /// The seed's walkthrough: single writes to `key0`, on one etcd member, as etcd's
+    /// The walkthrough of etcd's example: single writes to `key0`, on one etcd member, as etcd's
     /// `contrib/lock` example runs against one local etcd.
-    pub fn seed_story(clients: u32) -> Self {
+    pub fn contrib_lock_story(clients: u32) -> Self {
         Scenario {
             clients,
             etcd_members: 1,
@@ -275,7 +275,9 @@ impl Scenario {
     }
 
     pub fn client_names(&self) -> Vec<String> {
-        (1..=self.clients).map(client_name).collect()
+        let names: Vec<String> = (1..=self.clients).map(client_name).collect();
+        debug_assert_eq!(names.len(), self.clients as usize);
+        names
     }
 
     /// The etcd members' node names: `etcd` alone, or `etcd1` to `etcdN`.
@@ -334,7 +336,17 @@ impl Scenario {
         }
         .validate(&self.node_names())
         .map_err(|e| format!("faults: {e}"))?;
-        self.validate_scripts()
+        self.validate_scripts()?;
+        // What a valid scenario promises the world: a node name for every client and member,
+        // no two alike, and a lease that outlives its renewal period.
+        let names = self.node_names();
+        assert_eq!(names.len(), (self.clients + self.etcd_members) as usize);
+        debug_assert!(names
+            .iter()
+            .enumerate()
+            .all(|(i, n)| !names[..i].contains(n)));
+        assert!(self.ttl_s >= TTL_S_MIN && self.ttl_s as u64 * 1000 / 3 > 0);
+        Ok(())
     }
 
     /// The clients, the etcd members and the lock method, and what SimServer cannot do.
@@ -496,7 +508,7 @@ mod tests {
     #[test]
     fn standard_is_valid() {
         Scenario::standard().validate().unwrap();
-        Scenario::seed_story(3).validate().unwrap();
+        Scenario::contrib_lock_story(3).validate().unwrap();
     }
 
     #[test]

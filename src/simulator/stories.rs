@@ -10,8 +10,8 @@ use crate::nemesis::NemesisConfig;
 use crate::scenario::{ClientScript, Scenario};
 use crate::workload::Point;
 
-/// How long client 1 is paused in the seed's walkthrough: well past its 2 s lease.
-pub const SEED_PAUSE_MS: u64 = 5_000;
+/// How long client 1 is paused in the walkthrough of etcd's example: well past its 2 s lease.
+pub const WALKTHROUGH_PAUSE_MS: u64 = 5_000;
 
 fn script(client: u32, start_ms: u64, critical_ms: Option<MsRange>) -> ClientScript {
     ClientScript {
@@ -26,7 +26,7 @@ fn story(clients: u32, scripts: Vec<ClientScript>, faults: Vec<Fault>) -> Scenar
         scripts,
         faults,
         nemesis: NemesisConfig::off(),
-        ..Scenario::seed_story(clients)
+        ..Scenario::contrib_lock_story(clients)
     }
 }
 
@@ -34,6 +34,9 @@ fn with_plan(s: Scenario) -> (Scenario, FaultPlan) {
     let plan = FaultPlan {
         faults: s.faults.clone(),
     };
+    // A story is a valid scenario whose plan is exactly its scripted faults.
+    debug_assert_eq!(s.validate(), Ok(()));
+    debug_assert!(!s.nemesis.enabled, "a story draws no random fault");
     (s, plan)
 }
 
@@ -44,25 +47,25 @@ fn after_acquire() -> Trigger {
     }
 }
 
-/// The seed's walkthrough, which is also Kleppmann's first story (a GC pause): client 1
+/// The walkthrough of etcd's example (`contrib/lock`), which is also Kleppmann's first story (a GC pause): client 1
 /// takes the lock and is paused longer than its lease; client 2 takes the lock and writes;
 /// client 1 resumes and writes.
-pub fn seed_walkthrough() -> (Scenario, FaultPlan) {
+pub fn contrib_lock_walkthrough() -> (Scenario, FaultPlan) {
     with_plan(story(
         2,
         vec![script(1, 0, None), script(2, 1_000, None)],
         vec![Fault::Pause {
             node: "client1".into(),
             at: after_acquire(),
-            duration_ms: SEED_PAUSE_MS,
+            duration_ms: WALKTHROUGH_PAUSE_MS,
         }],
     ))
 }
 
-/// The seed's flaw: as the walkthrough, but client 2 stalls (alive, lease kept) before
+/// The flaw of etcd's example: as the walkthrough, but client 2 stalls (alive, lease kept) before
 /// writing, so client 1's stale write lands first; client 3 takes the lock after client 2.
-pub fn seed_walkthrough_stalled() -> (Scenario, FaultPlan) {
-    let (mut s, _) = seed_walkthrough();
+pub fn contrib_lock_walkthrough_stalled() -> (Scenario, FaultPlan) {
+    let (mut s, _) = contrib_lock_walkthrough();
     s.clients = 3;
     s.scripts = vec![
         script(1, 0, None),
@@ -120,8 +123,11 @@ pub fn kleppmann_clock_jump() -> (Scenario, FaultPlan) {
 /// Every story by its file name under `sims/scenarios/`.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
-        ("kleppmann-gc-pause", seed_walkthrough().0),
-        ("seed-stalled-holder", seed_walkthrough_stalled().0),
+        ("kleppmann-gc-pause", contrib_lock_walkthrough().0),
+        (
+            "contrib-lock-stalled-holder",
+            contrib_lock_walkthrough_stalled().0,
+        ),
         ("kleppmann-delayed-packet", kleppmann_delayed_packet().0),
         ("kleppmann-clock-jump", kleppmann_clock_jump().0),
     ]

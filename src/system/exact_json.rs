@@ -7,12 +7,12 @@
 //!
 //! - [`lease_id`]: a lease ID as `etcdctl` prints it, 16 lowercase hex digits
 //!   (`"5b302f8e16a2711a"`).
-//! - [`wire_version`]: the `version` number of the seed's storage protocol, exactly as it went
+//! - [`wire_version`]: the `version` number of `contrib/lock`'s storage protocol, exactly as it went
 //!   over the wire (a fencing token or a lease ID, depending on the policy), as its decimal
 //!   digits in a string (`"2"`, `"6570804143645159706"`).
 //!
 //! Only the history's JSON changes: the wire protocol ([`crate::protocol`]) still carries
-//! `version` as a plain JSON number, as the seed's Go programs expect.
+//! `version` as a plain JSON number, as `contrib/lock`'s Go programs expect.
 
 use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 

@@ -301,6 +301,21 @@ impl Recorder {
         // as an anomaly rather than this panicking.
         #[cfg(madsim)]
         debug_assert!(h.events.last().is_none_or(|e| e.true_us <= true_us));
+        // Op ids are issued here and each invoked once, in the order issued (a client records
+        // its invocation as soon as it takes the id).
+        #[cfg(madsim)]
+        if let EventKind::Invoke { op_id, .. } = &kind {
+            debug_assert!(*op_id < self.next_op_id.load(std::sync::atomic::Ordering::Relaxed));
+            debug_assert!(h
+                .events
+                .iter()
+                .rev()
+                .find_map(|e| match e.kind {
+                    EventKind::Invoke { op_id, .. } => Some(op_id),
+                    _ => None,
+                })
+                .is_none_or(|last| last < *op_id));
+        }
         h.events.push(Event {
             true_us,
             perceived_us,

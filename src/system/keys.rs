@@ -2,7 +2,7 @@
 //! that writes them and the simulator's checker that reads their history.
 //! Imports nothing of the crate.
 
-/// The key of the seed's single write.
+/// The key of `contrib/lock`'s single write.
 pub const SINGLE_KEY: &str = "key0";
 /// The key of the counter workload.
 pub const COUNTER_KEY: &str = "counter";

@@ -14,6 +14,7 @@ pub mod history;
 pub mod keys;
 pub mod lock;
 pub mod ms;
+pub mod named;
 pub mod protocol;
 pub mod redis;
 pub mod schemes;

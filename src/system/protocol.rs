@@ -3,17 +3,17 @@
 //! One endpoint, `POST /`, JSON bodies:
 //! request `{"op": "read"|"write", "key", "val", "version"}`,
 //! response `{"val", "version", "err"}` with `err` empty on success.
-//! `version` carries the client's fencing value (the lease ID in the seed, the lock key's
-//! revision under the token policies). A client written for the seed talks to our storage
-//! unchanged, and ours to the seed's.
+//! `version` carries the client's fencing value (the lease ID in `contrib/lock`, the lock key's
+//! revision under the token policies). A client written for `contrib/lock` talks to our storage
+//! unchanged, and ours to `contrib/lock`'s.
 
 use serde::{Deserialize, Serialize};
 
 /// Optional HTTP header naming the history operation a request belongs to.
 ///
-/// Why a header and not a JSON field: the body stays exactly the seed's protocol, while the
+/// Why a header and not a JSON field: the body stays exactly `contrib/lock`'s protocol, while the
 /// storage's own log can still be joined with the client history. Clients that do not send
-/// it (the seed's Go client) are served the same.
+/// it (`contrib/lock`'s Go client) are served the same.
 pub const OP_HEADER: &str = "x-fencelab-op";
 
 /// The largest request body the storage accepts, in bytes. A limit on everything.
@@ -36,7 +36,7 @@ impl Op {
     }
 }
 
-/// A storage request, exactly the seed's JSON shape.
+/// A storage request, exactly `contrib/lock`'s JSON shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub op: Op,
@@ -46,7 +46,7 @@ pub struct Request {
     pub version: i64,
 }
 
-/// A storage response, exactly the seed's JSON shape.
+/// A storage response, exactly `contrib/lock`'s JSON shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     pub val: String,
@@ -99,7 +99,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
         .map_err(|e| ParseError(format!("malformed request: {}", explain(body, e))))?;
     let val = match (raw.op, raw.val) {
         (_, Some(val)) => val,
-        // The seed's client always sends `val`; a read may leave it out, but a write without
+        // `contrib/lock`'s client always sends `val`; a read may leave it out, but a write without
         // one would silently store an empty string.
         (Op::Read, None) => String::new(),
         (Op::Write, None) => {
@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_seed_request() {
+    fn parses_the_contrib_lock_request() {
         let r = parse_request(br#"{"op":"write","key":"key0","val":"v","version":7}"#).unwrap();
         assert_eq!(r.op, Op::Write);
         assert_eq!(r.key, "key0");
@@ -191,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn response_shape_is_the_seeds() {
+    fn response_shape_is_contrib_locks() {
         let s = serde_json::to_string(&Response::ok("v", 3)).unwrap();
         assert_eq!(s, r#"{"val":"v","version":3,"err":""}"#);
     }

@@ -6,7 +6,7 @@ use fencelab::harness::Harness;
 use fencelab::scenario::{Scenario, WorkloadKind};
 use fencelab::world::Builder;
 
-/// One write per client (the seed's workload): a stale holder's write comes after a newer
+/// One write per client (`contrib/lock`'s workload): a stale holder's write comes after a newer
 /// holder's and is refused, so no write is ever accepted below an earlier one.
 #[test]
 fn single_writes_keep_token_order() {

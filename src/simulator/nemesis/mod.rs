@@ -73,6 +73,17 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
         plan.faults.len() >= scripted,
         "a draw keeps every scripted fault"
     );
+    debug_assert_eq!(
+        plan.faults[..scripted],
+        scenario.faults[..],
+        "the scripted faults come first, as written"
+    );
+    // No two network windows overlap: the world restores the network when one ends.
+    debug_assert!(plan
+        .faults
+        .iter()
+        .enumerate()
+        .all(|(i, f)| plan.faults[..i].iter().all(|g| !network_overlap(g, f))));
     debug_assert!(plan.validate(&scenario.node_names()).is_ok());
     plan
 }
@@ -95,7 +106,9 @@ struct Draw<'a> {
 
 impl Draw<'_> {
     fn client(&mut self) -> String {
-        pick(&mut self.rng, &self.clients)
+        let client = pick(&mut self.rng, &self.clients);
+        debug_assert!(client.starts_with("client"), "{client} is a client");
+        client
     }
 
     /// A time in the run, true ms.
@@ -113,14 +126,20 @@ impl Draw<'_> {
 
     /// The `nth` time a client reaches its write.
     fn aim(&mut self) -> Trigger {
+        let nth = self.rng.gen_range(1..=self.cfg.aim_nth_max);
+        assert!(
+            (1..=self.cfg.aim_nth_max).contains(&nth),
+            "nth counts from 1"
+        );
         Trigger::Point {
             point: Point::BeforeWrite,
-            nth: self.rng.gen_range(1..=self.cfg.aim_nth_max),
+            nth,
         }
     }
 
     /// Client pauses at a time, then client pauses aimed at a write.
     fn client_pauses(&mut self) {
+        let before = self.faults.len();
         for _ in 0..self.rng.gen_range(0..=self.cfg.pauses_max) {
             let fault = Fault::Pause {
                 node: self.client(),
@@ -137,6 +156,8 @@ impl Draw<'_> {
             };
             self.faults.push(fault);
         }
+        let drawn = (self.faults.len() - before) as u32;
+        assert!(drawn <= self.cfg.pauses_max + self.cfg.aimed_pauses_max);
     }
 
     /// Each client's clock, skewed with `skew_permille`'s chance.
@@ -161,20 +182,27 @@ impl Draw<'_> {
                     delta_ms: rng.gen_range(-cfg.step_ms_max..=cfg.step_ms_max),
                 })
                 .collect();
-            self.faults.push(Fault::Skew {
-                node,
-                skew: Skew {
-                    offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
-                    drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
-                    steps,
-                },
-            });
+            let skew = Skew {
+                offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
+                drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+                steps,
+            };
+            // Inside the knobs' ranges.
+            assert!(skew.offset_ms.abs() <= cfg.offset_ms_max);
+            assert!(skew.drift_ppm.abs() <= cfg.drift_ppm_max);
+            assert!(skew.steps.len() as u32 <= cfg.steps_max);
+            debug_assert!(skew
+                .steps
+                .iter()
+                .all(|s| s.at_ms < duration_ms && s.delta_ms.abs() <= cfg.step_ms_max));
+            self.faults.push(Fault::Skew { node, skew });
         }
     }
 
     /// Partitions between any two nodes, then between a client and etcd (in a Redlock world,
     /// between a client and one Redis node).
     fn partitions(&mut self) {
+        let before = self.faults.len();
         let mut everyone = self.clients.clone();
         match self.redis.is_empty() {
             true => everyone.extend([ETCD.to_string(), STORAGE.to_string()]),
@@ -207,10 +235,13 @@ impl Draw<'_> {
             };
             self.faults.push(fault);
         }
+        let drawn = (self.faults.len() - before) as u32;
+        assert!(drawn <= self.cfg.partitions_max + self.cfg.etcd_partitions_max);
     }
 
     /// Requests held in the network (aimed at a write), then client crashes.
     fn holds_and_crashes(&mut self) {
+        let before = self.faults.len();
         for _ in 0..self.rng.gen_range(0..=self.cfg.holds_max) {
             let fault = Fault::HoldRequest {
                 node: self.client(),
@@ -227,11 +258,14 @@ impl Draw<'_> {
             };
             self.faults.push(fault);
         }
+        let drawn = (self.faults.len() - before) as u32;
+        assert!(drawn <= self.cfg.holds_max + self.cfg.crashes_max);
     }
 
     /// etcd stalls: a cluster's leader alone or every member, half each, as Jepsen's pause
     /// nemesis chose (jepsen-io/etcd, `nemesis.clj`). One member is all of etcd: no draw.
     fn etcd_stalls(&mut self, etcd_members: u32) {
+        let before = self.faults.len();
         for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_stalls_max) {
             let at = Trigger::AtMs(self.at_ms());
             let duration_ms = self.span(self.cfg.etcd_stall_ms);
@@ -242,6 +276,10 @@ impl Draw<'_> {
                 duration_ms,
             });
         }
+        let drawn = &self.faults[before..];
+        assert!(drawn.len() as u32 <= self.cfg.etcd_stalls_max);
+        // One member is all of etcd: no leader to aim at alone.
+        assert!(etcd_members > 1 || drawn.iter().all(|f| f.node() == ETCD));
     }
 
     /// Redis stalls (SIGSTOP): one node or every node, half each, with etcd's stall knobs.
@@ -286,9 +324,9 @@ impl Draw<'_> {
         if self.rng.gen_range(0..1000) < cfg.etcd_timeouts_permille
             && cfg.etcd_timeout_rate_permille > 0
         {
-            self.faults.push(Fault::EtcdTimeouts {
-                rate_permille: self.rng.gen_range(1..=cfg.etcd_timeout_rate_permille),
-            });
+            let rate_permille = self.rng.gen_range(1..=cfg.etcd_timeout_rate_permille);
+            assert!((1..=cfg.etcd_timeout_rate_permille).contains(&rate_permille));
+            self.faults.push(Fault::EtcdTimeouts { rate_permille });
         }
     }
 
@@ -312,6 +350,22 @@ impl Draw<'_> {
             Fault::Network { at_ms, .. } => *at_ms,
             _ => unreachable!("only network windows here"),
         });
+        for w in &windows {
+            let Fault::Network {
+                latency_ms,
+                loss_permille,
+                ..
+            } = w
+            else {
+                unreachable!("only network windows here");
+            };
+            // Inside the knobs' ranges: the slowest latency drawn from its range, the
+            // fastest a quarter of it, the loss at most its maximum.
+            assert!(latency_ms.min >= 1 && latency_ms.min <= latency_ms.max);
+            assert!(cfg.network_latency_ms.min <= latency_ms.max);
+            assert!(latency_ms.max <= cfg.network_latency_ms.max);
+            assert!(*loss_permille <= cfg.network_loss_permille_max);
+        }
         for w in windows {
             if !self.faults.iter().any(|f| network_overlap(f, &w)) {
                 self.faults.push(w);
@@ -325,10 +379,12 @@ impl Draw<'_> {
     fn etcd_late(&mut self) {
         let cfg = self.cfg;
         if self.rng.gen_range(0..1000) < cfg.etcd_skew_permille {
+            let drift_ppm = self.rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max);
+            assert!(drift_ppm.abs() <= cfg.drift_ppm_max);
             self.faults.push(Fault::Skew {
                 node: ETCD.to_string(),
                 skew: Skew {
-                    drift_ppm: self.rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+                    drift_ppm,
                     ..Skew::default()
                 },
             });
@@ -336,9 +392,10 @@ impl Draw<'_> {
         if self.rng.gen_range(0..1000) < cfg.etcd_ambiguous_permille
             && cfg.etcd_ambiguous_rate_permille > 0
         {
-            self.faults.push(Fault::EtcdAmbiguousTimeouts {
-                rate_permille: self.rng.gen_range(1..=cfg.etcd_ambiguous_rate_permille),
-            });
+            let rate_permille = self.rng.gen_range(1..=cfg.etcd_ambiguous_rate_permille);
+            assert!((1..=cfg.etcd_ambiguous_rate_permille).contains(&rate_permille));
+            self.faults
+                .push(Fault::EtcdAmbiguousTimeouts { rate_permille });
         }
         if cfg.leader_pauses_max > 0 {
             for _ in 0..self.rng.gen_range(0..=cfg.leader_pauses_max) {

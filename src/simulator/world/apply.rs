@@ -177,6 +177,9 @@ impl Faults {
 
     fn resume(&mut self, node: &str) {
         if self.nest.resume(&self.handle, &self.nodes, node) {
+            // A node resumes only when its last pause ends, and a crashed node is not paused.
+            debug_assert!(self.nest.pauses.get(node).is_some_and(|n| *n == 0));
+            debug_assert!(!self.crashed.get(node).copied().unwrap_or(false));
             self.member_up(node, true, false);
             let what = match self.member_index(node).is_some() && self.nodes.members.len() > 1 {
                 true => format!("resumed ({})", self.leadership()),
@@ -233,6 +236,10 @@ impl Faults {
         let pairs = self.partitions.get_mut(&key).and_then(VecDeque::pop_front);
         // Positive space: every heal follows its partition.
         let pairs = pairs.unwrap_or_else(|| panic!("heal of {a} | {b} without a partition"));
+        // Partitions nest: the pairs it cut are still cut until this heal.
+        debug_assert!(pairs
+            .iter()
+            .all(|(x, y)| self.nest.clogged(x, y) && self.nest.clogged(y, x)));
         for (x, y) in pairs {
             let healed = self.nest.unclog(&self.net, &self.nodes, &x, &y);
             if self.nest.unclog(&self.net, &self.nodes, &y, &x) && healed {
@@ -250,6 +257,11 @@ impl Faults {
     }
 
     fn release(&mut self, node: &str) {
+        // Positive space: a release follows its hold.
+        assert!(
+            self.nest.clogged(node, STORAGE),
+            "{node}'s release without a hold"
+        );
         if self.nest.unclog(&self.net, &self.nodes, node, STORAGE) {
             self.note(node, "held storage request released".into());
         }
@@ -265,12 +277,18 @@ impl Faults {
         self.member_up(&node, false, true);
         // A crash ends the node's pauses: it restarts unpaused.
         self.nest.forget_pauses(&node);
+        debug_assert!(!self.nest.pauses.contains_key(&node));
         self.crashed.insert(node.clone(), true);
         self.note(&node, format!("crashed, restart in {ms} ms"));
         schedule.push(now_ms + ms, Action::Restart(node));
     }
 
     fn restart(&mut self, node: String) {
+        // Positive space: every restart follows its crash.
+        assert!(
+            self.crashed.contains_key(&node),
+            "{node} restarts without a crash"
+        );
         self.crashed.insert(node.clone(), false);
         self.handle.restart(self.nodes.id(&node));
         self.member_up(&node, true, false);
@@ -394,6 +412,13 @@ impl Nesting {
         *n += 1;
         // Nested clogs of one link count up; each heal counts one down (`unclog`).
         assert!(*n >= 1);
+    }
+
+    /// Whether the link from `src` to `dst` is cut by a fault now.
+    fn clogged(&self, src: &str, dst: &str) -> bool {
+        self.clogs
+            .get(&(src.to_string(), dst.to_string()))
+            .is_some_and(|n| *n > 0)
     }
 
     /// Whether the link really healed (its last fault ended).

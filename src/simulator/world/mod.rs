@@ -76,6 +76,12 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
         Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK,
     );
     let plan_labels = label::label_plan(&plan.faults, scenario);
+    // One label per fault, in plan order.
+    assert_eq!(plan_labels.len(), plan.faults.len());
+    debug_assert!(plan_labels
+        .iter()
+        .zip(&plan.faults)
+        .all(|(l, f)| l.fault == *f));
     let scenario = scenario.clone();
     let plan = plan.clone();
     let fencing = parts.fence.name().to_string();
@@ -178,6 +184,8 @@ async fn apply_until_end(
                 let Some((now_ms, action)) = schedule.pop_due(elapsed_ms) else {
                     continue;
                 };
+                // An action is due once its time has come.
+                debug_assert!(now_ms <= elapsed_ms, "{action:?} at {now_ms} ms, now {elapsed_ms} ms");
                 match action {
                     Action::Stop => clients.stop.store(true, Ordering::Relaxed),
                     Action::End => return,

@@ -154,6 +154,18 @@ pub(super) fn start(
         nodes.endpoints.len() == scenario.etcd_members as usize
             || scenario.service != ServiceKind::Etcd
     );
+    assert_eq!(nodes.members.len(), nodes.endpoints.len());
+    assert!(nodes
+        .cluster
+        .as_ref()
+        .is_none_or(|c| c.members() == nodes.members.len()));
+    // Every member or Redis node, the storage, the operator and every client: each a node of
+    // its own.
+    assert_eq!(
+        nodes.by_name.len(),
+        nodes.members.len() + nodes.redis.len() + 2 + scenario.clients as usize
+    );
+    assert_eq!(clients.count(), scenario.clients as usize);
     assert!(
         !clients.stop.load(Ordering::Relaxed),
         "a client stopped before the run began"
@@ -382,6 +394,11 @@ impl Clients {
 
     pub(super) fn all_finished(&self) -> bool {
         self.finished.iter().all(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// How many clients the world has.
+    pub(super) fn count(&self) -> usize {
+        self.finished.len()
     }
 }
 

@@ -285,6 +285,7 @@ pub trait Etcd: Send + Sync {
 
 /// Which etcd a simulated world runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// fencelab's calibrated model of an etcd member.
@@ -297,15 +298,14 @@ pub enum Backend {
 impl std::str::FromStr for Backend {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "model" => Ok(Backend::Model),
-            "madsim" => Ok(Backend::Madsim),
-            _ => Err(format!("unknown etcd '{s}' (expected model or madsim)")),
-        }
+        crate::named::parse(&Backend::ALL, Backend::as_str, "etcd", s)
     }
 }
 
 impl Backend {
+    /// Every backend: the one list of names ([`crate::named`]).
+    pub const ALL: [Backend; 2] = [Backend::Model, Backend::Madsim];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Model => "model",
@@ -316,30 +316,32 @@ impl Backend {
 
 /// Which etcd release the model reproduces where releases differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Version {
     /// etcd 3.4: the Lock API tells a waiter it holds the lock without re-checking its own
     /// key after waiting (etcd issue 11456).
     #[serde(rename = "3.4")]
+    #[cfg_attr(feature = "cli", value(name = "3.4"))]
     V3_4,
     /// etcd 3.5: the waiter re-reads its key and answers "mutex: session is expired" when it
     /// is gone (etcd PR 11408, `client/v3/concurrency/mutex.go`; not backported to 3.4).
     #[default]
     #[serde(rename = "3.5")]
+    #[cfg_attr(feature = "cli", value(name = "3.5"))]
     V3_5,
 }
 
 impl std::str::FromStr for Version {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "3.4" => Ok(Version::V3_4),
-            "3.5" => Ok(Version::V3_5),
-            _ => Err(format!("unknown etcd version '{s}' (expected 3.4 or 3.5)")),
-        }
+        crate::named::parse(&Version::ALL, Version::as_str, "etcd version", s)
     }
 }
 
 impl Version {
+    /// Every release: the one list of names ([`crate::named`]).
+    pub const ALL: [Version; 2] = [Version::V3_4, Version::V3_5];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Version::V3_4 => "3.4",

@@ -2,8 +2,8 @@
 //!
 //! Written once against the [`Etcd`] seam, so the same recipes run against a real etcd, the
 //! model and SimServer. Three recipes: etcd's election API, etcd's Mutex algorithm over plain
-//! KV (`concurrency.Mutex`, the seed's lock) and the v3 Lock API. Each acquisition yields two
-//! numbers: the session's **lease ID** (what the seed sends as "version") and a **fencing
+//! KV (`concurrency.Mutex`, `contrib/lock`'s lock) and the v3 Lock API. Each acquisition yields two
+//! numbers: the session's **lease ID** (what `contrib/lock` sends as "version") and a **fencing
 //! token** from etcd's revisions: the lock key's create revision (election, KV mutex), which
 //! strictly increases from one holder to the next, or the Lock answer's header revision (Lock
 //! API), which does too on etcd 3.5; on 3.4 a waiter whose key expired while it waited (issue
@@ -81,12 +81,13 @@ pub(crate) const MUTEX_POLLS_MAX: u32 = 72_000;
 
 /// How a client takes the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum LockMethod {
     /// etcd's election API: `campaign` waits server-side, `resign` releases.
     #[default]
     Election,
-    /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, the seed's lock,
+    /// etcd's own Mutex algorithm over plain KV (what `concurrency.Mutex`, `contrib/lock`'s lock,
     /// does): put a key under the lease, hold the lock when it has the lowest create
     /// revision, else watch the key created just before it until it goes (SimServer has no
     /// Watch: there the wait polls that one key).
@@ -124,6 +125,15 @@ impl LockMethod {
         }
     }
 
+    /// Every method: the one list of names ([`crate::named`]).
+    pub const ALL: [LockMethod; 5] = [
+        LockMethod::Election,
+        LockMethod::KvMutex,
+        LockMethod::LockApi,
+        LockMethod::Redlock,
+        LockMethod::RedisSingle,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LockMethod::Election => "election",
@@ -138,16 +148,7 @@ impl LockMethod {
 impl std::str::FromStr for LockMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "election" => Ok(LockMethod::Election),
-            "kv-mutex" => Ok(LockMethod::KvMutex),
-            "lock-api" => Ok(LockMethod::LockApi),
-            "redlock" => Ok(LockMethod::Redlock),
-            "redis-single" => Ok(LockMethod::RedisSingle),
-            _ => Err(format!(
-                "unknown lock method '{s}' (expected election, kv-mutex, lock-api, redlock or redis-single)"
-            )),
-        }
+        crate::named::parse(&LockMethod::ALL, LockMethod::as_str, "lock method", s)
     }
 }
 

@@ -80,7 +80,7 @@ impl LockRecipe for LockApi {
     }
 }
 
-/// etcd's own Mutex algorithm over plain KV (`concurrency/mutex.go`, `Lock`; the seed's
+/// etcd's own Mutex algorithm over plain KV (`concurrency/mutex.go`, `Lock`; `contrib/lock`'s
 /// lock): put a key under the lease, hold the lock when it has the lowest create revision,
 /// else watch the key created just before it until it goes (SimServer has no Watch: there the
 /// wait polls that one key). The key is new (its name holds a fresh lease), so a plain put

@@ -41,6 +41,7 @@ pub const RETRY_DELAY_MS_MAX: u64 = 200;
 
 /// Which number a Redlock holder offers the storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum RedlockToken {
     /// The lock's random value: unique, in no order.
@@ -48,6 +49,24 @@ pub enum RedlockToken {
     Random,
     /// `INCR` of a counter on the first node once the lock is taken.
     Incr,
+}
+
+impl RedlockToken {
+    pub const ALL: [RedlockToken; 2] = [RedlockToken::Random, RedlockToken::Incr];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedlockToken::Random => "random",
+            RedlockToken::Incr => "incr",
+        }
+    }
+}
+
+impl std::str::FromStr for RedlockToken {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::named::parse(&RedlockToken::ALL, RedlockToken::as_str, "token", s)
+    }
 }
 
 /// Redlock (`nodes` ≥ 1; with one node, the single-instance lock `SET NX PX`).

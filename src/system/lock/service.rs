@@ -23,6 +23,7 @@ pub const REDIS_NODES_MAX: usize = crate::redis::NODES_MAX;
 
 /// Which lock service a world hosts (the scenario's `service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceKind {
     /// etcd: one member or a cluster (`etcd_members`), the lock held under a lease.
@@ -48,16 +49,7 @@ impl ServiceKind {
 impl std::str::FromStr for ServiceKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ServiceKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown service '{s}' (expected one of: {})",
-                    names.join(", ")
-                )
-            })
+        crate::named::parse(&ServiceKind::ALL, ServiceKind::as_str, "service", s)
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which clock a client measures a lock's validity on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientClock {
     /// Rate errors apply, steps do not (redsync, rslock).
@@ -36,10 +37,7 @@ impl ClientClock {
 impl std::str::FromStr for ClientClock {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ClientClock::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown clock '{s}' (expected monotonic or wall)"))
+        crate::named::parse(&ClientClock::ALL, ClientClock::as_str, "clock", s)
     }
 }
 

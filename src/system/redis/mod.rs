@@ -134,6 +134,7 @@ pub const NODES_MAX: usize = 9;
 /// What a Redis node keeps across a crash (`redis.conf`'s `appendonly`, `appendfsync` and
 /// `save`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Persistence {
     /// No AOF, no RDB save points (`--save "" --appendonly no`): a restart loses every key.
@@ -172,16 +173,7 @@ impl Persistence {
 impl std::str::FromStr for Persistence {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Persistence::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Persistence::ALL.iter().map(|p| p.as_str()).collect();
-                format!(
-                    "unknown persistence '{s}' (expected one of: {})",
-                    names.join(", ")
-                )
-            })
+        crate::named::parse(&Persistence::ALL, Persistence::as_str, "persistence", s)
     }
 }
 

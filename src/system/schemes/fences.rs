@@ -49,7 +49,7 @@ impl Fence for RandomTokenCas {
     }
 }
 
-/// A wrong fix: the seed's lease-ID check with `>=` instead of equality, as if lease IDs were
+/// A wrong fix: `contrib/lock`'s lease-ID check with `>=` instead of equality, as if lease IDs were
 /// ordered like tokens. They are not ordered by acquisition: a client granted its lease
 /// earlier may take the lock later (and on a cluster each leader draws IDs from its own
 /// member-ID prefix, `pkg/idutil`), so a newer holder with a lower lease ID is refused and an

@@ -110,7 +110,7 @@ pub fn catalogue() -> Vec<Scheme> {
         Scheme::policy(Fencing::None, "no fence: the lock alone keeps writers apart"),
         Scheme::policy(
             Fencing::LeaseId,
-            "the seed's check: a present key takes only the lease ID stored with it (etcd contrib/lock)",
+            "contrib/lock's check: a present key takes only the lease ID stored with it (etcd contrib/lock)",
         ),
         Scheme::policy(
             Fencing::TokenWrites,
@@ -147,7 +147,7 @@ pub fn catalogue() -> Vec<Scheme> {
         },
         Scheme {
             name: "lease-id-ge",
-            about: "wrong fix: the seed's lease-ID check with >= instead of equality (lease IDs are not ordered by acquisition)",
+            about: "wrong fix: contrib/lock's lease-ID check with >= instead of equality (lease IDs are not ordered by acquisition)",
             fence: Arc::new(LeaseIdAtLeast),
             recipe: None,
             service: None,

@@ -125,7 +125,7 @@ pub trait Fence: Send + Sync + Debug + 'static {
 
     /// The number a client sends as the request's `version`, from what its lock gave it: the
     /// session's lease ID and the lock's fencing token. Most fences want the token (the
-    /// default); the seed's check wants the lease ID.
+    /// default); `contrib/lock`'s check wants the lease ID.
     fn version(&self, lease_id: i64, token: i64) -> i64 {
         let _ = lease_id;
         token
@@ -170,7 +170,7 @@ impl Fence for NoFence {
     }
 }
 
-/// The seed's check (`contrib/lock`'s storage): clients send their lease ID; an absent key
+/// The check of etcd's example (`contrib/lock`'s storage): clients send their lease ID; an absent key
 /// takes any version, a present key accepts only a write carrying the version already stored.
 /// Reads are not checked. Lease IDs are not ordered, so this is equality, not fencing.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,7 +1,7 @@
 //! The storage's HTTP/1.1 transport (hyper), the same code over madsim TCP and real TCP.
 //!
-//! Server: `POST /` with the seed's JSON. Errors in the request never stop the server: each
-//! gets a JSON body in the seed's response shape with `err` set and a fitting HTTP status.
+//! Server: `POST /` with `contrib/lock`'s JSON. Errors in the request never stop the server: each
+//! gets a JSON body in `contrib/lock`'s response shape with `err` set and a fitting HTTP status.
 //! Client: one keep-alive connection, re-opened after any failure.
 
 use super::{Applied, Fence, Store};
@@ -437,7 +437,7 @@ impl Server {
     }
 }
 
-/// Writes a 408 with the seed's JSON shape on a connection hyper gave up. Written by hand
+/// Writes a 408 with `contrib/lock`'s JSON shape on a connection hyper gave up. Written by hand
 /// because hyper has already let go of the connection; the server closes it after.
 async fn answer_head_timeout<T: AsyncWrite + Unpin>(
     mut stream: T,

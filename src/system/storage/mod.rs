@@ -17,11 +17,12 @@ pub use fence::{Admit, Fence, KeyState, LeaseIdFence, NoFence, TokenFence};
 
 /// How the storage checks the `version` a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Fencing {
     /// Accept everything. Versions are still logged, so the checker sees the tokens.
     None,
-    /// The seed's check: an absent key takes any version; a present key accepts only a write
+    /// `contrib/lock`'s check: an absent key takes any version; a present key accepts only a write
     /// carrying the version already stored. Reads are not checked.
     LeaseId,
     /// Reject a write whose token is below the highest token written to that key (equal is
@@ -33,6 +34,7 @@ pub enum Fencing {
 }
 
 impl Fencing {
+    /// Every policy, in the order tables show them: the one list of names ([`crate::named`]).
     pub const ALL: [Fencing; 4] = [
         Fencing::None,
         Fencing::LeaseId,
@@ -40,6 +42,7 @@ impl Fencing {
         Fencing::Token,
     ];
 
+    /// The policy's name in TOML, JSON and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Fencing::None => "none",
@@ -47,6 +50,11 @@ impl Fencing {
             Fencing::TokenWrites => "token-writes",
             Fencing::Token => "token",
         }
+    }
+
+    /// Every name, comma-separated.
+    pub fn names() -> String {
+        crate::named::names(&Fencing::ALL, Fencing::as_str)
     }
 
     /// The policy's [`Fence`].
@@ -59,7 +67,7 @@ impl Fencing {
         }
     }
 
-    /// Whether clients send the lease ID (the seed's "version") rather than the lock revision.
+    /// Whether clients send the lease ID (`contrib/lock`'s "version") rather than the lock revision.
     pub fn sends_lease_id(self) -> bool {
         self.fence().version(1, 0) == 1
     }
@@ -74,14 +82,7 @@ impl std::fmt::Display for Fencing {
 impl std::str::FromStr for Fencing {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Fencing::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown fencing policy '{s}' (expected none, lease-id, token-writes or token)"
-                )
-            })
+        crate::named::parse(&Fencing::ALL, Fencing::as_str, "fencing policy", s)
     }
 }
 
@@ -102,7 +103,7 @@ pub struct Applied {
     pub accepted: bool,
 }
 
-/// The seed's text for a missing key.
+/// `contrib/lock`'s text for a missing key.
 pub const KEY_NOT_FOUND: &str = "key not found";
 
 impl Store {
@@ -244,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn read_of_missing_key_is_the_seeds() {
+    fn read_of_missing_key_is_contrib_locks() {
         let mut s = Store::new(Fencing::None);
         let r = s.apply(&req(Op::Read, "k", "", 1));
         assert_eq!(r.response.err, KEY_NOT_FOUND);
@@ -252,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn lease_id_is_the_seeds_equality_check() {
+    fn lease_id_is_contrib_locks_equality_check() {
         let mut s = Store::new(Fencing::LeaseId);
         assert!(s.apply(&req(Op::Write, "key0", "c2", 0x2a)).accepted);
         let r = s.apply(&req(Op::Write, "key0", "c1", 0x1f));

@@ -5,7 +5,7 @@ use super::{FindingKind, Findings, Operations};
 use crate::history::{History, OpResult};
 use crate::BoxFuture;
 
-/// The seed's: take the lock once, write `key0`, stop.
+/// As etcd's example (`contrib/lock`): take the lock once, write `key0`, stop.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Single;
 

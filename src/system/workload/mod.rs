@@ -1,5 +1,5 @@
 //! A **workload**: what a client does while it holds the lock, and what the checker must know
-//! of it. fencelab's built-ins ([`Single`], the seed's one write; [`Counter`], a
+//! of it. fencelab's built-ins ([`Single`], `contrib/lock`'s one write; [`Counter`], a
 //! read-modify-write; [`Transfer`], two writes per critical section; [`Set`], Jepsen's
 //! lock-set) are implementations like
 //! any other; bring your own by implementing
@@ -67,7 +67,7 @@ pub trait Workload: Send + Sync + std::fmt::Debug + 'static {
     /// A short name, for reports (`single`, `counter`, ...).
     fn name(&self) -> &str;
 
-    /// Whether a client stops after its first cycle that took the lock (the seed's client
+    /// Whether a client stops after its first cycle that took the lock (`contrib/lock`'s client
     /// writes once); otherwise it runs cycles until the scenario's duration ends.
     fn once(&self) -> bool {
         false

@@ -8,7 +8,7 @@ use crate::lock::ServiceContext;
 pub enum TokenKind {
     /// The lock key's create revision: etcd's fencing token.
     Revision,
-    /// The session's lease ID, as the seed does.
+    /// The session's lease ID, as `contrib/lock` does.
     LeaseId,
 }
 
@@ -31,10 +31,10 @@ impl TokenKind {
     }
 }
 
-/// `fencelab client N`: the seed's client.
+/// `fencelab client N`: `contrib/lock`'s client.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
-    /// 1 waits before writing (the seed's GC pause stand-in); any other number writes at once.
+    /// 1 waits before writing (`contrib/lock`'s GC pause stand-in); any other number writes at once.
     pub n: u32,
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub etcd: String,
@@ -101,7 +101,7 @@ impl Out {
     }
 }
 
-/// What one seed client did.
+/// What one `contrib/lock` client did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientReport {
     pub n: u32,
@@ -114,7 +114,7 @@ pub struct ClientReport {
     pub lease_lost: Option<String>,
 }
 
-/// The seed client's run, shared by `fencelab client` and the walkthrough.
+/// A `contrib/lock` client's run, shared by `fencelab client` and the walkthrough.
 pub struct SeedClient {
     pub n: u32,
     pub etcd: String,
@@ -135,7 +135,7 @@ impl SeedClient {
         }
     }
 
-    /// The storage client's spec: the seed's one write of `key0`, no think or critical time.
+    /// The storage client's spec: `contrib/lock`'s one write of `key0`, no think or critical time.
     fn client_spec(&self, cfg: LockConfig, recipe: crate::lock::Election) -> ClientSpec {
         ClientSpec {
             index: self.n,
@@ -164,7 +164,7 @@ impl SeedClient {
         }
     }
 
-    /// The seed's line about the write: client 1's rejection is the expected one.
+    /// `contrib/lock`'s line about the write: client 1's rejection is the expected one.
     fn print_write(&self, write: &OpResult, version_sent: i64, out: &Out) {
         let n = self.n;
         let what = match self.token {
@@ -188,7 +188,7 @@ impl SeedClient {
         }
     }
 
-    /// Session, lock, wait, write `key0`, release: the seed's client, line for line.
+    /// Session, lock, wait, write `key0`, release: `contrib/lock`'s client, line for line.
     pub async fn run(self, wait: Wait, out: &Out) -> Result<ClientReport, String> {
         check_ttl(self.ttl_s)?;
         let n = self.n;

@@ -43,7 +43,7 @@ impl Walkthrough {
     }
 }
 
-/// The seed's walkthrough against a real etcd: storage in-process on a free port, client 1
+/// The walkthrough of etcd's example against a real etcd: storage in-process on a free port, client 1
 /// takes the lock and stops (its thread blocks), its lease expires or is revoked, client 2
 /// takes the lock and writes, client 1 resumes and writes with its old lease or token.
 pub fn walkthrough(cfg: &WalkthroughConfig) -> Result<Walkthrough, String> {
@@ -235,7 +235,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub etcd: String,
     /// A policy or `all`.
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", help = format!("A policy ({}) or `all`", Fencing::names()))]
     pub fencing: String,
     /// Lease TTL in seconds.
     #[arg(long = "ttl", default_value_t = 2)]
@@ -252,7 +252,7 @@ pub fn demo(args: DemoArgs) -> Result<(), String> {
         vec![args.fencing.parse()?]
     };
     for fencing in policies {
-        println!("== the seed's walkthrough for real, fencing {fencing}");
+        println!("== etcd's example for real, fencing {fencing}");
         let w = walkthrough(&WalkthroughConfig {
             etcd: args.etcd.clone(),
             fencing,

@@ -8,9 +8,9 @@ pub struct StorageArgs {
     /// Address to listen on (127.0.0.1 only is the intended use).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// none, lease-id (the seed's check), token-writes or token.
-    #[arg(long, default_value = "lease-id")]
-    pub fencing: String,
+    /// The fencing policy (lease-id: `contrib/lock`'s check).
+    #[arg(long, default_value = "lease-id", value_parser = crate::named::FlagParser::<Fencing>::new())]
+    pub fencing: Fencing,
     /// Close a connection whose request head has not arrived after this long (0: never).
     #[arg(long, default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,
@@ -20,7 +20,7 @@ pub struct StorageArgs {
 }
 
 pub fn storage(args: StorageArgs) -> Result<(), String> {
-    let fencing: Fencing = args.fencing.parse()?;
+    let fencing = args.fencing;
     let limits = ServerLimits {
         header_read_timeout: (args.header_read_timeout_ms > 0)
             .then(|| Duration::from_millis(args.header_read_timeout_ms)),

@@ -156,7 +156,7 @@ fn plan() -> FaultPlan {
 fn one_member_story(clients: u32) -> Scenario {
     Scenario {
         etcd_members: 1,
-        ..Scenario::seed_story(clients)
+        ..Scenario::contrib_lock_story(clients)
     }
 }
 
@@ -318,7 +318,7 @@ fn cluster_members_get_thin_lanes_after_etcd_with_who_led_when() {
     let mut history = walkthrough();
     history.events.extend(cluster_notes());
     history.events.sort_by_key(|e| e.true_us);
-    let svg = story_picture_of(&history, &Scenario::seed_story(2));
+    let svg = story_picture_of(&history, &Scenario::contrib_lock_story(2));
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
     let lanes: Vec<(&str, &str)> = doc
         .descendants()
@@ -375,7 +375,10 @@ fn cluster_members_get_thin_lanes_after_etcd_with_who_led_when() {
         ]
     );
     assert!(svg.contains("etcd cluster of 3 members"));
-    assert_eq!(svg, story_picture_of(&history, &Scenario::seed_story(2)));
+    assert_eq!(
+        svg,
+        story_picture_of(&history, &Scenario::contrib_lock_story(2))
+    );
 }
 
 #[test]
