@@ -484,3 +484,37 @@ fn bad_input_is_answered_and_the_node_serves_on() {
         handle.kill(client.id());
     });
 }
+
+#[test]
+fn a_client_past_maxclients_is_refused() {
+    world(SEED, |handle, origin| async move {
+        let cfg = Config {
+            clients_max: 1,
+            ..Config::defaults()
+        };
+        let (server, _, addr) =
+            redis_node(&handle, origin, "redis", "10.0.0.1", cfg, Skew::default());
+        let client = client_node(&handle, "client", "10.0.1.1");
+        client
+            .spawn(async move {
+                at(origin, 10).await;
+                let (first, second) = (ModelRedis::new(addr), ModelRedis::new(addr));
+                assert_eq!(first.incr("n").await, Ok(1));
+                let refused = RedisError::Other {
+                    why: "ERR max number of clients reached".into(),
+                };
+                assert_eq!(second.incr("n").await, Err(refused));
+                // The refused connection was closed: the next call finds it so.
+                assert!(second.incr("n").await.is_err());
+                // The first client's place is given back when it goes.
+                drop(first);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let third = ModelRedis::new(addr);
+                assert_eq!(third.incr("n").await, Ok(2));
+            })
+            .await
+            .expect("client ran");
+        handle.kill(server.id());
+        handle.kill(client.id());
+    });
+}

@@ -28,16 +28,18 @@ pub struct Config {
 }
 
 impl Config {
-    /// Redis 7.0.15's defaults, with the given persistence mode left at `none` (`--save ""
-    /// --appendonly no`, what the calibration runs).
+    /// Redis 7.0.15's defaults, with persistence off (`--save "" --appendonly no`, as the
+    /// calibration probes run the real server).
     pub fn defaults() -> Self {
-        Config {
+        let cfg = Config {
             persistence: Persistence::None,
             keys_max: 100_000,
             clients_max: 10_000,
             fsync_every_ms: 1000,
             cron_every_ms: 100,
-        }
+        };
+        debug_assert_eq!(cfg.validate(), Ok(()));
+        cfg
     }
 
     /// The defaults with another persistence mode.

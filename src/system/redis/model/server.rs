@@ -91,21 +91,21 @@ struct Slot(Option<Arc<AtomicUsize>>);
 
 impl Slot {
     fn take(clients: &Arc<AtomicUsize>, clients_max: usize) -> Slot {
-        let n = clients.load(Ordering::Relaxed);
-        if n >= clients_max {
-            return Slot(None);
-        }
-        clients.store(n + 1, Ordering::Relaxed);
-        Slot(Some(clients.clone()))
+        let taken = clients
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < clients_max).then_some(n + 1)
+            })
+            .is_ok();
+        debug_assert!(clients.load(Ordering::Relaxed) <= clients_max);
+        Slot(taken.then(|| clients.clone()))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(clients) = &self.0 {
-            let n = clients.load(Ordering::Relaxed);
-            assert!(n > 0, "a slot given back that was never taken");
-            clients.store(n - 1, Ordering::Relaxed);
+            let before = clients.fetch_sub(1, Ordering::Relaxed);
+            assert!(before > 0, "a slot given back that was never taken");
         }
     }
 }
