@@ -288,6 +288,9 @@ struct Survivors {
     early: Option<String>,
     late: Option<String>,
     early_pttl: i64,
+    /// `INCR fence` after the restart, after one `INCR` with each write (a per-node
+    /// fencing counter: it goes back when the node loses writes).
+    fence: i64,
     while_down: String,
 }
 
@@ -302,8 +305,10 @@ async fn restart_world(handle: Handle, origin: Instant, mode: Persistence) -> Su
         .spawn(async move {
             at(origin, 500).await;
             assert_eq!(r.set_nx_px("early", "1", 60_000).await, Ok(true));
+            assert_eq!(r.incr("fence").await, Ok(1));
             at(origin, 2100).await;
             assert_eq!(r.set_nx_px("late", "2", 60_000).await, Ok(true));
+            assert_eq!(r.incr("fence").await, Ok(2));
         })
         .await
         .expect("writes");
@@ -329,6 +334,7 @@ async fn restart_world(handle: Handle, origin: Instant, mode: Persistence) -> Su
                 early: redis.get("early").await.expect("get"),
                 late: redis.get("late").await.expect("get"),
                 early_pttl: redis.pttl("early").await.expect("pttl"),
+                fence: redis.incr("fence").await.expect("incr"),
                 while_down,
             }
         })
@@ -359,6 +365,13 @@ fn a_crash_keeps_what_each_persistence_mode_made_durable() {
         };
         assert_eq!(s.early.is_some(), early, "{}", mode.as_str());
         assert_eq!(s.late.is_some(), late, "{}", mode.as_str());
+        let fence = 1 + i64::from(early) + i64::from(late);
+        assert_eq!(
+            s.fence,
+            fence,
+            "{}: the counter kept what the keys kept",
+            mode.as_str()
+        );
         if early {
             // The absolute deadline (500 + 60000) survived: 60500 - 3100 left, give or take
             // the few ms a connection and a round trip cost on either side.
