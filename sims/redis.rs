@@ -531,3 +531,50 @@ fn a_client_past_maxclients_is_refused() {
         handle.kill(client.id());
     });
 }
+
+/// A key set at true 1 s with PX 2000 (deadline: wall 3 s), untouched past it, then the
+/// node's wall clock stepped back 5 s at true 4 s: what a GET at true 4.5 s (wall -0.5 s)
+/// finds.
+async fn untouched_key_after_a_step_back(
+    handle: Handle,
+    origin: Instant,
+    active_expire: bool,
+) -> Option<String> {
+    let skew = Skew {
+        steps: vec![ClockStep {
+            at_ms: 4000,
+            delta_ms: -5000,
+        }],
+        ..Skew::default()
+    };
+    let cfg = Config {
+        active_expire,
+        ..Config::defaults()
+    };
+    let (server, _, addr) = redis_node(&handle, origin, "redis", "10.0.0.1", cfg, skew);
+    let client = client_node(&handle, "client", "10.0.1.1");
+    let got = client
+        .spawn(async move {
+            let redis = ModelRedis::new(addr);
+            at(origin, 1000).await;
+            assert_eq!(redis.set_nx_px("lock", "a", 2000).await, Ok(true));
+            at(origin, 4500).await;
+            redis.get("lock").await.expect("get")
+        })
+        .await
+        .expect("client ran");
+    handle.kill(server.id());
+    handle.kill(client.id());
+    got
+}
+
+#[test]
+fn a_step_back_revives_an_untouched_expired_key_only_without_active_expiry() {
+    // The one corner where active expiry shows (the model's `mod.rs`): without it the key
+    // that expired at wall 3 s, untouched, is alive again at wall -0.5 s; with it (as a
+    // real Redis at hz 10 with few keys) it was deleted in the first tick past its deadline.
+    let passive = world(SEED, |h, o| untouched_key_after_a_step_back(h, o, false));
+    let active = world(SEED, |h, o| untouched_key_after_a_step_back(h, o, true));
+    assert_eq!(passive, Some("a".into()));
+    assert_eq!(active, None);
+}
