@@ -91,6 +91,8 @@ impl Node {
             s.disk.unsynced() == 0,
             "a boot starts with nothing unsynced"
         );
+        // The old live keyspace is gone: the node holds exactly what it loaded.
+        debug_assert!(s.live.entries().eq(s.disk.durable().entries()));
         s.live.len()
     }
 
