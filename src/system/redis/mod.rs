@@ -80,10 +80,13 @@ pub trait Redis: Send + Sync {
     fn del(&self, key: &str) -> BoxFuture<'_, RedisResult<bool>>;
     /// `PTTL key`: ms left, [`PTTL_MISSING`] or [`PTTL_PERSISTENT`].
     fn pttl(&self, key: &str) -> BoxFuture<'_, RedisResult<i64>>;
-    /// `PEXPIRE key ms`: whether the key existed and got the expiry.
+    /// `PEXPIRE key ms`: whether the key existed and got the expiry (a non-positive `px_ms`
+    /// deletes the key and answers true: `expire.c`, `expireGenericCommand`).
     fn pexpire(&self, key: &str, px_ms: i64) -> BoxFuture<'_, RedisResult<bool>>;
-    /// `INCR key`: the new value (1 for a missing key); [`RedisError::WrongType`] when the
-    /// value is not an integer.
+    /// `INCR key`: the new value (1 for a missing key; a present key keeps its expiry).
+    /// A string that is not an integer is answered as Redis answers it, [`RedisError::Other`]
+    /// with "ERR value is not an integer or out of range" (`t_string.c`, `incrDecrCommand`);
+    /// [`RedisError::WrongType`] is for a key of another type (a list, a hash, ...).
     fn incr(&self, key: &str) -> BoxFuture<'_, RedisResult<i64>>;
     /// The unlock script: `if GET(key) == value then DEL(key)`, atomically. True when deleted.
     fn del_if_eq(&self, key: &str, value: &str) -> BoxFuture<'_, RedisResult<bool>>;

@@ -10,7 +10,7 @@
 //! | no answer within the response timeout | `Timeout` | it may have run |
 //! | the connection broke (I/O error, EOF) while the command was out | `Timeout` | it may have run |
 //! | `WRONGTYPE ...` | `WrongType` | |
-//! | `INCR` of a value that is not an integer (`ERR value is not an integer or out of range`) | `WrongType` | the seam's contract for `incr` |
+//! | `INCR` of a value that is not an integer (`ERR value is not an integer or out of range`) | `Other` with that text | as the model answers |
 //! | any other error reply | `Other` with the server's text | |
 //!
 //! A broken connection is dropped; the next call connects afresh, and answers `Unavailable`
@@ -230,14 +230,10 @@ impl Redis for RealRedis {
         let mut cmd = redis::cmd("INCR");
         cmd.arg(key);
         Box::pin(async move {
-            self.query(&cmd).await.map_err(|e| match e {
-                // A lock key's random value: Redis answers `ERR value is not an integer or
-                // out of range` (t_string.c, incrDecrCommand); the seam calls both WrongType.
-                RedisError::Other { why } if why.contains("not an integer") => {
-                    RedisError::WrongType
-                }
-                other => other,
-            })
+            // A lock key's random value: Redis answers `ERR value is not an integer or out of
+            // range` (t_string.c, incrDecrCommand), which the seam passes on as `Other`, as the
+            // model does; `WRONGTYPE` stays for a key of another type.
+            self.query(&cmd).await
         })
     }
 

@@ -84,6 +84,7 @@ impl ModelRedis {
         let tx = Arc::new(tx);
         let generation = {
             let mut c = lock(&self.calls);
+            assert!(c.link.is_none(), "one connection at a time");
             c.generation += 1;
             c.link = Some((tx.clone(), c.generation));
             c.generation
@@ -130,6 +131,7 @@ impl ModelRedis {
             let id = c.next_id;
             let fresh = c.pending.insert(id, (generation, waiter)).is_none();
             assert!(fresh, "request IDs are never reused");
+            debug_assert!(c.pending.len() <= PENDING_MAX);
             id
         };
         let guard = ForgetOnDrop {
@@ -152,8 +154,11 @@ impl ModelRedis {
 
     async fn call(&self, body: Request) -> RedisResult<Response> {
         let (tx, rx) = oneshot::channel();
-        let _guard = self.start(body, tx).await?;
-        match rx.await {
+        let guard = self.start(body, tx).await?;
+        let answer = rx.await;
+        // Answered or failed, the call is no longer pending: the reader removed it.
+        debug_assert!(!lock(&self.calls).pending.contains_key(&guard.id));
+        match answer {
             Ok(Response::Error(e)) => Err(e),
             Ok(r) => Ok(r),
             // Sent, then the connection broke: it may have run.

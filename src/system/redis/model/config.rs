@@ -23,21 +23,32 @@ pub struct Config {
     /// Period of the `appendfsync everysec` fsync, ms, by the node's monotonic timer (Redis
     /// fsyncs at most once a second: `src/aof.c`, `flushAppendOnlyFile`).
     pub fsync_every_ms: u64,
-    /// Period of `serverCron`, which checks the RDB save points, ms (`hz 10`: 100 ms).
+    /// Period of `serverCron`, which checks the RDB save points and runs active expiry, ms
+    /// (`hz 10`: 100 ms).
     pub cron_every_ms: u64,
+    /// Whether `serverCron` also runs active expiry (`src/expire.c`, `activeExpireCycle`),
+    /// simplified: every expired key is deleted at each tick (what Redis's slow cycle does
+    /// when few keys are volatile). Off by default: it changes nothing a client sees, as
+    /// every access expires passively, except when the wall clock steps back past the
+    /// deadline of an expired key nothing touched (see the model's `mod.rs`). On, it costs a
+    /// wake-up per tick.
+    pub active_expire: bool,
 }
 
 impl Config {
-    /// Redis 7.0.15's defaults, with the given persistence mode left at `none` (`--save ""
-    /// --appendonly no`, what the calibration runs).
+    /// Redis 7.0.15's defaults, with persistence off (`--save "" --appendonly no`, as the
+    /// calibration probes run the real server).
     pub fn defaults() -> Self {
-        Config {
+        let cfg = Config {
             persistence: Persistence::None,
             keys_max: 100_000,
             clients_max: 10_000,
             fsync_every_ms: 1000,
             cron_every_ms: 100,
-        }
+            active_expire: false,
+        };
+        debug_assert_eq!(cfg.validate(), Ok(()));
+        cfg
     }
 
     /// The defaults with another persistence mode.

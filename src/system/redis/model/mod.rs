@@ -14,13 +14,16 @@
 //! **What is abstracted away, and why a client cannot tell.**
 //!
 //! - *Active expiry* (`src/expire.c`, `activeExpireCycle`, run from `serverCron` and
-//!   `beforeSleep`). It changes no lock outcome: every access to a key expires it passively
-//!   first (`src/db.c`, `expireIfNeeded`, from `lookupKeyRead`/`lookupKeyWrite`, and in
-//!   `DEL`), so `GET`, `PTTL`, `SET NX` and the scripts see an expired key as missing whether
-//!   or not the cycle reached it. Active expiry matters for memory and for keyspace
-//!   notifications, which the seam has not. (An expired key still counts toward the model's
-//!   key limit until something touches it; with 100,000 keys a node of lock keys never gets
-//!   near it.)
+//!   `beforeSleep`), off by default ([`Config::active_expire`] turns on a simplified one). It
+//!   changes no lock outcome: every access to a key expires it passively first (`src/db.c`,
+//!   `expireIfNeeded`, from `lookupKeyRead`/`lookupKeyWrite`, and in `DEL`), so `GET`,
+//!   `PTTL`, `SET NX` and the scripts see an expired key as missing whether or not the cycle
+//!   reached it. Active expiry matters for memory and keyspace notifications, which the seam
+//!   has not, and in one corner: a wall clock stepped *back* past the deadline of a key that
+//!   expired while nothing touched it. Redis has then usually deleted it actively (within a
+//!   cron tick or so), while the model without active expiry finds it alive again
+//!   (`sims/redis.rs` shows both). An expired key also counts toward the model's key limit
+//!   until something touches it.
 //! - *Replication.* Redlock's masters are independent, without replicas.
 //! - *RESP framing and the event loop's I/O*: a request and its answer are typed messages; a
 //!   client sees the same commands and answers, and madsim's network supplies the latency.

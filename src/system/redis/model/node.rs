@@ -91,12 +91,19 @@ impl Node {
             s.disk.unsynced() == 0,
             "a boot starts with nothing unsynced"
         );
+        // The old live keyspace is gone: the node holds exactly what it loaded.
+        debug_assert!(s.live.entries().eq(s.disk.durable().entries()));
         s.live.len()
     }
 
     /// How many times the node booted.
     pub fn boots(&self) -> u64 {
         self.state().boots
+    }
+
+    /// Commands applied since the node was made, across boots.
+    pub fn commands(&self) -> u64 {
+        self.state().commands
     }
 
     /// Keys held now, expired or not (active expiry is not modelled).
@@ -119,17 +126,28 @@ impl Node {
     pub fn fsync(&self) {
         let mut s = self.state();
         s.disk.fsync();
-        // After an fsync the durable copy is exactly the live keyspace.
-        debug_assert!(s.disk.durable().entries().eq(s.live.entries()));
+        // After an fsync an AOF's durable copy is exactly the live keyspace.
+        let aof = matches!(
+            self.cfg.persistence,
+            Persistence::AofEverysec | Persistence::AofAlways
+        );
+        debug_assert!(!aof || s.disk.durable().entries().eq(s.live.entries()));
     }
 
-    /// `serverCron`'s save-point check (the server's background task calls it at `hz`).
-    /// True when it saved.
+    /// `serverCron` (the server's background task calls it at `hz`): active expiry when the
+    /// configuration asks for it, then the RDB save points. True when it saved.
     pub fn cron(&self) -> bool {
-        let now_s = self.now_ms().div_euclid(1000);
+        let now_ms = self.now_ms();
         let mut s = self.state();
         let State { live, disk, .. } = &mut *s;
-        let saved = disk.cron(live, now_s);
+        if self.cfg.active_expire {
+            // Redis propagates a DEL for each (`deleteExpiredKeyAndPropagate`): in the AOF,
+            // not a change toward the save points.
+            for key in live.expire_all(now_ms) {
+                disk.note(&key, None, false);
+            }
+        }
+        let saved = disk.cron(live, now_ms.div_euclid(1000));
         debug_assert!(!saved || disk.durable().len() == live.len());
         saved
     }

@@ -1,9 +1,9 @@
 //! What survives a crash of one node, per [`Persistence`]: the node's "disk".
 //!
-//! The model's crash is a machine crash (power loss, `kill -9` of a VM): what was written
-//! but not fsynced is lost. (A `kill -9` of the process alone loses nothing acknowledged
-//! under either AOF mode, as Redis writes the AOF buffer to the page cache before it
-//! answers; the harsher crash is the one the Redlock document warns about.)
+//! The model's crash is a machine crash (power loss, a VM killed): what was written but not
+//! fsynced is lost. (A `kill -9` of the process alone normally loses nothing acknowledged
+//! under AOF: Redis writes the AOF buffer to the page cache in `beforeSleep`, before it sends
+//! the replies; the harsher crash is the one the Redlock document's warning is about.)
 //!
 //! - `none` (`--save "" --appendonly no`): nothing survives.
 //! - `aof-always`: every acknowledged write survives; Redis appends it and fsyncs before it

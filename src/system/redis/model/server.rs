@@ -9,9 +9,9 @@
 //! - A paused node (madsim `Handle::pause`, like `kill -STOP`) runs nothing and answers
 //!   nothing while its wall clock runs on; on resume the queued commands apply at the new
 //!   now, so a key whose deadline passed during the pause is gone at once.
-//! - Only `aof-everysec` (fsync every second) and `rdb` (`serverCron` at `hz`) get a
-//!   background task: a world without persistence gets no extra wake-ups, and none of these
-//!   draws from madsim's random generator.
+//! - Only `aof-everysec` (fsync every second), and `rdb` or active expiry (`serverCron` at
+//!   `hz`), get a background task: a world without them gets no extra wake-ups, and none of
+//!   these draws from madsim's random generator.
 
 use super::node::Node;
 use super::wire::{Envelope, Request, Response};
@@ -54,11 +54,10 @@ pub async fn serve(addr: SocketAddr, node: Arc<Node>) -> std::io::Result<()> {
     node.boot();
     assert_eq!(node.boots(), boots + 1, "serving starts with a boot");
     let ep = Endpoint::bind(addr).await?;
-    let _background = match node.config().persistence {
-        Persistence::AofEverysec => Some(tokio::spawn(fsync_every_second(node.clone()))),
-        Persistence::Rdb => Some(tokio::spawn(cron(node.clone()))),
-        Persistence::None | Persistence::AofAlways => None,
-    };
+    let _fsync = (node.config().persistence == Persistence::AofEverysec)
+        .then(|| tokio::spawn(fsync_every_second(node.clone())));
+    let _cron = (node.config().persistence == Persistence::Rdb || node.config().active_expire)
+        .then(|| tokio::spawn(cron(node.clone())));
     let clients = Arc::new(AtomicUsize::new(0));
     loop {
         let (tx, rx, _) = ep.accept1().await?;
@@ -76,7 +75,7 @@ async fn fsync_every_second(node: Arc<Node>) {
     }
 }
 
-/// `serverCron` at `hz`: checks the RDB save points.
+/// `serverCron` at `hz`: active expiry (if configured), the RDB save points.
 async fn cron(node: Arc<Node>) {
     let period = Duration::from_millis(node.config().cron_every_ms);
     for _ in 0..TICKS_MAX {
@@ -91,21 +90,21 @@ struct Slot(Option<Arc<AtomicUsize>>);
 
 impl Slot {
     fn take(clients: &Arc<AtomicUsize>, clients_max: usize) -> Slot {
-        let n = clients.load(Ordering::Relaxed);
-        if n >= clients_max {
-            return Slot(None);
-        }
-        clients.store(n + 1, Ordering::Relaxed);
-        Slot(Some(clients.clone()))
+        let taken = clients
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < clients_max).then_some(n + 1)
+            })
+            .is_ok();
+        debug_assert!(clients.load(Ordering::Relaxed) <= clients_max);
+        Slot(taken.then(|| clients.clone()))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(clients) = &self.0 {
-            let n = clients.load(Ordering::Relaxed);
-            assert!(n > 0, "a slot given back that was never taken");
-            clients.store(n - 1, Ordering::Relaxed);
+            let before = clients.fetch_sub(1, Ordering::Relaxed);
+            assert!(before > 0, "a slot given back that was never taken");
         }
     }
 }

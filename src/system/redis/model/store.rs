@@ -153,6 +153,27 @@ impl Store {
         expired
     }
 
+    /// Active expiry, simplified: deletes every key expired at `now_ms` and answers them (in
+    /// key order). Redis's slow cycle (`src/expire.c`, `activeExpireCycle`) samples 20
+    /// volatile keys per loop and loops while more than 10% were expired, so with few
+    /// volatile keys it deletes them all, as here.
+    pub fn expire_all(&mut self, now_ms: i64) -> Vec<String> {
+        let expired: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, e)| is_expired(e.expire_at_ms, now_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            self.keys.remove(key);
+        }
+        debug_assert!(self
+            .keys
+            .values()
+            .all(|e| !is_expired(e.expire_at_ms, now_ms)));
+        expired
+    }
+
     /// `lookupKeyRead`/`lookupKeyWrite`: the live entry, after passive expiry.
     fn lookup(&mut self, key: &str, now_ms: i64) -> Option<&Entry> {
         self.expire_if_needed(key, now_ms);
@@ -338,6 +359,21 @@ mod tests {
         assert_eq!(s.pttl("k", 3000), Ok(0));
         assert_eq!(s.get("k", 3001), Ok(None));
         assert!(s.is_empty(), "passive expiry deleted it");
+    }
+
+    #[test]
+    fn active_expiry_deletes_every_expired_key_and_only_those() {
+        let mut s = store();
+        s.set_nx_px("a", "1", 100, 0).unwrap();
+        s.set_nx_px("b", "1", 200, 0).unwrap();
+        s.incr("n", 0).unwrap();
+        assert_eq!(s.expire_all(100), Vec::<String>::new());
+        assert_eq!(s.expire_all(150), vec!["a".to_string()]);
+        // A wall clock stepped back no longer brings `a` back.
+        assert_eq!(s.get("a", 50), Ok(None));
+        assert_eq!(s.get("b", 50), Ok(Some("1".into())));
+        assert_eq!(s.expire_all(10_000), vec!["b".to_string()]);
+        assert_eq!(s.len(), 1);
     }
 
     #[test]
