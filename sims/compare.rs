@@ -175,8 +175,13 @@ fn the_json_and_the_grid_have_their_shape_and_a_shrunk_seed_replays() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let schemes = doc["schemes"].as_array().unwrap();
     let families = doc["families"].as_array().unwrap();
-    assert_eq!(schemes.len(), schemes::catalogue().len());
-    assert_eq!(families.len(), compare::families().len());
+    // By default, what runs on the standard scenario's service (etcd).
+    let base = Scenario::standard();
+    assert_eq!(schemes.len(), schemes::fitting(&base).len());
+    assert_eq!(
+        families.len(),
+        compare::families_for(fencelab::lock::ServiceKind::Etcd).len()
+    );
     assert!(schemes
         .iter()
         .all(|s| s["about"].as_str().is_some_and(|a| !a.is_empty())));

@@ -5,8 +5,9 @@ mod global_alloc;
 
 use clap::{Args, Parser, Subcommand};
 use fencelab::etcd::{Backend, Version};
-use fencelab::lock::LockMethod;
+use fencelab::lock::{ClientClock, LockMethod, RedlockToken, ServiceKind};
 use fencelab::named::FlagParser;
+use fencelab::redis::Persistence;
 use fencelab::storage::Fencing;
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,8 +29,8 @@ struct ScenarioArgs {
     /// A scenario file (TOML); keys left out keep the standard scenario's values.
     #[arg(long, value_name = "FILE.toml", conflicts_with = "preset")]
     scenario: Option<PathBuf>,
-    /// A named scenario: standard, long-critical, local-check-pauses, local-check-skew.
-    #[arg(long)]
+    /// A named scenario (the names come from `Scenario::PRESETS`).
+    #[arg(long, help = format!("A named scenario: {}", fencelab::scenario::Scenario::PRESETS.join(", ")))]
     preset: Option<String>,
     /// The random nemesis: off draws no fault at all (a scenario file's scripted faults still
     /// apply); on draws from the scenario's ranges and the flags below.
@@ -47,9 +48,25 @@ struct ScenarioArgs {
     /// What clients do with the lock (the names come from `WorkloadKind::NAMED`).
     #[arg(long, help = format!("What clients do with the lock: {}", fencelab::scenario::WorkloadKind::names()))]
     workload: Option<String>,
+    /// Which lock service the world hosts: etcd, or Redlock's Redis nodes (then the lock method
+    /// is redlock unless one is given).
+    #[arg(long, value_parser = FlagParser::<ServiceKind>::new())]
+    service: Option<ServiceKind>,
     /// How a client takes the lock (lock-api: the v3 Lock service).
     #[arg(long, value_parser = FlagParser::<LockMethod>::new())]
     lock_method: Option<LockMethod>,
+    /// Redis nodes of a Redlock world, 1 to 9 (default 5).
+    #[arg(long, value_name = "N")]
+    redis_nodes: Option<u32>,
+    /// What a Redis node keeps across a crash.
+    #[arg(long, value_parser = FlagParser::<Persistence>::new())]
+    redis_persistence: Option<Persistence>,
+    /// The clock a Redlock client measures its lock's validity on.
+    #[arg(long, value_parser = FlagParser::<ClientClock>::new())]
+    redlock_clock: Option<ClientClock>,
+    /// The number a Redlock holder offers the storage: its random value, or INCR on redis1.
+    #[arg(long, value_parser = FlagParser::<RedlockToken>::new())]
+    redlock_token: Option<RedlockToken>,
     /// Which simulated etcd (madsim, for comparison).
     #[arg(long, value_parser = FlagParser::<Backend>::new())]
     etcd: Option<Backend>,

@@ -81,9 +81,7 @@ impl ScenarioArgs {
         if let Some(w) = &self.workload {
             s.workload = w.parse()?;
         }
-        if let Some(m) = self.lock_method {
-            s.lock_method = m;
-        }
+        self.override_service(&mut s);
         if let Some(e) = self.etcd {
             s.etcd = e;
             // SimServer is one node: choosing it chooses one member, unless said otherwise
@@ -106,6 +104,36 @@ impl ScenarioArgs {
         }
         s.validate()?;
         Ok(s)
+    }
+
+    /// The lock service and its settings. Choosing a service without a lock method chooses
+    /// the service's own (redlock, or etcd's election), unless the scenario's already fits.
+    fn override_service(&self, s: &mut Scenario) {
+        use fencelab::lock::{LockMethod, ServiceKind};
+        if let Some(service) = self.service {
+            s.service = service;
+            if self.lock_method.is_none() && s.lock_method.service() != service {
+                s.lock_method = match service {
+                    ServiceKind::Etcd => LockMethod::Election,
+                    ServiceKind::Redlock => LockMethod::Redlock,
+                };
+            }
+        }
+        if let Some(m) = self.lock_method {
+            s.lock_method = m;
+        }
+        if let Some(n) = self.redis_nodes {
+            s.redis.nodes = n;
+        }
+        if let Some(p) = self.redis_persistence {
+            s.redis.persistence = p;
+        }
+        if let Some(c) = self.redlock_clock {
+            s.redis.clock = c;
+        }
+        if let Some(t) = self.redlock_token {
+            s.redis.token = t;
+        }
     }
 
     /// The nemesis flags over the file's or preset's nemesis: each flag given replaces its

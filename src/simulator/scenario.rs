@@ -337,10 +337,14 @@ impl Scenario {
         .validate(&self.node_names())
         .map_err(|e| format!("faults: {e}"))?;
         self.validate_scripts()?;
-        // What a valid scenario promises the world: a node name for every client and member,
-        // no two alike, and a lease that outlives its renewal period.
+        // What a valid scenario promises the world: a node name for every client and every
+        // node of the lock service, no two alike, and a lease that outlives its renewal period.
         let names = self.node_names();
-        assert_eq!(names.len(), (self.clients + self.etcd_members) as usize);
+        let service_nodes = match self.service {
+            crate::lock::ServiceKind::Etcd => self.etcd_members,
+            crate::lock::ServiceKind::Redlock => self.redis.nodes,
+        };
+        assert_eq!(names.len(), (self.clients + service_nodes) as usize);
         debug_assert!(names
             .iter()
             .enumerate()
