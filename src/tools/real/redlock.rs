@@ -188,6 +188,12 @@ impl DemoClient {
         self.nodes[0].sets().len()
     }
 
+    /// The attempts that reached the last node: the campaign timeout may cut the final one
+    /// short, before some nodes were asked.
+    fn complete_attempts(&self) -> usize {
+        self.nodes[REDLOCK_NODES - 1].sets().len()
+    }
+
     /// Takes the lock through `lock::acquire`, the simulation's path; prints each node's
     /// answer to the last attempt.
     async fn acquire(&self) -> Result<RedlockHeld, String> {
@@ -203,8 +209,13 @@ impl DemoClient {
             self.nonce,
         )
         .await;
-        let attempts = self.attempts();
-        let last = self.attempt(attempts.saturating_sub(1));
+        let (attempts, complete) = (self.attempts(), self.complete_attempts());
+        if complete < attempts {
+            self.out.line(format!(
+                "attempt {attempts} was cut short by the campaign timeout; attempt {complete}:"
+            ));
+        }
+        let last = self.attempt(complete.saturating_sub(1));
         let timeout_ms = Redlock::node_timeout_ms(REDLOCK_TTL_S * 1000);
         for (label, seen) in LABELS.iter().zip(&last) {
             self.out.line(format!(
@@ -220,7 +231,10 @@ impl DemoClient {
             .map(|(l, _)| *l)
             .collect();
         let holding = got.map_err(|e| {
-            format!("no lock after {attempts} attempt(s) (last: {nodes_ok:?} said OK): {e}")
+            format!(
+                "no lock after {attempts} attempt(s) (the last complete one: {nodes_ok:?} said \
+                 OK): {e}"
+            )
         })?;
         Ok(RedlockHeld {
             holding,
@@ -273,13 +287,15 @@ impl DemoClient {
         write
     }
 
-    /// Gives the lock back on every node (the unlock script: only its own value goes).
-    async fn release(&self, held: &RedlockHeld) {
+    /// Gives the lock back on every node (the unlock script: only its own value goes). Also
+    /// after a campaign timeout: it may cut an attempt between its `SET`s and its unlock, and
+    /// the keys it set would hold the next run's nodes for a TTL.
+    async fn release(&self, holding: &Holding) {
         let name = self.name();
         let ident = (name.as_str(), self.nonce);
         let r = lock::resign(
             self.service(),
-            &held.holding,
+            holding,
             &self.clock,
             &self.cfg,
             &self.recipe,
@@ -387,6 +403,7 @@ async fn client2_acquires(
         Ok(h) => h,
         Err(e) => {
             c2.out.line(e.clone());
+            c2.release(&Holding::new(REDLOCK_KEY, 0, 0)).await;
             return (Err(e), None);
         }
     };
@@ -477,9 +494,9 @@ async fn story(
         Err(_) => None,
     };
     if let Ok(h2) = &client2 {
-        c2.release(h2).await;
+        c2.release(&h2.holding).await;
     }
-    c1.release(&held1).await;
+    c1.release(&held1.holding).await;
     write_offset(&cfg.offset_files[STEPPED], 0)?;
     demo.line("released both locks; C's clock back to offset 0");
     drop(restore);
