@@ -588,17 +588,18 @@ pub fn redlock_config(
     args: &RedlockDemoArgs,
     fencing: Fencing,
 ) -> Result<RedlockDemoConfig, String> {
-    let pids = list_arg(&args.pids, "FENCELAB_REDIS_PIDS", "pids")?
-        .iter()
-        .map(|p| p.parse().map_err(|_| format!("--pids: {p:?} is not a PID")))
-        .collect::<Result<Vec<u32>, String>>()?;
     let token = match args.token.as_str() {
         "random" => RedlockToken::Random,
         "incr" => RedlockToken::Incr,
         other => return Err(format!("--token {other}: expected incr or random")),
     };
+    let redis = list_arg(&args.redis, "FENCELAB_REDIS", "redis")?;
+    let pids = list_arg(&args.pids, "FENCELAB_REDIS_PIDS", "pids")?
+        .iter()
+        .map(|p| p.parse().map_err(|_| format!("--pids: {p:?} is not a PID")))
+        .collect::<Result<Vec<u32>, String>>()?;
     Ok(RedlockDemoConfig {
-        redis: list_arg(&args.redis, "FENCELAB_REDIS", "redis")?,
+        redis,
         offset_files: list_arg(
             &args.offset_files,
             "FENCELAB_REDIS_OFFSET_FILES",
