@@ -457,7 +457,17 @@ fn random_token_contrast(
     Some(applied.accepted)
 }
 
-/// The story on a running storage; the servers are put back by the guard whatever happens.
+/// What came after client 1 took the lock.
+struct AfterClient1 {
+    client2: Result<RedlockHeld, String>,
+    validity_left_ms: Option<(i64, i64)>,
+    write1: OpResult,
+    write2: Option<OpResult>,
+    random_token_accepts: Option<bool>,
+}
+
+/// The story on a running storage. Whatever happens once client 1 holds the lock, D and E run
+/// again, C's clock is put back and client 1 lets go, so that no key waits for the next run.
 async fn story(
     cfg: &RedlockDemoConfig,
     storage: &str,
@@ -473,6 +483,35 @@ async fn story(
     stop_nodes(cfg, &mut restore, &demo).await?;
     let c1 = DemoClient::new(1, cfg, out("[client 1] "));
     let held1 = client1_acquires(&c1, cfg).await?;
+    let after = after_client1(cfg, storage, &observer, &mut restore, (&c1, &held1), lines).await;
+    // The servers first: client 1's unlock must reach D and E, and C with its clock right.
+    drop(restore);
+    c1.release(&held1.holding).await;
+    let after = after?;
+    demo.line("released both locks; C's clock back to offset 0");
+    Ok(RedlockRun {
+        config: cfg.clone(),
+        lines: Vec::new(),
+        client1: held1,
+        client2: after.client2,
+        validity_left_ms: after.validity_left_ms,
+        write1: after.write1,
+        write2: after.write2,
+        key0: None,
+        random_token_accepts: after.random_token_accepts,
+    })
+}
+
+/// C's step, D's and E's resume, client 2, both writes, client 2's release.
+async fn after_client1(
+    cfg: &RedlockDemoConfig,
+    storage: &str,
+    observer: &Observer,
+    restore: &mut Restore,
+    (c1, held1): (&DemoClient, &RedlockHeld),
+    lines: &Arc<Mutex<Vec<String>>>,
+) -> Result<AfterClient1, String> {
+    let demo = Out::new("[demo]     ", cfg.echo, lines.clone());
     if cfg.clock_step {
         observer
             .step_clock(&cfg.offset_files[STEPPED], &demo)
@@ -480,35 +519,28 @@ async fn story(
     } else {
         demo.line("C's clock is left alone (the control run)");
     }
-    resume_nodes(cfg, &mut restore, &demo).await?;
+    resume_nodes(cfg, restore, &demo).await?;
     observer.after_resume(&demo).await?;
-    let c2 = DemoClient::new(2, cfg, out("[client 2] "));
-    let (client2, validity_left_ms) = client2_acquires(&c1, &held1, &c2, cfg, &demo).await;
+    let c2 = DemoClient::new(2, cfg, Out::new("[client 2] ", cfg.echo, lines.clone()));
+    let (client2, validity_left_ms) = client2_acquires(c1, held1, &c2, cfg, &demo).await;
     let write2 = match &client2 {
         Ok(h) => Some(c2.write(storage, cfg.fencing, &h.holding).await),
         Err(_) => None,
     };
     let write1 = c1.write(storage, cfg.fencing, &held1.holding).await;
     let random_token_accepts = match &client2 {
-        Ok(h2) => random_token_contrast(cfg, &held1, h2, &demo),
+        Ok(h2) => random_token_contrast(cfg, held1, h2, &demo),
         Err(_) => None,
     };
     if let Ok(h2) = &client2 {
         c2.release(&h2.holding).await;
     }
-    c1.release(&held1.holding).await;
     write_offset(&cfg.offset_files[STEPPED], 0)?;
-    demo.line("released both locks; C's clock back to offset 0");
-    drop(restore);
-    Ok(RedlockRun {
-        config: cfg.clone(),
-        lines: Vec::new(),
-        client1: held1,
+    Ok(AfterClient1 {
         client2,
         validity_left_ms,
         write1,
         write2,
-        key0: None,
         random_token_accepts,
     })
 }
