@@ -247,6 +247,10 @@ enum Command {
     /// Real mode: the walkthrough of etcd's example, unattended, against a real etcd, per policy.
     #[cfg(not(madsim))]
     RealDemo(fencelab::real::DemoArgs),
+    /// Real mode: Kleppmann's clock jump on Redlock against five real redis-servers (a double
+    /// grant), and what each fence makes of the stale write.
+    #[cfg(not(madsim))]
+    RealRedlockDemo(fencelab::real::RedlockDemoArgs),
 }
 
 fn main() {
@@ -299,6 +303,7 @@ fn run(command: Command, _out: &mut String) -> Result<(), String> {
         Command::Storage(args) => fencelab::real::storage(args),
         Command::Client(args) => fencelab::real::client(args),
         Command::RealDemo(args) => fencelab::real::demo(args),
+        Command::RealRedlockDemo(args) => fencelab::real::redlock_demo(args),
         _ => Err("this subcommand runs the simulation: build without RUSTFLAGS (the default .cargo/config.toml sets --cfg madsim)".into()),
     }
 }

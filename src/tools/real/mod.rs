@@ -62,9 +62,12 @@ fn runtime_single() -> Result<tokio::runtime::Runtime, String> {
 mod client;
 mod demo;
 mod load;
+mod redlock;
+mod redlock_nodes;
 mod storage;
 
 pub use client::*;
 pub use demo::*;
 pub use load::*;
+pub use redlock::*;
 pub use storage::*;
