@@ -336,6 +336,40 @@ fn backend_table(
 }
 
 #[cfg(madsim)]
+/// A Redlock seed beside an etcd seed with the same clients, workload, duration and nemesis
+/// (issue 19: a Redlock seed may cost at most 1.5 times an etcd seed), measured interleaved, in
+/// one run, so that the ratio holds on a noisy machine.
+fn service_table(standard: &Scenario, repeats: usize, seeds: u64) {
+    let redlock = Scenario {
+        service: fencelab::lock::ServiceKind::Redlock,
+        lock_method: fencelab::lock::LockMethod::Redlock,
+        ..standard.clone()
+    };
+    let mut by_service: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(), Vec::new()];
+    for r in 0..repeats {
+        for (i, s) in [standard, &redlock].into_iter().enumerate() {
+            by_service[i].push(measure(s, seeds / 4, 1, r as u64 * seeds));
+        }
+    }
+    println!();
+    println!("| lock service (standard clients, workload, nemesis) | seeds/s (1 thread) | ms per seed | messages per seed | cost / etcd's |");
+    println!("|---|---|---|---|---|");
+    let etcd_sps = median(by_service[0].iter().map(|r| r.0).collect());
+    for (name, runs) in ["etcd, 3 members", "Redlock, 5 Redis nodes"]
+        .into_iter()
+        .zip(&by_service)
+    {
+        let sps = median(runs.iter().map(|r| r.0).collect());
+        let m = median(runs.iter().map(|r| r.2).collect());
+        println!(
+            "| {name} | {sps:.0} | {:.2} | {m:.0} | {:.2} |",
+            1000.0 / sps,
+            etcd_sps / sps
+        );
+    }
+}
+
+#[cfg(madsim)]
 fn main() {
     let repeats = env_u64("FENCELAB_BENCH_REPEATS", 5).max(1) as usize;
     let seeds = env_u64("FENCELAB_BENCH_SEEDS", 400);
@@ -379,6 +413,7 @@ fn main() {
         };
         backend_table(&scenario, backend, repeats, seeds, cores, etcd_floor);
     }
+    service_table(&standard, repeats, seeds);
     // Rows on the model (the default): its election serves any number of clients.
     let by_clients: Vec<(String, f64, Scenario)> = [3u32, 10, 30]
         .into_iter()

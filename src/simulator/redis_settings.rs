@@ -1,6 +1,8 @@
 //! A scenario's `[redis]` table: the Redis nodes of a Redlock world and how its clients lock.
 
-use crate::lock::{ClientClock, RedlockToken, REDIS_NODES_MAX};
+use crate::lock::redlock::{RETRY_DELAY_MS, RETRY_DELAY_MS_MAX};
+use crate::lock::{ClientClock, Redlock, RedlockToken, REDIS_NODES_MAX};
+use crate::ms::MsRange;
 use crate::redis::Persistence;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ pub struct RedisSettings {
     /// Which number the holder offers the storage: the lock's `random` value, or `incr` of a
     /// counter on `redis1`.
     pub token: RedlockToken,
+    /// The random delay between two acquisition attempts, MIN..MAX ms (default node-redlock's
+    /// 200 ± 100; redlock-rb's is 0..200, redsync's 50..250).
+    pub retry_delay_ms: MsRange,
 }
 
 impl Default for RedisSettings {
@@ -31,6 +36,7 @@ impl Default for RedisSettings {
             restart_delay_ms: 0,
             clock: ClientClock::Monotonic,
             token: RedlockToken::Random,
+            retry_delay_ms: RETRY_DELAY_MS,
         }
     }
 }
@@ -58,6 +64,18 @@ impl RedisSettings {
                 self.restart_delay_ms
             ));
         }
+        self.retry_delay_ms
+            .validate("redis.retry_delay_ms", RETRY_DELAY_MS_MAX)?;
         Ok(())
+    }
+
+    /// The scenario's Redlock recipe (`single`: the single-instance lock).
+    pub fn recipe(&self, single: bool) -> Redlock {
+        Redlock {
+            clock: self.clock,
+            token: self.token,
+            single,
+            retry_delay_ms: self.retry_delay_ms,
+        }
     }
 }

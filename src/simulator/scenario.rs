@@ -304,13 +304,12 @@ impl Scenario {
     /// The lock recipe the scenario names (`lock_method`, with the `[redis]` table's client
     /// settings for Redlock).
     pub fn recipe(&self) -> std::sync::Arc<dyn crate::lock::LockRecipe> {
-        use crate::lock::{LockMethod, Redlock};
+        use crate::lock::LockMethod;
         match self.lock_method {
-            LockMethod::Redlock | LockMethod::RedisSingle => std::sync::Arc::new(Redlock {
-                clock: self.redis.clock,
-                token: self.redis.token,
-                single: self.lock_method == LockMethod::RedisSingle,
-            }),
+            LockMethod::Redlock | LockMethod::RedisSingle => std::sync::Arc::new(
+                self.redis
+                    .recipe(self.lock_method == LockMethod::RedisSingle),
+            ),
             other => other.recipe(),
         }
     }

@@ -206,7 +206,9 @@ impl From<&Scenario> for crate::schemes::LockSettings {
             lock_delay_ms: scenario.lock_delay_ms,
             campaign_timeout_ms: scenario.campaign_timeout_ms,
             service: scenario.service,
-            redlock_clock: scenario.redis.clock,
+            redlock: scenario
+                .redis
+                .recipe(scenario.lock_method == crate::lock::LockMethod::RedisSingle),
         }
     }
 }

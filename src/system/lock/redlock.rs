@@ -22,6 +22,7 @@
 use super::{
     ClientClock, Holding, LockContext, LockError, LockRecipe, RedisHandle, ServiceKind, Validity,
 };
+use crate::ms::MsRange;
 use crate::BoxFuture;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,9 +36,12 @@ pub const TOKEN_KEY: &str = "fencelab:token";
 /// Most acquisition attempts of one campaign (redsync's default `tries`, 32); the campaign
 /// timeout usually ends it first.
 pub const ATTEMPTS_MAX: u32 = 32;
-/// The random delay between attempts is drawn below this (redlock-rb's `retry_delay`, 200 ms:
-/// `sleep(rand(@retry_delay).to_f / 1000)`).
-pub const RETRY_DELAY_MS_MAX: u64 = 200;
+/// The random delay between attempts, by default node-redlock's: `retryDelay` 200 ms with
+/// `retryJitter` 100 ms either way (mike-marcacci/node-redlock, `settings`). redlock-rb draws
+/// `rand(200)` ms and redsync `[50, 250)`: the scenario's `[redis] retry_delay_ms` chooses.
+pub const RETRY_DELAY_MS: MsRange = MsRange::new(100, 300);
+/// Longest retry delay a scenario may ask for, ms.
+pub const RETRY_DELAY_MS_MAX: u64 = 10_000;
 
 /// Which number a Redlock holder offers the storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -70,12 +74,25 @@ impl std::str::FromStr for RedlockToken {
 }
 
 /// Redlock (`nodes` ≥ 1; with one node, the single-instance lock `SET NX PX`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Redlock {
     pub clock: ClientClock,
     pub token: RedlockToken,
     /// Only the first node: redis.io's single-instance lock, quorum 1.
     pub single: bool,
+    /// The random delay between two attempts, drawn uniformly.
+    pub retry_delay_ms: MsRange,
+}
+
+impl Default for Redlock {
+    fn default() -> Self {
+        Redlock {
+            clock: ClientClock::default(),
+            token: RedlockToken::default(),
+            single: false,
+            retry_delay_ms: RETRY_DELAY_MS,
+        }
+    }
 }
 
 impl Redlock {
@@ -129,12 +146,16 @@ impl Redlock {
                 locked += 1;
             }
         }
-        let elapsed_ms = (self.clock.now_us(cx.clock) - start_us) / 1000;
+        let end_us = self.clock.now_us(cx.clock);
+        let elapsed_ms = (end_us - start_us) / 1000;
         let validity_ms = ttl_ms - elapsed_ms - Redlock::drift_ms(ttl_ms);
         debug_assert!(locked <= nodes.len());
+        // The validity runs from the end of the acquisition (redlock-rb returns it as "valid
+        // for this long from now"): the first key set expires at start + TTL, and the drift
+        // keeps the client short of it.
         (locked >= Redlock::quorum(nodes.len()) && validity_ms > 0).then_some(Validity {
             clock: self.clock,
-            until_us: start_us + validity_ms * 1000,
+            until_us: end_us + validity_ms * 1000,
         })
     }
 
@@ -173,7 +194,8 @@ impl Redlock {
                 });
             }
             Redlock::unlock_all(cx, nodes, &value).await;
-            let delay_ms = delays.gen_range(0..RETRY_DELAY_MS_MAX);
+            let r = self.retry_delay_ms;
+            let delay_ms = delays.gen_range(r.min..=r.max);
             cx.clock.sleep(Duration::from_millis(delay_ms)).await;
         }
         Err(LockError::CampaignTimeout)

@@ -10,7 +10,7 @@ pub use fences::{scramble, LeaseIdAtLeast, RandomTokenCas, TokenStrict};
 pub use lock_delay::{LockDelay, HOLDER_KEY};
 pub use sequencer::SequencerCheck;
 
-use crate::lock::{ClientClock, LockMethod, LockRecipe, Redlock, RedlockToken, ServiceKind};
+use crate::lock::{LockMethod, LockRecipe, Redlock, RedlockToken, ServiceKind};
 use crate::storage::{Fence, Fencing, NoFence};
 use std::sync::Arc;
 
@@ -25,8 +25,8 @@ pub struct LockSettings {
     pub campaign_timeout_ms: u64,
     /// The lock service the recipes talk to.
     pub service: ServiceKind,
-    /// The clock a Redlock client measures validity on.
-    pub redlock_clock: ClientClock,
+    /// The scenario's Redlock client (its clock, token and retry delay), for Redlock schemes.
+    pub redlock: Redlock,
 }
 
 /// One row of the comparison.
@@ -94,9 +94,9 @@ impl Scheme {
             fence: fencing.fence(),
             recipe: Some(|settings| {
                 Arc::new(Redlock {
-                    clock: settings.redlock_clock,
                     token: RedlockToken::Incr,
                     single: settings.lock_method == LockMethod::RedisSingle,
+                    ..settings.redlock
                 })
             }),
             service: Some(ServiceKind::Redlock),
