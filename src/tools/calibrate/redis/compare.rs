@@ -341,3 +341,58 @@ fn restart_checks(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ttl(after_ms: [f64; 3], rtt_ms: f64) -> RedisFigures {
+        let s = Spread {
+            min_ms: after_ms[0],
+            median_ms: after_ms[1],
+            max_ms: after_ms[2],
+            samples_ms: after_ms.to_vec(),
+        };
+        let e = Expiry {
+            after_reply: s.clone(),
+            last_seen: s,
+            set_round_trip: Spread {
+                median_ms: rtt_ms,
+                ..Spread::default()
+            },
+        };
+        RedisFigures {
+            ttl_precision: Some(TtlPrecision {
+                gone: e.clone(),
+                second_client_wins: e,
+                ..TtlPrecision::default()
+            }),
+            ..RedisFigures::default()
+        }
+    }
+
+    fn failed(r: &RedisFigures, c: &RedisFigures) -> Vec<String> {
+        redis_compare(r, c, REDIS_TOLERANCES)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.id)
+            .collect()
+    }
+
+    #[test]
+    fn expiry_is_compared_without_each_sides_round_trip() {
+        let real = ttl([2000.0, 2000.4, 2000.8], 0.3);
+        // 1.7 ms later with a round trip 1.7 ms longer: the same Redis, a slower network.
+        let slow = ttl([2001.7, 2002.1, 2002.5], 2.0);
+        assert_eq!(failed(&real, &slow), [SET_ROUND_TRIP]);
+        // The same network, a key that goes 2 ms late: the medians and the max disagree.
+        let late = ttl([2002.0, 2002.4, 2002.8], 0.3);
+        let f = failed(&real, &late);
+        assert!(f.iter().any(|id| id == "ttl-gone-median"), "{f:?}");
+        assert!(f.iter().any(|id| id == "ttl-gone-max"), "{f:?}");
+        assert!(!f.iter().any(|id| id == SET_ROUND_TRIP), "{f:?}");
+        // A missing figure fails every check of it.
+        let f = failed(&real, &RedisFigures::default());
+        assert!(f.iter().any(|id| id == "ttl-gone-median"), "{f:?}");
+    }
+}

@@ -128,6 +128,19 @@ fn restart_rows(rows: &mut Vec<Row>, columns: &[(&str, &RedisFigures)]) {
             .collect();
         rows.push((name, cells));
     }
+    // What the client said while the server was down: the client library's classification
+    // (not a rule of Redis), shown for the first trial.
+    let cells = columns
+        .iter()
+        .map(|(_, f)| {
+            let first = f.restarts.as_ref().and_then(|ts| ts.first());
+            cell(first, |t| t.after_kill.join(", "))
+        })
+        .collect();
+    rows.push((
+        "killed: what two GETs answered while the server was down (client's classification)".into(),
+        cells,
+    ));
 }
 
 /// The figures of several columns (the model, a real Redis) side by side, one row per
