@@ -165,7 +165,6 @@ fn columns() -> &'static (RedisFigures, RedisRecord) {
             "/sims/calibration/redis-real.json"
         );
         let model = simulate(seed());
-        println!("{}", calibrate::redis_table(&[("model", &model)]));
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let real: RedisRecord =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -176,7 +175,6 @@ fn columns() -> &'static (RedisFigures, RedisRecord) {
 #[test]
 fn the_redis_model_lands_within_the_tolerances_of_a_real_redis() {
     let (model, real) = columns();
-    println!("{}", calibrate::redis_table(&[("model", model)]));
     let real_figures = real.figures();
     let real_name = format!("real Redis {}", real.redis_version);
     println!(

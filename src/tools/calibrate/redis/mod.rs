@@ -50,7 +50,8 @@ mod steps;
 mod table;
 
 pub use compare::{
-    redis_compare, RedisTolerances, REDIS_TOLERANCES, RESTART_EVERYSEC, SET_ROUND_TRIP,
+    expiry_after_set, redis_compare, RedisTolerances, REDIS_TOLERANCES, RESTART_EVERYSEC,
+    SET_ROUND_TRIP,
 };
 pub use probes::{sigstop, spread, ttl_precision};
 pub use restart::{restart_trial, restarts, RESTART_TRIALS};

@@ -45,6 +45,16 @@ fn ttl_rows(rows: &mut Vec<Row>, columns: &[(&str, &RedisFigures)]) {
                 "PX 2000: a second client's SET NX wins after the SET's reply, min / median / max ms",
                 &|t: &TtlPrecision| spread_cell(&t.second_client_wins.after_reply),
             ),
+            (
+                "PX 2000, PTTL: the key's expiry after its SET ran (estimated), min / median / max ms",
+                &|t: &TtlPrecision| cell(expiry_after_set(&t.gone).as_ref(), spread_cell),
+            ),
+            (
+                "PX 2000, SET NX: the key's expiry after its SET ran (estimated), min / median / max ms",
+                &|t: &TtlPrecision| {
+                    cell(expiry_after_set(&t.second_client_wins).as_ref(), spread_cell)
+                },
+            ),
             ("SET NX PX round trip, median ms", &|t: &TtlPrecision| {
                 format!("{:.3}", t.gone.set_round_trip.median_ms)
             }),
