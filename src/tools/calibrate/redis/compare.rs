@@ -384,20 +384,13 @@ fn restart_checks(
 mod tests {
     use super::*;
 
-    fn ttl(after_ms: [f64; 3], rtt_ms: f64) -> RedisFigures {
-        let s = Spread {
-            min_ms: after_ms[0],
-            median_ms: after_ms[1],
-            max_ms: after_ms[2],
-            samples_ms: after_ms.to_vec(),
-        };
+    /// TTL figures of three trials: the last poll that found the key, the first that did not,
+    /// and the SET's round trip, ms.
+    fn ttl(seen_ms: [f64; 3], gone_ms: [f64; 3], rtt_ms: f64) -> RedisFigures {
         let e = Expiry {
-            after_reply: s.clone(),
-            last_seen: s,
-            set_round_trip: Spread {
-                median_ms: rtt_ms,
-                ..Spread::default()
-            },
+            after_reply: super::super::spread(gone_ms.to_vec()),
+            last_seen: super::super::spread(seen_ms.to_vec()),
+            set_round_trip: super::super::spread(vec![rtt_ms; 3]),
         };
         RedisFigures {
             ttl_precision: Some(TtlPrecision {
@@ -418,13 +411,15 @@ mod tests {
     }
 
     #[test]
-    fn expiry_is_compared_without_each_sides_round_trip() {
-        let real = ttl([2000.0, 2000.4, 2000.8], 0.3);
-        // 1.7 ms later with a round trip 1.7 ms longer: the same Redis, a slower network.
-        let slow = ttl([2001.7, 2002.1, 2002.5], 2.0);
+    fn the_expiry_is_estimated_without_the_network() {
+        let real = ttl([1999.0, 1999.4, 1999.8], [2001.0, 2001.4, 2001.8], 0.3);
+        let e = expiry_after_set(&real.ttl_precision.as_ref().unwrap().gone).unwrap();
+        assert_eq!(e.samples_ms, [2000.15, 2000.55, 2000.95]);
+        // A slower network and coarser polls around the same expiry: only the round trip differs.
+        let slow = ttl([1997.5, 1997.5, 1997.5], [2002.0, 2002.0, 2002.0], 2.0);
         assert_eq!(failed(&real, &slow), [SET_ROUND_TRIP]);
         // The same network, a key that goes 2 ms late: the medians and the max disagree.
-        let late = ttl([2002.0, 2002.4, 2002.8], 0.3);
+        let late = ttl([2001.0, 2001.4, 2001.8], [2003.0, 2003.4, 2003.8], 0.3);
         let f = failed(&real, &late);
         assert!(f.iter().any(|id| id == "ttl-gone-median"), "{f:?}");
         assert!(f.iter().any(|id| id == "ttl-gone-max"), "{f:?}");

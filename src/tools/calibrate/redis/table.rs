@@ -5,6 +5,8 @@ use super::super::table::aligned;
 use super::*;
 
 type Row = (String, Vec<String>);
+/// A row's name and how to show its cell from one column's figure.
+type Line<'a, T> = (&'a str, &'a dyn Fn(&T) -> String);
 
 fn spread_cell(s: &Spread) -> String {
     format!("{:.1} / {:.1} / {:.1}", s.min_ms, s.median_ms, s.max_ms)
@@ -23,7 +25,7 @@ fn rows_for<T>(
     rows: &mut Vec<Row>,
     columns: &[(&str, &RedisFigures)],
     get: impl Fn(&RedisFigures) -> Option<&T>,
-    lines: &[(&str, &dyn Fn(&T) -> String)],
+    lines: &[Line<'_, T>],
 ) {
     for (name, show) in lines {
         let cells = columns.iter().map(|(_, f)| cell(get(f), show)).collect();
