@@ -1,14 +1,17 @@
 //! A sixth redis-server of the test's own (no shim, a free port, a temp dir), killed with
 //! SIGKILL and restarted with the same `--dir` under each persistence mode: what a lock key
-//! set just before the crash is after the restart, and what the client says meanwhile.
+//! set just before the crash is after the restart, and what the client says meanwhile (the
+//! shared probe `calibrate::redis::restarts` over [`Restart`]).
 
 use super::support::*;
-use fencelab::redis::{Persistence, Redis, RedisError, PTTL_MISSING};
-use serde_json::json;
+use fencelab::calibrate::redis::{self as cal, Restart};
+use fencelab::redis::{Persistence, Redis};
+use fencelab::BoxFuture;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `redis.conf`'s persistence settings for each mode (see [`Persistence`]).
@@ -115,75 +118,95 @@ fn pings(port: u16) -> bool {
         && reply.starts_with(b"+PONG")
 }
 
-/// A `PX px_ms` key set, the server killed with SIGKILL right after the reply, kept down for
-/// `down_ms`, restarted: whether the key came back, and its PTTL then.
-fn crash_trial(mode: Persistence, px_ms: i64, down_ms: u64) -> serde_json::Value {
-    let mut server = OwnServer::start(mode);
-    let key = run_key("restart");
-    block_on(async {
-        let r = connect(&server.endpoint()).await;
-        timed_set(&r, &key, px_ms).await;
-        server.kill9();
-        let killed = Instant::now();
-        // The connection broke under a call: it may have run. Then nothing listens.
-        assert_eq!(r.get(&key).await, Err(RedisError::Timeout), "{mode:?}");
-        let e = r.get(&key).await;
-        assert!(
-            matches!(e, Err(RedisError::Unavailable { .. })),
-            "{mode:?}: {e:?}"
-        );
-        sleep_until(killed + Duration::from_millis(down_ms)).await;
-        server.launch();
-        let down = ms(killed.elapsed());
-        // The client connects again by itself.
-        let kept = r.get(&key).await.expect("GET after the restart").is_some();
-        let pttl = r.pttl(&key).await.expect("PTTL after the restart");
-        assert_eq!(kept, pttl != PTTL_MISSING);
-        println!(
-            "{}: PX {px_ms} key, SIGKILL, down {down:.0} ms: {} (PTTL {pttl})",
-            mode.as_str(),
-            if kept { "kept" } else { "lost" }
-        );
-        json!({"mode": mode.as_str(), "px_ms": px_ms, "down_ms": round3(down), "kept": kept,
-               "pttl_after_restart_ms": pttl})
-    })
+/// The probe's servers: one [`OwnServer`] at a time, killed with SIGKILL and started again on
+/// its `--dir`. (Its start and restart block the probe's thread for the ~12 ms a redis-server
+/// takes to answer; nothing else runs on that runtime meanwhile.)
+struct OwnServers {
+    current: Mutex<Option<OwnServer>>,
 }
 
-/// Each persistence mode against a real server's crash and restart.
+impl OwnServers {
+    fn with<T>(&self, f: impl FnOnce(&mut OwnServer) -> T) -> Result<T, String> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current
+            .as_mut()
+            .map(f)
+            .ok_or_else(|| "no server started".into())
+    }
+}
+
+impl Restart for OwnServers {
+    fn start(&self, mode: Persistence) -> BoxFuture<'_, Result<Arc<dyn Redis>, String>> {
+        Box::pin(async move {
+            // The last trial's server is killed and its dir removed first.
+            let old = self
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            drop(old);
+            let server = OwnServer::start(mode);
+            let endpoint = server.endpoint();
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+            Ok(Arc::new(connect(&endpoint).await) as Arc<dyn Redis>)
+        })
+    }
+
+    fn kill(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.with(|s| s.kill9()) })
+    }
+
+    fn restart(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.with(|s| s.launch()) })
+    }
+}
+
+/// Each persistence mode against a real server's crash and restart: the shared probe
+/// (`calibrate::redis::restarts`).
 #[test]
 fn restarts_under_each_persistence_mode() {
     let Some(servers) = Servers::from_env() else {
         return;
     };
-    let mut figures = Vec::new();
-    // No persistence: a restart loses every key (the Redlock page's first restart hazard).
-    let none = crash_trial(Persistence::None, 60_000, 0);
-    assert_eq!(none["kept"], false, "{none}");
-    figures.push(none);
-    // RDB save points need 1 change in an hour (or many more in less): none was taken.
-    let rdb = crash_trial(Persistence::Rdb, 60_000, 0);
-    assert_eq!(rdb["kept"], false, "{rdb}");
-    figures.push(rdb);
-    // appendfsync always: every acknowledged write survives, its expiry absolute.
-    let always = crash_trial(Persistence::AofAlways, 60_000, 0);
-    assert_eq!(always["kept"], true, "{always}");
-    let pttl = always["pttl_after_restart_ms"].as_i64().unwrap_or(0);
-    assert!((50_000..=60_000).contains(&pttl), "{always}");
-    figures.push(always);
-    // everysec: SIGKILL is no power loss (the write reached the kernel before the reply), so
-    // what it keeps is recorded, not asserted.
-    figures.push(crash_trial(Persistence::AofEverysec, 60_000, 0));
-    // Down longer than the TTL: the key's absolute expiry passed while the server was down,
-    // so it is absent after the load (the Redlock page's "delayed restarts").
-    let delayed = crash_trial(Persistence::AofAlways, 1_000, 1_500);
-    assert_eq!(delayed["kept"], false, "{delayed}");
-    figures.push(delayed);
-    calibration_part(
-        &servers,
-        "restarts",
-        "a sixth redis-server started by the test (no shim): SET NX PX, SIGKILL right after the \
-         reply, restarted with the same --dir; down_ms from the SIGKILL to the restarted \
-         server's first PONG; then GET and PTTL of the key",
-        serde_json::Value::Array(figures),
-    );
+    let own = OwnServers {
+        current: Mutex::new(None),
+    };
+    let trials = block_on(cal::restarts(&own, &run_key("restart")))
+        .unwrap_or_else(|e| panic!("restarts: {e}"));
+    drop(own);
+    for t in &trials {
+        println!(
+            "{}: PX {} key, SIGKILL, down {} ms: {} (PTTL {}); while down: {:?}",
+            t.mode.as_str(),
+            t.px_ms,
+            t.down_ms,
+            if t.kept { "kept" } else { "lost" },
+            t.pttl_after_restart_ms,
+            t.after_kill
+        );
+        // The connection broke under a call: it may have run. Then nothing listens.
+        assert_eq!(t.after_kill, ["timeout", "unavailable"], "{t:?}");
+        let expected = match (t.mode, t.down_planned_ms) {
+            // No persistence: a restart loses every key (the Redlock page's first hazard).
+            (Persistence::None, _) => Some(false),
+            // RDB save points need 1 change in an hour (or many more in less): none was taken.
+            (Persistence::Rdb, _) => Some(false),
+            // Down longer than the TTL: the key's absolute expiry passed while the server was
+            // down, so it is absent after the load (the Redlock page's "delayed restarts").
+            (Persistence::AofAlways, d) if d > t.px_ms as u64 => Some(false),
+            // appendfsync always: every acknowledged write survives, its expiry absolute.
+            (Persistence::AofAlways, _) => Some(true),
+            // everysec: SIGKILL is no power loss (the write reached the kernel before the
+            // reply), so what it keeps is recorded, not asserted.
+            (Persistence::AofEverysec, _) => None,
+        };
+        if let Some(kept) = expected {
+            assert_eq!(t.kept, kept, "{t:?}");
+        }
+        if t.kept && t.mode == Persistence::AofAlways {
+            let range = (t.px_ms - 10_000)..=t.px_ms;
+            assert!(range.contains(&t.pttl_after_restart_ms), "{t:?}");
+        }
+    }
+    calibration_part(&servers, "restarts", cal::RESTART_METHOD, &trials);
 }

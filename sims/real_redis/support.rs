@@ -1,10 +1,11 @@
 //! What the real Redis suite's tests share: the servers from the environment, wall steps
 //! through the shim's offset files, SIGSTOP stalls, timing probes and the calibration file.
 
+use fencelab::calibrate::{self, redis::WallStep};
 use fencelab::redis::real::RealRedis;
-use fencelab::redis::{Redis, PTTL_MISSING};
-use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use fencelab::redis::{Redis, RedisError};
+use fencelab::BoxFuture;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The servers `.ci/redis-servers` started, in one order.
@@ -220,11 +221,10 @@ impl Stall {
         stall
     }
 
-    /// Resumes the server; the time `kill -CONT` returned.
-    pub fn end(mut self) -> Instant {
+    /// Resumes the server.
+    pub fn end(mut self) {
         signal(self.pid, "CONT");
         self.running = true;
-        Instant::now()
     }
 }
 
@@ -238,167 +238,42 @@ impl Drop for Stall {
     }
 }
 
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// `x` to three decimals (µs in ms: the probes' resolution), for the calibration file.
-pub fn round3(x: f64) -> f64 {
-    (x * 1e3).round() / 1e3
-}
-
-pub async fn sleep_until(t: Instant) {
-    tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
-}
-
-/// `SET key NX PX px_ms`, which must succeed: the time of its reply and its round trip, ms.
-pub async fn timed_set(r: &RealRedis, key: &str, px_ms: i64) -> (Instant, f64) {
-    let sent = Instant::now();
-    assert_eq!(r.set_nx_px(key, "holder", px_ms).await, Ok(true), "{key}");
-    let replied = Instant::now();
-    (replied, ms(replied - sent))
-}
-
-/// How a prober finds a key gone.
-#[derive(Clone, Copy, Debug)]
-pub enum Probe {
-    /// `PTTL` answers -2.
-    Pttl,
-    /// A `SET NX` of its own succeeds (a second client taking the lock).
-    SetNx,
-}
-
-async fn is_gone(r: &RealRedis, key: &str, probe: Probe) -> bool {
-    match probe {
-        Probe::Pttl => r.pttl(key).await.expect("PTTL") == PTTL_MISSING,
-        Probe::SetNx => r.set_nx_px(key, "prober", 60_000).await.expect("SET NX"),
-    }
-}
-
-/// How long before a deadline the probes start.
-pub const SPIN_LEAD_MS: u64 = 30;
-/// How late past its deadline a key may still be seen before a probe gives up, ms.
+/// How late past its expected time a key may still be seen, ms (the real suite's bound on a
+/// busy machine's probe delay).
 pub const TRIAL_LATE_MS_MAX: f64 = 200.0;
 
-/// Probes `key` back to back from `SPIN_LEAD_MS` before `t0 + expected_ms` until it is gone:
-/// the ms from `t0` to the send of the last probe that found it (`None` if the first did
-/// not) and to the reply of the first that did not. Panics `TRIAL_LATE_MS_MAX` + 1 s late.
-pub async fn spin_until_gone(
-    r: &RealRedis,
-    key: &str,
-    t0: Instant,
-    expected_ms: f64,
-    probe: Probe,
-) -> (Option<f64>, f64) {
-    let start_ms = (expected_ms - SPIN_LEAD_MS as f64).max(0.0);
-    sleep_until(t0 + Duration::from_secs_f64(start_ms / 1e3)).await;
-    let limit = t0 + Duration::from_secs_f64((expected_ms + TRIAL_LATE_MS_MAX + 1e3) / 1e3);
-    let mut last_seen_ms = None;
-    loop {
-        let sent = Instant::now();
-        if is_gone(r, key, probe).await {
-            return (last_seen_ms, ms(Instant::now() - t0));
-        }
-        last_seen_ms = Some(ms(sent - t0));
-        assert!(
-            Instant::now() < limit,
-            "{key} still there {:?} after its SET",
-            t0.elapsed()
-        );
-    }
-}
-
-/// One expiry trial: ms after the SET's reply.
-pub struct Trial {
-    pub set_rtt_ms: f64,
-    pub last_seen_ms: Option<f64>,
-    pub after_ms: f64,
-}
-
-pub const TRIAL_PX_MS: i64 = 2_000;
-pub const TRIALS: u32 = 20;
-/// Trials start this far apart, so that one's probes (about `SPIN_LEAD_MS` long) never
-/// overlap another's.
-pub const TRIAL_STAGGER_MS: u64 = 80;
-
-/// `TRIALS` keys `PX TRIAL_PX_MS` set by `setter`, `TRIAL_STAGGER_MS` apart, each probed by
-/// `prober` (another client) until gone.
-pub async fn staggered_trials(
-    setter: &Arc<RealRedis>,
-    prober: &Arc<RealRedis>,
-    base_key: &str,
-    probe: Probe,
-) -> Vec<Trial> {
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..TRIALS)
-        .map(|i| {
-            let (setter, prober) = (setter.clone(), prober.clone());
-            let key = format!("{base_key}/{i}");
-            tokio::spawn(async move {
-                sleep_until(start + Duration::from_millis(u64::from(i) * TRIAL_STAGGER_MS)).await;
-                let (t0, set_rtt_ms) = timed_set(&setter, &key, TRIAL_PX_MS).await;
-                let (last_seen_ms, after_ms) =
-                    spin_until_gone(&prober, &key, t0, TRIAL_PX_MS as f64, probe).await;
-                let _ = prober.del(&key).await;
-                Trial {
-                    set_rtt_ms,
-                    last_seen_ms,
-                    after_ms,
-                }
-            })
+/// A wall step through one server's offset file (the library's probes step the clock through
+/// this).
+impl WallStep for OffsetFile {
+    fn set_offset_ms(&self, offset_ms: i64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.set_ms(offset_ms);
+            Ok(())
         })
-        .collect();
-    let mut trials = Vec::new();
-    for t in tasks {
-        trials.push(t.await.expect("trial"));
-    }
-    trials
-}
-
-/// A distribution, ms.
-#[derive(Debug, Serialize)]
-pub struct Stats {
-    pub min_ms: f64,
-    pub median_ms: f64,
-    pub max_ms: f64,
-    pub samples_ms: Vec<f64>,
-}
-
-impl Stats {
-    pub fn of(samples: impl IntoIterator<Item = f64>) -> Stats {
-        let samples_ms: Vec<f64> = samples.into_iter().map(round3).collect();
-        let mut sorted = samples_ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        let at = |i: usize| sorted.get(i).copied().unwrap_or(f64::NAN);
-        Stats {
-            min_ms: at(0),
-            median_ms: at(sorted.len() / 2),
-            max_ms: at(sorted.len().saturating_sub(1)),
-            samples_ms,
-        }
     }
 }
 
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "min/median/max {:.3}/{:.3}/{:.3} ms",
-            self.min_ms, self.median_ms, self.max_ms
-        )
-    }
+/// A stall by SIGSTOP (waiting until the kernel shows the server stopped) during which a client
+/// with a 200 ms response timeout calls `GET`: what it met, for the test to assert.
+pub struct StopWithImpatientGet {
+    pub pid: u32,
+    pub impatient: RealRedis,
+    pub key: String,
+    pub met: Mutex<Option<Result<Option<String>, RedisError>>>,
 }
 
-/// `PTTL`, a wall step to `offset_ms`, `PTTL` again: how much the second fell short of the
-/// first beyond the client time between the two (what the step took off the key), ms.
-pub async fn pttl_drop_ms(r: &RealRedis, key: &str, offset: &OffsetFile, offset_ms: i64) -> f64 {
-    let before = r.pttl(key).await.expect("PTTL");
-    let replied = Instant::now();
-    offset.set_ms(offset_ms);
-    let sent = Instant::now();
-    let after = r.pttl(key).await.expect("PTTL");
-    assert!(before > 0 && after > 0, "PTTL {before} then {after}");
-    (before - after) as f64 - ms(sent - replied)
+impl calibrate::Stall for StopWithImpatientGet {
+    fn stall(&self, duration: Duration) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let stall = Stall::start(self.pid);
+            let began = tokio::time::Instant::now();
+            let met = self.impatient.get(&self.key).await;
+            *self.met.lock().unwrap_or_else(|e| e.into_inner()) = Some(met);
+            tokio::time::sleep_until(began + duration).await;
+            stall.end();
+            Ok(())
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -408,6 +283,9 @@ const CALIBRATION_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/sims/calibration/redis-real.json"
 );
+
+/// The parts of the record (`fencelab::calibrate::redis::RedisParts`), each a test's.
+const PARTS: [&str; 4] = ["ttl_precision", "sigstop", "wall_steps", "restarts"];
 
 /// The tests write their parts one at a time.
 static CALIBRATION: Mutex<()> = Mutex::new(());
@@ -437,7 +315,12 @@ fn machine() -> String {
 
 /// With `FENCELAB_CALIBRATION_WRITE=1`, puts this test's figures, measured just now, into
 /// `sims/calibration/redis-real.json` as part `name` (the other parts stay as they were).
-pub fn calibration_part(servers: &Servers, name: &str, method: &str, figures: serde_json::Value) {
+pub fn calibration_part(
+    servers: &Servers,
+    name: &str,
+    method: &str,
+    figures: impl serde::Serialize,
+) {
     if std::env::var("FENCELAB_CALIBRATION_WRITE").map_or(true, |v| v != "1") {
         return;
     }
@@ -446,12 +329,16 @@ pub fn calibration_part(servers: &Servers, name: &str, method: &str, figures: se
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| serde_json::json!({}));
+    // Parts of an older layout, which no probe writes any more, go.
+    if let Some(parts) = record["parts"].as_object_mut() {
+        parts.retain(|k, _| PARTS.contains(&k.as_str()));
+    }
     record["redis_version"] = redis_version(&servers.endpoints[0]).into();
     record["machine"] = machine().into();
     record["parts"][name] = serde_json::json!({
         "date": command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
         "method": method,
-        "figures": figures,
+        "figures": serde_json::to_value(figures).expect("figures as JSON"),
     });
     let text = serde_json::to_string_pretty(&record).expect("json") + "\n";
     std::fs::write(CALIBRATION_FILE, text)

@@ -63,6 +63,7 @@ pub(super) const HOLDERS: usize = 3;
 mod cluster;
 mod compare;
 mod probes;
+pub mod redis;
 mod stall;
 mod table;
 

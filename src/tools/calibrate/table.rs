@@ -117,7 +117,7 @@ fn figure_rows(columns: &[(&str, &Figures)]) -> Vec<(String, Vec<String>)> {
 
 /// The rows as a Markdown table under a header of the column names, every column padded to
 /// its widest cell so that it reads aligned as plain text too.
-fn aligned(names: &[&str], rows: &[(String, Vec<String>)]) -> String {
+pub(super) fn aligned(names: &[&str], rows: &[(String, Vec<String>)]) -> String {
     let first = rows
         .iter()
         .map(|(n, _)| n.chars().count())

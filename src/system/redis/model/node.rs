@@ -15,6 +15,7 @@ use super::store::{is_expired, Store};
 use super::wire::{Request, Response};
 use crate::clock::NodeClock;
 use crate::redis::{Persistence, RedisResult};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// What a node holds: live keys (lost at a crash) and its disk (kept).
@@ -33,6 +34,11 @@ struct State {
 pub struct Node {
     cfg: Config,
     clock: NodeClock,
+    /// An offset of the wall clock set while the node runs, ms, on top of the clock's planned
+    /// skew: what `date -s` (or the real suite's offset file) does to a real server. A world's
+    /// faults plan their steps in the [`Skew`](crate::clock::Skew); this is for a probe that
+    /// steps the clock at a time it only knows while it runs (`calibrate::redis`). 0 unless set.
+    wall_offset_ms: AtomicI64,
     state: Mutex<State>,
 }
 
@@ -53,6 +59,7 @@ impl Node {
         Node {
             cfg,
             clock,
+            wall_offset_ms: AtomicI64::new(0),
             state: Mutex::new(state),
         }
     }
@@ -65,9 +72,21 @@ impl Node {
         &self.clock
     }
 
-    /// The node's wall time, ms (`mstime()`): its perceived clock, floored to the ms.
+    /// The node's wall time, ms (`mstime()`): its perceived clock plus the offset set at run
+    /// time, floored to the ms.
     pub fn now_ms(&self) -> i64 {
-        self.clock.now_us().div_euclid(1000)
+        self.clock.now_us().div_euclid(1000) + self.wall_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Steps the node's wall clock to `offset_ms` ahead of its planned clock (negative: behind),
+    /// at once, as writing the real server's offset file does. Its timers do not move (they run
+    /// on the monotonic clock). Panics past [`OFFSET_MS_MAX`](crate::clock::OFFSET_MS_MAX).
+    pub fn set_wall_offset_ms(&self, offset_ms: i64) {
+        assert!(
+            offset_ms.abs() <= crate::clock::OFFSET_MS_MAX,
+            "wall offset {offset_ms} ms past the clock's limit"
+        );
+        self.wall_offset_ms.store(offset_ms, Ordering::Relaxed);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
