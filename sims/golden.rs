@@ -98,6 +98,11 @@ fn cases() -> Vec<(String, Scenario, Fencing, u64)> {
         Fencing::None,
         200,
     ));
+    // Redlock on five Redis nodes (issue 19): its histories from the commit that added it on.
+    let redlock = Scenario::preset("redlock").expect("preset");
+    for f in [Fencing::None, Fencing::Token] {
+        out.push((format!("redlock {f}"), redlock.clone(), f, 200));
+    }
     out
 }
 
