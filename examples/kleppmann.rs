@@ -33,11 +33,23 @@ fn main() {
     // (column, scenario, whether the scenario's scripted plan is every seed's plan)
     let columns: Vec<(&str, Scenario, bool)> = vec![
         ("etcd: GC pause", load("kleppmann-gc-pause"), true),
-        ("etcd: delayed packet", load("kleppmann-delayed-packet"), true),
+        (
+            "etcd: delayed packet",
+            load("kleppmann-delayed-packet"),
+            true,
+        ),
         ("etcd: clock jump", load("kleppmann-clock-jump"), true),
         ("etcd: random nemesis", Scenario::standard(), false),
-        ("Redlock: GC pause", load("kleppmann-redlock-gc-pause"), true),
-        ("Redlock: clock jump", load("kleppmann-redlock-clock-jump"), true),
+        (
+            "Redlock: GC pause",
+            load("kleppmann-redlock-gc-pause"),
+            true,
+        ),
+        (
+            "Redlock: clock jump",
+            load("kleppmann-redlock-clock-jump"),
+            true,
+        ),
         ("Redlock: restart", load("kleppmann-redlock-restart"), true),
         (
             "Redlock: random nemesis",

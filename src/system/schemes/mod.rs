@@ -29,6 +29,9 @@ pub struct LockSettings {
     pub redlock: Redlock,
 }
 
+/// How a scheme makes its recipe from the scenario's lock settings.
+pub type RecipeOf = fn(&LockSettings) -> Arc<dyn LockRecipe>;
+
 /// One row of the comparison.
 #[derive(Clone, Debug)]
 pub struct Scheme {
@@ -39,7 +42,7 @@ pub struct Scheme {
     pub fence: Arc<dyn Fence>,
     /// `None`: the scenario's lock method's recipe; `Some(f)`: `f` of the scenario's lock
     /// settings (lock-delay wraps whichever recipe the scenario names).
-    pub recipe: Option<fn(&LockSettings) -> Arc<dyn LockRecipe>>,
+    pub recipe: Option<RecipeOf>,
     /// The one lock service the scheme runs on, if it is tied to one (the sequencer and
     /// lock-delay ask etcd; an `INCR` token is Redis's).
     pub service: Option<ServiceKind>,
