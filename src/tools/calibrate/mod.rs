@@ -64,7 +64,7 @@ mod cluster;
 mod compare;
 mod probes;
 pub mod redis;
-mod stall;
+pub(crate) mod stall;
 mod table;
 
 #[cfg(not(madsim))]

@@ -15,8 +15,9 @@ pub struct SigStop {
     pub pid: u32,
 }
 
+/// Sends `sig` (`STOP`, `CONT`) to `pid` with `kill`.
 #[cfg(not(madsim))]
-pub(super) fn signal(pid: u32, sig: &str) -> Result<(), String> {
+pub(crate) fn signal(pid: u32, sig: &str) -> Result<(), String> {
     let status = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())

@@ -124,19 +124,7 @@ impl Redis for DemoNode {
 // ---------------------------------------------------------------------------------------
 // the servers: stops, clock steps, and putting them back
 
-/// Sends `sig` (`STOP`, `CONT`) to `pid` with `kill`.
-pub(super) fn signal(pid: u32, sig: &str) -> Result<(), String> {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .map_err(|e| format!("kill -{sig} {pid}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("kill -{sig} {pid}: {status}"))
-    }
-}
+pub(super) use crate::tools::calibrate::stall::signal;
 
 /// The state letter of /proc/PID/stat ('T' stopped, 'S' sleeping, ...).
 fn process_state(pid: u32) -> Option<char> {
