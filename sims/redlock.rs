@@ -198,3 +198,22 @@ fn bad_redlock_scenarios_name_the_key() {
     .unwrap_err();
     assert!(e.contains("faults"), "{e}");
 }
+
+#[test]
+fn the_single_instance_lock_excludes_without_faults_and_breaks_under_a_pause() {
+    // redis.io's single-instance lock: SET NX PX on redis1 alone, quorum 1.
+    let quiet = Scenario {
+        lock_method: fencelab::lock::LockMethod::RedisSingle,
+        ..Scenario::redlock()
+    };
+    for seed in 0..20 {
+        let r = world::run(&quiet, &FaultPlan::none(), Fencing::None, seed);
+        assert!(!r.verdict.violates(), "seed {seed}: {:?}", r.verdict);
+        assert!(r.verdict.acked_increments > 10, "seed {seed}: {:?}", r.verdict);
+        assert!(r.verdict.anomalies.is_empty(), "{:?}", r.verdict.anomalies);
+    }
+    let mut paused = load("kleppmann-redlock-gc-pause");
+    paused.lock_method = fencelab::lock::LockMethod::RedisSingle;
+    let r = run(&paused, Fencing::None);
+    assert!(r.verdict.violates(), "{:?}", r.verdict);
+}
