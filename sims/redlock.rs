@@ -209,7 +209,11 @@ fn the_single_instance_lock_excludes_without_faults_and_breaks_under_a_pause() {
     for seed in 0..20 {
         let r = world::run(&quiet, &FaultPlan::none(), Fencing::None, seed);
         assert!(!r.verdict.violates(), "seed {seed}: {:?}", r.verdict);
-        assert!(r.verdict.acked_increments > 10, "seed {seed}: {:?}", r.verdict);
+        assert!(
+            r.verdict.acked_increments > 10,
+            "seed {seed}: {:?}",
+            r.verdict
+        );
         assert!(r.verdict.anomalies.is_empty(), "{:?}", r.verdict.anomalies);
     }
     let mut paused = load("kleppmann-redlock-gc-pause");

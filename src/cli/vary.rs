@@ -29,8 +29,8 @@ pub(super) fn atlas_sweep(
         }
     }
     let (xs, ys) = (f.values(steps), k.values(steps));
-    let slack: Option<Vec<(f64, f64)>> = atlas::slack_line(scenario, axes, steps)
-        .map(|l| l.into_iter().map(|(ttl_s, ms)| (ms, ttl_s)).collect());
+    let line: Option<(&str, Vec<(f64, f64)>)> = atlas::line(scenario, axes, steps)
+        .map(|(name, l)| (name, l.into_iter().map(|(ttl_s, ms)| (ms, ttl_s)).collect()));
     let stem = plot.with_extension("");
     for (fencing, cells) in &maps {
         let rate = |ix: usize, iy: usize| {
@@ -50,7 +50,7 @@ pub(super) fn atlas_sweep(
             &xs,
             &ys,
             rate,
-            slack.as_deref().map(|l| ("renewal slack", l)),
+            line.as_ref().map(|(name, l)| (*name, l.as_slice())),
         );
         let path = std::path::PathBuf::from(format!("{}-{fencing}.svg", stem.display()));
         write_file(&path, &svg)?;

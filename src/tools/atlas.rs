@@ -27,6 +27,9 @@ pub enum Axis {
     DelayMs,
     /// Clock drift bound, ppm, with keepalives cut by partitions and a client-side lease check.
     DriftPpm,
+    /// The scripted wall-clock step of a Redis node in a Redlock scenario
+    /// (`kleppmann-redlock-clock-jump.toml`), ms.
+    StepMs,
     /// The lease TTL, s.
     TtlS,
     /// The client-side lease check's safety margin, ms.
@@ -41,11 +44,12 @@ impl std::str::FromStr for Axis {
             "stall-ms" => Axis::StallMs,
             "delay-ms" => Axis::DelayMs,
             "drift-ppm" => Axis::DriftPpm,
+            "step-ms" => Axis::StepMs,
             "ttl-s" => Axis::TtlS,
             "margin-ms" => Axis::MarginMs,
             other => {
                 return Err(format!(
-                    "--vary {other}: expected two of pause-ms, stall-ms, delay-ms, drift-ppm (a fault) and ttl-s, margin-ms (a knob)"
+                    "--vary {other}: expected two of pause-ms, stall-ms, delay-ms, drift-ppm, step-ms (a fault) and ttl-s, margin-ms (a knob)"
                 ))
             }
         })
@@ -59,6 +63,7 @@ impl Axis {
             Axis::StallMs => "stall-ms",
             Axis::DelayMs => "delay-ms",
             Axis::DriftPpm => "drift-ppm",
+            Axis::StepMs => "step-ms",
             Axis::TtlS => "ttl-s",
             Axis::MarginMs => "margin-ms",
         }
@@ -70,6 +75,7 @@ impl Axis {
             Axis::StallMs => "etcd stall (ms)",
             Axis::DelayMs => "storage request delay (ms)",
             Axis::DriftPpm => "clock drift bound (ppm)",
+            Axis::StepMs => "wall-clock step of one Redis node (ms)",
             Axis::TtlS => "lease TTL (s)",
             Axis::MarginMs => "lease-check margin (ms)",
         }
@@ -78,7 +84,7 @@ impl Axis {
     fn is_fault(self) -> bool {
         matches!(
             self,
-            Axis::PauseMs | Axis::StallMs | Axis::DelayMs | Axis::DriftPpm
+            Axis::PauseMs | Axis::StallMs | Axis::DelayMs | Axis::DriftPpm | Axis::StepMs
         )
     }
 
@@ -88,6 +94,8 @@ impl Axis {
             Axis::PauseMs | Axis::StallMs => (250.0, 6_000.0),
             Axis::DelayMs => (0.0, 6_000.0),
             Axis::DriftPpm => (0.0, 100_000.0),
+            // Up to twice the longest TTL of the TTL axis.
+            Axis::StepMs => (0.0, 20_000.0),
             Axis::TtlS => (2.0, 10.0),
             Axis::MarginMs => (0.0, 1_000.0),
         };
@@ -120,7 +128,7 @@ impl Axes {
             (true, false) => Ok(Axes { fault: a, knob: b }),
             (false, true) => Ok(Axes { fault: b, knob: a }),
             _ => Err(format!(
-                "--vary {} --vary {}: give one fault (pause-ms, stall-ms, delay-ms, drift-ppm) and one knob (ttl-s, margin-ms)",
+                "--vary {} --vary {}: give one fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and one knob (ttl-s, margin-ms)",
                 a.name(),
                 b.name()
             )),
@@ -159,6 +167,10 @@ impl Axes {
                     ..NemesisConfig::skew()
                 }
             }
+            Axis::StepMs => {
+                set_scripted_step(&mut s, ms as i64)?;
+                s.nemesis.clone()
+            }
             other => return Err(format!("{} is not a fault axis", other.name())),
         };
         match self.knob {
@@ -168,6 +180,31 @@ impl Axes {
         }
         s.validate()?;
         Ok(s)
+    }
+}
+
+/// Sets the size of a Redlock scenario's one scripted clock step on a Redis node (Kleppmann's
+/// clock jump), keeping its time: the cell varies how far the clock jumps, nothing else.
+fn set_scripted_step(s: &mut Scenario, delta_ms: i64) -> Result<(), String> {
+    let steps: Vec<&mut crate::clock::ClockStep> = s
+        .faults
+        .iter_mut()
+        .filter_map(|f| match f {
+            crate::fault::Fault::Skew { node, skew } if node.starts_with("redis") => {
+                Some(skew.steps.iter_mut())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    match steps.len() {
+        1 => {
+            steps.into_iter().for_each(|step| step.delta_ms = delta_ms);
+            Ok(())
+        }
+        n => Err(format!(
+            "step-ms varies the one scripted clock step of a Redis node (as in sims/scenarios/kleppmann-redlock-clock-jump.toml); this scenario has {n}"
+        )),
     }
 }
 
@@ -210,6 +247,27 @@ pub fn run(
     Ok(out)
 }
 
+/// The line drawn over a map, named, as (knob, fault) points: the renewal slack on the
+/// pause × TTL map, Redlock's drift margin (⌊0.01·TTL⌋ + 2 ms, what the client keeps short of
+/// the TTL) on the step × TTL map.
+pub fn line(base: &Scenario, axes: Axes, steps: u32) -> Option<(&'static str, Vec<(f64, f64)>)> {
+    match (axes.fault, axes.knob) {
+        (Axis::PauseMs, Axis::TtlS) => Some(("renewal slack", slack_line(base, axes, steps)?)),
+        (Axis::StepMs, Axis::TtlS) => Some((
+            "Redlock's drift margin",
+            axes.knob
+                .values(steps)
+                .into_iter()
+                .map(|ttl_s| {
+                    let ttl_ms = ttl_s as i64 * 1000;
+                    (ttl_s, crate::lock::Redlock::drift_ms(ttl_ms) as f64)
+                })
+                .collect(),
+        )),
+        _ => None,
+    }
+}
+
 /// The renewal slack at each knob value, for the pause × TTL map (ms).
 pub fn slack_line(base: &Scenario, axes: Axes, steps: u32) -> Option<Vec<(f64, f64)>> {
     if axes
@@ -248,6 +306,32 @@ mod tests {
         assert!(Axes::new(ttl, "margin-ms".parse().unwrap()).is_err());
         assert!("nope".parse::<Axis>().is_err());
         assert_eq!(Axis::TtlS.values(5), vec![2.0, 4.0, 6.0, 8.0, 10.0]);
+    }
+
+    #[test]
+    fn a_step_cell_sets_the_scripted_step_and_refuses_a_scenario_without_one() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sims/scenarios/kleppmann-redlock-clock-jump.toml"
+        );
+        let base = Scenario::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let axes = Axes::new(Axis::StepMs, Axis::TtlS).unwrap();
+        let s = axes.cell(&base, 7_500.0, 5.0).unwrap();
+        assert_eq!(s.ttl_s, 5);
+        let deltas: Vec<i64> = s
+            .faults
+            .iter()
+            .filter_map(|f| match f {
+                crate::fault::Fault::Skew { skew, .. } => Some(skew.steps[0].delta_ms),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deltas, vec![7_500]);
+        assert_eq!(s.faults.len(), base.faults.len(), "only the step changes");
+        assert!(axes.cell(&Scenario::standard(), 1.0, 2.0).is_err());
+        let (name, line) = line(&base, axes, 2).unwrap();
+        assert_eq!(name, "Redlock's drift margin");
+        assert_eq!(line, vec![(2.0, 22.0), (10.0, 102.0)]);
     }
 
     #[test]
