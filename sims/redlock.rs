@@ -221,3 +221,77 @@ fn the_single_instance_lock_excludes_without_faults_and_breaks_under_a_pause() {
     let r = run(&paused, Fencing::None);
     assert!(r.verdict.violates(), "{:?}", r.verdict);
 }
+
+#[test]
+fn the_clock_jump_story_labels_the_step_outside_and_the_partitions_inside() {
+    use fencelab::label::{label_plan, Assumption};
+    let s = load("kleppmann-redlock-clock-jump");
+    let labels = label_plan(&s.faults, &s);
+    for l in &labels {
+        let want = match l.fault {
+            Fault::Skew { .. } => Assumption::Outside,
+            _ => Assumption::Inside,
+        };
+        assert_eq!(l.assumption, want, "{:?}: {}", l.fault, l.why);
+    }
+    // A step within Redlock's drift margin (22 ms at a 2 s TTL) is inside, and breaks nothing.
+    let mut small = s.clone();
+    for f in small.faults.iter_mut() {
+        if let Fault::Skew { skew, .. } = f {
+            skew.steps[0].delta_ms = 20;
+        }
+    }
+    assert!(label_plan(&small.faults, &small)
+        .iter()
+        .all(|l| l.assumption == Assumption::Inside));
+    assert!(!run(&small, Fencing::None).verdict.violates());
+    // A pause of the holder past its validity is outside.
+    let paused = load("kleppmann-redlock-gc-pause");
+    let labels = label_plan(&paused.faults, &paused);
+    assert_eq!(
+        labels[0].assumption,
+        Assumption::Outside,
+        "{}",
+        labels[0].why
+    );
+    assert!(
+        labels[0].why.contains("lock's validity"),
+        "{}",
+        labels[0].why
+    );
+}
+
+#[test]
+fn faults_labelled_inside_never_break_redlock_and_those_outside_do() {
+    use fencelab::{label, nemesis, sweep};
+    // The Redlock nemesis, each seed's plan kept to its faults labelled inside Redlock's
+    // assumptions (client pauses within what is left of the validity, steps and drift within
+    // the drift margin, partitions from Redis nodes, crashes).
+    let scenario = Scenario::preset("redlock").unwrap();
+    let runs = sweep::map_seeds(0..400, sweep::default_jobs(), |seed| {
+        let full = nemesis::draw(&scenario, seed);
+        let inside = label::keep_inside(&full, &scenario);
+        let kept = inside.faults.len();
+        let r = world::run(&scenario, &inside, Fencing::None, seed);
+        let all = world::run(&scenario, &full, Fencing::None, seed);
+        (
+            seed,
+            kept,
+            r.verdict.violates(),
+            all.verdict.violates(),
+            inside,
+        )
+    });
+    let kept: usize = runs.iter().map(|r| r.1).sum();
+    assert!(kept > 400, "only {kept} inside faults in 400 seeds");
+    for (seed, _, broke, _, plan) in &runs {
+        assert!(
+            !broke,
+            "seed {seed}: inside faults broke Redlock: {}",
+            serde_json::to_string(plan).unwrap()
+        );
+    }
+    // Negative space: the same seeds with every fault break most runs.
+    let broke_all = runs.iter().filter(|r| r.3).count();
+    assert!(broke_all > 200, "{broke_all} of 400");
+}

@@ -34,8 +34,22 @@ pub const REALISTIC_DRIFT_PPM: i64 = 500;
 /// answer, so a renewal can be late by up to `TTL - period - round trip` before the lease
 /// ends. Round trip at the scenario's slowest latency.
 /// Realistic drift of etcd's and the client's clocks shortens it by up to `2 × 500 ppm × TTL`.
+///
+/// A Redlock world has no renewal: a holder's lock lasts its validity, at best the TTL less
+/// the drift margin (⌊0.01·TTL⌋ + 2 ms) and the round trips of one acquisition (one per node,
+/// in turn), and the holder's own work (the longest critical section, a read's and a write's
+/// round trips) spends it wherever a pause falls. What is left is the silence a holder
+/// survives ([`slack_name`] says which bound it is).
 pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
     let ttl_ms = scenario.ttl_s as u64 * 1000;
+    if scenario.service == crate::lock::ServiceKind::Redlock {
+        let drift_ms = crate::lock::Redlock::drift_ms(ttl_ms as i64) as u64;
+        let acquire_ms = 2 * scenario.latency_ms.max * scenario.redis.nodes as u64;
+        let work_ms = scenario.critical_ms.max + 4 * scenario.latency_ms.max;
+        let slack_ms = ttl_ms.saturating_sub(drift_ms + acquire_ms + work_ms);
+        debug_assert!(slack_ms < ttl_ms);
+        return slack_ms;
+    }
     let period_ms = ttl_ms / 3;
     let drift_ms = (ttl_ms * 2 * REALISTIC_DRIFT_PPM as u64).div_ceil(1_000_000);
     let slack_ms = ttl_ms.saturating_sub(period_ms + 2 * scenario.latency_ms.max + drift_ms);
@@ -81,8 +95,19 @@ pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
     }
 }
 
-/// The bound named in a label's reason: the renewal slack.
-const SLACK: &str = "renewal slack";
+/// Whether a fault's node names a Redis node (`redis`, `redis:all`, `redis3`, `redis:3`).
+fn is_redis(node: &str) -> bool {
+    node.starts_with("redis")
+}
+
+/// The bound named in a label's reason: the renewal slack (etcd), or the lock's validity
+/// (Redlock, which renews nothing).
+pub fn slack_name(scenario: &Scenario) -> &'static str {
+    match scenario.service {
+        crate::lock::ServiceKind::Etcd => "renewal slack",
+        crate::lock::ServiceKind::Redlock => "lock's validity",
+    }
+}
 /// The bound named in a label's reason: the client's request timeout.
 const REQUEST_TIMEOUT: &str = "request timeout";
 
@@ -138,6 +163,7 @@ fn label_alone(fault: &Fault, scenario: &Scenario) -> (Assumption, String) {
             REQUEST_TIMEOUT,
         ),
         Fault::Skew { node, skew } if is_etcd(node) => etcd_skew_label(skew),
+        Fault::Skew { node, skew } if is_redis(node) => redis_skew_label(skew, scenario),
         Fault::Skew { skew, .. } => client_skew_label(skew, scenario),
         Fault::Crash { node, .. } if is_etcd(node) => (
             Assumption::Outside,
@@ -179,9 +205,15 @@ fn label_alone(fault: &Fault, scenario: &Scenario) -> (Assumption, String) {
 /// etcd's slack ([`etcd_slack_ms`]).
 fn pause_label(node: &str, duration_ms: u64, scenario: &Scenario) -> (Assumption, String) {
     if is_etcd(node) {
-        within(duration_ms, etcd_slack_ms(scenario), "etcd stall", SLACK)
+        within(
+            duration_ms,
+            etcd_slack_ms(scenario),
+            "etcd stall",
+            slack_name(scenario),
+        )
     } else {
-        within(duration_ms, renewal_slack_ms(scenario), "pause", SLACK)
+        let slack = slack_name(scenario);
+        within(duration_ms, renewal_slack_ms(scenario), "pause", slack)
     }
 }
 
@@ -216,7 +248,16 @@ fn partition_label(
             2 * duration_ms,
             etcd_slack_ms(scenario),
             "a retransmitted etcd message's delay",
-            SLACK,
+            slack_name(scenario),
+        )
+    } else if is_redis(a) || is_redis(b) {
+        // Redlock is built for unreachable nodes: a minority cut off costs no quorum, and a SET
+        // that lands late holds a value nobody holds the lock with, undone by the unlock of
+        // every node or by its TTL (availability, not safety).
+        (
+            Assumption::Inside,
+            "Redlock tolerates unreachable Redis nodes; a late SET only delays the next holder"
+                .into(),
         )
     } else {
         within(
@@ -243,6 +284,33 @@ fn etcd_skew_label(skew: &Skew) -> (Assumption, String) {
         (
             Assumption::Inside,
             "realistic drift; etcd's lessor ignores steps (monotonic clock)".into(),
+        )
+    }
+}
+
+/// A Redis node's wall clock, which its expiries read: inside while every step and the drift
+/// over a TTL fit in Redlock's drift margin, ⌊0.01·TTL⌋ + 2 ms (the Redlock doc assumes clocks
+/// that count time at about the same rate; a step moves every deadline on the node).
+fn redis_skew_label(skew: &Skew, scenario: &Scenario) -> (Assumption, String) {
+    let ttl_ms = scenario.ttl_s * 1000;
+    let margin_ms = crate::lock::Redlock::drift_ms(ttl_ms);
+    let step_ms = skew
+        .steps
+        .iter()
+        .map(|s| s.delta_ms.abs())
+        .max()
+        .unwrap_or(0);
+    let drift_ms =
+        (skew.drift_ppm.unsigned_abs() * ttl_ms.unsigned_abs()).div_ceil(1_000_000) as i64;
+    if step_ms > margin_ms || drift_ms > margin_ms {
+        (
+            Assumption::Outside,
+            format!("a wall-clock step of {step_ms} ms, or {drift_ms} ms of drift over a TTL, exceeds Redlock's drift margin of {margin_ms} ms"),
+        )
+    } else {
+        (
+            Assumption::Inside,
+            format!("steps and drift within Redlock's drift margin of {margin_ms} ms"),
         )
     }
 }
@@ -494,7 +562,8 @@ fn label_silence_outside(
         if labels[i].assumption == Assumption::Inside {
             labels[i].assumption = Assumption::Outside;
             labels[i].why = format!(
-                "with the faults near it, {client} may go {silence_ms} ms without a lease renewal, reaching the renewal slack of {slack_ms} ms"
+                "with the faults near it, {client} may go {silence_ms} ms without a lease renewal, reaching the {} of {slack_ms} ms",
+                slack_name(scenario)
             );
         }
     }
