@@ -294,12 +294,7 @@ fn etcd_skew_label(skew: &Skew) -> (Assumption, String) {
 fn redis_skew_label(skew: &Skew, scenario: &Scenario) -> (Assumption, String) {
     let ttl_ms = scenario.ttl_s * 1000;
     let margin_ms = crate::lock::Redlock::drift_ms(ttl_ms);
-    let step_ms = skew
-        .steps
-        .iter()
-        .map(|s| s.delta_ms.abs())
-        .max()
-        .unwrap_or(0);
+    let step_ms = largest_step_ms(skew);
     let drift_ms =
         (skew.drift_ppm.unsigned_abs() * ttl_ms.unsigned_abs()).div_ceil(1_000_000) as i64;
     if step_ms > margin_ms || drift_ms > margin_ms {
@@ -315,16 +310,20 @@ fn redis_skew_label(skew: &Skew, scenario: &Scenario) -> (Assumption, String) {
     }
 }
 
+/// The largest step of a clock, either way, ms (0 for none).
+fn largest_step_ms(skew: &Skew) -> i64 {
+    skew.steps
+        .iter()
+        .map(|s| s.delta_ms.abs())
+        .max()
+        .unwrap_or(0)
+}
+
 /// A client's clock: inside while its drift is realistic and every step fits in the client's
 /// safety margin.
 fn client_skew_label(skew: &Skew, scenario: &Scenario) -> (Assumption, String) {
     let margin_ms = scenario.lease_check_margin_ms.unwrap_or(0) as i64;
-    let step_ms = skew
-        .steps
-        .iter()
-        .map(|s| s.delta_ms.abs())
-        .max()
-        .unwrap_or(0);
+    let step_ms = largest_step_ms(skew);
     if skew.drift_ppm.abs() > REALISTIC_DRIFT_PPM {
         (
             Assumption::Outside,
