@@ -14,6 +14,10 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
+#[path = "shared/machine.rs"]
+mod machine;
+use machine::{command_line, machine};
+
 use fencelab::history::OpResult;
 use fencelab::real::{self, LeaseEnd, Walkthrough, WalkthroughConfig};
 use fencelab::storage::http::ServerLimits;
@@ -577,29 +581,6 @@ const CALIBRATION_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/sims/calibration/real-etcd.json"
 );
-
-fn command_line(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|e| format!("({program}: {e})"))
-}
-
-/// CPU, cores and kernel of this machine.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {}", command_line("uname", &["-srm"]))
-}
 
 /// A key prefix of its own for this run (a calibration etcd may keep a failed run's keys).
 fn run_prefix(base: &str) -> String {

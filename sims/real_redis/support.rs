@@ -6,6 +6,10 @@ use fencelab::redis::real::RealRedis;
 use fencelab::redis::{Redis, RedisError};
 use fencelab::BoxFuture;
 use std::sync::Mutex;
+
+#[path = "../shared/machine.rs"]
+mod machine;
+use machine::{command_line, machine};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The servers `.ci/redis-servers` started, in one order.
@@ -289,29 +293,6 @@ const PARTS: [&str; 4] = ["ttl_precision", "sigstop", "wall_steps", "restarts"];
 
 /// The tests write their parts one at a time.
 static CALIBRATION: Mutex<()> = Mutex::new(());
-
-fn command_line(program: &str, args: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|e| format!("({program}: {e})"))
-}
-
-/// CPU, cores and kernel of this machine.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {}", command_line("uname", &["-srm"]))
-}
 
 /// With `FENCELAB_CALIBRATION_WRITE=1`, puts this test's figures, measured just now, into
 /// `sims/calibration/redis-real.json` as part `name` (the other parts stay as they were).
