@@ -280,6 +280,16 @@ impl FaultPlan {
             .unwrap_or_default()
     }
 
+    /// A lock service node's clock: its own skew, else the skew of its whole group (`etcd`,
+    /// `redis`), else a perfect clock.
+    pub fn skew_of_member(&self, node: &str, group: &str) -> Skew {
+        let own = self.skew_of(node);
+        match own == Skew::default() {
+            true => self.skew_of(group),
+            false => own,
+        }
+    }
+
     /// Per mille of etcd requests that time out without committing.
     pub fn etcd_timeout_permille(&self) -> u32 {
         self.faults

@@ -208,14 +208,7 @@ fn start_etcd(
     // A member's clock: its own skew, else the plan's skew of `etcd` (all of them).
     let clocks = names
         .iter()
-        .map(|name| {
-            let own = plan.skew_of(name);
-            let skew = match own == crate::clock::Skew::default() {
-                true => plan.skew_of(ETCD),
-                false => own,
-            };
-            NodeClock::new(origin, skew)
-        })
+        .map(|name| NodeClock::new(origin, plan.skew_of_member(name, ETCD)))
         .collect();
     // Built outside the nodes' init: a restarted member keeps its data (`model::node`).
     let cluster = model::Cluster::new(cfg, clocks);

@@ -1,7 +1,7 @@
 //! The world's Redis nodes, for `service = "redlock"`: `redis1` to `redisN`, each fencelab's
 //! model of one Redis master on a node of its own, with its own clock.
 
-use crate::clock::{NodeClock, Skew};
+use crate::clock::NodeClock;
 use crate::fault::{FaultPlan, REDIS};
 use crate::redis::model;
 use crate::scenario::Scenario;
@@ -14,10 +14,7 @@ const REDIS_PORT: u16 = 6379;
 
 /// Node `i`'s (0-based) address: 10.0.0.21 and up.
 fn node_addr(i: usize) -> SocketAddr {
-    assert!(
-        i < crate::lock::REDIS_NODES_MAX,
-        "no address for redis node {i}"
-    );
+    assert!(i < crate::redis::NODES_MAX, "no address for redis node {i}");
     SocketAddr::new(
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 21 + i as u8)),
         REDIS_PORT,
@@ -46,13 +43,9 @@ pub(super) fn start(
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let own = plan.skew_of(name);
-            let skew = match own == Skew::default() {
-                true => plan.skew_of(REDIS),
-                false => own,
-            };
+            let clock = NodeClock::new(origin, plan.skew_of_member(name, REDIS));
             // Built outside the node's init: a restarted node finds what it persisted.
-            let state = Arc::new(model::Node::new(cfg.clone(), NodeClock::new(origin, skew)));
+            let state = Arc::new(model::Node::new(cfg.clone(), clock));
             (name.clone(), model::node(handle, name, node_addr(i), state))
         })
         .collect();
