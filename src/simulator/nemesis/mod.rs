@@ -173,30 +173,28 @@ impl Draw<'_> {
     /// A skewed clock for `node`: offset, drift and steps within the knobs.
     fn skew(&mut self, node: String) {
         let cfg = self.cfg;
-        {
-            let rng = &mut self.rng;
-            let duration_ms = self.duration_ms;
-            let steps = (0..rng.gen_range(0..=cfg.steps_max))
-                .map(|_| ClockStep {
-                    at_ms: rng.gen_range(0..duration_ms),
-                    delta_ms: rng.gen_range(-cfg.step_ms_max..=cfg.step_ms_max),
-                })
-                .collect();
-            let skew = Skew {
-                offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
-                drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
-                steps,
-            };
-            // Inside the knobs' ranges.
-            assert!(skew.offset_ms.abs() <= cfg.offset_ms_max);
-            assert!(skew.drift_ppm.abs() <= cfg.drift_ppm_max);
-            assert!(skew.steps.len() as u32 <= cfg.steps_max);
-            debug_assert!(skew
-                .steps
-                .iter()
-                .all(|s| s.at_ms < duration_ms && s.delta_ms.abs() <= cfg.step_ms_max));
-            self.faults.push(Fault::Skew { node, skew });
-        }
+        let rng = &mut self.rng;
+        let duration_ms = self.duration_ms;
+        let steps = (0..rng.gen_range(0..=cfg.steps_max))
+            .map(|_| ClockStep {
+                at_ms: rng.gen_range(0..duration_ms),
+                delta_ms: rng.gen_range(-cfg.step_ms_max..=cfg.step_ms_max),
+            })
+            .collect();
+        let skew = Skew {
+            offset_ms: rng.gen_range(-cfg.offset_ms_max..=cfg.offset_ms_max),
+            drift_ppm: rng.gen_range(-cfg.drift_ppm_max..=cfg.drift_ppm_max),
+            steps,
+        };
+        // Inside the knobs' ranges.
+        assert!(skew.offset_ms.abs() <= cfg.offset_ms_max);
+        assert!(skew.drift_ppm.abs() <= cfg.drift_ppm_max);
+        assert!(skew.steps.len() as u32 <= cfg.steps_max);
+        debug_assert!(skew
+            .steps
+            .iter()
+            .all(|s| s.at_ms < duration_ms && s.delta_ms.abs() <= cfg.step_ms_max));
+        self.faults.push(Fault::Skew { node, skew });
     }
 
     /// Partitions between any two nodes, then between a client and etcd (in a Redlock world,
