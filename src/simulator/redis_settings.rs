@@ -1,9 +1,10 @@
 //! A scenario's `[redis]` table: the Redis nodes of a Redlock world and how its clients lock.
 
 use crate::lock::redlock::{RETRY_DELAY_MS, RETRY_DELAY_MS_MAX};
-use crate::lock::{ClientClock, Redlock, RedlockToken, REDIS_NODES_MAX};
+use crate::lock::{ClientClock, Redlock, RedlockToken};
 use crate::ms::MsRange;
 use crate::redis::Persistence;
+use crate::redis::NODES_MAX;
 use serde::{Deserialize, Serialize};
 
 /// The Redis nodes and the Redlock client, for `service = "redlock"`.
@@ -52,9 +53,9 @@ impl RedisSettings {
 
     /// Checks every limit; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=REDIS_NODES_MAX as u32).contains(&self.nodes) {
+        if !(1..=NODES_MAX as u32).contains(&self.nodes) {
             return Err(format!(
-                "redis.nodes: {} is outside 1..={REDIS_NODES_MAX}",
+                "redis.nodes: {} is outside 1..={NODES_MAX}",
                 self.nodes
             ));
         }

@@ -58,7 +58,7 @@ use std::time::Duration;
 
 pub use recipes::{Election, KvMutex, LockApi};
 pub use redlock::{Redlock, RedlockToken};
-pub use service::{RedisHandle, Service, ServiceContext, ServiceKind, REDIS_NODES_MAX};
+pub use service::{RedisHandle, Service, ServiceContext, ServiceKind};
 pub use session::Session;
 pub use validity::{ClientClock, Validity};
 

@@ -20,7 +20,8 @@
 //! node keeps its data (a restart without persistence starts it again at 1).
 
 use super::{
-    ClientClock, Holding, LockContext, LockError, LockRecipe, RedisHandle, ServiceKind, Validity,
+    ClientClock, Holding, LockConfig, LockContext, LockError, LockRecipe, RedisHandle, ServiceKind,
+    Validity,
 };
 use crate::ms::MsRange;
 use crate::BoxFuture;
@@ -109,6 +110,11 @@ impl Redlock {
         (ttl_ms / 20).max(5) as u64
     }
 
+    /// [`Redlock::node_timeout_ms`] of the lock's TTL.
+    fn node_timeout(cfg: &LockConfig) -> Duration {
+        Duration::from_millis(Redlock::node_timeout_ms(cfg.ttl_s * 1000))
+    }
+
     /// The quorum of `n` nodes: `n/2 + 1` (redlock-rb, `@quorum`).
     pub fn quorum(n: usize) -> usize {
         n / 2 + 1
@@ -116,7 +122,7 @@ impl Redlock {
 
     fn nodes<'a>(&self, cx: &LockContext<'a>) -> Result<&'a [RedisHandle], LockError> {
         let nodes = cx.redis()?;
-        assert!(!nodes.is_empty() && nodes.len() <= super::REDIS_NODES_MAX);
+        assert!(!nodes.is_empty() && nodes.len() <= crate::redis::NODES_MAX);
         Ok(if self.single { &nodes[..1] } else { nodes })
     }
 
@@ -134,7 +140,7 @@ impl Redlock {
         value: &str,
     ) -> Option<Validity> {
         let ttl_ms = cx.cfg.ttl_s * 1000;
-        let per_node = Duration::from_millis(Redlock::node_timeout_ms(ttl_ms));
+        let per_node = Redlock::node_timeout(cx.cfg);
         let start_us = self.clock.now_us(cx.clock);
         let mut locked = 0;
         for node in nodes {
@@ -161,8 +167,7 @@ impl Redlock {
 
     /// Unlocks every node, bounded per node; how many deleted the key.
     async fn unlock_all(cx: LockContext<'_>, nodes: &[RedisHandle], value: &str) -> usize {
-        let ttl_ms = cx.cfg.ttl_s * 1000;
-        let per_node = Duration::from_millis(Redlock::node_timeout_ms(ttl_ms));
+        let per_node = Redlock::node_timeout(cx.cfg);
         let mut deleted = 0;
         for node in nodes {
             let del = cx

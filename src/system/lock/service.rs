@@ -18,9 +18,6 @@ use std::sync::Arc;
 /// A shared handle on one Redis node, whichever backend.
 pub type RedisHandle = Arc<dyn Redis>;
 
-/// Most Redis nodes one Redlock may span.
-pub const REDIS_NODES_MAX: usize = crate::redis::NODES_MAX;
-
 /// Which lock service a world hosts (the scenario's `service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
