@@ -81,12 +81,21 @@ fn lease_checks(
             continue;
         }
         let show = |v: Option<bool>| v.map_or("no figure".to_string(), |k| word(k).to_string());
+        // The real cluster against itself only: a lease kept alive through a live member, read
+        // gone after the resume by one of the real server's races, agrees with "kept" (the
+        // model, which has neither race, is held to "kept").
+        let race = (knife_edge && id == "cluster-lease-leader-paused" && r == Some(true))
+            .then(|| get(candidate).and_then(LeaseThroughStall::gone_by_a_race))
+            .flatten();
         checks.push(Check {
             id: id.into(),
             what: what.into(),
             reference: show(r),
-            candidate: show(c),
-            ok: r.is_some() && r == c,
+            candidate: match race {
+                Some(why) => format!("{}: {why}", show(c)),
+                None => show(c),
+            },
+            ok: r.is_some() && (r == c || race.is_some()),
         });
     }
 }

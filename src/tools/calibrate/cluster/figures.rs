@@ -51,6 +51,48 @@ pub struct LeaseThroughStall {
     pub keepalives: Vec<KeepaliveAt>,
 }
 
+impl LeaseThroughStall {
+    /// Whether the lease was alive when the stall ended, read off the keepalives answered
+    /// during it: the last one answered before the resume answered a positive TTL. None when
+    /// no keepalive was answered during the stall (every member stalled, or no keepalives
+    /// recorded).
+    pub fn alive_at_resume(&self) -> Option<bool> {
+        let stall_ms = i64::try_from(self.stall_ms).unwrap_or(i64::MAX);
+        self.keepalives
+            .iter()
+            .filter(|k| (0..stall_ms).contains(&k.answered_ms))
+            .filter_map(|k| k.ttl_s.map(|ttl_s| (k.answered_ms, ttl_s)))
+            .max_by_key(|(answered_ms, _)| *answered_ms)
+            .map(|(_, ttl_s)| ttl_s > 0)
+    }
+
+    /// Why a lease read gone after the resume may still have been kept through the stall, or
+    /// None when it was kept, or lost during the stall (the last keepalive answered in it said
+    /// TTL 0). Two races of the real server decide the read after the resume; neither is
+    /// about the stall:
+    /// - alive at the resume, then revoked: etcd 3.4.23's stalled old leader still holds its
+    ///   lessor's primary role for a moment after SIGCONT; its lessor finds the lease expired
+    ///   on its own monotonic clock and proposes `LeaseRevoke`, which its raft node, already a
+    ///   follower, forwards to the new leader, who commits it (etcd issues 12528 and 15247;
+    ///   fixed by PR 16822: `revokeExpiredLeases` asks raft whether it leads first);
+    /// - no keepalive answered during the stall: the follower's `LeaseRenew` forwarded them to
+    ///   the stalled leader it still knew (`v3_server.go`, `LeaseRenew`, bounded by the request
+    ///   timeout, not by the client's 1 s), so the lease lived on the new leader's `Promote`
+    ///   alone, which extends it to the election's end plus TTL plus an election timeout; the
+    ///   election's randomized length against the 5 s stall decides the read.
+    pub fn gone_by_a_race(&self) -> Option<&'static str> {
+        match (self.kept, self.alive_at_resume()) {
+            (false, Some(true)) => Some(
+                "alive through the stall, revoked by the old leader on its resume (etcd issue 12528)",
+            ),
+            (false, None) => Some(
+                "no keepalive answered during the stall: the new leader's Promote against the resume",
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// One keepalive of a lease probe, timed from the stall's start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeepaliveAt {

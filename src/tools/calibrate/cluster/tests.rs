@@ -125,11 +125,13 @@ fn agree_cluster_bounds_the_median_by_the_committed_spread() {
         failed(&agree_cluster(&r, &slow)),
         ["cluster-failover-median"]
     );
-    let lost = figures(
+    let mut lost = figures(
         &[2010, 2020, 2400],
         [false, false, false, true],
         [None, Some(1100)],
     );
+    // Lost during the stall: a keepalive in it answered TTL 0.
+    lost.lease_leader_paused.as_mut().unwrap().keepalives = through_the_stall(Some(0));
     assert_eq!(
         failed(&agree_cluster(&r, &lost)),
         ["cluster-lease-leader-paused"]
@@ -149,5 +151,68 @@ fn cluster_table_has_a_column_per_cluster() {
     assert!(
         t.contains("gone (answers after resume 2; 2 failed); first keepalive answered after the stall's start: none | — |"),
         "{t}"
+    );
+}
+
+/// Keepalives of a lease kept alive through a follower, the last one answered during the
+/// stall answering `ttl_s` (None: failed).
+fn through_the_stall(ttl_s: Option<i64>) -> Vec<KeepaliveAt> {
+    let k = |sent_ms, answered_ms, ttl_s| KeepaliveAt {
+        sent_ms,
+        answered_ms,
+        ttl_s,
+    };
+    vec![
+        k(-335, -334, Some(2)),
+        k(332, 1333, None),
+        k(4336, 4337, ttl_s),
+        // After the resume (5,000 ms): not read for the stall.
+        k(5004, 5005, Some(2)),
+    ]
+}
+
+#[test]
+fn a_lease_lost_to_a_race_after_the_stall_agrees_with_kept_on_the_real_cluster_only() {
+    let r = figures(&[2010, 2020, 2400], KEPT, [None, Some(1000)]);
+    let mut raced = figures(
+        &[2010, 2020, 2400],
+        [false, false, false, true],
+        [None, Some(1100)],
+    );
+    let leader_paused = raced.lease_leader_paused.as_mut().unwrap();
+    leader_paused.keepalives = through_the_stall(Some(2));
+    assert_eq!(leader_paused.alive_at_resume(), Some(true));
+    assert!(leader_paused.gone_by_a_race().is_some());
+    let checks = agree_cluster(&r, &raced);
+    assert!(failed(&checks).is_empty(), "{checks:#?}");
+    assert!(checks
+        .iter()
+        .any(|c| c.candidate.contains("etcd issue 12528")));
+    // No keepalive answered during the stall: the read after it races the resume.
+    let mut undecided = raced.clone();
+    undecided.lease_leader_paused.as_mut().unwrap().keepalives = through_the_stall(None);
+    assert!(failed(&agree_cluster(&r, &undecided)).is_empty());
+    // Gone during the stall (the last keepalive in it answered TTL 0) is a real difference.
+    let mut lost = raced.clone();
+    lost.lease_leader_paused.as_mut().unwrap().keepalives = through_the_stall(Some(0));
+    assert_eq!(
+        failed(&agree_cluster(&r, &lost)),
+        ["cluster-lease-leader-paused"]
+    );
+    // The model has neither race: it is held to "kept".
+    assert_eq!(
+        failed(&compare_cluster(&r, &raced)),
+        ["cluster-lease-leader-paused"]
+    );
+    // The rule is for the leader-paused probe only: every member stalled has no live member.
+    let mut all = figures(&[2010, 2020, 2400], [true; 4], [None, Some(1000)]);
+    all.lease_all_paused.as_mut().unwrap().keepalives = through_the_stall(Some(2));
+    let mut all_gone = all.clone();
+    let gone = all_gone.lease_all_paused.as_mut().unwrap();
+    gone.kept = false;
+    assert!(gone.gone_by_a_race().is_some());
+    assert_eq!(
+        failed(&agree_cluster(&all, &all_gone)),
+        ["cluster-lease-all-paused"]
     );
 }
