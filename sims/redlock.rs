@@ -197,6 +197,38 @@ fn bad_redlock_scenarios_name_the_key() {
     ))
     .unwrap_err();
     assert!(e.contains("faults"), "{e}");
+    for quorum in [0, 6] {
+        let e = Scenario::from_toml(&format!("{base}[redis]\nquorum = {quorum}\n")).unwrap_err();
+        assert!(e.starts_with("redis.quorum"), "{e}");
+        assert!(e.contains("1..=5"), "{e}");
+    }
+    let e = Scenario::from_toml(&format!("{base}[redis]\nnodes = 3\nquorum = 4\n")).unwrap_err();
+    assert!(e.contains("majority, 2"), "{e}");
+}
+
+#[test]
+fn a_quorum_below_a_majority_grants_twice_without_any_fault() {
+    // Each client SETs the nodes in the same order, so the loser of redis1 wins redis2: with a
+    // quorum of 1 both hold at once, and the counter loses increments with no fault at all.
+    let majority = Scenario {
+        nemesis: Default::default(),
+        ..Scenario::redlock()
+    };
+    let mut one = majority.clone();
+    one.redis.quorum = Some(1);
+    let mut violating = 0;
+    for seed in 0..20 {
+        let r = world::run(&majority, &FaultPlan::none(), Fencing::None, seed);
+        assert!(!r.verdict.violates(), "seed {seed}: {:?}", r.verdict);
+        violating += world::run(&one, &FaultPlan::none(), Fencing::None, seed)
+            .verdict
+            .violates() as u32;
+    }
+    println!("quorum 1 of 5, no faults: {violating} of 20 seeds violate");
+    assert!(
+        violating >= 10,
+        "quorum 1 of 5 broke {violating} of 20 seeds"
+    );
 }
 
 #[test]

@@ -58,6 +58,9 @@ struct ScenarioArgs {
     /// Redis nodes of a Redlock world, 1 to 9 (default 5).
     #[arg(long, value_name = "N")]
     redis_nodes: Option<u32>,
+    /// How many Redis nodes must say OK, 1 to the node count (default a majority).
+    #[arg(long, value_name = "N")]
+    redis_quorum: Option<u32>,
     /// What a Redis node keeps across a crash.
     #[arg(long, value_parser = FlagParser::<Persistence>::new())]
     redis_persistence: Option<Persistence>,

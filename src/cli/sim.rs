@@ -125,6 +125,9 @@ impl ScenarioArgs {
         if let Some(n) = self.redis_nodes {
             s.redis.nodes = n;
         }
+        if let Some(q) = self.redis_quorum {
+            s.redis.quorum = Some(q);
+        }
         if let Some(p) = self.redis_persistence {
             s.redis.persistence = p;
         }

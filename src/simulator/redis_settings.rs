@@ -27,6 +27,10 @@ pub struct RedisSettings {
     /// The random delay between two acquisition attempts, MIN..MAX ms (default node-redlock's
     /// 200 ± 100; redlock-rb's is 0..200, redsync's 50..250).
     pub retry_delay_ms: MsRange,
+    /// How many nodes must say OK, 1..=`nodes`; absent: a majority, `nodes/2 + 1`. Below a
+    /// majority two clients can hold the lock at once without any fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
 }
 
 impl Default for RedisSettings {
@@ -38,6 +42,7 @@ impl Default for RedisSettings {
             clock: ClientClock::Monotonic,
             token: RedlockToken::Random,
             retry_delay_ms: RETRY_DELAY_MS,
+            quorum: None,
         }
     }
 }
@@ -67,6 +72,16 @@ impl RedisSettings {
         }
         self.retry_delay_ms
             .validate("redis.retry_delay_ms", RETRY_DELAY_MS_MAX)?;
+        if let Some(quorum) = self.quorum {
+            if !(1..=self.nodes).contains(&quorum) {
+                return Err(format!(
+                    "redis.quorum: {quorum} is outside 1..={} (redis.nodes); leave it out for a \
+                     majority, {}",
+                    self.nodes,
+                    Redlock::majority(self.nodes as usize)
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -77,6 +92,7 @@ impl RedisSettings {
             token: self.token,
             single,
             retry_delay_ms: self.retry_delay_ms,
+            quorum: self.quorum.map(|q| q as usize),
         }
     }
 }

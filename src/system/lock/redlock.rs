@@ -83,6 +83,10 @@ pub struct Redlock {
     pub single: bool,
     /// The random delay between two attempts, drawn uniformly.
     pub retry_delay_ms: MsRange,
+    /// How many nodes must say OK, 1..=N; None: a majority, `N/2 + 1` (the algorithm's). A
+    /// smaller quorum lets two clients hold at once with no fault at all; the setting is for
+    /// showing it.
+    pub quorum: Option<usize>,
 }
 
 impl Default for Redlock {
@@ -92,6 +96,7 @@ impl Default for Redlock {
             token: RedlockToken::default(),
             single: false,
             retry_delay_ms: RETRY_DELAY_MS,
+            quorum: None,
         }
     }
 }
@@ -115,9 +120,17 @@ impl Redlock {
         Duration::from_millis(Redlock::node_timeout_ms(cfg.ttl_s * 1000))
     }
 
-    /// The quorum of `n` nodes: `n/2 + 1` (redlock-rb, `@quorum`).
-    pub fn quorum(n: usize) -> usize {
+    /// The majority of `n` nodes: `n/2 + 1` (redlock-rb, `@quorum`).
+    pub fn majority(n: usize) -> usize {
         n / 2 + 1
+    }
+
+    /// How many of `n` nodes must say OK: the configured quorum, or a majority. The single
+    /// instance lock has one node, so its quorum is 1 either way.
+    pub fn quorum_of(&self, n: usize) -> usize {
+        let quorum = self.quorum.unwrap_or(Redlock::majority(n)).min(n);
+        assert!((1..=n).contains(&quorum), "quorum {quorum} of {n} nodes");
+        quorum
     }
 
     fn nodes<'a>(&self, cx: &LockContext<'a>) -> Result<&'a [RedisHandle], LockError> {
@@ -159,7 +172,7 @@ impl Redlock {
         // The validity runs from the end of the acquisition (redlock-rb returns it as "valid
         // for this long from now"): the first key set expires at start + TTL, and the drift
         // keeps the client short of it.
-        (locked >= Redlock::quorum(nodes.len()) && validity_ms > 0).then_some(Validity {
+        (locked >= self.quorum_of(nodes.len()) && validity_ms > 0).then_some(Validity {
             clock: self.clock,
             until_us: end_us + validity_ms * 1000,
         })

@@ -382,7 +382,7 @@ async fn client1_acquires(c1: &DemoClient, cfg: &RedlockDemoConfig) -> Result<Re
     c1.out.line(format!(
         "Redlock on A..E, TTL {REDLOCK_TTL_S} s, node timeout {} ms, quorum {}, token {}",
         Redlock::node_timeout_ms(REDLOCK_TTL_S * 1000),
-        Redlock::quorum(REDLOCK_NODES),
+        Redlock::majority(REDLOCK_NODES),
         c1.recipe.name()
     ));
     let held = c1.acquire().await?;
