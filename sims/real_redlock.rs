@@ -17,6 +17,12 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
+// The real Redis suite's helpers: the servers, offset files, the machine's description.
+#[allow(dead_code)] // this suite uses a few of them
+#[path = "real_redis/support.rs"]
+mod support;
+
+use fencelab::calibrate::redis::{redlock_story, story_differences, story_table, StoryFigures};
 use fencelab::history::OpResult;
 use fencelab::lock::RedlockToken;
 use fencelab::real::{self, RedlockDemoArgs, RedlockDemoConfig, RedlockRun};
@@ -153,4 +159,71 @@ fn bad_input_is_a_clear_error() {
     missing.offset_files[2] = "/nonexistent/fencelab.offset".into();
     let e = real::redlock_walkthrough(&missing).expect_err("no offset file");
     assert!(e.contains("cannot read the offset file"), "{e}");
+}
+
+/// Where the story grid's real figures are committed, for the model to be held to them
+/// (`sims/redis_calibration.rs`).
+const STORY_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/sims/calibration/redlock-real.json"
+);
+
+/// The committed record of the story grid.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoryRecord {
+    redis_version: String,
+    machine: String,
+    date: String,
+    method: String,
+    figures: StoryFigures,
+}
+
+/// Redlock end to end (`calibrate::redis::redlock_story`): Kleppmann's clock jump over a grid
+/// of C's steps, with D and E taken by a third client or not. The real servers must give the
+/// committed cells (the model is held to the same cells); with
+/// `FENCELAB_CALIBRATION_WRITE=1` the run's cells are committed instead.
+#[test]
+fn the_story_grid_grants_twice_exactly_where_the_committed_figures_say() {
+    let Some(servers) = support::Servers::from_env() else {
+        println!("real Redlock story grid skipped: FENCELAB_REDIS is unset");
+        return;
+    };
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let c_wall = support::OffsetFile::new(&servers.offset_files[2], &servers.endpoints[2]);
+    let fresh = support::block_on(async {
+        let nodes = fencelab::redis::connect_all(&servers.endpoints[..5])
+            .await
+            .expect("the five servers");
+        redlock_story(&nodes, &c_wall).await
+    })
+    .expect("the story grid");
+    println!("{}", story_table(&fresh));
+    // The grid shows both outcomes, or it shows nothing: the double grant where D and E were
+    // taken and C's step passed the TTL, and none elsewhere.
+    for c in &fresh.cells {
+        assert_eq!(c.double_grant, c.d_e_taken && c.step_ms > 2_000, "{c:?}");
+    }
+    if std::env::var("FENCELAB_CALIBRATION_WRITE").is_ok_and(|v| v == "1") {
+        let record = StoryRecord {
+            redis_version: support::redis_version(&servers.endpoints[0]),
+            machine: support::machine(),
+            date: support::command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+            method: "calibrate::redis::redlock_story against the five servers of .ci/redis-servers, C stepped through its offset file".into(),
+            figures: fresh,
+        };
+        let text = serde_json::to_string_pretty(&record).expect("json") + "\n";
+        std::fs::write(STORY_FILE, text).unwrap_or_else(|e| panic!("{STORY_FILE}: {e}"));
+        println!("wrote {STORY_FILE}");
+        return;
+    }
+    let text = std::fs::read_to_string(STORY_FILE).unwrap_or_else(|e| panic!("{STORY_FILE}: {e}"));
+    let committed: StoryRecord = serde_json::from_str(&text).expect("the committed grid");
+    let differences = story_differences(&committed.figures, &fresh);
+    assert!(
+        differences.is_empty(),
+        "these servers are not those committed ({} on {}):\n{}",
+        committed.date,
+        committed.machine,
+        differences.join("\n")
+    );
 }

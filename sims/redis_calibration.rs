@@ -217,3 +217,90 @@ fn the_probes_are_deterministic_in_the_simulation() {
     let (model, _) = columns();
     assert_eq!(&simulate(seed()), model, "same seed, same figures");
 }
+
+/// Runs the Redlock story grid (`calibrate::redis::redlock_story`) against five model nodes
+/// A..E, C stepped through [`NodeWallStep`], on the same loopback network.
+fn simulate_story(seed: u64) -> calibrate::StoryFigures {
+    let mut config = madsim::Config::default();
+    config.net.send_latency = LATENCY;
+    config.net.packet_loss_rate = 0.0;
+    let mut rt = Runtime::with_seed_and_config(seed, config);
+    rt.set_time_limit(Duration::from_secs(600));
+    rt.block_on(async move {
+        let handle = Handle::current();
+        let mut servers = Vec::new();
+        let mut endpoints = Vec::new();
+        let mut c_node = None;
+        for i in 1..=5 {
+            let addr: SocketAddr = format!("10.0.0.{i}:6379").parse().expect("address");
+            let node = Arc::new(Node::new(
+                Config::defaults(),
+                NodeClock::perfect(Instant::now()),
+            ));
+            if i == 3 {
+                c_node = Some(node.clone());
+            }
+            servers.push(model::node(&handle, &format!("redis{i}"), addr, node).id());
+            endpoints.push(addr.to_string());
+        }
+        let c_wall = NodeWallStep {
+            node: c_node.expect("C"),
+        };
+        let probe = handle
+            .create_node()
+            .name("probe")
+            .ip(PROBE_IP.parse().expect("ip"))
+            .build();
+        let figures = probe
+            .spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let nodes = redis::connect_all(&endpoints).await.expect("connect");
+                calibrate::redlock_story(&nodes, &c_wall).await
+            })
+            .await
+            .expect("the story ran")
+            .expect("the story grid");
+        for id in servers.into_iter().chain([probe.id()]) {
+            handle.kill(id);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        figures
+    })
+}
+
+/// Redlock end to end: Kleppmann's clock jump over a grid of C's steps, with D and E taken or
+/// not. The model must grant twice in exactly the cells the real servers did
+/// (`sims/calibration/redlock-real.json`, written by `sims/real_redlock.rs`), on the same
+/// nodes; and the real grid must show both outcomes, or the comparison shows nothing.
+#[test]
+fn the_model_grants_redlock_twice_exactly_where_real_redis_did() {
+    #[derive(serde::Deserialize)]
+    struct StoryRecord {
+        redis_version: String,
+        machine: String,
+        figures: calibrate::StoryFigures,
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sims/calibration/redlock-real.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let real: StoryRecord = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let grants = real.figures.cells.iter().filter(|c| c.double_grant).count();
+    assert!(
+        grants > 0 && grants < real.figures.cells.len(),
+        "{grants} of {} cells",
+        real.figures.cells.len()
+    );
+    let model = simulate_story(seed());
+    println!("model:\n{}", calibrate::story_table(&model));
+    println!(
+        "real Redis {} on {}:\n{}",
+        real.redis_version,
+        real.machine,
+        calibrate::story_table(&real.figures)
+    );
+    let differences = calibrate::story_differences(&real.figures, &model);
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert_eq!(simulate_story(seed()), model, "same seed, same grid");
+}

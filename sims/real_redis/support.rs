@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 #[path = "../shared/machine.rs"]
 mod machine;
-use machine::{command_line, machine};
+pub use machine::{command_line, machine};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The servers `.ci/redis-servers` started, in one order.

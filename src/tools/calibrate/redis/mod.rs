@@ -44,6 +44,7 @@ pub use super::Stall;
 
 mod compare;
 mod probes;
+mod redlock;
 mod restart;
 mod seams;
 mod steps;
@@ -54,6 +55,10 @@ pub use compare::{
     SET_ROUND_TRIP,
 };
 pub use probes::{sigstop, spread, ttl_precision};
+pub use redlock::{
+    redlock_story, story_differences, story_table, StoryCell, StoryFigures, STORY_STEPS_MS,
+    STORY_TTL_S,
+};
 pub use restart::{restart_trial, restarts, RESTART_TRIALS};
 #[cfg(madsim)]
 pub use seams::NodeWallStep;
