@@ -210,10 +210,7 @@ fn bad_redlock_scenarios_name_the_key() {
 fn a_quorum_below_a_majority_grants_twice_without_any_fault() {
     // Each client SETs the nodes in the same order, so the loser of redis1 wins redis2: with a
     // quorum of 1 both hold at once, and the counter loses increments with no fault at all.
-    let majority = Scenario {
-        nemesis: Default::default(),
-        ..Scenario::redlock()
-    };
+    let majority = Scenario::redlock();
     let mut one = majority.clone();
     one.redis.quorum = Some(1);
     let mut violating = 0;
@@ -326,4 +323,67 @@ fn faults_labelled_inside_never_break_redlock_and_those_outside_do() {
     // Negative space: the same seeds with every fault break most runs.
     let broke_all = runs.iter().filter(|r| r.3).count();
     assert!(broke_all > 200, "{broke_all} of 400");
+}
+
+/// Whether a client's history shows an extension that succeeded, and one that failed.
+fn extensions(h: &History) -> (usize, usize) {
+    let mut n = (0, 0);
+    for e in &h.events {
+        if let EventKind::LockExtended { until_us, .. } = e.kind {
+            match until_us {
+                Some(_) => n.0 += 1,
+                None => n.1 += 1,
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn an_extended_lock_outlives_a_long_computation_but_not_a_pause_before_the_write() {
+    // Computations of 2.5 to 3 s against a 2 s TTL: a holder that does not extend writes after
+    // its keys expired, and another client may hold by then.
+    let long = Scenario {
+        critical_ms: fencelab::ms::MsRange::new(2_500, 3_000),
+        ..Scenario::redlock()
+    };
+    let mut extended = long.clone();
+    extended.redis.extend_below_ms = Some(500);
+    let (mut plain_violating, mut extended_total) = (0, 0);
+    for seed in 0..10 {
+        let e = world::run(&extended, &FaultPlan::none(), Fencing::None, seed);
+        assert!(!e.verdict.violates(), "seed {seed}: {:?}", e.verdict);
+        let (ok, failed) = extensions(&e.history);
+        assert!(
+            ok > 0 && failed == 0,
+            "seed {seed}: {ok} extended, {failed} failed"
+        );
+        extended_total += ok;
+        let p = world::run(&long, &FaultPlan::none(), Fencing::None, seed);
+        assert_eq!(extensions(&p.history), (0, 0));
+        plain_violating += p.verdict.violates() as u32;
+    }
+    println!(
+        "computations past the validity, 10 seeds: {plain_violating} violate without extension; \
+         with it none, over {extended_total} extensions"
+    );
+    assert!(plain_violating >= 5, "{plain_violating} of 10");
+    // Kleppmann's pause, between the last extension and the write, outlives any extension.
+    let paused = Scenario::from_toml(
+        "service = \"redlock\"\nlock_method = \"redlock\"\nclients = 2\nworkload = \"single\"\n\
+         duration_ms = 30000\ncritical_ms = { min = 0, max = 0 }\n[redis]\nextend_below_ms = 500\n\
+         [nemesis]\nenabled = false\n[[scripts]]\nclient = 1\nstart_ms = 0\n\
+         [[scripts]]\nclient = 2\nstart_ms = 1000\n[[faults]]\nfault = \"pause\"\n\
+         node = \"client1\"\nat = { point = { point = \"before-write\", nth = 1 } }\n\
+         duration_ms = 5000\n",
+    )
+    .expect("the scenario");
+    let r = run(&paused, Fencing::None);
+    assert!(double_grant(&r.history), "{:?}", r.verdict);
+    assert!(r.verdict.violates(), "{:?}", r.verdict);
+    let e = Scenario::from_toml(
+        "service = \"redlock\"\nlock_method = \"redlock\"\n[redis]\nextend_below_ms = 0\n",
+    )
+    .unwrap_err();
+    assert!(e.starts_with("redis.extend_below_ms"), "{e}");
 }

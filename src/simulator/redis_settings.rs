@@ -31,6 +31,10 @@ pub struct RedisSettings {
     /// majority two clients can hold the lock at once without any fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
+    /// A holder extends its lock (compare-and-`PEXPIRE` to a full TTL on every node, a quorum
+    /// needed) before a write when less validity than this is left, ms; absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_below_ms: Option<u64>,
 }
 
 impl Default for RedisSettings {
@@ -43,9 +47,13 @@ impl Default for RedisSettings {
             token: RedlockToken::Random,
             retry_delay_ms: RETRY_DELAY_MS,
             quorum: None,
+            extend_below_ms: None,
         }
     }
 }
+
+/// Largest extension threshold, ms: a minute, longer than any TTL a scenario takes.
+pub const EXTEND_BELOW_MS_MAX: u64 = 60_000;
 
 /// Longest delayed restart, ms: an hour, a limit on everything.
 pub const RESTART_DELAY_MS_MAX: u64 = 3_600_000;
@@ -82,6 +90,13 @@ impl RedisSettings {
                 ));
             }
         }
+        if let Some(below_ms) = self.extend_below_ms {
+            if !(1..=EXTEND_BELOW_MS_MAX).contains(&below_ms) {
+                return Err(format!(
+                    "redis.extend_below_ms: {below_ms} is outside 1..={EXTEND_BELOW_MS_MAX}"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -93,6 +108,7 @@ impl RedisSettings {
             single,
             retry_delay_ms: self.retry_delay_ms,
             quorum: self.quorum.map(|q| q as usize),
+            extend_below_ms: self.extend_below_ms,
         }
     }
 }

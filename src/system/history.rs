@@ -131,6 +131,11 @@ pub enum EventKind {
         leader: Option<String>,
         what: String,
     },
+    // After Leadership for the same reason: new kinds go last.
+    /// The holder extended its lock during its computation (a recipe that extends: Redlock
+    /// with `extend_below_ms`): valid until `until_us` by its clock, or `None` when the
+    /// extension failed and the holder stopped.
+    LockExtended { token: i64, until_us: Option<i64> },
 }
 
 /// An event with its node and times.

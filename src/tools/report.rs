@@ -54,6 +54,17 @@ fn event_words(kind: &EventKind) -> String {
             "local lease check: deadline {:.3} s has passed, does not write (token {token})",
             *deadline_us as f64 / 1e6
         ),
+        EventKind::LockExtended {
+            token,
+            until_us: Some(until_us),
+        } => format!(
+            "extends the lock: valid until {:.3} s by its clock (token {token})",
+            *until_us as f64 / 1e6
+        ),
+        EventKind::LockExtended {
+            token,
+            until_us: None,
+        } => format!("fails to extend the lock, stops (token {token})"),
         EventKind::Invoke {
             op,
             key,

@@ -366,6 +366,24 @@ pub trait LockRecipe: Send + Sync + std::fmt::Debug + 'static {
     /// Takes the lock (under `cx`'s session, where the service has one).
     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>>;
 
+    /// How little validity a holder lets its lock come down to before it extends it, ms;
+    /// `None`: the recipe does not extend (an etcd lock lives while its session's keepalives
+    /// do, which is the session's business, not the holder's).
+    fn extend_below_ms(&self) -> Option<u64> {
+        None
+    }
+
+    /// Extends a held lock: its new validity, or an error when the lock could not be kept
+    /// (the holder must stop). Called only when [`LockRecipe::extend_below_ms`] is `Some`.
+    fn extend<'a>(
+        &'a self,
+        cx: LockContext<'a>,
+        holding: &'a Holding,
+    ) -> BoxFuture<'a, Result<Validity, LockError>> {
+        let _ = (cx, holding);
+        Box::pin(async { Err(LockError::Redis("this lock is not extended".into())) })
+    }
+
     /// Releases it (the caller then closes the session). May fail when the lease is gone.
     fn release<'a>(
         &'a self,

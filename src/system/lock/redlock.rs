@@ -87,6 +87,9 @@ pub struct Redlock {
     /// smaller quorum lets two clients hold at once with no fault at all; the setting is for
     /// showing it.
     pub quorum: Option<usize>,
+    /// Extend the lock when less validity than this is left, ms (node-redlock's `using`
+    /// extends at its `automaticExtensionThreshold`, 500 ms by default); None: never.
+    pub extend_below_ms: Option<u64>,
 }
 
 impl Default for Redlock {
@@ -97,6 +100,7 @@ impl Default for Redlock {
             single: false,
             retry_delay_ms: RETRY_DELAY_MS,
             quorum: None,
+            extend_below_ms: None,
         }
     }
 }
@@ -153,29 +157,69 @@ impl Redlock {
         value: &str,
     ) -> Option<Validity> {
         let ttl_ms = cx.cfg.ttl_s * 1000;
+        self.on_quorum(cx, nodes, |node| node.set_nx_px(REDLOCK_KEY, value, ttl_ms))
+            .await
+    }
+
+    /// `call` on each node in turn, each bounded by the per-node timeout; the validity left
+    /// from the start of the first call, if a quorum answered `true` (redlock-rb's `lock`,
+    /// which its `extend` reuses with another script).
+    async fn on_quorum<'n, F>(
+        &self,
+        cx: LockContext<'_>,
+        nodes: &'n [RedisHandle],
+        call: F,
+    ) -> Option<Validity>
+    where
+        F: Fn(&'n RedisHandle) -> BoxFuture<'n, crate::redis::RedisResult<bool>>,
+    {
+        let ttl_ms = cx.cfg.ttl_s * 1000;
         let per_node = Redlock::node_timeout(cx.cfg);
         let start_us = self.clock.now_us(cx.clock);
-        let mut locked = 0;
+        let mut said_yes = 0;
         for node in nodes {
-            let set = cx
-                .clock
-                .timeout(per_node, node.set_nx_px(REDLOCK_KEY, value, ttl_ms))
-                .await;
-            if matches!(set, Ok(Ok(true))) {
-                locked += 1;
+            let answer = cx.clock.timeout(per_node, call(node)).await;
+            if matches!(answer, Ok(Ok(true))) {
+                said_yes += 1;
             }
         }
         let end_us = self.clock.now_us(cx.clock);
         let elapsed_ms = (end_us - start_us) / 1000;
         let validity_ms = ttl_ms - elapsed_ms - Redlock::drift_ms(ttl_ms);
-        debug_assert!(locked <= nodes.len());
-        // The validity runs from the end of the acquisition (redlock-rb returns it as "valid
-        // for this long from now"): the first key set expires at start + TTL, and the drift
-        // keeps the client short of it.
-        (locked >= self.quorum_of(nodes.len()) && validity_ms > 0).then_some(Validity {
+        debug_assert!(said_yes <= nodes.len());
+        // The validity runs from the end of the calls (redlock-rb returns it as "valid for
+        // this long from now"): the first key set expires at start + TTL, and the drift keeps
+        // the client short of it.
+        (said_yes >= self.quorum_of(nodes.len()) && validity_ms > 0).then_some(Validity {
             clock: self.clock,
             until_us: end_us + validity_ms * 1000,
         })
+    }
+
+    /// Extends the lock: compare-and-`PEXPIRE` of the holder's value to a full TTL on every
+    /// node, held again when a quorum did and validity is left (redlock-rb's `extend`;
+    /// node-redlock's `extend`, which first refuses a lock already expired by the holder's
+    /// clock, as this does).
+    async fn extend_redlock(
+        &self,
+        cx: LockContext<'_>,
+        holding: &Holding,
+    ) -> Result<Validity, LockError> {
+        let nodes = self.nodes(&cx)?;
+        let valid = holding.validity.is_some_and(|v| v.holds(cx.clock, 0));
+        if !valid {
+            return Err(LockError::Redis(
+                "the lock expired before its extension".into(),
+            ));
+        }
+        let value = Redlock::value(&cx);
+        let ttl_ms = cx.cfg.ttl_s * 1000;
+        let extended = self
+            .on_quorum(cx, nodes, |node| {
+                node.pexpire_if_eq(REDLOCK_KEY, &value, ttl_ms)
+            })
+            .await;
+        extended.ok_or_else(|| LockError::Redis("no quorum extended the lock".into()))
     }
 
     /// Unlocks every node, bounded per node; how many deleted the key.
@@ -263,6 +307,18 @@ impl LockRecipe for Redlock {
 
     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>> {
         Box::pin(self.acquire_redlock(cx))
+    }
+
+    fn extend_below_ms(&self) -> Option<u64> {
+        self.extend_below_ms
+    }
+
+    fn extend<'a>(
+        &'a self,
+        cx: LockContext<'a>,
+        holding: &'a Holding,
+    ) -> BoxFuture<'a, Result<Validity, LockError>> {
+        Box::pin(self.extend_redlock(cx, holding))
     }
 
     fn release<'a>(

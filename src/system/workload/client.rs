@@ -12,7 +12,9 @@ use crate::clock::NodeClock;
 use crate::etcd::{EtcdError, Keys, Txn};
 use crate::history::{EventKind, OpResult, Probe};
 use crate::keys::ETCD_KEY_PREFIX;
-use crate::lock::{self, EtcdHandle, Holding, LockConfig, LockError, LockRecipe, Session};
+use crate::lock::{
+    self, EtcdHandle, Holding, LockConfig, LockContext, LockError, LockRecipe, Session,
+};
 use crate::lock::{Service, ServiceContext, ServiceKind};
 use crate::ms::MsRange;
 use crate::protocol::{Op, Request};
@@ -253,7 +255,8 @@ impl ClientRun {
         let cx = service_context(service, session.as_ref());
         let value = self.name().to_string();
         let recipe = self.spec.recipe.clone();
-        let holding = match lock::acquire(cx, &self.clock, &cfg, &*recipe, &value, nonce).await {
+        let mut holding = match lock::acquire(cx, &self.clock, &cfg, &*recipe, &value, nonce).await
+        {
             Ok(h) => h,
             Err(e) => {
                 if let (LockError::CampaignTimeout, Some(s)) = (&e, &session) {
@@ -285,9 +288,10 @@ impl ClientRun {
         let workload = self.spec.workload.clone();
         let mut cs = Critical {
             run: self,
-            holding: &holding,
+            holding: &mut holding,
             session: session.as_ref(),
             service,
+            nonce,
         };
         let end = workload.critical(&mut cs).await;
         // Release: resign, then revoke. Either may fail if the lease is already gone.
@@ -412,9 +416,12 @@ impl ClientRun {
 /// randomness and, for workloads that keep data in etcd, the etcd seam.
 pub struct Critical<'a> {
     run: &'a mut ClientRun,
-    holding: &'a Holding,
+    /// Mutable for its validity alone, which an extension moves.
+    holding: &'a mut Holding,
     session: Option<&'a Session>,
     service: &'a Service,
+    /// The acquisition's nonce: the lock's value is made of it (an extension names it).
+    nonce: u64,
 }
 
 /// What a recipe gets of the service for one cycle.
@@ -437,7 +444,7 @@ impl Critical<'_> {
 
     /// The lock this client holds: its key, lease ID and token.
     pub fn holding(&self) -> &Holding {
-        self.holding
+        &*self.holding
     }
 
     /// The etcd this client's lock lives in; `None` on a world of another lock service.
@@ -462,13 +469,13 @@ impl Critical<'_> {
     /// Reads `key` from the storage.
     pub async fn read(&mut self, key: &str) -> OpResult {
         self.run
-            .send(Op::Read, key, String::new(), self.holding)
+            .send(Op::Read, key, String::new(), &*self.holding)
             .await
     }
 
     /// Writes `val` to `key` in the storage.
     pub async fn write(&mut self, key: &str, val: String) -> OpResult {
-        self.run.send(Op::Write, key, val, self.holding).await
+        self.run.send(Op::Write, key, val, &*self.holding).await
     }
 
     /// Reads `key` from etcd (for workloads whose data lives in etcd), recorded in the history
@@ -479,7 +486,7 @@ impl Critical<'_> {
         };
         let read = Keys::Exact(key.to_string());
         self.run
-            .record_etcd(Op::Read, key, String::new(), self.holding, async move {
+            .record_etcd(Op::Read, key, String::new(), &*self.holding, async move {
                 etcd.get(read).await.map(|r| {
                     let kv = r.kvs.into_iter().next();
                     OpResult::Ok {
@@ -502,7 +509,7 @@ impl Critical<'_> {
         let txn = Txn::put_while_exists(&self.holding.key, key, &val);
         let written = val.clone();
         self.run
-            .record_etcd(Op::Write, key, val, self.holding, async move {
+            .record_etcd(Op::Write, key, val, &*self.holding, async move {
                 etcd.txn(txn).await.map(|t| match t.succeeded {
                     true => OpResult::Ok {
                         val: written,
@@ -521,9 +528,9 @@ impl Critical<'_> {
     /// lease check if the scenario has one (`Err` when it refuses: end the cycle with it),
     /// then the point where aimed faults strike before a write (Kleppmann's window).
     pub async fn prepare_write(&mut self) -> Result<(), CycleEnd> {
+        let critical = self.run.draw(self.run.spec.critical_ms);
+        self.compute(critical).await?;
         let run = &mut *self.run;
-        let critical = run.draw(run.spec.critical_ms);
-        run.clock.sleep(critical).await;
         // "My lease looks valid": the client-side variant checks its own deadline here (a
         // lock without a session, its validity, on the clock the recipe measured it with).
         if let Some(margin_ms) = run.spec.lease_check_margin_ms {
@@ -547,6 +554,86 @@ impl Critical<'_> {
         // Kleppmann's window: between the check above and the write below.
         run.reach(Point::BeforeWrite).await;
         Ok(())
+    }
+}
+
+/// Most extensions in one computation: a limit on everything (a 1 s TTL extended at 500 ms
+/// left takes 60 s of computation to reach it).
+const EXTENSIONS_MAX: u32 = 128;
+
+impl Critical<'_> {
+    /// The computation before a write, `d` of it by the node's clock. A holder whose recipe
+    /// extends its lock ([`LockRecipe::extend_below_ms`]) extends it each time less validity
+    /// than the threshold is left, as node-redlock's `using` does on a timer; a failed
+    /// extension stops the holder, as `using`'s abort signal asks. A pause still outlives the
+    /// extended validity, as Kleppmann's pause outlives any lease.
+    async fn compute(&mut self, d: Duration) -> Result<(), CycleEnd> {
+        let recipe = self.run.spec.recipe.clone();
+        let Some(below_ms) = recipe.extend_below_ms() else {
+            // The one sleep every recipe without extension has always had: the same draws.
+            self.run.clock.sleep(d).await;
+            return Ok(());
+        };
+        let end_us = self.run.clock.now_us() + d.as_micros() as i64;
+        for _ in 0..EXTENSIONS_MAX {
+            let left_us = end_us - self.run.clock.now_us();
+            let Some(validity) = self.holding.validity else {
+                break;
+            };
+            let due_us =
+                validity.until_us - below_ms as i64 * 1000 - validity.clock.now_us(&self.run.clock);
+            if left_us <= due_us {
+                break;
+            }
+            self.run
+                .clock
+                .sleep(Duration::from_micros(due_us.max(0) as u64))
+                .await;
+            self.extend(&*recipe, validity).await?;
+        }
+        let left_us = end_us - self.run.clock.now_us();
+        if left_us > 0 {
+            self.run
+                .clock
+                .sleep(Duration::from_micros(left_us as u64))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Extends the lock once; records the outcome.
+    async fn extend(
+        &mut self,
+        recipe: &dyn LockRecipe,
+        validity: crate::lock::Validity,
+    ) -> Result<(), CycleEnd> {
+        let name = self.run.name().to_string();
+        let cx = LockContext {
+            service: service_context(self.service, self.session),
+            clock: &self.run.clock,
+            cfg: &self.run.spec.lock,
+            value: &name,
+            nonce: self.nonce,
+        };
+        let extended = recipe.extend(cx, self.holding).await;
+        let token = self.holding.token;
+        let until_us = extended.as_ref().ok().map(|v| v.until_us);
+        self.run
+            .probe
+            .record(EventKind::LockExtended { token, until_us });
+        match extended {
+            Ok(v) => {
+                // An extension moves the validity later, never earlier, on a clock that
+                // only runs forward (a wall clock may be stepped back between the two).
+                assert!(
+                    v.clock == crate::lock::ClientClock::Wall || v.until_us >= validity.until_us,
+                    "{v:?} before {validity:?}"
+                );
+                self.holding.validity = Some(v);
+                Ok(())
+            }
+            Err(e) => Err(CycleEnd::Abandoned(format!("lock extension: {e}"))),
+        }
     }
 }
 
