@@ -86,14 +86,7 @@ fn event_words(kind: &EventKind) -> String {
                 )
             }
         },
-        EventKind::Complete { outcome, .. } => match outcome {
-            OpResult::Ok { val, version: v } => {
-                format!("gets ok: val {val:?}, version {}", shown(*v))
-            }
-            OpResult::Rejected { err } => format!("is refused: {err}"),
-            OpResult::Failed { err } => format!("fails: {err}"),
-            OpResult::Unknown { err } => format!("gets no answer: {err}"),
-        },
+        EventKind::Complete { outcome, .. } => outcome_words(outcome),
         EventKind::StorageApplied {
             op,
             key,
@@ -115,6 +108,18 @@ fn event_words(kind: &EventKind) -> String {
         }
         EventKind::Fault { what } => format!("** {what}"),
         EventKind::Leadership { what, .. } => format!("== {what}"),
+    }
+}
+
+/// What a client's operation came to, in the story.
+fn outcome_words(outcome: &OpResult) -> String {
+    match outcome {
+        OpResult::Ok { val, version: v } => {
+            format!("gets ok: val {val:?}, version {}", shown(*v))
+        }
+        OpResult::Rejected { err } => format!("is refused: {err}"),
+        OpResult::Failed { err } => format!("fails: {err}"),
+        OpResult::Unknown { err } => format!("gets no answer: {err}"),
     }
 }
 
