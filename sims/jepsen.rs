@@ -56,6 +56,25 @@ fn etcd_3_4_loses_acknowledged_adds_and_3_5_far_fewer() {
     );
 }
 
+/// The contrib/lock example's own lock, `concurrency.Mutex` over plain KV, follows its client
+/// library: 3.4's does not re-read its key after waiting (issue 11456 on the client side) and
+/// loses adds as the Lock API does; 3.5's does (PR 11408) and loses none.
+#[test]
+fn kv_mutex_on_3_4_loses_adds_as_the_lock_api_does_and_on_3_5_none() {
+    let kv = |version| Scenario {
+        lock_method: fencelab::lock::LockMethod::KvMutex,
+        ..jepsen(version)
+    };
+    let (acked_34, lost_34, _) = adds(&kv(Version::V3_4), Fencing::None);
+    let (acked_35, lost_35, violating_35) = adds(&kv(Version::V3_5), Fencing::None);
+    println!(
+        "kv-mutex, {SEEDS} seeds: 3.4 lost {lost_34} of {acked_34}, 3.5 {lost_35} of {acked_35}"
+    );
+    assert!(acked_34 > 1000 && acked_35 > 1000, "{acked_34} {acked_35}");
+    assert!(lost_34 * 10 > acked_34, "3.4: {lost_34} of {acked_34}");
+    assert_eq!((lost_35, violating_35), (0, 0));
+}
+
 #[test]
 fn tokens_from_3_4s_lock_api_can_tie_and_let_an_add_through() {
     // The Lock API's token is its answer's revision: on 3.4 the expired waiter and the true

@@ -310,7 +310,7 @@ impl Scenario {
                 self.redis
                     .recipe(self.lock_method == LockMethod::RedisSingle),
             ),
-            other => other.recipe(),
+            other => other.recipe_on(self.etcd_version),
         }
     }
 

@@ -209,6 +209,7 @@ impl From<&Scenario> for crate::schemes::LockSettings {
             redlock: scenario
                 .redis
                 .recipe(scenario.lock_method == crate::lock::LockMethod::RedisSingle),
+            etcd_version: scenario.etcd_version,
         }
     }
 }

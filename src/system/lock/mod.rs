@@ -103,11 +103,20 @@ pub enum LockMethod {
 }
 
 impl LockMethod {
+    /// The method's recipe as the client library of etcd `version` runs it (only kv-mutex,
+    /// a client-side recipe, differs; the Lock API's difference is the server's).
+    pub fn recipe_on(self, version: crate::etcd::Version) -> Arc<dyn LockRecipe> {
+        match self {
+            LockMethod::KvMutex => Arc::new(KvMutex { version }),
+            other => other.recipe(),
+        }
+    }
+
     /// The method's recipe.
     pub fn recipe(self) -> Arc<dyn LockRecipe> {
         match self {
             LockMethod::Election => Arc::new(Election),
-            LockMethod::KvMutex => Arc::new(KvMutex),
+            LockMethod::KvMutex => Arc::new(KvMutex::default()),
             LockMethod::LockApi => Arc::new(LockApi),
             LockMethod::Redlock => Arc::new(Redlock::default()),
             LockMethod::RedisSingle => Arc::new(Redlock {

@@ -5,7 +5,7 @@ use super::{
     MUTEX_POLLS_MAX, MUTEX_PREFIX,
 };
 use crate::clock::NodeClock;
-use crate::etcd::{Etcd, EtcdError, Keys, LeaderKey, WatchEvent};
+use crate::etcd::{Etcd, EtcdError, Keys, LeaderKey, Version, WatchEvent};
 use crate::BoxFuture;
 
 /// etcd's election API (`concurrency.Election`): `campaign` waits server-side until the
@@ -85,8 +85,16 @@ impl LockRecipe for LockApi {
 /// else watch the key created just before it until it goes (SimServer has no Watch: there the
 /// wait polls that one key). The key is new (its name holds a fresh lease), so a plain put
 /// stands for the recipe's create-if-absent transaction.
+///
+/// `version` is the client library's: 3.4's Mutex knows its key's revision from its put and,
+/// once every key before it has gone, holds without looking at its own key again, so a waiter
+/// whose session expired while it waited still believes it holds (etcd issue 11456, the client
+/// side); 3.5 re-reads its key after waiting and answers "session is expired" when it is gone
+/// (PR 11408, `client/v3/concurrency/mutex.go`, `Lock`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct KvMutex;
+pub struct KvMutex {
+    pub version: Version,
+}
 
 impl LockRecipe for KvMutex {
     fn name(&self) -> &str {
@@ -94,7 +102,7 @@ impl LockRecipe for KvMutex {
     }
 
     fn acquire<'a>(&'a self, cx: LockContext<'a>) -> BoxFuture<'a, Result<Holding, LockError>> {
-        Box::pin(kv_mutex(cx))
+        Box::pin(kv_mutex(cx, self.version))
     }
 
     fn release<'a>(
@@ -114,22 +122,35 @@ impl LockRecipe for KvMutex {
     }
 }
 
-async fn kv_mutex(cx: LockContext<'_>) -> Result<Holding, LockError> {
+async fn kv_mutex(cx: LockContext<'_>, version: Version) -> Result<Holding, LockError> {
     let (etcd, lease_id) = (cx.etcd()?, cx.lease_id()?);
     let key = format!("{MUTEX_PREFIX}{lease_id:016x}");
     etcd.put(&key, cx.value, lease_id).await.map_err(etcd_err)?;
+    // Our key's create revision, once seen: what 3.4 goes on waiting by when the key is gone.
+    let mut my_revision = None;
     // Bounded by the caller's campaign timeout; this cap only guards against a missing one.
     for _ in 0..MUTEX_POLLS_MAX {
         let listing = etcd
             .get(Keys::Prefix(MUTEX_PREFIX.to_string()))
             .await
             .map_err(etcd_err)?;
-        let ours = listing
+        let found = listing
             .kvs
             .iter()
             .find(|k| k.key == key)
-            .map(|k| k.create_revision)
-            .ok_or_else(|| LockError::Etcd("lock key gone: the session expired".into()))?;
+            .map(|k| k.create_revision);
+        let ours = match (found, my_revision, version) {
+            (Some(revision), _, _) => revision,
+            (None, Some(revision), Version::V3_4) => revision,
+            (None, _, _) => {
+                return Err(LockError::Etcd("lock key gone: the session expired".into()))
+            }
+        };
+        debug_assert!(
+            my_revision.is_none_or(|r| r == ours),
+            "a key's revision moved"
+        );
+        my_revision = Some(ours);
         // The candidate created last before ours, as etcd's `waitDeletes` picks it.
         let before = listing
             .kvs

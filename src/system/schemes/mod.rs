@@ -27,6 +27,8 @@ pub struct LockSettings {
     pub service: ServiceKind,
     /// The scenario's Redlock client (its clock, token and retry delay), for Redlock schemes.
     pub redlock: Redlock,
+    /// The etcd release whose client library runs the recipe (kv-mutex differs).
+    pub etcd_version: crate::etcd::Version,
 }
 
 /// How a scheme makes its recipe from the scenario's lock settings.
@@ -143,7 +145,7 @@ pub fn catalogue() -> Vec<Scheme> {
             fence: Arc::new(NoFence),
             recipe: Some(|settings| {
                 Arc::new(LockDelay {
-                    inner: settings.lock_method.recipe(),
+                    inner: settings.lock_method.recipe_on(settings.etcd_version),
                 })
             }),
             service: Some(ServiceKind::Etcd),
