@@ -44,13 +44,11 @@ impl Noise {
     /// `count` seeds from `first`; an error names a count of 0, too many seeds, or an overflow.
     pub fn new(first: u64, count: u64) -> Result<Noise, String> {
         if !(1..=NOISE_SEEDS_MAX).contains(&count) {
-            return Err(format!(
-                "noise seeds: {count} is outside 1..={NOISE_SEEDS_MAX}"
-            ));
+            return Err(format!("{count} is outside 1..={NOISE_SEEDS_MAX}"));
         }
         first
             .checked_add(count)
-            .ok_or_else(|| format!("noise seeds: {first} plus {count} overflows"))?;
+            .ok_or_else(|| format!("{count} seeds from {first} on overflow"))?;
         Ok(Noise { first, count })
     }
 
