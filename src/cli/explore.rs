@@ -80,20 +80,7 @@ pub(super) fn explore(args: ExploreArgs, out: &mut String) -> Result<(), String>
         write_file(path, &serde_json::to_string_pretty(exp).expect("json"))?;
     }
     if json {
-        let doc = serde_json::json!({
-            "fencing": fencing,
-            "found": found.found,
-            "cases": found.cases,
-            "runs": found.runs,
-            "faults_before": found.faults_before,
-            "faults_after": found.faults_after,
-            "plan": found.plan,
-            "original": found.original,
-            "share": found.share,
-            "need": found.need,
-            "evidence": found.evidence,
-        });
-        return writeln!(out, "{doc}").map_err(|e| e.to_string());
+        return writeln!(out, "{}", json_doc(&found, fencing)).map_err(|e| e.to_string());
     }
     let _ = writeln!(
         out,
@@ -129,6 +116,23 @@ pub(super) fn explore(args: ExploreArgs, out: &mut String) -> Result<(), String>
     };
     let _ = writeln!(out, "replay: {add}cargo run --release -- replay {file}");
     Ok(())
+}
+
+/// What `explore --json` prints: one object.
+fn json_doc(found: &Exploration, fencing: fencelab::storage::Fencing) -> serde_json::Value {
+    serde_json::json!({
+        "fencing": fencing,
+        "found": found.found,
+        "cases": found.cases,
+        "runs": found.runs,
+        "faults_before": found.faults_before,
+        "faults_after": found.faults_after,
+        "plan": found.plan,
+        "original": found.original,
+        "share": found.share,
+        "need": found.need,
+        "evidence": found.evidence,
+    })
 }
 
 /// The shrunk plan: where it came from, the plan, its robustness and each fault's evidence.

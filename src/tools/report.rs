@@ -214,7 +214,9 @@ fn excerpt_events(run: &Run, finding: &crate::checker::Finding) -> Vec<usize> {
 }
 
 /// The story of how a run's first violation came about, in the story's own words
-/// ([`excerpt_events`], with `...` where events are left out), then the finding. Empty if no
+/// (every fault; the finding's node from its last acquisition before the first fault on; the
+/// others' acquisitions and the storage's work just before the finding; at most
+/// [`EXCERPT_LINES_MAX`] lines, with `...` where events are left out), then the finding. Empty if no
 /// finding violates.
 pub fn story_excerpt(run: &Run) -> String {
     let Some(finding) = run.verdict.findings.iter().find(|f| f.kind.is_violation()) else {

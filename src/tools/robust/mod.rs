@@ -8,7 +8,7 @@
 //! nothing, since any extra wake-up (even a 0 ms pause) shifts every later draw of madsim's
 //! one global RNG.
 //!
-//! [`shrink`] shrinks a plan while it stays robust; [`Evidence`] is what a reader needs to
+//! [`Shrinker`] shrinks a plan while it stays robust; [`Evidence`] is what a reader needs to
 //! trust it: the plan's robustness, each fault's robustness without it, and the story of the
 //! most typical noise seed.
 
