@@ -307,7 +307,7 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         ),
         (vec!["explore", "--noise-seeds", "0"], "--noise-seeds"),
         (vec!["explore", "--robust-share", "1.5"], "--robust-share"),
-        (vec!["explore", "--robust-share", "-0.1"], "--robust-share"),
+        (vec!["explore", "--robust-share=-0.1"], "--robust-share"),
         (vec!["sweep", "--shard", "3/3"], "shard"),
         (vec!["sweep", "--critical-ms", "9..x"], "critical-ms"),
         (vec!["sweep", "--restart-ms", "9..x"], "restart-ms"),
