@@ -178,6 +178,10 @@ struct SweepArgs {
     plot: PathBuf,
 }
 
+/// `explore --noise-seeds`' default: `robust::NOISE_SEEDS_DEFAULT`, which only the simulation
+/// build has (the two are held equal at compile time in `cli/explore.rs`).
+const NOISE_SEEDS_DEFAULT: u64 = 20;
+
 /// The flags of `explore`.
 #[derive(Args, Debug)]
 struct ExploreArgs {
@@ -196,7 +200,7 @@ struct ExploreArgs {
     #[arg(long, default_value_t = 0)]
     search_seed: u64,
     /// K: the noise seeds each plan is measured over while shrinking.
-    #[arg(long, value_name = "K", default_value_t = fencelab::robust::NOISE_SEEDS_DEFAULT)]
+    #[arg(long, value_name = "K", default_value_t = NOISE_SEEDS_DEFAULT)]
     noise_seeds: u64,
     /// The share of the K noise seeds (0 to 1) a shrunk plan must still violate in (default:
     /// half the original plan's own share).

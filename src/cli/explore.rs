@@ -8,6 +8,9 @@ use fencelab::world::Experiment;
 use fencelab::{report, sweep};
 use std::fmt::Write;
 
+// The command's default K is the library's.
+const _: () = assert!(crate::NOISE_SEEDS_DEFAULT == fencelab::robust::NOISE_SEEDS_DEFAULT);
+
 /// The space `explore` searches: it chooses clients, TTL and critical sections unless a flag
 /// pins them.
 fn explore_space(scenario: &ScenarioArgs, critical_ms_top: u64) -> Result<explore::Space, String> {

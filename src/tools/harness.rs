@@ -12,13 +12,17 @@
 //! # }
 //! ```
 //!
-//! On a failure the panic names the seed, the fence, recipe and workload, the verdict's counts
-//! and first finding, the fault plan as JSON (shrunk: faults removed one at a time while the
-//! run still fails), and two one-line replays:
+//! On a failure the panic (at the caller's line: `#[track_caller]`) tells one story, the
+//! shrunk plan's: the seed, the fence, recipe and workload, why the seed failed, the plan as
+//! JSON (shrunk: no-ops dropped, then faults removed one at a time while the seed still fails
+//! the same way, with a finding of the kind that failed first or the user's property), the
+//! shrunk run's own counts and first finding, its robustness over 20 noise seeds
+//! ([`crate::robust`]), its story ([`report::story_excerpt`]), and two one-line replays:
 //!
 //! - `FENCELAB_SEED=<seed> cargo test … <test>` re-runs exactly that seed, as madsim's
 //!   `MADSIM_TEST_SEED` does;
-//! - adding `FENCELAB_PLAN=<file>` (the shrunk plan, written under `target/fencelab-failures/`)
+//! - adding `FENCELAB_PLAN=<file>` (the shrunk plan, written under
+//!   `$CARGO_TARGET_DIR/fencelab-failures/`, by default `target/`, with its story beside it)
 //!   runs that seed under the shrunk plan instead of the one the nemesis draws.
 //!
 //! A seed replays byte for byte: same seed, scenario, plan, fence, recipe and workload, same
