@@ -357,8 +357,13 @@ impl Harness {
         ));
         out.push_str(&format!("  the shrunk plan's run: {}\n", f.shrunk_why));
         let n = f.robustness.noise;
+        let how = match target {
+            Target::Kind(kind) => format!("fails with a {}", kind.as_str()),
+            Target::Property => "fails the property".to_string(),
+            Target::Panic => "panics".to_string(),
+        };
         out.push_str(&format!(
-            "  robustness: the shrunk plan fails so in {} (noise seeds {}..{})\n",
+            "  robustness: the shrunk plan {how} in {} (noise seeds {}..{})\n",
             f.robustness.text(),
             n.first,
             n.first + n.count - 1
