@@ -156,6 +156,11 @@ fn explore_json_has_the_documented_shape() {
         "faults_before",
         "faults_after",
         "plan",
+        "runs",
+        "original",
+        "share",
+        "need",
+        "evidence",
     ] {
         assert!(v.get(key).is_some(), "{key} missing in {v}");
     }
@@ -163,6 +168,72 @@ fn explore_json_has_the_documented_shape() {
     assert!(
         v["plan"]["faults"].as_array().unwrap().len() as u64 == v["faults_after"].as_u64().unwrap()
     );
+}
+
+#[test]
+fn explore_saves_its_evidence_and_replay_measures_it_again() {
+    let saved = tmp("explore-evidence.json");
+    let said = ok(&[
+        "explore",
+        "--fencing",
+        "none",
+        "--cases",
+        "64",
+        "--noise-seeds",
+        "10",
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    for line in [
+        "robustness: violates in ",
+        "without it: ",
+        "story of noise seed ",
+        "=> ",
+    ] {
+        assert!(said.contains(line), "{line:?} missing in {said}");
+    }
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let evidence = &exp["explanation"]["evidence"];
+    assert_eq!(evidence["robustness"]["noise"]["count"], 10, "{exp}");
+    assert_eq!(exp["seed"], evidence["typical_seed"], "{exp}");
+    // Replay runs the typical seed and measures the same noise seeds again: the same figure.
+    let again = ok(&["replay", saved.to_str().unwrap()]);
+    let violating = evidence["robustness"]["violating"].as_u64().unwrap();
+    let figure = format!("robustness: violates in {violating} of 10 noise seeds");
+    assert!(again.contains(&figure), "{figure:?} missing in {again}");
+    assert!(again.contains("saved by explore: violates in "), "{again}");
+}
+
+#[test]
+fn run_noise_seeds_reports_the_plans_robustness() {
+    let said = ok(&[
+        "run",
+        "--seed",
+        "3",
+        "--fencing",
+        "none",
+        "--noise-seeds",
+        "4",
+    ]);
+    assert!(
+        said.contains("noise seeds 3..6 (the plan fixed):"),
+        "{said}"
+    );
+    assert!(said.contains(" of 4 noise seeds ("), "{said}");
+    let json = ok(&[
+        "run",
+        "--seed",
+        "3",
+        "--fencing",
+        "none",
+        "--noise-seeds",
+        "4",
+        "--json",
+    ]);
+    let lines = json_lines(&json);
+    assert_eq!(lines.len(), 2, "{json}");
+    assert_eq!(lines[1]["robustness"]["robustness"]["noise"]["count"], 4);
 }
 
 #[test]
@@ -220,6 +291,23 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
             "unknown fencing policy",
         ),
         (vec!["sweep", "--seeds", "0"], "--seeds"),
+        (
+            vec!["run", "--seed", "1", "--noise-seeds", "0"],
+            "--noise-seeds",
+        ),
+        (
+            vec![
+                "run",
+                "--seed",
+                "18446744073709551615",
+                "--noise-seeds",
+                "2",
+            ],
+            "--noise-seeds",
+        ),
+        (vec!["explore", "--noise-seeds", "0"], "--noise-seeds"),
+        (vec!["explore", "--robust-share", "1.5"], "--robust-share"),
+        (vec!["explore", "--robust-share=-0.1"], "--robust-share"),
         (vec!["sweep", "--shard", "3/3"], "shard"),
         (vec!["sweep", "--critical-ms", "9..x"], "critical-ms"),
         (vec!["sweep", "--restart-ms", "9..x"], "restart-ms"),

@@ -4,6 +4,7 @@
 #![cfg(madsim)]
 
 use fencelab::harness::{Harness, PLAN_VAR, SEED_VAR};
+use fencelab::robust::Hit;
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::world::Builder;
@@ -34,14 +35,54 @@ fn an_unfenced_counter_fails_with_a_shrunk_plan_that_replays() {
         .replay(failure.seed, Some(failure.shrunk.clone()))
         .expect_err("the shrunk plan still fails");
     assert_eq!(again.shrunk, failure.shrunk);
+    // Shrunk toward the finding that failed first: without any one of its faults the seed
+    // no longer shows a finding of that kind.
+    let kind = builder
+        .run_seed(failure.seed)
+        .verdict
+        .findings
+        .iter()
+        .find(|f| f.kind.is_violation())
+        .expect("a violation")
+        .kind;
+    let shrunk_run = builder
+        .clone()
+        .plan(failure.shrunk.clone())
+        .run_seed(failure.seed);
+    assert!(Hit::of_run(&shrunk_run, Some(kind)).is_some());
     for i in 0..failure.shrunk.len() {
         let mut smaller = failure.shrunk.clone();
         smaller.faults.remove(i);
+        let run = builder.clone().plan(smaller).run_seed(failure.seed);
         assert!(
-            harness.replay(failure.seed, Some(smaller)).is_ok(),
+            Hit::of_run(&run, Some(kind)).is_none(),
             "fault {i} of the shrunk plan is not needed"
         );
     }
+    println!("{}", failure.report);
+    // The report tells one story: the shrunk plan's own counts and first finding, its
+    // robustness over 20 noise seeds, and its story, also written beside the plan.
+    let r = &failure.report;
+    assert!(
+        r.contains(&format!("the shrunk plan's run: {}", failure.shrunk_why)),
+        "{r}"
+    );
+    assert!(
+        failure.shrunk_why.contains(kind.as_str()),
+        "{}",
+        failure.shrunk_why
+    );
+    assert_eq!(failure.robustness.noise.first, failure.seed);
+    assert_eq!(failure.robustness.noise.count, 20);
+    assert!(failure.robustness.violating >= 1, "the seed itself fails");
+    assert!(r.contains(&failure.robustness.text()), "{r}");
+    assert!(r.contains("story of the shrunk run"), "{r}");
+    assert!(!r.contains(" 1 faults"), "{r}");
+    assert!(
+        failure.story.contains(&format!("=> {}", kind.as_str())),
+        "{}",
+        failure.story
+    );
     // The report names the seed, the policy, the plan, and the lines that replay it.
     let r = &failure.report;
     assert!(
@@ -64,6 +105,8 @@ fn an_unfenced_counter_fails_with_a_shrunk_plan_that_replays() {
     let written: fencelab::fault::FaultPlan =
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert_eq!(written, failure.shrunk);
+    let story = std::fs::read_to_string(file.with_extension("story.txt")).unwrap();
+    assert_eq!(story, failure.story);
     // Replays are exact: the same seed and plan give the same history.
     let one = builder
         .clone()
@@ -80,6 +123,31 @@ fn run_panics_with_the_replay_line() {
         .seeds(0..50)
         .shrink(false)
         .run();
+}
+
+#[test]
+fn the_panic_names_the_users_test_not_the_harness() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Option<String>>> = Arc::default();
+    let me = std::thread::current().name().map(str::to_string);
+    let keep = seen.clone();
+    let before = std::panic::take_hook();
+    // Other tests' threads may panic meanwhile: only this thread's panic is recorded.
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name().map(str::to_string) == me {
+            *keep.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        }
+    }));
+    let caught = std::panic::catch_unwind(|| {
+        Harness::new(Builder::new(Scenario::standard()).fencing(Fencing::None))
+            .seeds(0..50)
+            .shrink(false)
+            .run()
+    });
+    std::panic::set_hook(before);
+    assert!(caught.is_err(), "unfenced storage breaks");
+    let file = seen.lock().unwrap().clone();
+    assert_eq!(file.as_deref(), Some(file!()));
 }
 
 #[test]

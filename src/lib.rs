@@ -96,7 +96,7 @@ pub use tools::real;
 #[cfg(all(madsim, feature = "explore"))]
 pub use tools::explore;
 #[cfg(madsim)]
-pub use tools::{atlas, compare, harness, report, sweep};
+pub use tools::{atlas, compare, harness, report, robust, sweep};
 pub use tools::{calibrate, heatmap, plot, svg, timeline};
 
 // What a fence, recipe or workload author needs, gathered; each item keeps one path of its own

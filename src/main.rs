@@ -135,6 +135,10 @@ struct RunArgs {
     /// Save the experiment (seed, policy, scenario, plan) for `replay`.
     #[arg(long, value_name = "FILE.json")]
     save: Option<PathBuf>,
+    /// Also run the same plan under K noise seeds (from --seed on) and report in how many it
+    /// violates: its robustness, with a 95% Wilson interval.
+    #[arg(long, value_name = "K")]
+    noise_seeds: Option<u64>,
     /// Print the run (plan, history, verdict) as JSON.
     #[arg(long)]
     json: bool,
@@ -177,6 +181,10 @@ struct SweepArgs {
     plot: PathBuf,
 }
 
+/// `explore --noise-seeds`' default: `robust::NOISE_SEEDS_DEFAULT`, which only the simulation
+/// build has (the two are held equal at compile time in `cli/explore.rs`).
+const NOISE_SEEDS_DEFAULT: u64 = 20;
+
 /// The flags of `explore`.
 #[derive(Args, Debug)]
 struct ExploreArgs {
@@ -194,10 +202,22 @@ struct ExploreArgs {
     /// Seed of proptest's search.
     #[arg(long, default_value_t = 0)]
     search_seed: u64,
-    /// Save the minimal counterexample for `replay`.
+    /// K: the noise seeds each plan is measured over while shrinking.
+    #[arg(long, value_name = "K", default_value_t = NOISE_SEEDS_DEFAULT)]
+    noise_seeds: u64,
+    /// The share of the K noise seeds (0 to 1) a shrunk plan must still violate in (default:
+    /// half the original plan's own share).
+    #[arg(long, value_name = "SHARE")]
+    robust_share: Option<f64>,
+    /// Save the shrunk counterexample, with its robustness and each fault's evidence, for
+    /// `replay`.
     #[arg(long, value_name = "FILE.json")]
     save: Option<PathBuf>,
-    /// One JSON object: fencing, found, cases, faults_before, faults_after, plan.
+    /// Draw the most typical noise seed's run as a timeline picture.
+    #[arg(long, value_name = "FILE.svg")]
+    timeline: Option<PathBuf>,
+    /// One JSON object: fencing, found, cases, faults_before, faults_after, plan, robustness,
+    /// evidence.
     #[arg(long)]
     json: bool,
 }
@@ -208,6 +228,10 @@ struct ReplayArgs {
     file: PathBuf,
     #[arg(long, value_name = "FILE.svg")]
     timeline: Option<PathBuf>,
+    /// Also run the plan under K noise seeds (from the saved seed on; default: the noise
+    /// `explore --save` measured, if saved) and report its robustness.
+    #[arg(long, value_name = "K")]
+    noise_seeds: Option<u64>,
     #[arg(long)]
     json: bool,
 }
@@ -231,7 +255,8 @@ enum Command {
     Run(RunArgs),
     /// Run many seeds on every core; a table per policy.
     Sweep(SweepArgs),
-    /// Search fault schedules with proptest and shrink a violation to a minimal plan.
+    /// Search fault schedules with proptest and shrink a violation, while it stays robust
+    /// under noise, to a minimal plan.
     Explore(ExploreArgs),
     /// Re-run a saved experiment (from `run --save` or `explore --save`) and tell its story.
     Replay(ReplayArgs),

@@ -228,6 +228,7 @@ mod sim {
             scheme: policy.is_none().then(|| scheme.name.to_string()),
             scenario: family.scenario(base),
             plan: s.plan.clone(),
+            explanation: None,
         };
         let replay = format!("cargo run --release -- replay {}", path.display());
         let text = serde_json::to_string_pretty(&exp);
@@ -310,6 +311,14 @@ mod sim {
                 serde_json::to_string(&s.plan).expect("json"),
                 s.replay
             );
+            if let Some(r) = &s.robustness {
+                let _ = writeln!(
+                    t,
+                    "  robustness: violates in {} from seed {} on",
+                    r.text(),
+                    r.noise.first
+                );
+            }
         }
         t
     }

@@ -5,7 +5,6 @@ use super::{
     Command, DemoArgs, ExploreArgs, MergeArgs, ReplayArgs, RunArgs, ScenarioArgs, SweepArgs,
 };
 use fencelab::atlas;
-use fencelab::explore;
 use fencelab::fault::FaultPlan;
 use fencelab::ms::MsRange;
 use fencelab::nemesis::NemesisConfig;
@@ -14,7 +13,7 @@ use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::sweep::{self, Summary};
 use fencelab::world::{Experiment, Run};
-use fencelab::{report, stories};
+use fencelab::{report, robust, stories};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -320,24 +319,6 @@ fn sweep_one(
     Summary::of(fencing, &results, started.elapsed().as_secs_f64())
 }
 
-/// The space `explore` searches: it chooses clients, TTL and critical sections unless a flag
-/// pins them.
-fn explore_space(scenario: &ScenarioArgs, critical_ms_top: u64) -> Result<explore::Space, String> {
-    let mut space = explore::Space::new(critical_ms_top);
-    if let Some(c) = scenario.clients {
-        space.clients = c..=c;
-    }
-    if let Some(t) = scenario.ttl_s {
-        space.ttl_s = t..=t;
-    }
-    if let Some(r) = &scenario.critical_ms {
-        let r: MsRange = r.parse()?;
-        space.critical_ms_max = r.max..=r.max;
-    }
-    space.validate()?;
-    Ok(space)
-}
-
 /// One function per subcommand: the dispatch only.
 pub fn run(command: Command, out: &mut String) -> Result<(), String> {
     match command {
@@ -379,8 +360,10 @@ fn run_one(args: RunArgs, out: &mut String) -> Result<(), String> {
         plan,
         timeline,
         save,
+        noise_seeds,
         json,
     } = args;
+    let noise = noise_of(seed, noise_seeds)?;
     let scenario = scenario.build()?;
     let plan = match plan {
         Some(path) => serde_json::from_str::<FaultPlan>(&read(&path)?)
@@ -393,6 +376,7 @@ fn run_one(args: RunArgs, out: &mut String) -> Result<(), String> {
         scheme,
         scenario,
         plan,
+        explanation: None,
     };
     exp.validate()?;
     let run = exp.run();
@@ -401,7 +385,39 @@ fn run_one(args: RunArgs, out: &mut String) -> Result<(), String> {
     }
     draw_timeline(&timeline, &exp, &run)?;
     tell(out, &format!("seed {seed}"), &exp, &run, json);
+    if let Some(noise) = noise {
+        tell_robustness(out, &exp, noise, json);
+    }
     Ok(())
+}
+
+/// `--noise-seeds K` from `seed` on, checked; `None` when not asked.
+fn noise_of(seed: u64, k: Option<u64>) -> Result<Option<robust::Noise>, String> {
+    k.map(|k| robust::Noise::new(seed, k).map_err(|e| format!("--noise-seeds: {e}")))
+        .transpose()
+}
+
+/// The experiment's plan under every noise seed: its robustness, and each fault's robustness
+/// without it (a line each; one JSON object with `--json`).
+fn tell_robustness(out: &mut String, exp: &Experiment, noise: robust::Noise, json: bool) {
+    let judge = robust::violation_judge(None);
+    let jobs = sweep::default_jobs();
+    let evidence = robust::Evidence::measure(&exp.builder(), &exp.plan, noise, jobs, &judge);
+    if json {
+        let doc = serde_json::json!({ "robustness": evidence });
+        let _ = writeln!(out, "{doc}");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "noise seeds {}..{} (the plan fixed):",
+        noise.first,
+        noise.first + noise.count - 1
+    );
+    out.push_str(&evidence.text());
+    if let Some(seed) = evidence.typical_seed {
+        let _ = writeln!(out, "most typical violating noise seed: {seed}");
+    }
 }
 
 /// `replay`: a saved experiment, run again and told.
@@ -409,6 +425,7 @@ fn replay(args: ReplayArgs, out: &mut String) -> Result<(), String> {
     let ReplayArgs {
         file,
         timeline,
+        noise_seeds,
         json,
     } = args;
     let exp: Experiment = serde_json::from_str(&read(&file)?)
@@ -424,6 +441,21 @@ fn replay(args: ReplayArgs, out: &mut String) -> Result<(), String> {
         &run,
         json,
     );
+    let saved = exp
+        .explanation
+        .as_ref()
+        .map(|e| e.evidence.robustness.noise);
+    let noise = noise_of(exp.seed, noise_seeds)?.or(saved);
+    if let Some(noise) = noise {
+        tell_robustness(out, &exp, noise, json);
+    }
+    if let (Some(e), false) = (&exp.explanation, json) {
+        let _ = writeln!(
+            out,
+            "saved by explore: violates in {}",
+            e.evidence.robustness.text()
+        );
+    }
     Ok(())
 }
 
@@ -505,87 +537,6 @@ fn merge(args: MergeArgs, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// `explore`: a proptest search of fault schedules, shrunk to a minimal counterexample.
-fn explore(args: ExploreArgs, out: &mut String) -> Result<(), String> {
-    let ExploreArgs {
-        fencing,
-        scenario,
-        cases,
-        critical_ms_top,
-        search_seed,
-        save,
-        json,
-    } = args;
-    let base = scenario.build()?;
-    if !(1..=1_000_000).contains(&cases) {
-        return Err(format!("--cases {cases} is outside 1..=1000000"));
-    }
-    let space = explore_space(&scenario, critical_ms_top)?;
-    let config = explore::config(cases, search_seed, None);
-    let found = explore::explore(&base, fencing, config, &space);
-    let exp = found.case.as_ref().map(|c| Experiment {
-        seed: c.seed,
-        fencing,
-        scheme: None,
-        scenario: c.scenario(&base),
-        plan: c.plan(),
-    });
-    if let (Some(path), Some(exp)) = (&save, &exp) {
-        write_file(path, &serde_json::to_string_pretty(exp).expect("json"))?;
-    }
-    if json {
-        let doc = serde_json::json!({
-            "fencing": fencing,
-            "found": found.found,
-            "cases": found.cases,
-            "faults_before": found.faults_before,
-            "faults_after": found.faults_after,
-            "plan": found.plan,
-        });
-        return writeln!(out, "{doc}").map_err(|e| e.to_string());
-    }
-    let _ = writeln!(
-        out,
-        "explored {} cases in {:.1} s ({:.0} cases/s) under fencing={fencing}",
-        found.cases,
-        found.wall_s,
-        found.cases as f64 / found.wall_s.max(1e-9)
-    );
-    let Some(exp) = exp else {
-        let _ = writeln!(out, "no violation found");
-        return Ok(());
-    };
-    let _ = writeln!(
-        out,
-        "minimal counterexample: {} fault(s), shrunk from {}; {} clients, TTL {} s, critical sections up to {} ms, seed {}",
-        found.faults_after,
-        found.faults_before,
-        exp.scenario.clients,
-        exp.scenario.ttl_s,
-        exp.scenario.critical_ms.max,
-        exp.seed
-    );
-    let _ = writeln!(
-        out,
-        "plan: {}",
-        serde_json::to_string(&exp.plan).expect("json")
-    );
-    let run = exp.run();
-    tell(out, "minimal counterexample", &exp, &run, false);
-    let _ = writeln!(
-        out,
-        "replay: {}cargo run --release -- replay {}",
-        if save.is_some() {
-            ""
-        } else {
-            "add --save FILE.json, then "
-        },
-        save.as_ref()
-            .map_or("FILE.json".to_string(), |p| p.display().to_string())
-    );
-    Ok(())
-}
-
 fn draw_timeline(
     path: &Option<std::path::PathBuf>,
     exp: &Experiment,
@@ -603,3 +554,7 @@ fn draw_timeline(
 #[path = "vary.rs"]
 mod vary;
 use vary::{atlas_sweep, vary_sweep};
+
+#[path = "explore.rs"]
+mod explore_cli;
+use explore_cli::explore;

@@ -192,6 +192,29 @@ impl Fault {
         }
     }
 
+    /// Whether the fault cannot act: a pause, hold, partition or network fault of 0 ms, a
+    /// perfect clock, a timeout rate of 0. Shrinking removes such faults before a run: they
+    /// change no node, though a 0 ms pause still wakes the supervisor once, which moves
+    /// madsim's later draws (the noise).
+    pub fn is_noop(&self) -> bool {
+        match self {
+            Fault::Pause { duration_ms, .. }
+            | Fault::HoldRequest { duration_ms, .. }
+            | Fault::Partition { duration_ms, .. }
+            | Fault::Network { duration_ms, .. } => *duration_ms == 0,
+            Fault::Skew { skew, .. } => {
+                skew.offset_ms == 0
+                    && skew.drift_ppm == 0
+                    && skew.steps.iter().all(|s| s.delta_ms == 0)
+            }
+            Fault::EtcdTimeouts { rate_permille }
+            | Fault::EtcdAmbiguousTimeouts { rate_permille } => *rate_permille == 0,
+            Fault::Crash { .. } | Fault::RevokeLease { .. } | Fault::EtcdStaleLeader { .. } => {
+                false
+            }
+        }
+    }
+
     /// A short description in words.
     pub fn describe(&self) -> String {
         match self {

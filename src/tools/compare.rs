@@ -434,10 +434,15 @@ pub struct Shrunk {
     /// A command that replays it, when the caller wrote a file for one (empty otherwise).
     #[serde(default)]
     pub replay: String,
+    /// The shrunk plan's robustness: in how many of the noise seeds from `seed` on it
+    /// violates ([`crate::robust`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robustness: Option<crate::robust::Robustness>,
 }
 
 /// Shrinks the plan `family` draws for `seed` under `scheme`: removes faults one at a time
-/// while the run still violates (at most a few hundred runs). `None` if the seed does not
+/// while the run still violates (at most a few hundred runs), then measures the shrunk
+/// plan's robustness over the noise seeds `seed..seed + 20`. `None` if the seed does not
 /// violate.
 pub fn shrink(base: &Scenario, scheme: &Scheme, family: &Family, seed: u64) -> Option<Shrunk> {
     let scenario = family.scenario(base);
@@ -450,6 +455,10 @@ pub fn shrink(base: &Scenario, scheme: &Scheme, family: &Family, seed: u64) -> O
     let why = fails(&drawn)?;
     // The run above counts against the bound.
     let (plan, why) = crate::harness::shrink_plan(drawn.clone(), why, SHRINK_RUNS_MAX - 1, fails);
+    let noise = crate::robust::Noise::new(seed, crate::robust::NOISE_SEEDS_DEFAULT).ok()?;
+    let judge = crate::robust::violation_judge(None);
+    let jobs = crate::sweep::default_jobs();
+    let (robustness, _) = crate::robust::measure(&builder, &plan, noise, jobs, &judge);
     Some(Shrunk {
         scheme: scheme.name.to_string(),
         family: family.name.to_string(),
@@ -458,6 +467,7 @@ pub fn shrink(base: &Scenario, scheme: &Scheme, family: &Family, seed: u64) -> O
         plan,
         why,
         replay: String::new(),
+        robustness: Some(robustness),
     })
 }
 

@@ -12,19 +12,26 @@
 //! # }
 //! ```
 //!
-//! On a failure the panic names the seed, the fence, recipe and workload, the verdict's counts
-//! and first finding, the fault plan as JSON (shrunk: faults removed one at a time while the
-//! run still fails), and two one-line replays:
+//! On a failure the panic (at the caller's line: `#[track_caller]`) tells one story, the
+//! shrunk plan's: the seed, the fence, recipe and workload, why the seed failed, the plan as
+//! JSON (shrunk: no-ops dropped, then faults removed one at a time while the seed still fails
+//! the same way, with a finding of the kind that failed first or the user's property), the
+//! shrunk run's own counts and first finding, its robustness over 20 noise seeds
+//! ([`crate::robust`]), its story ([`report::story_excerpt`]), and two one-line replays:
 //!
 //! - `FENCELAB_SEED=<seed> cargo test … <test>` re-runs exactly that seed, as madsim's
 //!   `MADSIM_TEST_SEED` does;
-//! - adding `FENCELAB_PLAN=<file>` (the shrunk plan, written under `target/fencelab-failures/`)
+//! - adding `FENCELAB_PLAN=<file>` (the shrunk plan, written under
+//!   `$CARGO_TARGET_DIR/fencelab-failures/`, by default `target/`, with its story beside it)
 //!   runs that seed under the shrunk plan instead of the one the nemesis draws.
 //!
 //! A seed replays byte for byte: same seed, scenario, plan, fence, recipe and workload, same
 //! history.
 
+use crate::checker::FindingKind;
 use crate::fault::FaultPlan;
+use crate::report;
+use crate::robust::{self, Hit, Noise, Robustness, NOISE_SEEDS_DEFAULT};
 use crate::sweep;
 use crate::world::{Builder, Run};
 use std::ops::Range;
@@ -35,8 +42,9 @@ use std::sync::Arc;
 pub const SEED_VAR: &str = "FENCELAB_SEED";
 /// The environment variable that gives that seed a plan from a JSON file.
 pub const PLAN_VAR: &str = "FENCELAB_PLAN";
-/// Where shrunk plans are written, relative to the directory `cargo test` runs in.
-pub const FAILURES_DIR: &str = "target/fencelab-failures";
+/// The folder, inside cargo's target directory, shrunk plans are written to
+/// ([`failures_dir`]).
+pub const FAILURES_DIR: &str = "fencelab-failures";
 /// Most seeds one harness runs: a limit on everything.
 pub const SEEDS_MAX: u64 = 10_000_000;
 /// Most runs one shrink makes.
@@ -51,10 +59,7 @@ pub fn no_violation(run: &Run) -> Result<(), String> {
     if !v.violates() {
         return Ok(());
     }
-    let mut why = format!(
-        "{} lost updates, {} token-order breaks, {} invariant breaks",
-        v.lost_updates, v.token_order_breaks, v.invariant_breaks
-    );
+    let mut why = counts(v);
     if let Some(f) = v.findings.iter().find(|f| f.kind.is_violation()) {
         why.push_str(&format!(
             "; first: {} at {:.3} s on {}: {}",
@@ -67,6 +72,38 @@ pub fn no_violation(run: &Run) -> Result<(), String> {
     Err(why)
 }
 
+/// A verdict's counts in words: lost updates only for a workload that counts increments,
+/// invariant breaks only for one that has invariants, then the workload's own tallies.
+pub fn counts(v: &crate::checker::Verdict) -> String {
+    let mut parts = Vec::new();
+    if v.lost_updates > 0 || v.acked_increments > 0 {
+        parts.push(plural(v.lost_updates, "lost update"));
+    }
+    parts.push(plural(v.token_order_breaks, "token-order break"));
+    if v.invariant_breaks > 0 || !v.tallies.is_empty() {
+        parts.push(plural(v.invariant_breaks, "invariant break"));
+    }
+    parts.extend(v.tallies.iter().map(|(name, n)| format!("{name} {n}")));
+    parts.join(", ")
+}
+
+/// `1 fault`, `2 faults`.
+pub fn plural(n: u64, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
+/// What a shrunk plan must keep failing: the finding kind that failed first (by default),
+/// the user's property, or a panic inside the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Kind(FindingKind),
+    Property,
+    Panic,
+}
+
 /// Runs seeds of a builder and judges each run.
 #[derive(Clone)]
 pub struct Harness {
@@ -75,6 +112,9 @@ pub struct Harness {
     jobs: usize,
     shrink: bool,
     property: Property,
+    /// Whether the property is the user's (then shrinking keeps it failing, whatever the
+    /// findings), not [`no_violation`].
+    custom: bool,
 }
 
 /// A failing seed, as the harness reports it.
@@ -87,7 +127,15 @@ pub struct Failure {
     pub plan: FaultPlan,
     /// The plan after shrinking (the same when shrinking is off or removed nothing).
     pub shrunk: FaultPlan,
-    /// Where the shrunk plan was written, if it could be.
+    /// Why the run under the shrunk plan fails (its own counts and first finding).
+    pub shrunk_why: String,
+    /// In how many noise seeds (the plan fixed, from `seed` on) the shrunk plan fails the same
+    /// way.
+    pub robustness: Robustness,
+    /// The story of the shrunk run around its finding ([`report::story_excerpt`]).
+    pub story: String,
+    /// Where the shrunk plan was written, if it could be; its story is beside it
+    /// (`.story.txt`).
     pub plan_file: Option<PathBuf>,
     /// The report the harness panics with.
     pub report: String,
@@ -102,6 +150,7 @@ impl Harness {
             jobs: sweep::default_jobs(),
             shrink: true,
             property: Arc::new(no_violation),
+            custom: false,
         }
     }
 
@@ -129,11 +178,13 @@ impl Harness {
         property: impl Fn(&Run) -> Result<(), String> + Send + Sync + 'static,
     ) -> Harness {
         self.property = Arc::new(property);
+        self.custom = true;
         self
     }
 
     /// Runs the seeds (or only `FENCELAB_SEED`, under `FENCELAB_PLAN` if set) and panics with
-    /// the replay report at the first failing seed.
+    /// the replay report at the first failing seed. The panic names the caller's line.
+    #[track_caller]
     pub fn run(self) {
         if let Err(failure) = self.outcome() {
             panic!("{}", failure.report);
@@ -186,76 +237,151 @@ impl Harness {
             return Ok(());
         };
         let plan = builder.plan_for(seed);
+        let target = self.target(&builder, seed);
         let shrunk = if self.shrink {
-            self.shrunk(&builder, seed, plan.clone())
+            self.shrunk(&builder, seed, plan.clone(), target)
         } else {
             plan.clone()
         };
-        let plan_file = write_plan(&test, seed, &shrunk);
-        let report = self.report(&test, seed, &why, &plan, &shrunk, plan_file.as_deref());
-        Err(Box::new(Failure {
+        let b = builder.clone().plan(shrunk.clone());
+        let (shrunk_why, story) = match run_caught(&b, seed) {
+            Ok(run) => (self.why_of(&run), story_of(&run)),
+            Err(panic) => (format!("the run panicked: {panic}"), String::new()),
+        };
+        let noise = Noise::new(seed, NOISE_SEEDS_DEFAULT.min(u64::MAX - seed))
+            .expect("a seed below u64::MAX");
+        let judge = |b: &Builder, s: u64| self.hit(target, b, s);
+        let (robustness, _) = robust::measure(&builder, &shrunk, noise, self.jobs, &judge);
+        let plan_file = write_plan(&test, seed, &shrunk, &story);
+        let mut failure = Failure {
             seed,
             why,
             plan,
             shrunk,
+            shrunk_why,
+            robustness,
+            story,
             plan_file,
-            report,
-        }))
+            report: String::new(),
+        };
+        failure.report = self.report(&test, &failure, target);
+        Err(Box::new(failure))
+    }
+
+    /// Why a run fails, in the property's words (its counts and first finding, by default).
+    fn why_of(&self, run: &Run) -> String {
+        match (self.property)(run) {
+            Err(why) => why,
+            Ok(()) => format!("passes ({})", counts(&run.verdict)),
+        }
+    }
+
+    /// What the seed's failure is, for shrinking to keep: the user's property, a panic, or
+    /// the kind of the first violating finding.
+    fn target(&self, builder: &Builder, seed: u64) -> Target {
+        if self.custom {
+            return Target::Property;
+        }
+        match run_caught(builder, seed) {
+            Err(_) => Target::Panic,
+            Ok(run) => run
+                .verdict
+                .findings
+                .iter()
+                .find(|f| f.kind.is_violation())
+                .map_or(Target::Property, |f| Target::Kind(f.kind)),
+        }
+    }
+
+    /// Whether a run fails the way `target` says.
+    fn hit(&self, target: Target, builder: &Builder, seed: u64) -> Option<Hit> {
+        let as_property = |true_us| Hit {
+            seed,
+            kind: robust::PROPERTY_KIND.to_string(),
+            true_us,
+        };
+        match (run_caught(builder, seed), target) {
+            (Err(_), Target::Panic) => Some(as_property(0)),
+            (Err(_), _) | (Ok(_), Target::Panic) => None,
+            (Ok(run), Target::Kind(kind)) => Hit::of_run(&run, Some(kind)),
+            (Ok(run), Target::Property) => (self.property)(&run).err().map(|_| as_property(0)),
+        }
     }
 
     /// Runs one seed and judges it. A panic inside the run (a user's fence, recipe or
     /// workload, or one of fencelab's own assertions) fails the seed like a broken property,
     /// so that it too is reported with its replay lines.
     fn judge(&self, builder: &Builder, seed: u64) -> Result<(), String> {
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.run_seed(seed)));
-        match ran {
+        match run_caught(builder, seed) {
             Ok(run) => (self.property)(&run),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                Err(format!("the run panicked: {what}"))
-            }
+            Err(what) => Err(format!("the run panicked: {what}")),
         }
     }
 
-    /// Removes faults one at a time while the seed still fails, until none can go (bounded by
-    /// [`SHRINK_RUNS_MAX`] runs).
-    fn shrunk(&self, builder: &Builder, seed: u64, plan: FaultPlan) -> FaultPlan {
+    /// Drops the faults that cannot act (if the seed still fails without them), then removes
+    /// faults one at a time while the seed still fails the same way (`target`), until none
+    /// can go (bounded by [`SHRINK_RUNS_MAX`] runs).
+    fn shrunk(&self, builder: &Builder, seed: u64, plan: FaultPlan, target: Target) -> FaultPlan {
         let fails = |smaller: &FaultPlan| {
             let b = builder.clone().plan(smaller.clone());
-            self.judge(&b, seed).err().map(|_| ())
+            self.hit(target, &b, seed).map(|_| ())
         };
-        shrink_plan(plan, (), SHRINK_RUNS_MAX, fails).0
+        let acting = robust::without_noops(&plan);
+        let plan = match acting.len() < plan.len() && fails(&acting).is_some() {
+            true => acting,
+            false => plan,
+        };
+        shrink_plan(plan, (), SHRINK_RUNS_MAX - 1, fails).0
     }
 
-    fn report(
-        &self,
-        test: &str,
-        seed: u64,
-        why: &str,
-        plan: &FaultPlan,
-        shrunk: &FaultPlan,
-        plan_file: Option<&std::path::Path>,
-    ) -> String {
+    fn report(&self, test: &str, f: &Failure, target: Target) -> String {
         let b = &self.builder;
-        let json = serde_json::to_string(shrunk).unwrap_or_else(|e| format!("<{e}>"));
+        let json = serde_json::to_string(&f.shrunk).unwrap_or_else(|e| format!("<{e}>"));
+        let seed = f.seed;
         let mut out = format!(
-            "fencelab: seed {seed} fails under fence `{}`, lock recipe `{}`, workload `{}`: {why}\n",
+            "fencelab: seed {seed} fails under fence `{}`, lock recipe `{}`, workload `{}`: {}\n",
             b.fence_name(),
             b.recipe_name(),
-            b.workload_name()
+            b.workload_name(),
+            f.why
         );
+        let toward = match target {
+            Target::Kind(kind) => format!("kept failing with a {}", kind.as_str()),
+            Target::Property => "kept failing the property".to_string(),
+            Target::Panic => "kept panicking".to_string(),
+        };
         out.push_str(&format!(
-            "  plan ({} faults, shrunk from {}): {json}\n",
-            shrunk.len(),
-            plan.len()
+            "  plan ({}, shrunk from {}, {toward}): {json}\n",
+            plural(f.shrunk.len() as u64, "fault"),
+            f.plan.len()
         ));
+        out.push_str(&format!("  the shrunk plan's run: {}\n", f.shrunk_why));
+        let n = f.robustness.noise;
+        let how = match target {
+            Target::Kind(kind) => format!("fails with a {}", kind.as_str()),
+            Target::Property => "fails the property".to_string(),
+            Target::Panic => "panics".to_string(),
+        };
+        out.push_str(&format!(
+            "  robustness: the shrunk plan {how} in {} (noise seeds {}..{})\n",
+            f.robustness.text(),
+            n.first,
+            n.first + n.count - 1
+        ));
+        let story_file = f.plan_file.as_ref().map(|p| story_path(p));
+        match &story_file {
+            Some(p) => out.push_str(&format!(
+                "  story of the shrunk run (also in {}):\n",
+                p.display()
+            )),
+            None => out.push_str("  story of the shrunk run:\n"),
+        }
+        for line in f.story.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
         let cmd = format!("cargo test --release -- --exact {test}");
         out.push_str(&format!("  replay: {SEED_VAR}={seed} {cmd}\n"));
-        if let Some(file) = plan_file {
+        if let Some(file) = &f.plan_file {
             out.push_str(&format!(
                 "  replay the shrunk plan: {SEED_VAR}={seed} {PLAN_VAR}={} {cmd}\n",
                 file.display()
@@ -263,6 +389,32 @@ impl Harness {
         }
         out
     }
+}
+
+/// Runs one seed, a panic inside it (a user's fence, recipe or workload, or one of
+/// fencelab's own assertions) caught and said in words.
+fn run_caught(builder: &Builder, seed: u64) -> Result<Run, String> {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.run_seed(seed)));
+    ran.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".to_string())
+    })
+}
+
+/// The story around a run's first violation; for a run with none (a property of the user's),
+/// the story's last lines.
+fn story_of(run: &Run) -> String {
+    let excerpt = report::story_excerpt(run);
+    if !excerpt.is_empty() {
+        return excerpt;
+    }
+    let story = report::story(&run.history);
+    let lines: Vec<&str> = story.lines().collect();
+    let from = lines.len().saturating_sub(report::EXCERPT_LINES_MAX);
+    lines[from..].iter().map(|l| format!("{l}\n")).collect()
 }
 
 /// Shrinks a failing plan by removal: drops one fault at a time, keeping each smaller plan
@@ -327,16 +479,56 @@ fn replay_from_env() -> Result<Option<(u64, Option<FaultPlan>)>, String> {
     Ok(Some((seed, Some(plan))))
 }
 
-/// Writes the plan where a replay line can point at it; `None` if the file cannot be written.
-fn write_plan(test: &str, seed: u64, plan: &FaultPlan) -> Option<PathBuf> {
+/// Where failures are written: `fencelab-failures` in cargo's target directory
+/// (`CARGO_TARGET_DIR` when set, else `target`, relative to where `cargo test` runs).
+pub fn failures_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    target.join(FAILURES_DIR)
+}
+
+/// The story file beside a plan file.
+fn story_path(plan_file: &std::path::Path) -> PathBuf {
+    plan_file.with_extension("story.txt")
+}
+
+/// Writes the plan where a replay line can point at it, and its story beside it; `None` if
+/// the plan cannot be written.
+fn write_plan(test: &str, seed: u64, plan: &FaultPlan, story: &str) -> Option<PathBuf> {
     let safe: String = test
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    let dir = PathBuf::from(FAILURES_DIR);
+    let dir = failures_dir();
     std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join(format!("{safe}-seed{seed}.json"));
     let json = serde_json::to_string_pretty(plan).ok()?;
     std::fs::write(&path, json + "\n").ok()?;
+    // The story is a help, not the replay: a failure to write it loses only the file.
+    let _ = std::fs::write(story_path(&path), story);
     Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_name_only_what_the_workload_has() {
+        let mut v = crate::checker::Verdict::default();
+        v.tallies.insert("adds-lost".into(), 2);
+        v.invariant_breaks = 1;
+        let said = counts(&v);
+        assert!(!said.contains("lost update"), "{said}");
+        assert!(said.contains("1 invariant break, adds-lost 2"), "{said}");
+        v.acked_increments = 5;
+        assert!(counts(&v).starts_with("0 lost updates"), "{}", counts(&v));
+    }
+
+    #[test]
+    fn one_fault_is_one_fault() {
+        assert_eq!(plural(1, "fault"), "1 fault");
+        assert_eq!(plural(3, "fault"), "3 faults");
+    }
 }

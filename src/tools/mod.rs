@@ -16,6 +16,8 @@ pub mod plot;
 pub mod real;
 #[cfg(madsim)]
 pub mod report;
+#[cfg(madsim)]
+pub mod robust;
 pub mod svg;
 #[cfg(madsim)]
 pub mod sweep;

@@ -171,3 +171,97 @@ pub fn run_report(title: &str, run: &Run) -> String {
         verdict(&run.verdict)
     )
 }
+
+/// Most lines of a story excerpt: enough for the faults, the stale client's cycle, the lock
+/// passing on, and the finding.
+pub const EXCERPT_LINES_MAX: usize = 24;
+/// Lines of the others' lock and storage events just before the finding.
+const CONTEXT_LINES: usize = 6;
+
+/// The events the excerpt tells, in order: every fault; the finding's node from its last
+/// acquisition before the first fault (or before the finding, with no fault) on; and just
+/// before the finding, the other clients' acquisitions and the storage's work. At most
+/// [`EXCERPT_LINES_MAX`]: the finding node's middle lines go first.
+fn excerpt_events(run: &Run, finding: &crate::checker::Finding) -> Vec<usize> {
+    let events = &run.history.events;
+    let end = (finding.event + 1).min(events.len());
+    let is_fault = |i: usize| matches!(events[i].kind, EventKind::Fault { .. });
+    let first_fault = (0..end)
+        .find(|&i| is_fault(i))
+        .unwrap_or(end.saturating_sub(1));
+    let acquired = |i: usize| {
+        events[i].node == finding.node && matches!(events[i].kind, EventKind::Acquired { .. })
+    };
+    let start = (0..=first_fault.min(end.saturating_sub(1)))
+        .rev()
+        .find(|&i| acquired(i))
+        .unwrap_or(first_fault);
+    let faults: Vec<usize> = (0..end).filter(|&i| is_fault(i)).collect();
+    let mut own: Vec<usize> = (start..end)
+        .filter(|&i| events[i].node == finding.node && !is_fault(i))
+        .collect();
+    let context: Vec<usize> = (start..end)
+        .rev()
+        .filter(|&i| {
+            let e = &events[i];
+            e.node != finding.node
+                && matches!(
+                    e.kind,
+                    EventKind::Acquired { .. }
+                        | EventKind::LeaseLost { .. }
+                        | EventKind::StorageApplied { .. }
+                )
+        })
+        .take(CONTEXT_LINES)
+        .collect();
+    let room = EXCERPT_LINES_MAX.saturating_sub(faults.len() + context.len());
+    if own.len() > room {
+        // The first lines (the acquisition, what it sent) and the last (what came of it).
+        let head = room / 3;
+        let tail = own.split_off(own.len() - (room - head));
+        own.truncate(head);
+        own.extend(tail);
+    }
+    let mut all: Vec<usize> = faults.into_iter().chain(own).chain(context).collect();
+    all.sort_unstable();
+    all.dedup();
+    all.truncate(EXCERPT_LINES_MAX);
+    all
+}
+
+/// The story of how a run's first violation came about, in the story's own words
+/// (every fault; the finding's node from its last acquisition before the first fault on; the
+/// others' acquisitions and the storage's work just before the finding; at most
+/// [`EXCERPT_LINES_MAX`] lines, with `...` where events are left out), then the finding. Empty if no
+/// finding violates.
+pub fn story_excerpt(run: &Run) -> String {
+    let Some(finding) = run.verdict.findings.iter().find(|f| f.kind.is_violation()) else {
+        return String::new();
+    };
+    let events = &run.history.events;
+    let mut out = String::new();
+    let mut next = 0;
+    for i in excerpt_events(run, finding) {
+        if i > next {
+            out.push_str("       ...\n");
+        }
+        let e = &events[i];
+        let _ = writeln!(
+            out,
+            "{}  {:<8} {}",
+            secs(e.true_us),
+            e.node,
+            event_words(&e.kind)
+        );
+        next = i + 1;
+    }
+    let _ = writeln!(
+        out,
+        "{}  {:<8} => {}: {}",
+        secs(finding.true_us),
+        finding.node,
+        finding.kind.as_str(),
+        finding.detail
+    );
+    out
+}

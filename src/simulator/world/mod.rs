@@ -226,6 +226,10 @@ pub struct Experiment {
     pub scheme: Option<String>,
     pub scenario: Scenario,
     pub plan: FaultPlan,
+    /// What `explore` measured of the plan (its robustness, each fault's robustness without
+    /// it); absent from the JSON when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<crate::robust::Explanation>,
 }
 
 impl Experiment {
@@ -240,6 +244,12 @@ impl Experiment {
 
     /// Runs it. Panics on a scheme not in the catalogue: [`Experiment::validate`] first.
     pub fn run(&self) -> Run {
+        self.builder().run()
+    }
+
+    /// Its world: the scenario, fence (or scheme), plan and seed. Panics on a scheme not in
+    /// the catalogue: [`Experiment::validate`] first.
+    pub fn builder(&self) -> Builder {
         let builder = Builder::new(self.scenario.clone())
             .fencing(self.fencing)
             .plan(self.plan.clone())
@@ -247,9 +257,9 @@ impl Experiment {
         match &self.scheme {
             Some(name) => {
                 let scheme = crate::schemes::by_name(name).expect("a validated scheme");
-                builder.scheme(&scheme).run()
+                builder.scheme(&scheme)
             }
-            None => builder.run(),
+            None => builder,
         }
     }
 }

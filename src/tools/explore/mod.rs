@@ -1,11 +1,12 @@
-//! Property-based exploration of fault schedules (proptest), shrunk to the smallest plan
-//! that still breaks.
+//! Property-based exploration of fault schedules (proptest), shrunk on robustness to the
+//! smallest plan that still breaks under most noise.
 //!
-//! An [`Case`] is a scenario's knobs plus a fault plan in abstract form (client numbers taken
-//! modulo the client count), so every shrink step stays a valid world: proptest shrinks toward
-//! fewer faults, shorter pauses and holds, smaller skew and fewer clients. After proptest's
-//! shrinking a last greedy pass removes any fault whose removal still breaks, so the result is
-//! 1-minimal: removing any one of its faults makes the run pass.
+//! A [`Case`] is a scenario's knobs plus a fault plan in abstract form (client numbers taken
+//! modulo the client count), so every case is a valid world. proptest draws cases; each that
+//! violates at its own seed is measured over K noise seeds ([`crate::robust`]), and the most
+//! robust of the first few is shrunk (`search.rs`): no-ops out, faults removed, timed pauses
+//! aimed at protocol points, durations cut, each step kept only while the plan still violates
+//! in a set share of the K noise seeds.
 
 use crate::clock::{ClockStep, Skew};
 use crate::fault::{Fault, FaultPlan, Trigger, ETCD, STORAGE};
@@ -15,10 +16,11 @@ use crate::scenario::{client_name, Scenario};
 use crate::storage::Fencing;
 use crate::workload::Point;
 use crate::world::{self, Run};
+
+mod search;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+pub use search::{config, explore, explore_with, Exploration, Settings};
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 
 /// Most faults in an explored plan.
 pub const CASE_FAULTS_MAX: usize = 6;
@@ -240,102 +242,6 @@ pub fn case_strategy(duration_ms: u64, space: &Space) -> impl Strategy<Value = C
             critical_ms_max,
             faults,
         })
-}
-
-/// What an exploration found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Exploration {
-    /// The fence's name.
-    pub fencing: String,
-    pub found: bool,
-    /// Cases run, shrinking included.
-    pub cases: u64,
-    /// Faults in the first breaking case found.
-    pub faults_before: usize,
-    /// Faults in the minimal case.
-    pub faults_after: usize,
-    pub case: Option<Case>,
-    pub plan: Option<FaultPlan>,
-    pub wall_s: f64,
-}
-
-/// Searches for a case whose run violates under `fencing`, and shrinks it.
-pub fn explore(base: &Scenario, fencing: Fencing, config: Config, space: &Space) -> Exploration {
-    let builder = world::Builder::new(base.clone()).fencing(fencing);
-    explore_with(&builder, config, space)
-}
-
-/// [`explore`] with any builder: its scenario is the base the cases vary, and its fence,
-/// recipe and workload run every case.
-pub fn explore_with(builder: &world::Builder, config: Config, space: &Space) -> Exploration {
-    let base = builder.scenario();
-    let started = std::time::Instant::now();
-    let cases = Cell::new(0u64);
-    let first_failure = Cell::new(None::<usize>);
-    let mut runner = TestRunner::new(config);
-    let strategy = case_strategy(base.duration_ms, space);
-    let outcome = runner.run(&strategy, |case| {
-        cases.set(cases.get() + 1);
-        let run = case.run_with(builder);
-        if run.verdict.violates() {
-            if first_failure.get().is_none() {
-                first_failure.set(Some(case.faults.len()));
-            }
-            return Err(TestCaseError::fail(format!(
-                "violation: {} lost updates, {} token-order breaks",
-                run.verdict.lost_updates, run.verdict.token_order_breaks
-            )));
-        }
-        Ok(())
-    });
-    let minimal = match outcome {
-        Err(TestError::Fail(_, case)) => Some(one_minimal(builder, case, &cases)),
-        Ok(()) | Err(TestError::Abort(_)) => None,
-    };
-    Exploration {
-        fencing: builder.fence_name().to_string(),
-        found: minimal.is_some(),
-        cases: cases.get(),
-        faults_before: first_failure.get().unwrap_or(0),
-        faults_after: minimal.as_ref().map_or(0, |c| c.faults.len()),
-        plan: minimal.as_ref().map(Case::plan),
-        case: minimal,
-        wall_s: started.elapsed().as_secs_f64(),
-    }
-}
-
-/// Removes faults one at a time while the case still breaks, until none can go.
-fn one_minimal(builder: &world::Builder, mut case: Case, cases: &Cell<u64>) -> Case {
-    // Bounded: each successful pass removes a fault.
-    'outer: for _ in 0..=CASE_FAULTS_MAX {
-        for i in 0..case.faults.len() {
-            let smaller = case.without(i);
-            cases.set(cases.get() + 1);
-            if smaller.run_with(builder).verdict.violates() {
-                case = smaller;
-                continue 'outer;
-            }
-        }
-        break;
-    }
-    case
-}
-
-/// A proptest configuration: `cases` to try, a fixed search seed (so an exploration is
-/// reproducible), and optionally a regression file that remembers failures forever.
-pub fn config(cases: u32, search_seed: u64, regressions: Option<&'static str>) -> Config {
-    use proptest::test_runner::{FileFailurePersistence, RngAlgorithm, RngSeed};
-    Config {
-        cases,
-        max_shrink_iters: 2_000,
-        failure_persistence: Some(Box::new(match regressions {
-            Some(path) => FileFailurePersistence::Direct(path),
-            None => FileFailurePersistence::Off,
-        })),
-        rng_algorithm: RngAlgorithm::ChaCha,
-        rng_seed: RngSeed::Fixed(search_seed),
-        ..Config::default()
-    }
 }
 
 /// A skew's clock steps: none when `step_ms` is 0, else the one step.
