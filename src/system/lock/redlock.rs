@@ -23,6 +23,7 @@ use super::{
     ClientClock, Holding, LockConfig, LockContext, LockError, LockRecipe, RedisHandle, ServiceKind,
     Validity,
 };
+use crate::deadline::Alarm;
 use crate::ms::MsRange;
 use crate::BoxFuture;
 use rand::{Rng, SeedableRng};
@@ -133,11 +134,13 @@ impl Redlock {
     }
 
     /// One attempt: `SET NX PX` on each node in turn; the validity left, if a quorum said OK.
+    /// Each node's bound is on `alarm`, the campaign's one timer (see [`Alarm`]).
     async fn attempt(
         &self,
         cx: LockContext<'_>,
         nodes: &[RedisHandle],
         value: &str,
+        alarm: &Alarm,
     ) -> Option<Validity> {
         let ttl_ms = cx.cfg.ttl_s * 1000;
         let per_node = Redlock::node_timeout(cx.cfg);
@@ -146,7 +149,7 @@ impl Redlock {
         for node in nodes {
             let set = cx
                 .clock
-                .timeout(per_node, node.set_nx_px(REDLOCK_KEY, value, ttl_ms))
+                .timeout_on(alarm, per_node, node.set_nx_px(REDLOCK_KEY, value, ttl_ms))
                 .await;
             if matches!(set, Ok(Ok(true))) {
                 locked += 1;
@@ -165,14 +168,19 @@ impl Redlock {
         })
     }
 
-    /// Unlocks every node, bounded per node; how many deleted the key.
-    async fn unlock_all(cx: LockContext<'_>, nodes: &[RedisHandle], value: &str) -> usize {
+    /// Unlocks every node, bounded per node on `alarm`; how many deleted the key.
+    async fn unlock_all(
+        cx: LockContext<'_>,
+        nodes: &[RedisHandle],
+        value: &str,
+        alarm: &Alarm,
+    ) -> usize {
         let per_node = Redlock::node_timeout(cx.cfg);
         let mut deleted = 0;
         for node in nodes {
             let del = cx
                 .clock
-                .timeout(per_node, node.del_if_eq(REDLOCK_KEY, value))
+                .timeout_on(alarm, per_node, node.del_if_eq(REDLOCK_KEY, value))
                 .await;
             if matches!(del, Ok(Ok(true))) {
                 deleted += 1;
@@ -186,9 +194,13 @@ impl Redlock {
         let value = Redlock::value(&cx);
         // The retry delays come from the nonce: the client's own stream, never madsim's RNG.
         let mut delays = ChaCha8Rng::seed_from_u64(cx.nonce);
+        // One timer at a time for the campaign's per-node bounds and retry delays: ten calls of
+        // a few ms each per attempt would otherwise leave ten timers to wake the client later
+        // for nothing. Every bound still ends at its own deadline.
+        let alarm = Alarm::new();
         for _ in 0..ATTEMPTS_MAX {
-            if let Some(validity) = self.attempt(cx, nodes, &value).await {
-                let token = self.token(cx, nodes, &value).await?;
+            if let Some(validity) = self.attempt(cx, nodes, &value, &alarm).await {
+                let token = self.token(cx, nodes, &value, &alarm).await?;
                 return Ok(Holding {
                     key: REDLOCK_KEY.to_string(),
                     // The random value's number, as etcd's lease ID: what contrib/lock's check
@@ -198,10 +210,12 @@ impl Redlock {
                     validity: Some(validity),
                 });
             }
-            Redlock::unlock_all(cx, nodes, &value).await;
+            Redlock::unlock_all(cx, nodes, &value, &alarm).await;
             let r = self.retry_delay_ms;
             let delay_ms = delays.gen_range(r.min..=r.max);
-            cx.clock.sleep(Duration::from_millis(delay_ms)).await;
+            cx.clock
+                .sleep_on(&alarm, Duration::from_millis(delay_ms))
+                .await;
         }
         Err(LockError::CampaignTimeout)
     }
@@ -213,6 +227,7 @@ impl Redlock {
         cx: LockContext<'_>,
         nodes: &[RedisHandle],
         value: &str,
+        alarm: &Alarm,
     ) -> Result<i64, LockError> {
         match self.token {
             RedlockToken::Random => Ok((cx.nonce >> 1) as i64),
@@ -221,7 +236,7 @@ impl Redlock {
                     .bounded_redis("redis INCR", nodes[0].incr(TOKEN_KEY))
                     .await;
                 if incr.is_err() {
-                    Redlock::unlock_all(cx, nodes, value).await;
+                    Redlock::unlock_all(cx, nodes, value, alarm).await;
                 }
                 incr
             }
@@ -261,7 +276,8 @@ impl LockRecipe for Redlock {
             let nodes = self.nodes(&cx)?;
             debug_assert_eq!(holding.key, REDLOCK_KEY);
             // The caller gives release the nonce it acquired with, so the value is the same.
-            Redlock::unlock_all(cx, nodes, &Redlock::value(&cx)).await;
+            let value = Redlock::value(&cx);
+            Redlock::unlock_all(cx, nodes, &value, &Alarm::new()).await;
             Ok(())
         })
     }
