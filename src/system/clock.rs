@@ -146,6 +146,21 @@ impl NodeClock {
     ) -> Result<F::Output, crate::deadline::Elapsed> {
         crate::deadline::timeout(self.skew.true_duration(perceived), fut).await
     }
+
+    /// [`NodeClock::sleep`] on `alarm`'s timer (see [`crate::deadline::Alarm`]).
+    pub async fn sleep_on(&self, alarm: &crate::deadline::Alarm, perceived: Duration) {
+        alarm.sleep(self.skew.true_duration(perceived)).await
+    }
+
+    /// [`NodeClock::timeout`] on `alarm`'s timer (see [`crate::deadline::Alarm`]).
+    pub async fn timeout_on<F: Future>(
+        &self,
+        alarm: &crate::deadline::Alarm,
+        perceived: Duration,
+        fut: F,
+    ) -> Result<F::Output, crate::deadline::Elapsed> {
+        alarm.timeout(self.skew.true_duration(perceived), fut).await
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use super::{
     ClientClock, Holding, LockConfig, LockContext, LockError, LockRecipe, RedisHandle, ServiceKind,
     Validity,
 };
+use crate::deadline::Alarm;
 use crate::ms::MsRange;
 use crate::BoxFuture;
 use rand::{Rng, SeedableRng};
@@ -150,24 +151,29 @@ impl Redlock {
     }
 
     /// One attempt: `SET NX PX` on each node in turn; the validity left, if a quorum said OK.
+    /// Each node's bound is on `alarm`, the campaign's one timer (see [`Alarm`]).
     async fn attempt(
         &self,
         cx: LockContext<'_>,
         nodes: &[RedisHandle],
         value: &str,
+        alarm: &Alarm,
     ) -> Option<Validity> {
         let ttl_ms = cx.cfg.ttl_s * 1000;
-        self.on_quorum(cx, nodes, |node| node.set_nx_px(REDLOCK_KEY, value, ttl_ms))
-            .await
+        self.on_quorum(cx, nodes, alarm, |node| {
+            node.set_nx_px(REDLOCK_KEY, value, ttl_ms)
+        })
+        .await
     }
 
-    /// `call` on each node in turn, each bounded by the per-node timeout; the validity left
-    /// from the start of the first call, if a quorum answered `true` (redlock-rb's `lock`,
-    /// which its `extend` reuses with another script).
+    /// `call` on each node in turn, each bounded by the per-node timeout on `alarm`; the
+    /// validity left from the start of the first call, if a quorum answered `true`
+    /// (redlock-rb's `lock`, which its `extend` reuses with another script).
     async fn on_quorum<'n, F>(
         &self,
         cx: LockContext<'_>,
         nodes: &'n [RedisHandle],
+        alarm: &Alarm,
         call: F,
     ) -> Option<Validity>
     where
@@ -178,7 +184,7 @@ impl Redlock {
         let start_us = self.clock.now_us(cx.clock);
         let mut said_yes = 0;
         for node in nodes {
-            let answer = cx.clock.timeout(per_node, call(node)).await;
+            let answer = cx.clock.timeout_on(alarm, per_node, call(node)).await;
             if matches!(answer, Ok(Ok(true))) {
                 said_yes += 1;
             }
@@ -215,21 +221,26 @@ impl Redlock {
         let value = Redlock::value(&cx);
         let ttl_ms = cx.cfg.ttl_s * 1000;
         let extended = self
-            .on_quorum(cx, nodes, |node| {
+            .on_quorum(cx, nodes, &Alarm::new(), |node| {
                 node.pexpire_if_eq(REDLOCK_KEY, &value, ttl_ms)
             })
             .await;
         extended.ok_or_else(|| LockError::Redis("no quorum extended the lock".into()))
     }
 
-    /// Unlocks every node, bounded per node; how many deleted the key.
-    async fn unlock_all(cx: LockContext<'_>, nodes: &[RedisHandle], value: &str) -> usize {
+    /// Unlocks every node, bounded per node on `alarm`; how many deleted the key.
+    async fn unlock_all(
+        cx: LockContext<'_>,
+        nodes: &[RedisHandle],
+        value: &str,
+        alarm: &Alarm,
+    ) -> usize {
         let per_node = Redlock::node_timeout(cx.cfg);
         let mut deleted = 0;
         for node in nodes {
             let del = cx
                 .clock
-                .timeout(per_node, node.del_if_eq(REDLOCK_KEY, value))
+                .timeout_on(alarm, per_node, node.del_if_eq(REDLOCK_KEY, value))
                 .await;
             if matches!(del, Ok(Ok(true))) {
                 deleted += 1;
@@ -243,9 +254,13 @@ impl Redlock {
         let value = Redlock::value(&cx);
         // The retry delays come from the nonce: the client's own stream, never madsim's RNG.
         let mut delays = ChaCha8Rng::seed_from_u64(cx.nonce);
+        // One timer at a time for the campaign's per-node bounds and retry delays: ten calls of
+        // a few ms each per attempt would otherwise leave ten timers to wake the client later
+        // for nothing. Every bound still ends at its own deadline.
+        let alarm = Alarm::new();
         for _ in 0..ATTEMPTS_MAX {
-            if let Some(validity) = self.attempt(cx, nodes, &value).await {
-                let token = self.token(cx, nodes, &value).await?;
+            if let Some(validity) = self.attempt(cx, nodes, &value, &alarm).await {
+                let token = self.token(cx, nodes, &value, &alarm).await?;
                 return Ok(Holding {
                     key: REDLOCK_KEY.to_string(),
                     // The random value's number, as etcd's lease ID: what contrib/lock's check
@@ -255,10 +270,12 @@ impl Redlock {
                     validity: Some(validity),
                 });
             }
-            Redlock::unlock_all(cx, nodes, &value).await;
+            Redlock::unlock_all(cx, nodes, &value, &alarm).await;
             let r = self.retry_delay_ms;
             let delay_ms = delays.gen_range(r.min..=r.max);
-            cx.clock.sleep(Duration::from_millis(delay_ms)).await;
+            cx.clock
+                .sleep_on(&alarm, Duration::from_millis(delay_ms))
+                .await;
         }
         Err(LockError::CampaignTimeout)
     }
@@ -270,6 +287,7 @@ impl Redlock {
         cx: LockContext<'_>,
         nodes: &[RedisHandle],
         value: &str,
+        alarm: &Alarm,
     ) -> Result<i64, LockError> {
         match self.token {
             RedlockToken::Random => Ok((cx.nonce >> 1) as i64),
@@ -278,7 +296,7 @@ impl Redlock {
                     .bounded_redis("redis INCR", nodes[0].incr(TOKEN_KEY))
                     .await;
                 if incr.is_err() {
-                    Redlock::unlock_all(cx, nodes, value).await;
+                    Redlock::unlock_all(cx, nodes, value, alarm).await;
                 }
                 incr
             }
@@ -330,7 +348,8 @@ impl LockRecipe for Redlock {
             let nodes = self.nodes(&cx)?;
             debug_assert_eq!(holding.key, REDLOCK_KEY);
             // The caller gives release the nonce it acquired with, so the value is the same.
-            Redlock::unlock_all(cx, nodes, &Redlock::value(&cx)).await;
+            let value = Redlock::value(&cx);
+            Redlock::unlock_all(cx, nodes, &value, &Alarm::new()).await;
             Ok(())
         })
     }
