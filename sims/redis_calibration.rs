@@ -106,14 +106,20 @@ impl Restart for ModelRestart {
     }
 }
 
-/// Runs every probe against the model on a loopback's network.
-fn simulate(seed: u64) -> RedisFigures {
+/// A world with a loopback's network: [`LATENCY`] each way, no loss, 10 simulated minutes at
+/// most.
+fn loopback(seed: u64) -> Runtime {
     let mut config = madsim::Config::default();
     config.net.send_latency = LATENCY;
     config.net.packet_loss_rate = 0.0;
     let mut rt = Runtime::with_seed_and_config(seed, config);
     rt.set_time_limit(Duration::from_secs(600));
-    rt.block_on(async move {
+    rt
+}
+
+/// Runs every probe against the model on a loopback's network.
+fn simulate(seed: u64) -> RedisFigures {
+    loopback(seed).block_on(async move {
         let handle = Handle::current();
         let addr: SocketAddr = REDIS_ADDR.parse().expect("address");
         let node = Arc::new(Node::new(
@@ -221,12 +227,7 @@ fn the_probes_are_deterministic_in_the_simulation() {
 /// Runs the Redlock story grid (`calibrate::redis::redlock_story`) against five model nodes
 /// A..E, C stepped through [`NodeWallStep`], on the same loopback network.
 fn simulate_story(seed: u64) -> calibrate::StoryFigures {
-    let mut config = madsim::Config::default();
-    config.net.send_latency = LATENCY;
-    config.net.packet_loss_rate = 0.0;
-    let mut rt = Runtime::with_seed_and_config(seed, config);
-    rt.set_time_limit(Duration::from_secs(600));
-    rt.block_on(async move {
+    loopback(seed).block_on(async move {
         let handle = Handle::current();
         let mut servers = Vec::new();
         let mut endpoints = Vec::new();
