@@ -104,6 +104,7 @@ fn event_words(kind: &EventKind) -> String {
         }
         EventKind::Fault { what } => format!("** {what}"),
         EventKind::Leadership { what, .. } => format!("== {what}"),
+        kind => crate::redlock_story::redis_words(kind).unwrap_or_default(),
     }
 }
 

@@ -1,0 +1,337 @@
+//! Redlock in the history's words: what each Redis node granted to whom and when, what each
+//! client believed, and where the two disagree, a *double grant*: a node gives the lock key to
+//! a client while another client, granted the same key on that node earlier, still believes it
+//! holds the lock. Kleppmann's clock jump, restart and GC pause each end in one.
+//!
+//! Read from a [`History`] only (the Redis nodes' `Redis*` events and the clients' `Acquired`
+//! and `Released`), so the timeline and `demo` tell the same thing, with or without
+//! `--cfg madsim`.
+
+use crate::history::{Event, EventKind, History};
+use std::collections::BTreeMap;
+
+/// A Redlock value's client and acquisition: `client1:00c0ffee…` is client1's, and the
+/// acquisition whose `Acquired` event carries the nonce's half as its `lease_id` (the recipe
+/// hands `nonce >> 1` to the fence). `None` for a value of another shape.
+pub fn value_owner(value: &str) -> Option<(&str, i64)> {
+    let (client, nonce) = value.rsplit_once(':')?;
+    let nonce = u64::from_str_radix(nonce, 16).ok()?;
+    Some((client, (nonce >> 1) as i64))
+}
+
+/// One holding of a key on one Redis node: from the grant to what ended it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeGrant {
+    pub node: String,
+    pub key: String,
+    pub value: String,
+    /// The client the value names, or the whole value.
+    pub client: String,
+    pub start_us: u64,
+    pub end_us: u64,
+    /// The grant's deadline on the node's wall clock, ms (the last, if it was extended).
+    pub deadline_ms: i64,
+    /// What ended it: `deleted`, `expired` (passive expiry seen), `lost in a restart`, or
+    /// `held to the end`.
+    pub end_why: &'static str,
+}
+
+/// What a client believed: it holds the lock from `Acquired` until it released it, lost it
+/// or crashed (or the run ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Belief {
+    pub client: String,
+    /// The acquisition's `lease_id` (under Redlock, half its nonce).
+    pub lease_id: i64,
+    pub start_us: u64,
+    pub end_us: u64,
+}
+
+/// A node that granted the key to `later` while `earlier`, granted it there before, still
+/// believed it held the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoubleGrant {
+    pub node: String,
+    pub earlier: NodeGrant,
+    pub later: NodeGrant,
+    /// Until when the earlier client believed it held the lock.
+    pub believed_until_us: u64,
+}
+
+/// Every grant of every key on every Redis node, in grant order.
+pub fn node_grants(history: &History) -> Vec<NodeGrant> {
+    let end_us = history.events.last().map_or(0, |e| e.true_us);
+    let mut open: BTreeMap<(&str, &str), NodeGrant> = BTreeMap::new();
+    let mut done = Vec::new();
+    let mut close = |open: &mut BTreeMap<_, NodeGrant>, k, at_us, why| {
+        if let Some(mut g) = open.remove(&k) {
+            g.end_us = at_us;
+            g.end_why = why;
+            done.push(g);
+        }
+    };
+    for e in &history.events {
+        let node = e.node.as_str();
+        match &e.kind {
+            EventKind::RedisGranted {
+                key,
+                value,
+                deadline_ms,
+            } => {
+                // A grant finds its key absent: anything open there ended unseen.
+                close(&mut open, (node, key), e.true_us, "gone");
+                let client = value_owner(value).map_or(value.as_str(), |(c, _)| c);
+                let g = NodeGrant {
+                    node: node.to_string(),
+                    key: key.clone(),
+                    value: value.clone(),
+                    client: client.to_string(),
+                    start_us: e.true_us,
+                    end_us,
+                    deadline_ms: *deadline_ms,
+                    end_why: "held to the end",
+                };
+                open.insert((node, key), g);
+            }
+            EventKind::RedisExtended {
+                key, deadline_ms, ..
+            } => {
+                if let Some(g) = open.get_mut(&(node, key.as_str())) {
+                    g.deadline_ms = *deadline_ms;
+                }
+            }
+            EventKind::RedisDeleted { key, .. } => {
+                close(&mut open, (node, key), e.true_us, "deleted")
+            }
+            EventKind::RedisExpired { key, .. } => {
+                close(&mut open, (node, key), e.true_us, "expired")
+            }
+            EventKind::RedisBooted { lost, .. } => {
+                for key in lost.keys() {
+                    close(&mut open, (node, key), e.true_us, "lost in a restart");
+                }
+            }
+            _ => {}
+        }
+    }
+    done.extend(open.into_values());
+    done.sort_by(|a, b| (a.start_us, &a.node).cmp(&(b.start_us, &b.node)));
+    done
+}
+
+/// What each client believed, in the order of acquisition.
+pub fn beliefs(history: &History) -> Vec<Belief> {
+    let end_us = history.events.last().map_or(0, |e| e.true_us);
+    let mut open: BTreeMap<&str, Belief> = BTreeMap::new();
+    let mut done = Vec::new();
+    for e in &history.events {
+        let node = e.node.as_str();
+        let ends = match &e.kind {
+            EventKind::Acquired { lease_id, .. } => {
+                let b = Belief {
+                    client: node.to_string(),
+                    lease_id: *lease_id,
+                    start_us: e.true_us,
+                    end_us,
+                };
+                if let Some(mut old) = open.insert(node, b) {
+                    old.end_us = e.true_us;
+                    done.push(old);
+                }
+                false
+            }
+            EventKind::Released { .. } | EventKind::LeaseLost { .. } => true,
+            EventKind::Fault { what } => what.starts_with("crashed"),
+            EventKind::NodeStarted { .. } => true,
+            _ => false,
+        };
+        if ends {
+            if let Some(mut b) = open.remove(node) {
+                b.end_us = e.true_us;
+                done.push(b);
+            }
+        }
+    }
+    done.extend(open.into_values());
+    done.sort_by_key(|b| b.start_us);
+    done
+}
+
+/// The belief a grant's value was taken in, if its client acquired the lock with it.
+pub fn belief_of<'a>(grant: &NodeGrant, beliefs: &'a [Belief]) -> Option<&'a Belief> {
+    let (client, lease_id) = value_owner(&grant.value)?;
+    beliefs
+        .iter()
+        .find(|b| b.client == client && b.lease_id == lease_id)
+}
+
+/// Every double grant: a grant on a node that starts while an earlier grant's client (on the
+/// same node and key, to another client) still believes it holds the lock, the earlier grant
+/// having been part of that client's acquisition and freed by the node itself (expired, or
+/// lost in a restart), not deleted by its owner's unlock.
+pub fn double_grants(history: &History) -> Vec<DoubleGrant> {
+    let grants = node_grants(history);
+    let beliefs = beliefs(history);
+    let mut found = Vec::new();
+    for (i, later) in grants.iter().enumerate() {
+        for earlier in &grants[..i] {
+            let same = earlier.node == later.node && earlier.key == later.key;
+            if !same || earlier.client == later.client {
+                continue;
+            }
+            let Some(b) = belief_of(earlier, &beliefs) else {
+                continue;
+            };
+            // The earlier grant is one the acquisition stood on (taken before it, alive at
+            // it), the node freed it on its own (not the owner's unlock), and the later grant
+            // came while its client still believed.
+            debug_assert!(earlier.start_us <= later.start_us);
+            let stood_on = earlier.start_us <= b.start_us && b.start_us < earlier.end_us;
+            let freed_by_node = earlier.end_why != "deleted";
+            let believed = b.start_us <= later.start_us && later.start_us < b.end_us;
+            if stood_on && freed_by_node && believed {
+                found.push(DoubleGrant {
+                    node: later.node.clone(),
+                    earlier: earlier.clone(),
+                    later: later.clone(),
+                    believed_until_us: b.end_us,
+                });
+            }
+        }
+    }
+    found
+}
+
+fn secs(us: u64) -> String {
+    format!("{:.3} s", us as f64 / 1e6)
+}
+
+/// The words of a Redis node's event in a story, `None` for any other event.
+pub fn redis_words(kind: &EventKind) -> Option<String> {
+    let who = |v: &str| value_owner(v).map_or(v.to_string(), |(c, _)| format!("{c} ({v})"));
+    let words = match kind {
+        EventKind::RedisGranted {
+            key,
+            value,
+            deadline_ms,
+        } => format!("GRANTS {key} to {} until {deadline_ms} ms on its wall clock", who(value)),
+        EventKind::RedisRefused {
+            key, value, holder, ..
+        } => format!(
+            "refuses {key} to {}: held by {}",
+            value_owner(value).map_or(value.as_str(), |(c, _)| c),
+            value_owner(holder).map_or(holder.as_str(), |(c, _)| c)
+        ),
+        EventKind::RedisDeleted { key, value } => format!("deletes {key} of {}", who(value)),
+        EventKind::RedisExtended {
+            key,
+            value,
+            deadline_ms,
+        } => format!("extends {key} of {} to {deadline_ms} ms", who(value)),
+        EventKind::RedisExpired {
+            key,
+            value,
+            deadline_ms,
+            now_ms,
+        } => format!(
+            "EXPIRES {key} of {}: its wall clock reads {now_ms} ms, past the deadline {deadline_ms} ms",
+            who(value)
+        ),
+        EventKind::RedisCounted { key, value } => format!("counts {key} up to {value}"),
+        EventKind::RedisClockStepped { at_ms, delta_ms } => format!(
+            "** wall clock stepped {delta_ms:+} ms at {} (seen at its next command)",
+            secs(at_ms.saturating_mul(1000))
+        ),
+        EventKind::RedisBooted {
+            boot: 1,
+            persistence,
+            ..
+        } => format!("starts (persistence {persistence})"),
+        EventKind::RedisBooted {
+            boot,
+            persistence,
+            loaded,
+            kept,
+            lost,
+        } => {
+            let names = |m: &BTreeMap<String, String>| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} of {}", value_owner(v).map_or(v.as_str(), |(c, _)| c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut w = format!("boots again (boot {boot}, persistence {persistence}): loads {loaded} key(s)");
+            if !kept.is_empty() {
+                w.push_str(&format!("; kept {}", names(kept)));
+            }
+            if !lost.is_empty() {
+                w.push_str(&format!("; LOST {}", names(lost)));
+            }
+            w
+        }
+        _ => return None,
+    };
+    Some(words)
+}
+
+/// A Redlock run in a few lines: each acquisition with the nodes that granted it, then each
+/// double grant. Empty for a history without Redis events.
+pub fn summary(history: &History) -> String {
+    let grants = node_grants(history);
+    let beliefs = beliefs(history);
+    let mut out = String::new();
+    for b in &beliefs {
+        let nodes: Vec<&str> = grants
+            .iter()
+            .filter(|g| belief_of(g, &beliefs) == Some(b) && g.start_us <= b.start_us)
+            .map(|g| g.node.as_str())
+            .collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "  {} holds the lock from {} to {}, granted by {} ({} node(s))\n",
+            b.client,
+            secs(b.start_us),
+            secs(b.end_us),
+            nodes.join(", "),
+            nodes.len()
+        ));
+    }
+    let doubles = double_grants(history);
+    for d in &doubles {
+        out.push_str(&format!(
+            "  DOUBLE GRANT on {}: it granted {} to {} at {} ({}), while {}, granted it there at {}, believed it held the lock until {}\n",
+            d.node,
+            d.later.key,
+            d.later.client,
+            secs(d.later.start_us),
+            why_free(&d.earlier),
+            d.earlier.client,
+            secs(d.earlier.start_us),
+            secs(d.believed_until_us)
+        ));
+    }
+    if !grants.is_empty() && doubles.is_empty() {
+        out.push_str("  no double grant: no node granted the lock to a client while another still held it there\n");
+    }
+    out
+}
+
+/// Why a grant's key was free again, in words.
+fn why_free(g: &NodeGrant) -> String {
+    match g.end_why {
+        "expired" => format!("{}'s key had expired there at {}", g.client, secs(g.end_us)),
+        "lost in a restart" => format!(
+            "{}'s key was lost in a restart at {}",
+            g.client,
+            secs(g.end_us)
+        ),
+        why => format!("{}'s key was {why} at {}", g.client, secs(g.end_us)),
+    }
+}
+
+/// The events of a history that are Redis nodes' own.
+pub fn is_redis_event(e: &Event) -> bool {
+    redis_words(&e.kind).is_some()
+}
