@@ -373,7 +373,6 @@ text{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;fill:#222}\n\
 .label{font-size:8.5px;fill:#333}\n\
 .tok{font-size:9px;fill:#fff;font-weight:bold}\n\
 .badge{font-size:10px;font-weight:bold}\n\
-.double-label{font-size:9px;fill:#d50000;font-weight:bold}\n\
 .note{font-size:12px}\n\
 .small{font-size:11px;fill:#444}\n\
 .head{font-size:12px;font-weight:bold}\n\

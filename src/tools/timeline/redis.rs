@@ -79,10 +79,12 @@ pub(super) fn draw_redis(
                 secs(d.believed_until_us)
             ))
         );
-        // Beside the hatching, where the bar's own words leave room.
+        // Beside the hatching, where the bar's own words leave room. Styled inline: the
+        // shared style sheet, and so every etcd picture, stays as it was.
         svg!(
             out,
-            "<text class=\"double-label\" x=\"{:.1}\" y=\"{:.1}\">double grant</text>\n",
+            "<text class=\"double-label\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"#d50000\" \
+             font-weight=\"bold\">double grant</text>\n",
             x0.max(x1) + 3.0,
             lane.top_px + GRANT_Y_PX + 10.5
         );
