@@ -331,6 +331,38 @@ fn why_free(g: &NodeGrant) -> String {
     }
 }
 
+/// The storage's verdict on every write, in the order it applied them: "client2 accepted,
+/// client1 REJECTED (why)". What a fence did, in the history's words.
+pub fn writes_in_words(history: &History) -> String {
+    let mut client_of: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut words = Vec::new();
+    for e in &history.events {
+        match &e.kind {
+            EventKind::Invoke { op_id, op, .. } if *op == crate::protocol::Op::Write => {
+                client_of.insert(*op_id, e.node.as_str());
+            }
+            EventKind::StorageApplied {
+                op_id: Some(id),
+                op: crate::protocol::Op::Write,
+                accepted,
+                err,
+                ..
+            } => {
+                let who = client_of.get(id).copied().unwrap_or("?");
+                words.push(match accepted {
+                    true => format!("{who}'s write accepted"),
+                    false => format!("{who}'s write REJECTED ({err})"),
+                });
+            }
+            _ => {}
+        }
+    }
+    match words.is_empty() {
+        true => "no write reached the storage".to_string(),
+        false => words.join(", "),
+    }
+}
+
 /// The events of a history that are Redis nodes' own.
 pub fn is_redis_event(e: &Event) -> bool {
     redis_words(&e.kind).is_some()

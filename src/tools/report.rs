@@ -156,3 +156,27 @@ pub fn run_report(title: &str, run: &Run) -> String {
         verdict(&run.verdict)
     )
 }
+
+/// A Redlock story: the run under its fence in the history's words (the Redis nodes' grants,
+/// refusals, expiries, clock steps and restarts among the clients' events), the verdict, and
+/// what Redlock did in a few lines (each holder's granting nodes, each double grant).
+pub fn redlock_report(title: &str, run: &Run) -> String {
+    format!(
+        "{}what Redlock did:\n{}",
+        run_report(title, run),
+        crate::redlock_story::summary(&run.history)
+    )
+}
+
+/// One line of what a fence did on a run: its name, the verdict, the storage's answers.
+pub fn fence_line(name: &str, run: &Run) -> String {
+    format!(
+        "  {name:<18} {:<8} {}\n",
+        if run.verdict.violates() {
+            "VIOLATED"
+        } else {
+            "safe"
+        },
+        crate::redlock_story::writes_in_words(&run.history)
+    )
+}
