@@ -66,9 +66,9 @@ fn observe(node: &Arc<model::Node>, name: &str, recorder: &Recorder) {
 }
 
 /// A node's event as the history's.
-fn kind_of(event: &NodeEvent) -> EventKind {
-    let named = |kv: &[(String, String)]| kv.iter().cloned().collect();
-    match event.clone() {
+fn kind_of(event: NodeEvent) -> EventKind {
+    let named = |kv: Vec<(String, String)>| kv.into_iter().collect();
+    match event {
         NodeEvent::Granted {
             key,
             value,
@@ -124,8 +124,8 @@ fn kind_of(event: &NodeEvent) -> EventKind {
             boot,
             persistence: persistence.as_str().to_string(),
             loaded: loaded as u64,
-            kept: named(&kept),
-            lost: named(&lost),
+            kept: named(kept),
+            lost: named(lost),
         },
     }
 }

@@ -84,7 +84,7 @@ impl Node {
     fn tell(&self, events: impl IntoIterator<Item = NodeEvent>) {
         if let Some(o) = self.observer.get() {
             for e in events {
-                o.tell(&e);
+                o.tell(e);
             }
         }
     }
@@ -225,7 +225,11 @@ impl Node {
         let mut s = self.state();
         s.commands += 1;
         let State { live, disk, .. } = &mut *s;
-        let prior = watched.and_then(|_| live.entry(key).cloned());
+        // The key as it was, for the observer, only when passive expiry is about to take it.
+        let prior = watched.and_then(|_| {
+            let e = live.entry(key)?;
+            is_expired(e.expire_at_ms, now_ms).then(|| e.clone())
+        });
         let mut told = Vec::new();
         // Passive expiry first, as the command's lookup would: recorded as a deletion
         // that is not the command's own change.

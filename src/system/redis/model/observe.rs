@@ -66,8 +66,9 @@ pub enum NodeEvent {
     },
 }
 
-/// What the world does with a node's events.
-pub type Tell = Box<dyn Fn(&NodeEvent) + Send + Sync>;
+/// What the world does with a node's events (given by value: the world moves their strings
+/// into the history rather than copying them).
+pub type Tell = Box<dyn Fn(NodeEvent) + Send + Sync>;
 
 /// The world's ear on one node, and the clock steps already told.
 pub struct Observer {
@@ -91,7 +92,7 @@ impl Observer {
         }
     }
 
-    pub fn tell(&self, event: &NodeEvent) {
+    pub fn tell(&self, event: NodeEvent) {
         (self.tell)(event);
     }
 
@@ -109,7 +110,7 @@ impl Observer {
             .take_while(|s| s.at_ms.saturating_mul(1000) <= now_us)
             .count();
         for s in &steps[told.min(due)..due] {
-            self.tell(&NodeEvent::ClockStepped {
+            self.tell(NodeEvent::ClockStepped {
                 at_ms: s.at_ms,
                 delta_ms: s.delta_ms,
             });
@@ -127,21 +128,22 @@ pub fn command(
     after: Option<&Entry>,
     answer: &Response,
 ) -> Option<NodeEvent> {
-    let key = req.key().to_string();
+    // Allocated only for a command worth telling (most are not: reads, refused deletes).
+    let key = || req.key().to_string();
     let deadline = |e: Option<&Entry>| e.and_then(|e| e.expire_at_ms);
     match (req, answer) {
         (Request::SetNxPx { value, .. }, Response::Bool(true)) => {
             let e = after.expect("a granted SET NX leaves the key");
             debug_assert_eq!(&e.value, value);
             Some(NodeEvent::Granted {
-                key,
+                key: key(),
                 value: value.clone(),
                 // PX always sets a deadline; i64::MAX would mean the model forgot it.
                 deadline_ms: e.expire_at_ms.unwrap_or(i64::MAX),
             })
         }
         (Request::SetNxPx { value, .. }, Response::Bool(false)) => Some(NodeEvent::Refused {
-            key,
+            key: key(),
             value: value.clone(),
             holder: before.map(|e| e.value.clone()).unwrap_or_default(),
             deadline_ms: deadline(before),
@@ -149,20 +151,21 @@ pub fn command(
         (Request::Del { .. } | Request::DelIfEq { .. }, Response::Bool(true)) => {
             debug_assert!(after.is_none());
             Some(NodeEvent::Deleted {
-                key,
+                key: key(),
                 value: before.map(|e| e.value.clone()).unwrap_or_default(),
             })
         }
         (Request::Pexpire { .. } | Request::PexpireIfEq { .. }, Response::Bool(true)) => {
             Some(NodeEvent::Extended {
-                key,
+                key: key(),
                 value: after.map(|e| e.value.clone()).unwrap_or_default(),
                 deadline_ms: deadline(after).unwrap_or(i64::MAX),
             })
         }
-        (Request::Incr { .. }, Response::Int(value)) => {
-            Some(NodeEvent::Counted { key, value: *value })
-        }
+        (Request::Incr { .. }, Response::Int(value)) => Some(NodeEvent::Counted {
+            key: key(),
+            value: *value,
+        }),
         _ => None,
     }
 }
