@@ -69,7 +69,7 @@ impl Node {
         }
     }
 
-    /// Calls `tell` at every event of [`observe`](super::observe) (the world records them).
+    /// Calls `tell` at every [`NodeEvent`] (the world records them).
     /// Set once, before the node first boots. Panics if set twice.
     pub fn observe(&self, tell: observe::Tell) {
         assert_eq!(
