@@ -157,49 +157,97 @@ pub fn beliefs(history: &History) -> Vec<Belief> {
     done
 }
 
-/// The belief a grant's value was taken in, if its client acquired the lock with it.
-pub fn belief_of<'a>(grant: &NodeGrant, beliefs: &'a [Belief]) -> Option<&'a Belief> {
-    let (client, lease_id) = value_owner(&grant.value)?;
+/// The beliefs by their client and `lease_id`: what a grant's value names.
+pub type BeliefIndex<'a> = BTreeMap<(&'a str, i64), &'a Belief>;
+
+/// Indexes `beliefs` by client and `lease_id` (each acquisition's is unique: a nonce per
+/// campaign).
+pub fn index(beliefs: &[Belief]) -> BeliefIndex<'_> {
     beliefs
         .iter()
-        .find(|b| b.client == client && b.lease_id == lease_id)
+        .map(|b| ((b.client.as_str(), b.lease_id), b))
+        .collect()
+}
+
+/// The belief a grant's value was taken in, if its client acquired the lock with it.
+pub fn belief_of<'a>(grant: &NodeGrant, index: &BeliefIndex<'a>) -> Option<&'a Belief> {
+    let (client, lease_id) = value_owner(&grant.value)?;
+    index.get(&(client, lease_id)).copied()
+}
+
+/// Whether the acquisition of `b` stood on grant `g`: taken before it, alive at it.
+pub fn stood_on(g: &NodeGrant, b: &Belief) -> bool {
+    g.start_us <= b.start_us && b.start_us < g.end_us
 }
 
 /// Every double grant: a grant on a node that starts while an earlier grant's client (on the
 /// same node and key, to another client) still believes it holds the lock, the earlier grant
 /// having been part of that client's acquisition and freed by the node itself (expired, or
 /// lost in a restart), not deleted by its owner's unlock.
+///
+/// One pass in grant order, keeping per node and key only the earlier grants whose client
+/// still believes: a run of many grants costs a few comparisons each.
 pub fn double_grants(history: &History) -> Vec<DoubleGrant> {
     let grants = node_grants(history);
     let beliefs = beliefs(history);
+    let index = index(&beliefs);
+    // Per node and key: earlier grants freed by the node under a belief, with its end.
+    let mut live: BTreeMap<(&str, &str), Vec<(&NodeGrant, u64)>> = BTreeMap::new();
     let mut found = Vec::new();
-    for (i, later) in grants.iter().enumerate() {
-        for earlier in &grants[..i] {
-            let same = earlier.node == later.node && earlier.key == later.key;
-            if !same || earlier.client == later.client {
-                continue;
-            }
-            let Some(b) = belief_of(earlier, &beliefs) else {
-                continue;
-            };
-            // The earlier grant is one the acquisition stood on (taken before it, alive at
-            // it), the node freed it on its own (not the owner's unlock), and the later grant
-            // came while its client still believed.
-            debug_assert!(earlier.start_us <= later.start_us);
-            let stood_on = earlier.start_us <= b.start_us && b.start_us < earlier.end_us;
-            let freed_by_node = earlier.end_why != "deleted";
-            let believed = b.start_us <= later.start_us && later.start_us < b.end_us;
-            if stood_on && freed_by_node && believed {
+    for later in &grants {
+        let earlier = live.entry((&later.node, &later.key)).or_default();
+        // A belief that ended before this grant can make no double grant again.
+        earlier.retain(|(_, until_us)| later.start_us < *until_us);
+        for (e, until_us) in earlier.iter() {
+            if e.client != later.client && e.end_us <= later.start_us {
                 found.push(DoubleGrant {
                     node: later.node.clone(),
-                    earlier: earlier.clone(),
+                    earlier: (*e).clone(),
                     later: later.clone(),
-                    believed_until_us: b.end_us,
+                    believed_until_us: *until_us,
                 });
             }
         }
+        // The node freed it on its own (not the owner's unlock) while its client believed.
+        if let Some(b) = belief_of(later, &index) {
+            if stood_on(later, b) && later.end_why != "deleted" && later.end_us < b.end_us {
+                earlier.push((later, b.end_us));
+            }
+        }
+        assert!(earlier.len() <= grants.len());
     }
     found
+}
+
+/// When each belief stood on fewer than `quorum` nodes, by client and start: the end of the
+/// grant under its acquisition whose loss left fewer than `quorum` nodes holding its key (a
+/// deletion by its own unlock does not count). A belief that kept a quorum is absent.
+pub fn quorum_losses(history: &History, quorum: usize) -> BTreeMap<(String, u64), u64> {
+    let grants = node_grants(history);
+    let beliefs = beliefs(history);
+    let index = index(&beliefs);
+    let mut ends: BTreeMap<(&str, u64), (u64, Vec<u64>)> = BTreeMap::new();
+    for g in &grants {
+        let Some(b) = belief_of(g, &index).filter(|b| stood_on(g, b)) else {
+            continue;
+        };
+        let end_us = match g.end_why {
+            "deleted" => b.end_us,
+            _ => g.end_us,
+        };
+        let entry = ends
+            .entry((&b.client, b.start_us))
+            .or_insert((b.end_us, Vec::new()));
+        entry.1.push(end_us);
+    }
+    ends.into_iter()
+        .filter_map(|((client, start_us), (belief_end_us, mut ends))| {
+            ends.sort_unstable();
+            // With k nodes holding, the (k - quorum + 1)-th loss leaves quorum - 1.
+            let lost_us = ends.len().checked_sub(quorum).map(|i| ends[i])?;
+            (lost_us < belief_end_us).then(|| ((client.to_string(), start_us), lost_us))
+        })
+        .collect()
 }
 
 fn secs(us: u64) -> String {
@@ -279,11 +327,12 @@ pub fn redis_words(kind: &EventKind) -> Option<String> {
 pub fn summary(history: &History) -> String {
     let grants = node_grants(history);
     let beliefs = beliefs(history);
+    let index = index(&beliefs);
     let mut out = String::new();
     for b in &beliefs {
         let nodes: Vec<&str> = grants
             .iter()
-            .filter(|g| belief_of(g, &beliefs) == Some(b) && g.start_us <= b.start_us)
+            .filter(|g| belief_of(g, &index) == Some(b) && stood_on(g, b))
             .map(|g| g.node.as_str())
             .collect();
         if nodes.is_empty() {
@@ -366,4 +415,120 @@ pub fn writes_in_words(history: &History) -> String {
 /// The events of a history that are Redis nodes' own.
 pub fn is_redis_event(e: &Event) -> bool {
     redis_words(&e.kind).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(true_us: u64, node: &str, kind: EventKind) -> Event {
+        Event {
+            true_us,
+            perceived_us: None,
+            node: node.into(),
+            kind,
+        }
+    }
+
+    fn granted(us: u64, node: &str, value: &str) -> Event {
+        let (key, value) = ("k".to_string(), value.to_string());
+        at(
+            us,
+            node,
+            EventKind::RedisGranted {
+                key,
+                value,
+                deadline_ms: 0,
+            },
+        )
+    }
+
+    fn acquired(us: u64, client: &str, nonce: u64) -> Event {
+        let lease_id = (nonce >> 1) as i64;
+        at(
+            us,
+            client,
+            EventKind::Acquired {
+                lease_id,
+                token: lease_id,
+            },
+        )
+    }
+
+    fn released(us: u64, client: &str, nonce: u64) -> Event {
+        let lease_id = (nonce >> 1) as i64;
+        at(
+            us,
+            client,
+            EventKind::Released {
+                lease_id,
+                token: lease_id,
+            },
+        )
+    }
+
+    #[test]
+    fn a_value_names_its_client_and_acquisition() {
+        assert_eq!(
+            value_owner("client1:000000000000000a"),
+            Some(("client1", 5))
+        );
+        assert_eq!(value_owner("no-colon"), None);
+        assert_eq!(value_owner("client1:zz"), None);
+    }
+
+    #[test]
+    fn every_grant_inside_a_stale_belief_is_a_double_grant_and_an_unlock_is_not() {
+        let (key, value) = ("k".to_string(), "client1:2".to_string());
+        let expired = EventKind::RedisExpired {
+            key,
+            value,
+            deadline_ms: 0,
+            now_ms: 1,
+        };
+        let deleted = |v: &str| EventKind::RedisDeleted {
+            key: "k".into(),
+            value: v.into(),
+        };
+        let history = History {
+            events: vec![
+                granted(10, "redis1", "client1:2"),
+                acquired(20, "client1", 2),
+                at(30, "redis1", expired),
+                granted(30, "redis1", "client2:4"),
+                acquired(35, "client2", 4),
+                at(40, "redis1", deleted("client2:4")),
+                released(41, "client2", 4),
+                // client 3 takes the key after client 2's unlock: client 1 still believes.
+                granted(50, "redis1", "client3:6"),
+                acquired(55, "client3", 6),
+                at(60, "redis1", deleted("client3:6")),
+                released(61, "client3", 6),
+                released(70, "client1", 2),
+                // After client 1's belief: nothing more.
+                granted(80, "redis1", "client2:8"),
+            ],
+            ..History::default()
+        };
+        let doubles = double_grants(&history);
+        let pairs: Vec<(&str, &str, u64)> = doubles
+            .iter()
+            .map(|d| {
+                (
+                    d.earlier.client.as_str(),
+                    d.later.client.as_str(),
+                    d.later.start_us,
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            [("client1", "client2", 30), ("client1", "client3", 50)]
+        );
+        assert!(doubles.iter().all(|d| d.believed_until_us == 70));
+        // Client 1 held one node of one: a quorum of 1 lost at the expiry.
+        let losses = quorum_losses(&history, 1);
+        assert_eq!(losses.get(&("client1".to_string(), 20)), Some(&30));
+        assert_eq!(losses.len(), 1, "{losses:?}");
+    }
 }

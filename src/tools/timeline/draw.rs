@@ -16,7 +16,7 @@ use super::notes::{
     draw_fault_list, draw_finding_list, draw_legend, legend_items, LegendItem, NOTES_MAX,
 };
 use super::ops::{draw_ops, OPS_CSS};
-use super::redis::{draw_redis, quorum_lost_us};
+use super::redis::draw_redis;
 use super::EVENTS_DRAWN_MAX;
 use crate::checker::Verdict;
 use crate::clock::Skew;
@@ -194,11 +194,12 @@ fn draw_redlock_beliefs(
     quorum: usize,
 ) {
     out.push_str("<g class=\"locks\">\n");
+    let losses = crate::redlock_story::quorum_losses(history, quorum);
     for mut h in holdings(&history.events, frame.end_us) {
         let Some(lane) = lane_of.get(h.node.as_str()) else {
             continue;
         };
-        let lost_us = quorum_lost_us(history, &h.node, h.start_us, quorum);
+        let lost_us = losses.get(&(h.node.clone(), h.start_us)).copied();
         h.etcd_end_us = lost_us.unwrap_or(h.end_us).clamp(h.start_us, h.end_us);
         draw_belief(
             out,

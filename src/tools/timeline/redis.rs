@@ -10,7 +10,9 @@
 use super::layout::{Frame, BELIEVES_Y_PX, GRANT_H_PX, GRANT_Y_PX};
 use super::model::{Lane, LaneKind};
 use crate::history::History;
-use crate::redlock_story::{belief_of, beliefs, double_grants, node_grants, Belief, NodeGrant};
+use crate::redlock_story::{
+    belief_of, beliefs, double_grants, index, node_grants, stood_on, Belief, NodeGrant,
+};
 use crate::svg::{svg, text_width_px, xml_escape};
 use std::collections::BTreeMap;
 
@@ -37,6 +39,7 @@ pub(super) fn draw_redis(
     };
     let grants = node_grants(history);
     let beliefs = beliefs(history);
+    let index = index(&beliefs);
     out.push_str("<g class=\"redis\">\n");
     for g in grants.iter().take(GRANTS_DRAWN_MAX) {
         let Some(lane) = redis_lane(&g.node) else {
@@ -44,7 +47,7 @@ pub(super) fn draw_redis(
         };
         let colour = lane_of.get(g.client.as_str()).map_or("#666", |l| l.colour);
         draw_grant(out, g, lane, frame, colour);
-        if let Some(b) = belief_of(g, &beliefs).filter(|b| outlives(g, b)) {
+        if let Some(b) = belief_of(g, &index).filter(|b| outlives(g, b)) {
             draw_believes(out, g, b, lane, frame, colour);
         }
     }
@@ -95,10 +98,7 @@ pub(super) fn draw_redis(
 /// Whether a grant is one its client's acquisition stood on and the node let the key go
 /// (expired, lost) before the client stopped believing.
 fn outlives(g: &NodeGrant, b: &Belief) -> bool {
-    g.start_us <= b.start_us
-        && b.start_us < g.end_us
-        && g.end_us < b.end_us
-        && g.end_why != "deleted"
+    stood_on(g, b) && g.end_us < b.end_us && g.end_why != "deleted"
 }
 
 /// One grant: a bar in the client's colour, its name on it, and how it ended.
@@ -195,33 +195,4 @@ fn draw_believes(
             xml_escape(&label)
         );
     }
-}
-
-/// When a Redlock client's belief stood on fewer than a quorum of nodes: the end of the
-/// first grant under its acquisition whose loss left fewer than `quorum` nodes holding its
-/// key (a deletion by its own unlock does not count). `None` while a quorum held.
-pub(super) fn quorum_lost_us(
-    history: &History,
-    client: &str,
-    start_us: u64,
-    quorum: usize,
-) -> Option<u64> {
-    let beliefs = beliefs(history);
-    let b = beliefs
-        .iter()
-        .find(|b| b.client == client && b.start_us == start_us)?;
-    let mut ends: Vec<u64> = node_grants(history)
-        .iter()
-        .filter(|g| belief_of(g, &beliefs) == Some(b))
-        .filter(|g| g.start_us <= b.start_us && b.start_us < g.end_us)
-        .map(|g| match g.end_why {
-            "deleted" => b.end_us,
-            _ => g.end_us,
-        })
-        .collect();
-    ends.sort_unstable();
-    // With k nodes holding, the (k - quorum + 1)-th loss leaves quorum - 1.
-    let k = ends.len();
-    let lost = k.checked_sub(quorum).map(|i| ends[i]);
-    lost.filter(|&t| t < b.end_us)
 }
