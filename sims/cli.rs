@@ -751,3 +751,28 @@ fn the_help_lists_every_value_of_each_list() {
         "compare --help's --scheme"
     );
 }
+
+/// `demo --service redlock` tells Kleppmann's three Redlock stories (their details are
+/// asserted in `sims/story.rs`); `demo` alone stays etcd's.
+#[test]
+fn demo_tells_the_three_redlock_stories_and_etcds_demo_is_unchanged() {
+    let text = ok(&["demo", "--service", "redlock"]);
+    for name in ["clock-jump", "restart", "gc-pause"] {
+        assert!(
+            text.contains(&format!(
+                "(sims/scenarios/kleppmann-redlock-{name}.toml): fencing=none seed=1"
+            )),
+            "{name}"
+        );
+    }
+    assert_eq!(text.matches("DOUBLE GRANT on redis3").count(), 3, "{text}");
+    assert!(text.contains("redis3   ** wall clock stepped +2500 ms at 0.300 s"));
+    assert!(text.contains("LOST fencelab:lock of client1"));
+    assert!(text.contains(
+        "  none               VIOLATED client2's write accepted, client1's write accepted"
+    ));
+    // etcd's demo tells no Redis word.
+    let etcd = ok(&["demo"]);
+    assert!(etcd.starts_with("== etcd's example: fencing=none seed=1"));
+    assert!(!etcd.contains("redis") && !etcd.contains("DOUBLE GRANT"));
+}

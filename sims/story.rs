@@ -423,3 +423,197 @@ fn abutting_network_windows_apply_in_time_order_whatever_the_plan_order() {
         assert!((planned_ms..planned_ms + 2).contains(&note.0), "{notes:?}");
     }
 }
+
+// Kleppmann's stories on Redlock (issue 19): what the Redis nodes record, the double grant
+// the detector finds, and `demo --service redlock`'s words.
+
+use fencelab::fault::Fault;
+use fencelab::redis::Persistence;
+use fencelab::redlock_story::{self, DoubleGrant};
+
+/// A Redlock story by its file name: its scenario and plan.
+fn redlock_story(name: &str) -> (Scenario, FaultPlan) {
+    stories::kleppmann_redlock()
+        .into_iter()
+        .find(|s| s.0 == name)
+        .map(|(_, _, s, p)| (s, p))
+        .unwrap_or_else(|| panic!("no Redlock story {name}"))
+}
+
+/// As the story, with the scenario's faults changed by `f` (the plan follows).
+fn changed(name: &str, f: impl FnOnce(&mut Scenario)) -> (Scenario, FaultPlan) {
+    let (mut s, _) = redlock_story(name);
+    f(&mut s);
+    let plan = FaultPlan {
+        faults: s.faults.clone(),
+    };
+    (s, plan)
+}
+
+fn redlock_run((s, plan): (Scenario, FaultPlan), fencing: Fencing) -> Run {
+    world::run(&s, &plan, fencing, 1)
+}
+
+/// The Redis nodes' own events on `node`, in words.
+fn node_words(h: &History, node: &str) -> Vec<String> {
+    h.events
+        .iter()
+        .filter(|e| e.node == node)
+        .filter_map(|e| redlock_story::redis_words(&e.kind))
+        .collect()
+}
+
+fn the_one(doubles: &[DoubleGrant]) -> &DoubleGrant {
+    assert_eq!(doubles.len(), 1, "{doubles:#?}");
+    &doubles[0]
+}
+
+#[test]
+fn the_clock_jump_grants_redis3_to_client2_while_client1_believes() {
+    let run = redlock_run(redlock_story("kleppmann-redlock-clock-jump"), Fencing::None);
+    let h = &run.history;
+    // redis3, in its own words: client 1's grant, the step seen, the expiry on its stepped
+    // wall clock, client 2's grant.
+    let words = node_words(h, "redis3");
+    let at = |prefix: &str| {
+        words
+            .iter()
+            .position(|w| w.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' in {words:#?}"))
+    };
+    let granted1 = at("GRANTS fencelab:lock to client1");
+    let stepped = at("** wall clock stepped +2500 ms at 0.300 s");
+    let expired = at("EXPIRES fencelab:lock of client1");
+    let granted2 = at("GRANTS fencelab:lock to client2");
+    assert!(
+        granted1 < stepped && stepped < expired && expired < granted2,
+        "{words:#?}"
+    );
+    // The nodes client 1 could not reach granted it nothing; redis1 and redis2 refused client 2.
+    assert!(node_words(h, "redis4")
+        .iter()
+        .all(|w| !w.contains("to client1")));
+    assert!(node_words(h, "redis1")
+        .iter()
+        .any(|w| w == "refuses fencelab:lock to client2: held by client1"));
+    // The detector: one double grant, on redis3, inside client 1's belief.
+    let doubles = redlock_story::double_grants(h);
+    let d = the_one(&doubles);
+    assert_eq!(d.node, "redis3");
+    assert_eq!(
+        (d.earlier.client.as_str(), d.later.client.as_str()),
+        ("client1", "client2")
+    );
+    assert_eq!(d.earlier.end_why, "expired");
+    assert!(d.earlier.start_us < d.later.start_us && d.later.start_us < d.believed_until_us);
+    // Each side held a quorum of 3 of 5 at once.
+    let summary = redlock_story::summary(h);
+    assert!(
+        summary.contains("client1 holds the lock from 0.055 s to 1.632 s, granted by redis1, redis2, redis3 (3 node(s))"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("granted by redis3, redis4, redis5 (3 node(s))"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("DOUBLE GRANT on redis3: it granted fencelab:lock to client2"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn the_restart_loses_client1s_key_on_redis3_and_grants_it_again() {
+    let run = redlock_run(redlock_story("kleppmann-redlock-restart"), Fencing::None);
+    let boots: Vec<String> = node_words(&run.history, "redis3")
+        .into_iter()
+        .filter(|w| w.starts_with("boots again"))
+        .collect();
+    assert_eq!(
+        boots,
+        ["boots again (boot 2, persistence none): loads 0 key(s); LOST fencelab:lock of client1"]
+    );
+    let doubles = redlock_story::double_grants(&run.history);
+    let d = the_one(&doubles);
+    assert_eq!(
+        (d.node.as_str(), d.earlier.end_why),
+        ("redis3", "lost in a restart")
+    );
+    // With an fsync per write the key survives the restart: redis3 refuses client 2 and
+    // no node grants twice.
+    let kept = redlock_run(
+        changed("kleppmann-redlock-restart", |s| {
+            s.redis.persistence = Persistence::AofAlways
+        }),
+        Fencing::None,
+    );
+    let words = node_words(&kept.history, "redis3");
+    assert!(
+        words
+            .iter()
+            .any(|w| w.contains("kept fencelab:lock of client1")),
+        "{words:#?}"
+    );
+    assert_eq!(redlock_story::double_grants(&kept.history), []);
+    assert!(!kept.verdict.violates());
+}
+
+#[test]
+fn the_gc_pause_double_grants_on_every_node_and_a_short_pause_on_none() {
+    let run = redlock_run(redlock_story("kleppmann-redlock-gc-pause"), Fencing::None);
+    let doubles = redlock_story::double_grants(&run.history);
+    let nodes: Vec<&str> = doubles.iter().map(|d| d.node.as_str()).collect();
+    assert_eq!(nodes, ["redis1", "redis2", "redis3", "redis4", "redis5"]);
+    assert!(doubles.iter().all(|d| d.earlier.end_why == "expired"));
+    // A pause well inside the validity: client 2 waits for client 1's unlock.
+    let short = redlock_run(
+        changed("kleppmann-redlock-gc-pause", |s| {
+            for f in &mut s.faults {
+                if let Fault::Pause { duration_ms, .. } = f {
+                    *duration_ms = 500;
+                }
+            }
+        }),
+        Fencing::None,
+    );
+    assert_eq!(redlock_story::double_grants(&short.history), []);
+    assert!(!short.verdict.violates());
+}
+
+#[test]
+fn without_the_jump_no_node_grants_twice_and_the_checker_is_quiet() {
+    let run = redlock_run(
+        changed("kleppmann-redlock-clock-jump", |s| {
+            s.faults.retain(|f| !matches!(f, Fault::Skew { .. }))
+        }),
+        Fencing::None,
+    );
+    assert_eq!(redlock_story::double_grants(&run.history), []);
+    assert!(!run.verdict.violates(), "{:?}", run.verdict);
+    // No step told: the clock never stepped.
+    assert!(node_words(&run.history, "redis3")
+        .iter()
+        .all(|w| !w.contains("wall clock stepped")));
+    let summary = redlock_story::summary(&run.history);
+    assert!(summary.contains("no double grant"), "{summary}");
+}
+
+#[test]
+fn a_token_fence_refuses_the_stale_write_though_redlock_still_grants_twice() {
+    let run = redlock_run(
+        redlock_story("kleppmann-redlock-clock-jump"),
+        Fencing::Token,
+    );
+    // The double grant is Redlock's, whatever the storage does.
+    assert_eq!(
+        the_one(&redlock_story::double_grants(&run.history)).node,
+        "redis3"
+    );
+    // On seed 1 client 1's random value is the lower, so the token fence refuses it.
+    assert!(!run.verdict.violates(), "{:?}", run.verdict);
+    let writes = redlock_story::writes_in_words(&run.history);
+    assert!(
+        writes.starts_with("client2's write accepted, client1's write REJECTED (given token"),
+        "{writes}"
+    );
+}

@@ -97,7 +97,7 @@ pub use tools::real;
 pub use tools::explore;
 #[cfg(madsim)]
 pub use tools::{atlas, compare, harness, report, robust, sweep};
-pub use tools::{calibrate, heatmap, plot, svg, timeline};
+pub use tools::{calibrate, heatmap, plot, redlock_story, svg, timeline};
 
 // What a fence, recipe or workload author needs, gathered; each item keeps one path of its own
 // besides (no aliases at the root).

@@ -111,6 +111,10 @@ struct DemoArgs {
     /// Seed of the simulated world.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Whose stories: etcd's example (`contrib/lock`), or Kleppmann's on Redlock (the clock
+    /// jump, the restart and the GC pause on five Redis nodes).
+    #[arg(long, default_value = "etcd", value_parser = FlagParser::<ServiceKind>::new())]
+    service: ServiceKind,
 }
 
 /// The flags of `run`.
@@ -249,7 +253,8 @@ struct MergeArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Tell the walkthrough of etcd's example, `contrib/lock` (and its stalled variant), under every fencing policy.
+    /// Tell the walkthrough of etcd's example, `contrib/lock` (and its stalled variant), under every fencing policy;
+    /// with `--service redlock`, Kleppmann's Redlock stories under every fence that runs on Redlock.
     Demo(DemoArgs),
     /// Run one seed and tell its story.
     Run(RunArgs),

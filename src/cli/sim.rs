@@ -6,6 +6,7 @@ use super::{
 };
 use fencelab::atlas;
 use fencelab::fault::FaultPlan;
+use fencelab::lock::ServiceKind;
 use fencelab::ms::MsRange;
 use fencelab::nemesis::NemesisConfig;
 use fencelab::nemesis::{self};
@@ -334,7 +335,10 @@ pub fn run(command: Command, out: &mut String) -> Result<(), String> {
 
 /// `demo`: the walkthroughs of etcd's example under every policy.
 fn demo(args: DemoArgs, out: &mut String) -> Result<(), String> {
-    let DemoArgs { seed } = args;
+    let DemoArgs { seed, service } = args;
+    if service == ServiceKind::Redlock {
+        return redlock_demo(seed, out);
+    }
     for (title, (scenario, plan)) in [
         ("etcd's example", stories::contrib_lock_walkthrough()),
         (
@@ -346,6 +350,44 @@ fn demo(args: DemoArgs, out: &mut String) -> Result<(), String> {
             let run = fencelab::world::run(&scenario, &plan, fencing, seed);
             let _ = writeln!(out, "{}", report::run_report(title, &run));
         }
+    }
+    Ok(())
+}
+
+/// What the fence lines of a Redlock story cannot say by themselves.
+const REDLOCK_FENCE_NOTE: &str = "  (token-writes, token and token-strict compare Redlock's random values, \
+which are in no order: they refuse the stale write only when its value happens to be the lower, as `compare` \
+counts; the incr-token fences compare an INCR counter on redis1, which a restart of redis1 without persistence \
+resets; random-cas claims the key with a read, and these stories write without one, so it refuses every write)";
+
+/// `demo --service redlock`: each of Kleppmann's Redlock stories told unfenced, in the
+/// history's words, then one line per fence that runs on Redlock (the same seed and plan).
+fn redlock_demo(seed: u64, out: &mut String) -> Result<(), String> {
+    for (name, title, scenario, plan) in stories::kleppmann_redlock() {
+        let run = fencelab::world::run(&scenario, &plan, Fencing::None, seed);
+        let title = format!("{title} (sims/scenarios/{name}.toml)");
+        let _ = write!(out, "{}", report::redlock_report(&title, &run));
+        let _ = writeln!(out, "what each fence did (the same seed and plan):");
+        for scheme in fencelab::schemes::catalogue() {
+            let exp = Experiment {
+                seed,
+                fencing: Fencing::None,
+                scheme: Some(scheme.name.to_string()),
+                scenario: scenario.clone(),
+                plan: plan.clone(),
+                explanation: None,
+            };
+            // Schemes of etcd only (a sequencer, lock-delay) do not run here.
+            if exp.validate().is_err() {
+                continue;
+            }
+            let _ = write!(out, "{}", report::fence_line(scheme.name, &exp.run()));
+        }
+        let _ = writeln!(out, "{REDLOCK_FENCE_NOTE}");
+        let _ = writeln!(
+            out,
+            "timeline: fencelab run --seed {seed} --fencing none --scenario sims/scenarios/{name}.toml --timeline {name}.svg\n"
+        );
     }
     Ok(())
 }

@@ -120,6 +120,38 @@ pub fn kleppmann_clock_jump() -> (Scenario, FaultPlan) {
     ))
 }
 
+/// Kleppmann's stories on Redlock (issue 19): file name under `sims/scenarios/`, title,
+/// scenario and plan. Built in from those files, so `demo` tells exactly what they say.
+pub fn kleppmann_redlock() -> Vec<(&'static str, &'static str, Scenario, FaultPlan)> {
+    let files = [
+        (
+            "kleppmann-redlock-clock-jump",
+            "Kleppmann's clock jump on Redlock: redis3's wall clock jumps past the TTL",
+            include_str!("../../sims/scenarios/kleppmann-redlock-clock-jump.toml"),
+        ),
+        (
+            "kleppmann-redlock-restart",
+            "Kleppmann's restart on Redlock: redis3 restarts without persistence",
+            include_str!("../../sims/scenarios/kleppmann-redlock-restart.toml"),
+        ),
+        (
+            "kleppmann-redlock-gc-pause",
+            "Kleppmann's GC pause on Redlock: client 1 pauses past its validity",
+            include_str!("../../sims/scenarios/kleppmann-redlock-gc-pause.toml"),
+        ),
+    ];
+    files
+        .into_iter()
+        .map(|(name, title, text)| {
+            // The files are tested (`sims/redlock.rs`): a bad one is a bug of the build.
+            let s = Scenario::from_toml(text).unwrap_or_else(|e| panic!("{name}.toml: {e}"));
+            assert_eq!(s.service, crate::lock::ServiceKind::Redlock, "{name}");
+            let (s, plan) = with_plan(s);
+            (name, title, s, plan)
+        })
+        .collect()
+}
+
 /// Every story by its file name under `sims/scenarios/`.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![

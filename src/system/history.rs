@@ -131,7 +131,54 @@ pub enum EventKind {
         leader: Option<String>,
         what: String,
     },
-    // After Leadership for the same reason: new kinds go last.
+    // The Redis nodes' own events (fencelab's model, `redis::model::NodeEvent`), after every
+    // etcd kind so that etcd's hashes stay as they were. `deadline_ms` and `now_ms` are on the
+    // node's wall clock, the one Redis judges expiry by; `value` is the lock's value (a
+    // Redlock client's name and nonce).
+    /// `SET NX PX` succeeded on a Redis node: `key` holds `value` until `deadline_ms`.
+    RedisGranted {
+        key: String,
+        value: String,
+        deadline_ms: i64,
+    },
+    /// `SET NX` was refused on a Redis node: `key` was held by `holder`.
+    RedisRefused {
+        key: String,
+        value: String,
+        holder: String,
+        deadline_ms: Option<i64>,
+    },
+    /// `DEL` or the compare-and-delete script removed `key`, which held `value`.
+    RedisDeleted { key: String, value: String },
+    /// `PEXPIRE` or the compare-and-pexpire script moved `key`'s deadline.
+    RedisExtended {
+        key: String,
+        value: String,
+        deadline_ms: i64,
+    },
+    /// A lookup on a Redis node found `key` past its deadline and deleted it (passive expiry).
+    RedisExpired {
+        key: String,
+        value: String,
+        deadline_ms: i64,
+        now_ms: i64,
+    },
+    /// `INCR` raised the counter `key` to `value`.
+    RedisCounted { key: String, value: i64 },
+    /// The Redis node's wall clock stepped by `delta_ms` at true time `at_ms` (recorded at the
+    /// node's first command or boot after it: noticing it costs no wake-up).
+    RedisClockStepped { at_ms: u64, delta_ms: i64 },
+    /// The Redis node booted (`boot` 1 is its first start) and loaded `loaded` keys under
+    /// `persistence`; of the keys it held live when it went down, `kept` (key to value) came
+    /// back and `lost` did not (a few of each named).
+    RedisBooted {
+        boot: u64,
+        persistence: String,
+        loaded: u64,
+        kept: BTreeMap<String, String>,
+        lost: BTreeMap<String, String>,
+    },
+    // Last, after the Redis nodes' kinds, for the same reason.
     /// The holder extended its lock during its computation (a recipe that extends: Redlock
     /// with `extend_below_ms`): valid until `until_us` by its clock, or `None` when the
     /// extension failed and the holder stopped.

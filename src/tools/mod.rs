@@ -14,6 +14,7 @@ pub mod heatmap;
 pub mod plot;
 #[cfg(all(not(madsim), feature = "cli"))]
 pub mod real;
+pub mod redlock_story;
 #[cfg(madsim)]
 pub mod report;
 #[cfg(madsim)]

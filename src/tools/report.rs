@@ -54,17 +54,7 @@ fn event_words(kind: &EventKind) -> String {
             "local lease check: deadline {:.3} s has passed, does not write (token {token})",
             *deadline_us as f64 / 1e6
         ),
-        EventKind::LockExtended {
-            token,
-            until_us: Some(until_us),
-        } => format!(
-            "extends the lock: valid until {:.3} s by its clock (token {token})",
-            *until_us as f64 / 1e6
-        ),
-        EventKind::LockExtended {
-            token,
-            until_us: None,
-        } => format!("fails to extend the lock, stops (token {token})"),
+        EventKind::LockExtended { token, until_us } => extension_words(*token, *until_us),
         EventKind::Invoke {
             op,
             key,
@@ -108,6 +98,18 @@ fn event_words(kind: &EventKind) -> String {
         }
         EventKind::Fault { what } => format!("** {what}"),
         EventKind::Leadership { what, .. } => format!("== {what}"),
+        kind => crate::redlock_story::redis_words(kind).unwrap_or_default(),
+    }
+}
+
+/// A holder's extension of its lock, in the story.
+fn extension_words(token: i64, until_us: Option<i64>) -> String {
+    match until_us {
+        Some(until_us) => format!(
+            "extends the lock: valid until {:.3} s by its clock (token {token})",
+            until_us as f64 / 1e6
+        ),
+        None => format!("fails to extend the lock, stops (token {token})"),
     }
 }
 
@@ -264,4 +266,28 @@ pub fn story_excerpt(run: &Run) -> String {
         finding.detail
     );
     out
+}
+
+/// A Redlock story: the run under its fence in the history's words (the Redis nodes' grants,
+/// refusals, expiries, clock steps and restarts among the clients' events), the verdict, and
+/// what Redlock did in a few lines (each holder's granting nodes, each double grant).
+pub fn redlock_report(title: &str, run: &Run) -> String {
+    format!(
+        "{}what Redlock did:\n{}",
+        run_report(title, run),
+        crate::redlock_story::summary(&run.history)
+    )
+}
+
+/// One line of what a fence did on a run: its name, the verdict, the storage's answers.
+pub fn fence_line(name: &str, run: &Run) -> String {
+    format!(
+        "  {name:<18} {:<8} {}\n",
+        if run.verdict.violates() {
+            "VIOLATED"
+        } else {
+            "safe"
+        },
+        crate::redlock_story::writes_in_words(&run.history)
+    )
 }

@@ -133,7 +133,7 @@ pub(super) fn start(
             nodes.cluster = cluster;
         }
         ServiceKind::Redlock => {
-            for (name, node) in super::redis::start(handle, scenario, plan, origin) {
+            for (name, node) in super::redis::start(handle, scenario, plan, origin, recorder) {
                 nodes.redis.push(name.clone());
                 nodes.insert(name, node);
             }

@@ -16,10 +16,11 @@ use super::notes::{
     draw_fault_list, draw_finding_list, draw_legend, legend_items, LegendItem, NOTES_MAX,
 };
 use super::ops::{draw_ops, OPS_CSS};
+use super::redis::draw_redis;
 use super::EVENTS_DRAWN_MAX;
 use crate::checker::Verdict;
 use crate::clock::Skew;
-use crate::fault::{FaultPlan, ETCD};
+use crate::fault::{FaultPlan, ETCD, REDIS};
 use crate::history::{Event, History};
 use crate::scenario::Scenario;
 use crate::svg::{svg, text_width_px, xml_escape};
@@ -42,13 +43,14 @@ pub fn render(
     let (frame, tick_s) = frame_of(events, &lanes);
     let lane_of: BTreeMap<&str, &Lane> = lanes.iter().map(|l| (l.node.as_str(), l)).collect();
     let members = lanes.iter().filter(|l| l.kind == LaneKind::Member).count();
-    let notes = Notes::place(&frame, members, verdict, plan);
+    let redis = lanes.iter().filter(|l| l.kind == LaneKind::Redis).count();
+    let notes = Notes::place(&frame, (members, redis), verdict, plan);
 
     let mut out = String::with_capacity(64 * 1024 + events.len() * 300);
     draw_document_head(&mut out, title, frame.width_px, notes.height_px);
     // Title and the verdict in words.
     let cut = (drawn < history.events.len()).then_some((drawn, history.events.len()));
-    draw_heading(&mut out, title, verdict, scenario, members, cut);
+    draw_heading(&mut out, title, verdict, scenario, (members, redis), cut);
     // Lanes (background, name, clock), then the grid and axes.
     for (i, lane) in lanes.iter().enumerate() {
         draw_lane(&mut out, i, lane, &frame, plan);
@@ -62,8 +64,14 @@ pub fn render(
     draw_faults(&mut out, &blocks, &lanes, &lane_of, &frame, plan);
     // Who led the cluster when, over the members' faults.
     draw_leaders(&mut out, events, &lanes, &lane_of, &frame);
-    // Sessions, beliefs and etcd's view.
-    draw_locks(&mut out, events, &frame, &lane_of);
+    // Sessions, beliefs and etcd's view; on Redlock, the beliefs and the Redis nodes' grants.
+    match redis {
+        0 => draw_locks(&mut out, events, &frame, &lane_of),
+        n => {
+            draw_redlock_beliefs(&mut out, history, &frame, &lane_of, n / 2 + 1);
+            draw_redis(&mut out, history, &frame, &lane_of);
+        }
+    }
     // Operations: lines from the client's send to the storage's apply, then the marks.
     let finding_events: BTreeSet<usize> = verdict.findings.iter().map(|f| f.event).collect();
     draw_ops(&mut out, history, drawn, &frame, &lane_of, &finding_events);
@@ -122,8 +130,9 @@ struct Notes {
 }
 
 impl Notes {
-    fn place(frame: &Frame, members: usize, verdict: &Verdict, plan: &FaultPlan) -> Notes {
-        let legend = legend_items(members);
+    /// `lanes` counts the member lanes and the Redis lanes (what the legend explains).
+    fn place(frame: &Frame, lanes: (usize, usize), verdict: &Verdict, plan: &FaultPlan) -> Notes {
+        let legend = legend_items(lanes.0, lanes.1);
         let legend_cols = ((frame.width_px - 40.0) / 440.0).floor().clamp(1.0, 4.0) as usize;
         let legend_rows = legend.len().div_ceil(legend_cols);
         let legend_top_px = frame.lanes_bottom_px + AXIS_PX + 24.0;
@@ -169,7 +178,36 @@ fn draw_locks(out: &mut String, events: &[Event], frame: &Frame, lane_of: &BTree
         let Some(lane) = lane_of.get(h.node.as_str()) else {
             continue;
         };
-        draw_holding(out, h, lane, frame, lane_of);
+        draw_belief(out, h, lane, frame, "etcd has moved on");
+        draw_etcd_holding(out, h, lane, frame, lane_of.get(ETCD).copied());
+    }
+    out.push_str("</g>\n");
+}
+
+/// What each Redlock client believes, and where it outlives a quorum of Redis nodes holding
+/// its key: a Redlock holder has no lock service's view of its own, only the nodes'.
+fn draw_redlock_beliefs(
+    out: &mut String,
+    history: &History,
+    frame: &Frame,
+    lane_of: &BTreeMap<&str, &Lane>,
+    quorum: usize,
+) {
+    out.push_str("<g class=\"locks\">\n");
+    let losses = crate::redlock_story::quorum_losses(history, quorum);
+    for mut h in holdings(&history.events, frame.end_us) {
+        let Some(lane) = lane_of.get(h.node.as_str()) else {
+            continue;
+        };
+        let lost_us = losses.get(&(h.node.clone(), h.start_us)).copied();
+        h.etcd_end_us = lost_us.unwrap_or(h.end_us).clamp(h.start_us, h.end_us);
+        draw_belief(
+            out,
+            &h,
+            lane,
+            frame,
+            "fewer than a quorum of Redis nodes hold its key",
+        );
     }
     out.push_str("</g>\n");
 }
@@ -275,7 +313,7 @@ fn draw_heading(
     title: &str,
     verdict: &Verdict,
     scenario: &Scenario,
-    members: usize,
+    (members, redis): (usize, usize),
     cut: Option<(usize, usize)>,
 ) {
     svg!(
@@ -287,9 +325,10 @@ fn draw_heading(
         true => ("bad", "VIOLATED"),
         false => ("good", "safe"),
     };
-    let cluster = match members {
-        0 => String::new(),
-        n => format!(" · etcd cluster of {n} members"),
+    let cluster = match (members, redis) {
+        (0, 0) => String::new(),
+        (0, n) => format!(" · {n} Redis node(s), quorum {}", n / 2 + 1),
+        (n, _) => format!(" · etcd cluster of {n} members"),
     };
     let cut = cut.map_or(String::new(), |(drawn, all)| {
         format!(" · only the first {drawn} of {all} events drawn")
@@ -391,6 +430,16 @@ fn draw_lane(out: &mut String, i: usize, lane: &Lane, frame: &Frame, plan: &Faul
             );
             Vec::new()
         }
+        // Thin: one line, the steps when they are all its clock does.
+        LaneKind::Redis => {
+            let skew = plan.skew_of_member(&lane.node, REDIS);
+            let mut notes = skew_notes(&skew);
+            let only_steps = skew.offset_ms == 0 && skew.drift_ppm == 0;
+            vec![match (only_steps, notes.len()) {
+                (true, 2) => notes.remove(1),
+                _ => notes.remove(0),
+            }]
+        }
         LaneKind::Storage => vec!["applies reads and writes".into()],
     };
     for (k, note) in notes.iter().enumerate() {
@@ -406,15 +455,13 @@ fn draw_lane(out: &mut String, i: usize, lane: &Lane, frame: &Frame, plan: &Faul
 
 /// Each clock step as a tick at the top of the client's lane, with its size.
 fn draw_steps(out: &mut String, lane: &Lane, frame: &Frame, plan: &FaultPlan) {
-    if lane.kind != LaneKind::Client {
-        return;
-    }
-    for step in plan
-        .skew_of(&lane.node)
-        .steps
-        .iter()
-        .take(crate::clock::STEPS_MAX)
-    {
+    let skew = match lane.kind {
+        LaneKind::Client => plan.skew_of(&lane.node),
+        // A Redis node's clock is its own skew, else its group's (as the world sets it).
+        LaneKind::Redis => plan.skew_of_member(&lane.node, REDIS),
+        _ => return,
+    };
+    for step in skew.steps.iter().take(crate::clock::STEPS_MAX) {
         let x = frame.x(step.at_ms.saturating_mul(1000));
         svg!(
             out,
@@ -491,20 +538,9 @@ fn draw_axis(out: &mut String, frame: &Frame, tick_s: f64, labels: AxisLabels) {
     out.push_str("</g>\n");
 }
 
-/// One holding of the lock: the client's belief on its lane, then etcd's view of it.
-fn draw_holding(
-    out: &mut String,
-    h: &Holding,
-    lane: &Lane,
-    frame: &Frame,
-    lane_of: &BTreeMap<&str, &Lane>,
-) {
-    draw_belief(out, h, lane, frame);
-    draw_etcd_holding(out, h, lane, frame, lane_of.get(ETCD).copied());
-}
-
-/// What the client believes, where it outlives etcd's, and the token on it.
-fn draw_belief(out: &mut String, h: &Holding, lane: &Lane, frame: &Frame) {
+/// What the client believes, where it outlives the lock service's view (`moved_on` says
+/// how), and the token on it.
+fn draw_belief(out: &mut String, h: &Holding, lane: &Lane, frame: &Frame, moved_on: &str) {
     let (x0, x1) = (frame.x(h.start_us), frame.x(h.end_us));
     let xe = frame.x(h.etcd_end_us);
     let secs = |us: u64| us as f64 / 1e6;
@@ -534,7 +570,7 @@ fn draw_belief(out: &mut String, h: &Holding, lane: &Lane, frame: &Frame) {
             lane.top_px + BELIEF_Y_PX,
             x1 - xe,
             xml_escape(&format!(
-                "{} still believes it holds token {} from {:.3} s to {:.3} s, but etcd has moved on",
+                "{} still believes it holds token {} from {:.3} s to {:.3} s, but {moved_on}",
                 h.node,
                 h.token,
                 secs(h.etcd_end_us),

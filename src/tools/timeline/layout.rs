@@ -10,6 +10,9 @@ pub(super) const ETCD_LANE_PX: f64 = 56.0;
 /// A member's lane is thin: a leader band, its faults, the leadership marks.
 pub(super) const MEMBER_LANE_PX: f64 = 30.0;
 pub(super) const STORAGE_LANE_PX: f64 = 84.0;
+/// A Redis node's lane: the grants of the lock key, what their clients still believe, the
+/// double grants.
+pub(super) const REDIS_LANE_PX: f64 = 52.0;
 /// Plot width per second of true time is chosen within these bounds.
 pub(super) const PX_PER_S_MIN: f64 = 40.0;
 pub(super) const PX_PER_S_MAX: f64 = 200.0;
@@ -32,6 +35,10 @@ pub(super) const STORAGE_LABEL_Y_PX: f64 = 48.0;
 // Offsets inside the etcd lane.
 pub(super) const ETCD_SEG_Y_PX: f64 = 16.0;
 pub(super) const ETCD_SEG_H_PX: f64 = 20.0;
+// Offsets inside a Redis node's lane.
+pub(super) const GRANT_Y_PX: f64 = 14.0;
+pub(super) const GRANT_H_PX: f64 = 14.0;
+pub(super) const BELIEVES_Y_PX: f64 = 34.0;
 // Offsets inside a member's lane.
 pub(super) const LEADER_Y_PX: f64 = 6.0;
 pub(super) const LEADER_H_PX: f64 = 11.0;

@@ -1,8 +1,8 @@
 //! A picture of one run: a Kleppmann-style timeline, as a standalone SVG.
 //!
 //! One lane per node (clients, then etcd, then each member of a cluster of several, then
-//! storage), true time across. On a client's lane: its lease session, the lock as the client
-//! believes it holds it, the lock as etcd holds it for the client, the span where the two
+//! storage; on Redlock, each Redis node instead of etcd), true time across. On a client's
+//! lane: its lease session, the lock as the client believes it holds it, the lock as etcd holds it for the client, the span where the two
 //! disagree, its pauses, crashes and partitions, its clock skew, and its reads and writes
 //! tagged with their tokens. On etcd's lane: which client holds the lock, as the clients see
 //! the cluster. On a member's lane: its pauses, crashes and partitions, when it led the
@@ -20,7 +20,8 @@
 //! of time on them: lease sessions, lock holdings, faults, network windows); `layout` says
 //! where things go on the page (sizes, offsets, the time axis' scale, label rows); `draw`
 //! renders the document, its lanes, axes and locks; `leaders` who led the cluster when, and
-//! the members' notes; `ops` the reads and writes; `findings` the checker's findings on the
+//! the members' notes; `redis` the Redis nodes' lanes (grants of the lock key, what their
+//! clients still believe, double grants); `ops` the reads and writes; `findings` the checker's findings on the
 //! lanes; `notes` the legend and the lists under the picture.
 //! The helpers it shares with the [plot](crate::plot) are in [`svg`](crate::svg).
 
@@ -31,6 +32,7 @@ mod leaders;
 mod model;
 mod notes;
 mod ops;
+mod redis;
 #[cfg(test)]
 mod tests;
 

@@ -3,15 +3,16 @@
 //! sessions, lock holdings, faults, windows of a degraded network). No SVG here.
 
 use super::layout::{
-    AXIS_PX, CLIENT_LANE_PX, ETCD_LANE_PX, MEMBER_LANE_PX, STORAGE_LANE_PX, TITLE_PX,
+    AXIS_PX, CLIENT_LANE_PX, ETCD_LANE_PX, MEMBER_LANE_PX, REDIS_LANE_PX, STORAGE_LANE_PX, TITLE_PX,
 };
 use crate::fault::{is_etcd, ETCD, NETWORK, STORAGE};
 use crate::history::{EventKind, History};
+use crate::lock::ServiceKind;
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Most lanes: clients are limited to 64, plus etcd, its members (at most 7), storage and a
-/// few strays.
+/// Most lanes: clients are limited to 64, plus etcd, its members (at most 7) or the Redis
+/// nodes, storage and a few strays.
 const LANES_MAX: usize = 80;
 /// Most member lanes, strays included.
 const MEMBERS_MAX: usize = 9;
@@ -29,6 +30,9 @@ pub(super) enum LaneKind {
     Etcd,
     /// One member of a cluster of several: its faults and when it led.
     Member,
+    /// One Redis node (`service = "redlock"`): who holds the lock key there, its clock steps,
+    /// its crashes and what its restarts kept.
+    Redis,
     Storage,
 }
 
@@ -92,11 +96,24 @@ pub(super) struct Session {
 /// resolve) is never a client's: roles get no lane.
 pub(super) fn lanes(history: &History, scenario: &Scenario) -> Vec<Lane> {
     let mut clients: Vec<String> = scenario.client_names();
+    let redlock = scenario.service == ServiceKind::Redlock;
     let mut members: Vec<String> = match scenario.etcd_member_names() {
+        _ if redlock => Vec::new(),
         names if names.len() > 1 => names,
         _ => Vec::new(),
     };
-    let known: BTreeSet<String> = clients.iter().chain(&members).cloned().collect();
+    // A Redlock world has Redis nodes instead of etcd: a lane each, and no etcd lane.
+    let redis: Vec<String> = match redlock {
+        true => scenario.redis.node_names(),
+        false => Vec::new(),
+    };
+    assert!(redis.len() <= crate::redis::NODES_MAX);
+    let known: BTreeSet<String> = clients
+        .iter()
+        .chain(&members)
+        .chain(&redis)
+        .cloned()
+        .collect();
     let strays: BTreeSet<&str> = history
         .events
         .iter()
@@ -116,8 +133,8 @@ pub(super) fn lanes(history: &History, scenario: &Scenario) -> Vec<Lane> {
     // Members by number: etcd10 after etcd9.
     members.sort_by_key(|m| (m.len(), m.clone()));
     members.truncate(MEMBERS_MAX);
-    clients.truncate(LANES_MAX - 2 - members.len());
-    let mut lanes = Vec::with_capacity(clients.len() + members.len() + 2);
+    clients.truncate(LANES_MAX - 2 - members.len() - redis.len());
+    let mut lanes = Vec::with_capacity(clients.len() + members.len() + redis.len() + 2);
     let mut top_px = TITLE_PX + AXIS_PX;
     let mut push = |node: String, kind, height_px, colour| {
         lanes.push(Lane {
@@ -133,7 +150,12 @@ pub(super) fn lanes(history: &History, scenario: &Scenario) -> Vec<Lane> {
         let colour = CLIENT_COLOURS[i % CLIENT_COLOURS.len()];
         push(node, LaneKind::Client, CLIENT_LANE_PX, colour);
     }
-    push(ETCD.to_string(), LaneKind::Etcd, ETCD_LANE_PX, "#444");
+    if !redlock {
+        push(ETCD.to_string(), LaneKind::Etcd, ETCD_LANE_PX, "#444");
+    }
+    for node in redis {
+        push(node, LaneKind::Redis, REDIS_LANE_PX, "#b71c1c");
+    }
     for node in members {
         push(node, LaneKind::Member, MEMBER_LANE_PX, "#444");
     }

@@ -15,13 +15,39 @@ pub(super) struct LegendItem {
     words: &'static str,
 }
 
-/// The legend; member lanes (`members` > 0) add what only they show.
-pub(super) fn legend_items(members: usize) -> Vec<LegendItem> {
+/// The legend; member lanes (`members` > 0) add what only they show, and Redis lanes
+/// (`redis` > 0) replace etcd's view of the lock with the nodes'.
+pub(super) fn legend_items(members: usize, redis: usize) -> Vec<LegendItem> {
     let mut items = common_legend_items();
     if members > 0 {
         items.extend(member_legend_items());
     }
+    if redis > 0 {
+        // Items 1 and 2 are etcd's holding and the belief that outlives it.
+        items.splice(1..3, redis_legend_items());
+    }
     items
+}
+
+fn redis_legend_items() -> [LegendItem; 4] {
+    [
+        LegendItem {
+            glyph: "<rect x=\"0\" y=\"1\" width=\"36\" height=\"12\" fill=\"url(#zombie)\" stroke=\"#d50000\"/>",
+            words: "client: believes it holds the lock, but fewer than a quorum of Redis nodes hold its key",
+        },
+        LegendItem {
+            glyph: "<rect x=\"0\" y=\"1\" width=\"36\" height=\"12\" fill=\"#1f77b4\" fill-opacity=\"0.8\"/>",
+            words: "Redis node holds the lock key for the client (SET NX → deleted, expired or lost)",
+        },
+        LegendItem {
+            glyph: "<line x1=\"0\" y1=\"7\" x2=\"36\" y2=\"7\" stroke=\"#1f77b4\" stroke-width=\"2\" stroke-dasharray=\"4 2\"/>",
+            words: "Redis node let the key go, its client still believes it holds the lock",
+        },
+        LegendItem {
+            glyph: "<rect x=\"0\" y=\"0\" width=\"36\" height=\"14\" fill=\"url(#zombie)\" stroke=\"#d50000\" stroke-width=\"1.5\"/>",
+            words: "double grant: the node grants the key to another client meanwhile",
+        },
+    ]
 }
 
 fn member_legend_items() -> [LegendItem; 2] {

@@ -7,6 +7,7 @@
 //! | `persist.rs` | what survives a crash: none, AOF always, AOF everysec, RDB save points; loading |
 //! | `config.rs` | how one node behaves: its persistence and its limits |
 //! | `node.rs` | a node's state (live keys and disk) behind one lock, its clock, its boot |
+//! | `observe.rs` | what a node tells the world for the history: key changes, clock steps, boots |
 //! | `server.rs` | the node as a madsim node: boot, connections, the fsync or cron task |
 //! | `client.rs` | [`ModelRedis`]: one persistent connection per client, calls multiplexed on it |
 //! | `wire.rs` | the messages between them |
@@ -40,6 +41,7 @@
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod node;
+pub(crate) mod observe;
 pub(crate) mod persist;
 pub(crate) mod server;
 pub(crate) mod store;
@@ -48,4 +50,5 @@ pub(crate) mod wire;
 pub use client::ModelRedis;
 pub use config::Config;
 pub use node::Node;
+pub use observe::{NodeEvent, Tell, BOOT_KEYS_MAX};
 pub use server::{node, serve};

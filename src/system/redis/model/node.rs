@@ -10,13 +10,14 @@
 //! monotonic).
 
 use super::config::Config;
+use super::observe::{self, NodeEvent, Observer};
 use super::persist::Disk;
 use super::store::{is_expired, Store};
 use super::wire::{Request, Response};
 use crate::clock::NodeClock;
 use crate::redis::{Persistence, RedisResult};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// What a node holds: live keys (lost at a crash) and its disk (kept).
 #[derive(Debug)]
@@ -40,6 +41,9 @@ pub struct Node {
     /// steps the clock at a time it only knows while it runs (`calibrate::redis`). 0 unless set.
     wall_offset_ms: AtomicI64,
     state: Mutex<State>,
+    /// Who hears of the node's key changes, clock steps and boots (the world, for the
+    /// history); unset, the node tells nothing and clones nothing for it.
+    observer: OnceLock<Observer>,
 }
 
 impl Node {
@@ -61,6 +65,27 @@ impl Node {
             clock,
             wall_offset_ms: AtomicI64::new(0),
             state: Mutex::new(state),
+            observer: OnceLock::new(),
+        }
+    }
+
+    /// Calls `tell` at every [`NodeEvent`] (the world records them).
+    /// Set once, before the node first boots. Panics if set twice.
+    pub fn observe(&self, tell: observe::Tell) {
+        assert_eq!(
+            self.boots(),
+            0,
+            "an observer hears the node from its first boot"
+        );
+        let set = self.observer.set(Observer::new(tell));
+        assert!(set.is_ok(), "a node has one observer");
+    }
+
+    fn tell(&self, events: impl IntoIterator<Item = NodeEvent>) {
+        if let Some(o) = self.observer.get() {
+            for e in events {
+                o.tell(e);
+            }
         }
     }
 
@@ -99,7 +124,20 @@ impl Node {
     /// keys not expired at the node's wall time. Answers how many keys it loaded.
     pub fn boot(&self) -> usize {
         let now_ms = self.now_ms();
+        if let Some(o) = self.observer.get() {
+            o.tell_steps(&self.clock);
+        }
         let mut s = self.state();
+        // What it held live when it went down and had not expired since, for the observer.
+        let down: Vec<_> = match self.observer.get() {
+            Some(_) => s
+                .live
+                .entries()
+                .filter(|(_, e)| !is_expired(e.expire_at_ms, now_ms))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
         s.live = s.disk.load(now_ms);
         s.boots += 1;
         assert!(
@@ -112,7 +150,14 @@ impl Node {
         );
         // The old live keyspace is gone: the node holds exactly what it loaded.
         debug_assert!(s.live.entries().eq(s.disk.durable().entries()));
-        s.live.len()
+        let (loaded, boots) = (s.live.len(), s.boots);
+        let told = self
+            .observer
+            .get()
+            .map(|_| observe::booted(boots, self.cfg.persistence, down, &s.live));
+        drop(s);
+        self.tell(told);
+        loaded
     }
 
     /// How many times the node booted.
@@ -176,21 +221,30 @@ impl Node {
     pub fn apply(&self, req: &Request) -> Response {
         let now_ms = self.now_ms();
         let key = req.key();
+        let watched = self.observer.get().inspect(|o| o.tell_steps(&self.clock));
         let mut s = self.state();
         s.commands += 1;
         let State { live, disk, .. } = &mut *s;
+        // The key as it was, for the observer, only when passive expiry is about to take it.
+        let prior = watched.and_then(|_| {
+            let e = live.entry(key)?;
+            is_expired(e.expire_at_ms, now_ms).then(|| e.clone())
+        });
+        let mut told = Vec::new();
         // Passive expiry first, as the command's lookup would: recorded as a deletion
         // that is not the command's own change.
         if live.expire_if_needed(key, now_ms) {
             disk.note(key, None, false);
+            told.extend(prior.map(|e| observe::expired(key, e, now_ms)));
         }
         // Without persistence the disk notes nothing: no copy of the entry to compare (a
         // clone and a comparison per command saved, on Redlock's hot path).
+        // The observer needs the entry as it was too, when there is one.
         let noted = self.cfg.persistence != Persistence::None;
-        let before = noted.then(|| live.entry(key).cloned());
+        let before = (noted || watched.is_some()).then(|| live.entry(key).cloned());
         let answer = run(live, req, now_ms);
         let after = live.entry(key);
-        if let Some(before) = before {
+        if let (true, Some(before)) = (noted, &before) {
             if before.as_ref() != after {
                 disk.note(key, after, true);
             }
@@ -200,6 +254,11 @@ impl Node {
         if self.cfg.persistence == Persistence::AofAlways {
             debug_assert_eq!(disk.durable().entry(key), live.entry(key));
         }
+        if watched.is_some() {
+            told.extend(observe::command(req, before.flatten().as_ref(), after, &answer));
+        }
+        drop(s);
+        self.tell(told);
         answer
     }
 }
