@@ -255,7 +255,12 @@ impl Node {
             debug_assert_eq!(disk.durable().entry(key), live.entry(key));
         }
         if watched.is_some() {
-            told.extend(observe::command(req, before.flatten().as_ref(), after, &answer));
+            told.extend(observe::command(
+                req,
+                before.flatten().as_ref(),
+                after,
+                &answer,
+            ));
         }
         drop(s);
         self.tell(told);
