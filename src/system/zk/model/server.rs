@@ -45,7 +45,7 @@ impl Server {
 
     /// A connect request without a session (`processConnectRequest` → `createSession`): the
     /// timeout negotiated, a session created. `createSession` is a transaction, so it takes a
-    /// zxid (modelled as a check of the root that cannot fail).
+    /// zxid ([`DataTree::session_txn`]).
     pub fn connect(
         &mut self,
         requested_timeout_ms: u64,
@@ -53,15 +53,11 @@ impl Server {
     ) -> ZkResult<(SessionId, u64)> {
         let created = self.tracker.create(requested_timeout_ms, now_ms);
         let (id, timeout_ms) = created.map_err(|_| ZkError::ModelLimit { what: "sessions" })?;
-        self.tree
-            .multi(
-                id,
-                &[super::tree::Op::Check {
-                    path: "/".into(),
-                    version: -1,
-                }],
-            )
-            .expect("the root exists");
+        self.tree.session_txn();
+        assert!(
+            self.tracker.session(id).is_some_and(|s| !s.closing),
+            "a new session is live"
+        );
         Ok((id, timeout_ms))
     }
 
@@ -110,10 +106,17 @@ impl Server {
     /// session closed, in order. A server that is stalled is simply not ticked.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Closed> {
         let expired = self.tracker.tick(now_ms);
-        expired
+        let closed: Vec<Closed> = expired
             .into_iter()
             .map(|session| self.kill(session))
-            .collect()
+            .collect();
+        assert!(
+            closed
+                .iter()
+                .all(|c| self.tracker.session(c.session).is_none()),
+            "the expired are gone"
+        );
+        closed
     }
 
     /// This server becomes the leader after an election: a new epoch of zxids and a new tracker

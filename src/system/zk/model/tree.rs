@@ -438,7 +438,15 @@ impl DataTree {
     /// restarts at 0 under a higher epoch, so zxids keep rising.
     pub fn new_epoch(&mut self) {
         let epoch = (self.last_zxid >> 32) + 1;
-        self.last_zxid = epoch << 32;
+        assert!(epoch < u64::from(u32::MAX), "epochs exhausted");
+        let first = epoch << 32;
+        assert!(first > self.last_zxid, "zxids rise across epochs");
+        self.last_zxid = first;
+    }
+
+    /// A transaction that changes no node (`createSession`): it takes the next zxid. Answers it.
+    pub fn session_txn(&mut self) -> u64 {
+        self.next_zxid()
     }
 
     /// A write that takes a zxid first and fails without a change when its check fails.
