@@ -119,6 +119,13 @@ impl Server {
         closed
     }
 
+    /// One run of the leader's container check (its own timer, every
+    /// `znode.container.checkIntervalMs`; it touches no session): see
+    /// [`DataTree::check_containers`].
+    pub fn check_containers(&mut self, deletes_max: usize) -> (Vec<String>, Vec<WatchEvent>) {
+        self.tree.check_containers(deletes_max)
+    }
+
     /// This server becomes the leader after an election: a new epoch of zxids and a new tracker
     /// that gives every session a full timeout from `now_ms` (see
     /// [`SessionTracker::leader_change`]). The tree is the committed one.

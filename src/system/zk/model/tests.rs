@@ -406,3 +406,180 @@ fn the_tree_is_bounded() {
     );
     tree.check_invariants();
 }
+
+/// A small deterministic generator for the random walks below (xorshift64*; no OS randomness).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// What the walk knows of each live session: its timeout and the last time it was touched.
+struct Walk {
+    server: Server,
+    now_ms: u64,
+    touched_ms: std::collections::BTreeMap<SessionId, (u64, u64)>,
+    last_czxid: u64,
+    /// What the walk did, so that the test can show it did something.
+    closed: usize,
+    containers_deleted: usize,
+}
+
+impl Walk {
+    fn touch(&mut self, session: SessionId) -> bool {
+        let alive = self.server.ping(session, self.now_ms);
+        if alive {
+            self.touched_ms
+                .get_mut(&session)
+                .expect("a live session is known")
+                .0 = self.now_ms;
+        }
+        alive
+    }
+
+    /// One write on a live session: a lock node, a delete, or a fenced `multi`.
+    fn write(&mut self, rng: &mut Rng, session: SessionId) {
+        if !self.touch(session) {
+            return;
+        }
+        let now_ms = self.now_ms;
+        let tree = self.server.request(session, now_ms).expect("touched");
+        let children = tree.get_children(LOCK).unwrap_or_default();
+        match rng.below(3) {
+            0 => {
+                ensure_parents(tree, session);
+                let (path, _) = tree
+                    .create(
+                        session,
+                        CURATOR_PREFIX,
+                        b"",
+                        CreateMode::EphemeralSequential,
+                    )
+                    .unwrap();
+                let czxid = tree.exists(&path, None).unwrap().unwrap().czxid;
+                assert!(
+                    czxid > self.last_czxid,
+                    "every new lock node has a higher czxid"
+                );
+                self.last_czxid = czxid;
+            }
+            1 if !children.is_empty() => {
+                let child = &children[rng.below(children.len() as u64) as usize];
+                tree.delete(&format!("{LOCK}/{child}"), -1).unwrap();
+            }
+            _ => {
+                let ops = [
+                    Op::Check {
+                        path: format!("{LOCK}/nope"),
+                        version: -1,
+                    },
+                    Op::Delete {
+                        path: LOCK.into(),
+                        version: -1,
+                    },
+                ];
+                let zxid = tree.last_zxid();
+                assert_eq!(tree.multi(session, &ops).unwrap_err().index, 0);
+                assert_eq!(tree.last_zxid(), zxid + 1);
+            }
+        }
+    }
+
+    /// Time passes and the tracker ticks: a session closes exactly at the first tick at or after
+    /// its bucket, and its bucket lies in (last touch + T, last touch + T + tick].
+    fn advance(&mut self, step_ms: u64) {
+        let before_ms = self.now_ms;
+        self.now_ms += step_ms;
+        let closed = self.server.tick(self.now_ms);
+        let closed_ids: Vec<SessionId> = closed.iter().map(|c| c.session).collect();
+        let mut due = Vec::new();
+        for (&id, &(touched_ms, timeout_ms)) in &self.touched_ms {
+            let bucket_ms = expiry::round_to_next_interval(touched_ms + timeout_ms, TICK_MS);
+            assert!(
+                bucket_ms > touched_ms + timeout_ms
+                    && bucket_ms <= touched_ms + timeout_ms + TICK_MS
+            );
+            assert!(
+                bucket_ms > before_ms,
+                "{id:#x} outlived its bucket {bucket_ms} ms"
+            );
+            if bucket_ms <= self.now_ms {
+                due.push(id);
+            }
+        }
+        assert_eq!(
+            closed_ids, due,
+            "closed exactly the sessions whose bucket came"
+        );
+        self.closed += closed.len();
+        for c in &closed {
+            self.touched_ms.remove(&c.session);
+            assert!(c.deleted.iter().all(|p| self
+                .server
+                .tree()
+                .clone()
+                .exists(p, None)
+                .unwrap()
+                .is_none()));
+        }
+    }
+}
+
+const TICK_MS: u64 = session::TICK_MS_DEFAULT;
+
+#[test]
+fn random_walks_keep_every_invariant_and_expire_in_the_window() {
+    let (mut closed, mut containers_deleted) = (0, 0);
+    for seed in 1..=40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut walk = Walk {
+            server: server(),
+            now_ms: 0,
+            touched_ms: Default::default(),
+            last_czxid: 0,
+            closed: 0,
+            containers_deleted: 0,
+        };
+        for _ in 0..400 {
+            let live: Vec<SessionId> = walk.touched_ms.keys().copied().collect();
+            match rng.below(10) {
+                0 if live.len() < 6 => {
+                    let (id, timeout_ms) = walk
+                        .server
+                        .connect(4000 + rng.below(8000), walk.now_ms)
+                        .unwrap();
+                    walk.touched_ms.insert(id, (walk.now_ms, timeout_ms));
+                }
+                1 | 2 if !live.is_empty() => {
+                    let pick = live[rng.below(live.len() as u64) as usize];
+                    walk.write(&mut rng, pick)
+                }
+                3 if !live.is_empty() => {
+                    walk.touch(live[rng.below(live.len() as u64) as usize]);
+                }
+                4 => {
+                    walk.containers_deleted += walk.server.check_containers(10).0.len();
+                }
+                5 if rng.below(20) == 0 => {
+                    walk.server.leader_change(walk.now_ms);
+                    for entry in walk.touched_ms.values_mut() {
+                        entry.0 = walk.now_ms; // a full timeout from the new leader's start
+                    }
+                }
+                _ => walk.advance(1 + rng.below(1500)),
+            }
+            walk.server.check_invariants();
+        }
+        closed += walk.closed;
+        containers_deleted += walk.containers_deleted;
+    }
+    assert!(
+        closed > 40 && containers_deleted > 40,
+        "the walks expired {closed} sessions, deleted {containers_deleted} containers"
+    );
+}
