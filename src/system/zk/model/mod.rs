@@ -13,6 +13,14 @@
 //! | `server.rs` | [`Server`]: the two together, as the leader runs them (`ZooKeeperServer.java`) |
 //! | `error.rs` | [`ZkError`]: ZooKeeper's error codes (`KeeperException.java`) |
 //!
+//! **What is abstracted away.** These are not modelled yet, so unlike Redis's and etcd's models
+//! this core makes no claim that a client cannot tell the difference:
+//! - ZooKeeper's request pipeline (`PrepRequestProcessor` → `SyncRequestProcessor` →
+//!   `FinalRequestProcessor`): a write is checked and applied in one call, and an expired
+//!   session's `closeSession` lands in the tick that expired it;
+//! - a follower forwarding touches and the quorum commit;
+//! - ACLs, quotas, TTL nodes, child and persistent watches.
+//!
 //! `docs/zookeeper-model.md` lists every rule with its source and what is not yet done.
 
 pub mod error;
