@@ -83,7 +83,7 @@ mod tools;
 
 pub use system::{
     clock, deadline, entry, etcd, exact_json, history, keys, lock, ms, named, protocol, redis,
-    schemes, storage, workload,
+    schemes, storage, workload, zk,
 };
 
 #[cfg(madsim)]

@@ -20,3 +20,4 @@ pub mod redis;
 pub mod schemes;
 pub mod storage;
 pub mod workload;
+pub mod zk;

@@ -1,0 +1,43 @@
+//! fencelab's model of a ZooKeeper 3.8.0 server: sessions and the data tree, the pure rules a
+//! lock client can observe, each citing where ZooKeeper does it. The core is deterministic and
+//! not yet wired into the simulated world (issue 20): time comes in as the server's monotonic ms,
+//! nothing reads a clock or draws a random number, every output is in `BTreeMap` order.
+//!
+//! | file | what |
+//! |---|---|
+//! | `expiry.rs` | [`ExpiryQueue`]: tick-sized buckets (`ExpiryQueue.java`) |
+//! | `session.rs` | [`SessionTracker`]: negotiation, touch, expiry, close, a new leader (`SessionTrackerImpl.java`) |
+//! | `tree.rs` | [`DataTree`]: znodes, zxids, ephemerals, sequential and container nodes, `multi` (`DataTree.java`) |
+//! | `path.rs` | path validation (`PathUtils.java`), the version check, Curator's order of lock nodes |
+//! | `watch.rs` | one-shot data watches (`WatchManager.java`) |
+//! | `server.rs` | [`Server`]: the two together, as the leader runs them (`ZooKeeperServer.java`) |
+//! | `error.rs` | [`ZkError`]: ZooKeeper's error codes (`KeeperException.java`) |
+//!
+//! **What is abstracted away.** These are not modelled yet, so unlike Redis's and etcd's models
+//! this core makes no claim that a client cannot tell the difference:
+//! - ZooKeeper's request pipeline (`PrepRequestProcessor` → `SyncRequestProcessor` →
+//!   `FinalRequestProcessor`): a write is checked and applied in one call, and an expired
+//!   session's `closeSession` lands in the tick that expired it;
+//! - a follower forwarding touches and the quorum commit;
+//! - ACLs, quotas, TTL nodes, child and persistent watches.
+//!
+//! `docs/zookeeper-model.md` lists every rule with its source and what is not yet done.
+
+pub mod error;
+pub mod expiry;
+pub mod path;
+pub mod server;
+pub mod session;
+pub mod tree;
+pub mod watch;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ZkError, ZkResult};
+pub use expiry::ExpiryQueue;
+pub use path::sort_by_sequence;
+pub use server::{Closed, Server};
+pub use session::{SessionConfig, SessionId, SessionTracker};
+pub use tree::{CreateMode, DataTree, MultiError, Op, OpResult, Owner, Stat, TreeLimits};
+pub use watch::{EventKind, WatchEvent};
