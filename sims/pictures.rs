@@ -160,11 +160,7 @@ fn leader_pause_moves_the_leader_band_to_another_member() {
 
 /// A Redlock story by its file name: scenario and plan.
 fn redlock_story(name: &str) -> (Scenario, FaultPlan) {
-    stories::kleppmann_redlock()
-        .into_iter()
-        .find(|s| s.0 == name)
-        .map(|(_, _, s, p)| (s, p))
-        .unwrap_or_else(|| panic!("no Redlock story {name}"))
+    stories::kleppmann_redlock_named(name).unwrap_or_else(|| panic!("no Redlock story {name}"))
 }
 
 /// The elements of `class` on the Redis lanes: their attributes by name.

@@ -433,11 +433,7 @@ use fencelab::redlock_story::{self, DoubleGrant};
 
 /// A Redlock story by its file name: its scenario and plan.
 fn redlock_story(name: &str) -> (Scenario, FaultPlan) {
-    stories::kleppmann_redlock()
-        .into_iter()
-        .find(|s| s.0 == name)
-        .map(|(_, _, s, p)| (s, p))
-        .unwrap_or_else(|| panic!("no Redlock story {name}"))
+    stories::kleppmann_redlock_named(name).unwrap_or_else(|| panic!("no Redlock story {name}"))
 }
 
 /// As the story, with the scenario's faults changed by `f` (the plan follows).

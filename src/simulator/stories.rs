@@ -120,6 +120,15 @@ pub fn kleppmann_clock_jump() -> (Scenario, FaultPlan) {
     ))
 }
 
+/// One of [`kleppmann_redlock`]'s stories by its file name (`kleppmann-redlock-clock-jump`, ...):
+/// its scenario and plan.
+pub fn kleppmann_redlock_named(name: &str) -> Option<(Scenario, FaultPlan)> {
+    kleppmann_redlock()
+        .into_iter()
+        .find(|s| s.0 == name)
+        .map(|(_, _, s, p)| (s, p))
+}
+
 /// Kleppmann's stories on Redlock (issue 19): file name under `sims/scenarios/`, title,
 /// scenario and plan. Built in from those files, so `demo` tells exactly what they say.
 pub fn kleppmann_redlock() -> Vec<(&'static str, &'static str, Scenario, FaultPlan)> {
