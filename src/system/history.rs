@@ -131,7 +131,7 @@ pub enum EventKind {
         leader: Option<String>,
         what: String,
     },
-    // The Redis nodes' own events (fencelab's model, `redis::model::NodeEvent`), after every
+    // The Redis nodes' own events (fencelab's model, `redis/model/observe.rs`), after every
     // etcd kind so that etcd's hashes stay as they were. `deadline_ms` and `now_ms` are on the
     // node's wall clock, the one Redis judges expiry by; `value` is the lock's value (a
     // Redlock client's name and nonce).

@@ -3,8 +3,8 @@
 
 use crate::clock::NodeClock;
 use crate::fault::{FaultPlan, REDIS};
-use crate::history::{EventKind, Recorder};
-use crate::redis::model::{self, NodeEvent};
+use crate::history::Recorder;
+use crate::redis::model;
 use crate::scenario::Scenario;
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -61,71 +61,6 @@ pub(super) fn start(
 fn observe(node: &Arc<model::Node>, name: &str, recorder: &Recorder) {
     let (name, recorder, clock) = (name.to_string(), recorder.clone(), node.clock().clone());
     node.observe(Box::new(move |event| {
-        recorder.record(&name, Some(clock.now_us()), kind_of(event));
+        recorder.record(&name, Some(clock.now_us()), event);
     }));
-}
-
-/// A node's event as the history's.
-fn kind_of(event: NodeEvent) -> EventKind {
-    let named = |kv: Vec<(String, String)>| kv.into_iter().collect();
-    match event {
-        NodeEvent::Granted {
-            key,
-            value,
-            deadline_ms,
-        } => EventKind::RedisGranted {
-            key,
-            value,
-            deadline_ms,
-        },
-        NodeEvent::Refused {
-            key,
-            value,
-            holder,
-            deadline_ms,
-        } => EventKind::RedisRefused {
-            key,
-            value,
-            holder,
-            deadline_ms,
-        },
-        NodeEvent::Deleted { key, value } => EventKind::RedisDeleted { key, value },
-        NodeEvent::Extended {
-            key,
-            value,
-            deadline_ms,
-        } => EventKind::RedisExtended {
-            key,
-            value,
-            deadline_ms,
-        },
-        NodeEvent::Expired {
-            key,
-            value,
-            deadline_ms,
-            now_ms,
-        } => EventKind::RedisExpired {
-            key,
-            value,
-            deadline_ms,
-            now_ms,
-        },
-        NodeEvent::Counted { key, value } => EventKind::RedisCounted { key, value },
-        NodeEvent::ClockStepped { at_ms, delta_ms } => {
-            EventKind::RedisClockStepped { at_ms, delta_ms }
-        }
-        NodeEvent::Booted {
-            boot,
-            persistence,
-            loaded,
-            kept,
-            lost,
-        } => EventKind::RedisBooted {
-            boot,
-            persistence: persistence.as_str().to_string(),
-            loaded: loaded as u64,
-            kept: named(kept),
-            lost: named(lost),
-        },
-    }
 }

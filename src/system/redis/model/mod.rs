@@ -50,5 +50,5 @@ pub(crate) mod wire;
 pub use client::ModelRedis;
 pub use config::Config;
 pub use node::Node;
-pub use observe::{NodeEvent, Tell, BOOT_KEYS_MAX};
+pub use observe::{Tell, BOOT_KEYS_MAX};
 pub use server::{node, serve};

@@ -10,11 +10,12 @@
 //! monotonic).
 
 use super::config::Config;
-use super::observe::{self, NodeEvent, Observer};
+use super::observe::{self, Observer};
 use super::persist::Disk;
 use super::store::{is_expired, Store};
 use super::wire::{Request, Response};
 use crate::clock::NodeClock;
+use crate::history::EventKind;
 use crate::redis::{Persistence, RedisResult};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -69,7 +70,8 @@ impl Node {
         }
     }
 
-    /// Calls `tell` at every [`NodeEvent`] (the world records them).
+    /// Calls `tell` at every event of the node (its lock key's changes, clock steps and boots,
+    /// as the history's [`EventKind`]s: the world records them).
     /// Set once, before the node first boots. Panics if set twice.
     pub fn observe(&self, tell: observe::Tell) {
         assert_eq!(
@@ -81,7 +83,7 @@ impl Node {
         assert!(set.is_ok(), "a node has one observer");
     }
 
-    fn tell(&self, events: impl IntoIterator<Item = NodeEvent>) {
+    fn tell(&self, events: impl IntoIterator<Item = EventKind>) {
         if let Some(o) = self.observer.get() {
             for e in events {
                 o.tell(e);

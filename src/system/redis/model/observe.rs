@@ -12,63 +12,16 @@
 use super::store::Entry;
 use super::wire::{Request, Response};
 use crate::clock::{ClockStep, NodeClock};
+use crate::history::EventKind;
 use crate::redis::Persistence;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Most keys a boot names as kept or lost (the rest are counted only).
 pub const BOOT_KEYS_MAX: usize = 8;
 
-/// One thing a node tells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeEvent {
-    /// `SET NX PX` set `key` to `value` until `deadline_ms` of the node's wall clock.
-    Granted {
-        key: String,
-        value: String,
-        deadline_ms: i64,
-    },
-    /// `SET NX` found `key` held by `holder` (until `deadline_ms`, if it has one).
-    Refused {
-        key: String,
-        value: String,
-        holder: String,
-        deadline_ms: Option<i64>,
-    },
-    /// `DEL` or the compare-and-delete script removed `key`, which held `value`.
-    Deleted { key: String, value: String },
-    /// `PEXPIRE` or the compare-and-pexpire script moved `key`'s deadline.
-    Extended {
-        key: String,
-        value: String,
-        deadline_ms: i64,
-    },
-    /// A lookup found `key` past its deadline and deleted it (passive expiry): `now_ms` of the
-    /// node's wall clock is past `deadline_ms`.
-    Expired {
-        key: String,
-        value: String,
-        deadline_ms: i64,
-        now_ms: i64,
-    },
-    /// `INCR` raised the counter `key` to `value`.
-    Counted { key: String, value: i64 },
-    /// The node's wall clock stepped by `delta_ms` at true time `at_ms`.
-    ClockStepped { at_ms: u64, delta_ms: i64 },
-    /// The node booted (`boot` counts from 1) and loaded `loaded` keys under `persistence`;
-    /// `kept` and `lost` name (key, value) of the keys it held live when it went down that it
-    /// loaded again or lost, at most [`BOOT_KEYS_MAX`] each.
-    Booted {
-        boot: u64,
-        persistence: Persistence,
-        loaded: usize,
-        kept: Vec<(String, String)>,
-        lost: Vec<(String, String)>,
-    },
-}
-
 /// What the world does with a node's events (given by value: the world moves their strings
 /// into the history rather than copying them).
-pub type Tell = Box<dyn Fn(NodeEvent) + Send + Sync>;
+pub type Tell = Box<dyn Fn(EventKind) + Send + Sync>;
 
 /// The world's ear on one node, and the clock steps already told.
 pub struct Observer {
@@ -92,7 +45,7 @@ impl Observer {
         }
     }
 
-    pub fn tell(&self, event: NodeEvent) {
+    pub fn tell(&self, event: EventKind) {
         (self.tell)(event);
     }
 
@@ -110,7 +63,7 @@ impl Observer {
             .take_while(|s| s.at_ms.saturating_mul(1000) <= now_us)
             .count();
         for s in &steps[told.min(due)..due] {
-            self.tell(NodeEvent::ClockStepped {
+            self.tell(EventKind::RedisClockStepped {
                 at_ms: s.at_ms,
                 delta_ms: s.delta_ms,
             });
@@ -127,7 +80,7 @@ pub fn command(
     before: Option<&Entry>,
     after: Option<&Entry>,
     answer: &Response,
-) -> Option<NodeEvent> {
+) -> Option<EventKind> {
     // Allocated only for a command worth telling (most are not: reads, refused deletes).
     let key = || req.key().to_string();
     let deadline = |e: Option<&Entry>| e.and_then(|e| e.expire_at_ms);
@@ -135,14 +88,14 @@ pub fn command(
         (Request::SetNxPx { value, .. }, Response::Bool(true)) => {
             let e = after.expect("a granted SET NX leaves the key");
             debug_assert_eq!(&e.value, value);
-            Some(NodeEvent::Granted {
+            Some(EventKind::RedisGranted {
                 key: key(),
                 value: value.clone(),
                 // PX always sets a deadline; i64::MAX would mean the model forgot it.
                 deadline_ms: e.expire_at_ms.unwrap_or(i64::MAX),
             })
         }
-        (Request::SetNxPx { value, .. }, Response::Bool(false)) => Some(NodeEvent::Refused {
+        (Request::SetNxPx { value, .. }, Response::Bool(false)) => Some(EventKind::RedisRefused {
             key: key(),
             value: value.clone(),
             holder: before.map(|e| e.value.clone()).unwrap_or_default(),
@@ -150,19 +103,19 @@ pub fn command(
         }),
         (Request::Del { .. } | Request::DelIfEq { .. }, Response::Bool(true)) => {
             debug_assert!(after.is_none());
-            Some(NodeEvent::Deleted {
+            Some(EventKind::RedisDeleted {
                 key: key(),
                 value: before.map(|e| e.value.clone()).unwrap_or_default(),
             })
         }
         (Request::Pexpire { .. } | Request::PexpireIfEq { .. }, Response::Bool(true)) => {
-            Some(NodeEvent::Extended {
+            Some(EventKind::RedisExtended {
                 key: key(),
                 value: after.map(|e| e.value.clone()).unwrap_or_default(),
                 deadline_ms: deadline(after).unwrap_or(i64::MAX),
             })
         }
-        (Request::Incr { .. }, Response::Int(value)) => Some(NodeEvent::Counted {
+        (Request::Incr { .. }, Response::Int(value)) => Some(EventKind::RedisCounted {
             key: key(),
             value: *value,
         }),
@@ -171,9 +124,9 @@ pub fn command(
 }
 
 /// The event of a passive expiry of `expired` at `now_ms`.
-pub fn expired(key: &str, expired: Entry, now_ms: i64) -> NodeEvent {
+pub fn expired(key: &str, expired: Entry, now_ms: i64) -> EventKind {
     debug_assert!(super::store::is_expired(expired.expire_at_ms, now_ms));
-    NodeEvent::Expired {
+    EventKind::RedisExpired {
         key: key.to_string(),
         value: expired.value,
         deadline_ms: expired.expire_at_ms.unwrap_or(i64::MIN),
@@ -188,19 +141,17 @@ pub fn booted(
     persistence: Persistence,
     down: Vec<(String, Entry)>,
     loaded: &super::store::Store,
-) -> NodeEvent {
+) -> EventKind {
     let (kept, lost): (Vec<_>, Vec<_>) = down
         .into_iter()
         .map(|(k, e)| (k, e.value))
         .partition(|(k, v)| loaded.entry(k).is_some_and(|e| &e.value == v));
-    let cap = |mut v: Vec<(String, String)>| {
-        v.truncate(BOOT_KEYS_MAX);
-        v
-    };
-    NodeEvent::Booted {
+    // The first few, in the order the node held them, named by key.
+    let cap = |v: Vec<(String, String)>| v.into_iter().take(BOOT_KEYS_MAX).collect();
+    EventKind::RedisBooted {
         boot,
-        persistence,
-        loaded: loaded.len(),
+        persistence: persistence.as_str().to_string(),
+        loaded: loaded.len() as u64,
         kept: cap(kept),
         lost: cap(lost),
     }
@@ -229,7 +180,7 @@ mod tests {
         let refused = command(&set, Some(&held), Some(&held), &Response::Bool(false));
         assert_eq!(
             refused,
-            Some(NodeEvent::Refused {
+            Some(EventKind::RedisRefused {
                 key: "k".into(),
                 value: "client2:01".into(),
                 holder: "client1:01".into(),
@@ -240,7 +191,7 @@ mod tests {
         let granted = command(&set, None, Some(&mine), &Response::Bool(true));
         assert_eq!(
             granted,
-            Some(NodeEvent::Granted {
+            Some(EventKind::RedisGranted {
                 key: "k".into(),
                 value: "client2:01".into(),
                 deadline_ms: 3000,
@@ -266,14 +217,19 @@ mod tests {
             ("kept".to_string(), entry("a", 9000)),
             ("lost".to_string(), entry("b", 9000)),
         ];
-        let NodeEvent::Booted {
-            boot, kept, lost, ..
+        let EventKind::RedisBooted {
+            boot,
+            persistence,
+            kept,
+            lost,
+            ..
         } = booted(2, Persistence::None, down, &loaded)
         else {
             panic!("a boot tells a boot");
         };
-        assert_eq!(boot, 2);
-        assert_eq!(kept, [("kept".to_string(), "a".to_string())]);
-        assert_eq!(lost, [("lost".to_string(), "b".to_string())]);
+        assert_eq!((boot, persistence.as_str()), (2, "none"));
+        let named = |k: &str, v: &str| std::collections::BTreeMap::from([(k.into(), v.into())]);
+        assert_eq!(kept, named("kept", "a"));
+        assert_eq!(lost, named("lost", "b"));
     }
 }
