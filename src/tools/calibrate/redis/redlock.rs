@@ -69,7 +69,7 @@ fn story_config() -> LockConfig {
 async fn holders(nodes: &[Arc<dyn Redis>], client: &str) -> Result<String, String> {
     let mut on = String::new();
     for (i, node) in nodes.iter().enumerate() {
-        let v = bounded(node.get(REDLOCK_KEY)).await?;
+        let v = call("GET", node.get(REDLOCK_KEY)).await?;
         if v.is_some_and(|v| v.starts_with(&format!("{client}:"))) {
             on.push(LABELS[i]);
         }
@@ -81,7 +81,7 @@ async fn holders(nodes: &[Arc<dyn Redis>], client: &str) -> Result<String, Strin
 async fn clean(nodes: &[Arc<dyn Redis>], c_wall: &dyn WallStep) -> Result<(), String> {
     c_wall.set_offset_ms(0).await?;
     for node in nodes {
-        bounded(node.del(REDLOCK_KEY)).await?;
+        call("DEL", node.del(REDLOCK_KEY)).await?;
     }
     Ok(())
 }
@@ -129,7 +129,11 @@ async fn cell(
     );
     if d_e_taken {
         for node in &nodes[3..] {
-            bounded(node.set_nx_px(REDLOCK_KEY, "third:0", BLOCKER_PX_MS)).await?;
+            call(
+                "the third client's SET NX",
+                node.set_nx_px(REDLOCK_KEY, "third:0", BLOCKER_PX_MS),
+            )
+            .await?;
         }
     }
     let held1 = c1
@@ -139,7 +143,11 @@ async fn cell(
     let client1_nodes = holders(nodes, c1.name).await?;
     if d_e_taken {
         for node in &nodes[3..] {
-            bounded(node.del_if_eq(REDLOCK_KEY, "third:0")).await?;
+            call(
+                "the third client's unlock",
+                node.del_if_eq(REDLOCK_KEY, "third:0"),
+            )
+            .await?;
         }
     }
     c_wall.set_offset_ms(step_ms).await?;
@@ -225,14 +233,6 @@ pub fn story_table(figures: &StoryFigures) -> String {
         );
     }
     t
-}
-
-/// A call bounded by [`CALL_TIMEOUT`], its error as text.
-async fn bounded<T>(call: BoxFuture<'_, RedisResult<T>>) -> Result<T, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer in {CALL_TIMEOUT:?}")),
-    }
 }
 
 #[cfg(test)]
