@@ -18,6 +18,10 @@ pub enum ZkError {
     BadArguments,
     /// `SESSIONEXPIRED` (-112): the session is closing or gone (`checkSession`).
     SessionExpired,
+    /// `CONNECTIONLOSS` (-4): the client's connection broke with the request outstanding
+    /// (`ClientCnxn.SendThread.cleanAndNotifyState`). The server may have applied it: a lock
+    /// client must treat it as indeterminate. Only a client answers it, never the model server.
+    ConnectionLoss,
     /// `RUNTIMEINCONSISTENCY` (-2): an op of a `multi` after the one that failed
     /// (`PrepRequestProcessor.pRequest`, `case OpCode.multi`).
     RuntimeInconsistency,
@@ -38,6 +42,7 @@ impl ZkError {
             ZkError::NoChildrenForEphemerals => -108,
             ZkError::BadArguments => -8,
             ZkError::SessionExpired => -112,
+            ZkError::ConnectionLoss => -4,
             ZkError::RuntimeInconsistency => -2,
             ZkError::ModelLimit { .. } => return None,
         })
@@ -54,6 +59,13 @@ impl std::fmt::Display for ZkError {
 }
 
 impl std::error::Error for ZkError {}
+
+impl ZkError {
+    /// Whether the request may have been applied although the caller saw no success.
+    pub fn is_indeterminate(self) -> bool {
+        matches!(self, ZkError::ConnectionLoss)
+    }
+}
 
 /// A result with a [`ZkError`].
 pub type ZkResult<T> = Result<T, ZkError>;
