@@ -314,13 +314,13 @@ mod sim {
         for s in shrunk {
             let _ = writeln!(
                 t,
-                "\n{}: seed {} under {}, shrunk on robustness to {} from {}, kept violating with a {}\n  plan: {}",
+                "\n{}: seed {} under {}, shrunk on robustness to {} from {}, kept violating with {}\n  plan: {}",
                 s.scheme,
                 s.seed,
                 s.family,
                 fencelab::harness::plural(s.plan.len() as u64, "fault"),
                 s.faults_before,
-                s.kind,
+                fencelab::harness::a(&s.kind),
                 serde_json::to_string(&s.plan).expect("json"),
             );
             if let Some(e) = &s.explanation {

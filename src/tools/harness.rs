@@ -91,6 +91,12 @@ pub fn counts(v: &crate::checker::Verdict) -> String {
     parts.join(", ")
 }
 
+/// `a token-order break`, `an invariant break`: a finding's kind with its article.
+pub fn a(what: &str) -> String {
+    let vowel = what.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {what}", if vowel { "an" } else { "a" })
+}
+
 /// `1 fault`, `2 faults`.
 pub fn plural(n: u64, what: &str) -> String {
     match n {
@@ -398,8 +404,8 @@ impl Harness {
         );
         let (toward, how) = match target {
             Target::Kind(kind) => (
-                format!("kept failing with a {}", kind.as_str()),
-                format!("fails with a {}", kind.as_str()),
+                format!("kept failing with {}", a(kind.as_str())),
+                format!("fails with {}", a(kind.as_str())),
             ),
             Target::Property => (
                 "kept failing the property".into(),
@@ -563,5 +569,7 @@ mod tests {
     fn one_fault_is_one_fault() {
         assert_eq!(plural(1, "fault"), "1 fault");
         assert_eq!(plural(3, "fault"), "3 faults");
+        assert_eq!(a("invariant break"), "an invariant break");
+        assert_eq!(a("lost update"), "a lost update");
     }
 }
