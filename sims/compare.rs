@@ -124,8 +124,11 @@ fn a_comparison_does_not_depend_on_the_threads() {
     assert_eq!(run(1), run(2));
 }
 
+/// K for the shrinking tests: small, to keep the suite quick; the command's default is 20.
+const TEST_NOISE_SEEDS: u64 = 8;
+
 #[test]
-fn a_shrunk_seed_still_violates_and_no_fault_of_it_can_go() {
+fn a_shrunk_seed_stays_robust_with_its_kind_and_each_fault_is_needed() {
     let base = Scenario::standard();
     let none = schemes::by_name("none").unwrap();
     let families = compare::families_named("client-pause").unwrap();
@@ -133,23 +136,42 @@ fn a_shrunk_seed_still_violates_and_no_fault_of_it_can_go() {
     let picked = std::slice::from_ref(&none);
     let cmp = compare::compare(&base, picked, &families, 0..8, 2, &|| {}).unwrap();
     let (_, seed) = cmp.to_shrink("none").expect("no fence breaks under pauses");
-    let shrunk = compare::shrink(&base, &none, family, seed).expect("the seed violates");
+    let shrunk =
+        compare::shrink(&base, &none, family, seed, TEST_NOISE_SEEDS).expect("the seed violates");
     assert!(shrunk.plan.len() <= shrunk.faults_before);
     let builder = Builder::new(family.scenario(&base)).scheme(&none);
-    let violates = |plan: &fencelab::fault::FaultPlan| {
-        let run = builder.clone().plan(plan.clone()).run_seed(seed);
-        run.verdict.violates()
-    };
-    assert!(violates(&shrunk.plan));
-    for i in 0..shrunk.plan.len() {
-        let mut smaller = shrunk.plan.clone();
-        smaller.faults.remove(i);
+    // Toward the kind the seed showed first.
+    let drawn = fencelab::nemesis::draw(&family.scenario(&base), seed);
+    let first = builder.clone().plan(drawn).run_seed(seed);
+    let first = first
+        .verdict
+        .findings
+        .iter()
+        .find(|f| f.kind.is_violation());
+    let kind = first.expect("the seed violates").kind;
+    assert_eq!(shrunk.kind, kind.as_str());
+    // Robust: the shrunk plan violates with that kind in at least half as many noise seeds
+    // as the drawn plan, and without any one of its faults in fewer.
+    let e = shrunk.explanation.as_ref().expect("measured");
+    assert_eq!(e.original.noise.first, seed);
+    assert_eq!(e.original.noise.count, TEST_NOISE_SEEDS);
+    assert_eq!(e.evidence.plan, shrunk.plan);
+    assert!(e.evidence.robustness.violating >= e.need && e.need >= 1);
+    assert_eq!(e.need, e.original.violating.div_ceil(2).max(1));
+    assert_eq!(e.evidence.without.len(), shrunk.plan.len());
+    for (i, r) in e.evidence.without.iter().enumerate() {
         assert!(
-            !violates(&smaller),
+            r.violating < e.need,
             "fault {i} of {:?} could go",
             shrunk.plan
         );
     }
+    // The seed it tells of violates with that kind under the shrunk plan.
+    let run = builder
+        .plan(shrunk.plan.clone())
+        .run_seed(shrunk.story_seed);
+    assert!(fencelab::robust::Hit::of_run(&run, Some(kind)).is_some());
+    assert!(e.original.noise.seeds().contains(&shrunk.story_seed));
 }
 
 /// One run of the command for the JSON, the grid and the replay file of a shrunk seed.
@@ -162,6 +184,8 @@ fn the_json_and_the_grid_have_their_shape_and_a_shrunk_seed_replays() {
         "4",
         "--json",
         "--shrink",
+        "--noise-seeds",
+        "4",
         "--svg",
         svg.to_str().unwrap(),
         "--shrink-dir",

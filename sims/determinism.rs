@@ -233,7 +233,8 @@ fn world_hash(h: &fencelab::history::History) -> u64 {
 /// nothing but wake the node, to each seed's own plan, and count the seeds whose history, fault
 /// events aside, changes, and those whose verdict flips. madsim draws every message latency
 /// and the poll order of ready tasks from one global RNG, so one extra wake-up shifts every
-/// later draw. Pinned as measured (`docs/determinism.md`): a change that lowers the chaos
+/// later draw (the etcd model's draws have streams of their own per member: 57 changed before
+/// them, 56 after). Pinned as measured (`docs/determinism.md`): a change that lowers the chaos
 /// lowers these counts and updates them there and here.
 #[test]
 fn a_no_op_pause_changes_most_histories() {
@@ -259,5 +260,5 @@ fn a_no_op_pause_changes_most_histories() {
 }
 
 /// The counts `a_no_op_pause_changes_most_histories` measured (see its doc).
-const NOOP_CHANGED: u32 = 57;
+const NOOP_CHANGED: u32 = 56;
 const NOOP_FLIPPED: u32 = 2;

@@ -8,8 +8,8 @@
 //! Wilson interval, and sums the false rejections and stale acceptances of its runs.
 //!
 //! Cost: schemes × families × seeds worlds. The four policies × 7 families × 200 seeds are
-//! 5,600 worlds: 17 s on 2 shared cores (~330 worlds/s). [`shrink`] adds at most a few
-//! hundred runs per scheme.
+//! 5,600 worlds: 17 s on 2 shared cores (~330 worlds/s). [`shrink`] adds, per scheme, a few
+//! hundred measurements of K runs at most (robust shrinking, [`crate::robust::explain`]).
 //!
 //! Leader failover has no column yet: the simulated etcd is one member. It comes with the etcd
 //! cluster.
@@ -18,6 +18,7 @@ use crate::fault::FaultPlan;
 use crate::lock::ServiceKind;
 use crate::nemesis::NemesisConfig;
 use crate::nemesis::{self};
+use crate::robust::{self, Explanation, Noise};
 use crate::scenario::Scenario;
 use crate::schemes::Scheme;
 use crate::svg::{svg, text_width_px, xml_escape};
@@ -28,8 +29,6 @@ use std::ops::Range;
 
 /// Most seeds per cell: a limit on everything.
 pub const SEEDS_MAX: u64 = 100_000;
-/// Most runs one [`shrink`] makes.
-const SHRINK_RUNS_MAX: usize = 500;
 
 /// A column of the comparison: a kind of fault, alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -419,7 +418,7 @@ pub fn compare(
     })
 }
 
-/// A violating seed of one scheme, its plan shrunk.
+/// A violating seed of one scheme, its plan shrunk on robustness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shrunk {
     pub scheme: String,
@@ -427,47 +426,71 @@ pub struct Shrunk {
     pub seed: u64,
     /// Faults of the plan the seed drew.
     pub faults_before: usize,
-    /// The plan after removing faults one at a time while the seed still violated.
+    /// The kind of the seed's first violation, which the shrunk plan kept violating with.
+    #[serde(default)]
+    pub kind: String,
+    /// The plan shrunk on robustness: smaller only while it kept violating with `kind` in the
+    /// share of the noise seeds that `explanation` records.
     pub plan: FaultPlan,
-    /// Why the run under the shrunk plan violates.
+    /// The seed `why` and the replay are of: `seed` when the shrunk plan still violates
+    /// there, else its most typical violating noise seed.
+    #[serde(default)]
+    pub story_seed: u64,
+    /// Why the run under the shrunk plan at `story_seed` violates.
     pub why: String,
     /// A command that replays it, when the caller wrote a file for one (empty otherwise).
     #[serde(default)]
     pub replay: String,
-    /// The shrunk plan's robustness: in how many of the noise seeds from `seed` on it
-    /// violates ([`crate::robust`]).
+    /// The drawn plan's robustness, the shrunk plan's, and each fault's robustness without
+    /// it, over the noise seeds from `seed` on ([`crate::robust`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub robustness: Option<crate::robust::Robustness>,
+    pub explanation: Option<Explanation>,
 }
 
-/// Shrinks the plan `family` draws for `seed` under `scheme`: removes faults one at a time
-/// while the run still violates (at most a few hundred runs), then measures the shrunk
-/// plan's robustness over the noise seeds `seed..seed + 20`. `None` if the seed does not
-/// violate.
-pub fn shrink(base: &Scenario, scheme: &Scheme, family: &Family, seed: u64) -> Option<Shrunk> {
+/// Shrinks the plan `family` draws for `seed` under `scheme` on robustness, as `explore`
+/// does ([`crate::robust::explain`]): over `noise_seeds` noise seeds from `seed` on, toward
+/// a violation of the kind the seed showed first, kept while the plan violates so in half as
+/// many noise seeds as the drawn plan. `None` if the seed does not violate.
+pub fn shrink(
+    base: &Scenario,
+    scheme: &Scheme,
+    family: &Family,
+    seed: u64,
+    noise_seeds: u64,
+) -> Option<Shrunk> {
     let scenario = family.scenario(base);
     let builder = Builder::new(scenario.clone()).scheme(scheme);
-    let fails = |plan: &FaultPlan| {
-        let run = builder.clone().plan(plan.clone()).run_seed(seed);
-        crate::harness::no_violation(&run).err()
-    };
     let drawn = nemesis::draw(&scenario, seed);
-    let why = fails(&drawn)?;
-    // The run above counts against the bound.
-    let (plan, why) = crate::harness::shrink_plan(drawn.clone(), why, SHRINK_RUNS_MAX - 1, fails);
-    let noise = crate::robust::Noise::new(seed, crate::robust::NOISE_SEEDS_DEFAULT).ok()?;
-    let judge = crate::robust::violation_judge(None);
+    let run = builder.clone().plan(drawn.clone()).run_seed(seed);
+    let kind = (run.verdict.findings.iter())
+        .find(|f| f.kind.is_violation())?
+        .kind;
+    let noise = Noise::new(seed, noise_seeds).ok()?;
+    let judge = robust::violation_judge(Some(kind));
     let jobs = crate::sweep::default_jobs();
-    let (robustness, _) = crate::robust::measure(&builder, &plan, noise, jobs, &judge);
+    let (original, _) = robust::measure(&builder, &drawn, noise, jobs, &judge);
+    let (explanation, _) = robust::explain(&builder, &drawn, original, None, jobs, &judge);
+    let plan = explanation.evidence.plan.clone();
+    let shrunk = builder.clone().plan(plan.clone());
+    let story_seed = match judge(&shrunk, seed) {
+        Some(_) => seed,
+        None => explanation.evidence.typical_seed.unwrap_or(seed),
+    };
+    let run = shrunk.run_seed(story_seed);
+    let why = crate::harness::no_violation(&run)
+        .err()
+        .unwrap_or_else(|| format!("passes ({})", crate::harness::counts(&run.verdict)));
     Some(Shrunk {
         scheme: scheme.name.to_string(),
         family: family.name.to_string(),
         seed,
         faults_before: drawn.len(),
+        kind: kind.as_str().to_string(),
         plan,
+        story_seed,
         why,
         replay: String::new(),
-        robustness: Some(robustness),
+        explanation: Some(explanation),
     })
 }
 

@@ -14,16 +14,22 @@
 //!
 //! On a failure the panic (at the caller's line: `#[track_caller]`) tells one story, the
 //! shrunk plan's: the seed, the fence, recipe and workload, why the seed failed, the plan as
-//! JSON (shrunk: no-ops dropped, then faults removed one at a time while the seed still fails
-//! the same way, with a finding of the kind that failed first or the user's property), the
-//! shrunk run's own counts and first finding, its robustness over 20 noise seeds
-//! ([`crate::robust`]), its story ([`report::story_excerpt`]), and two one-line replays:
+//! JSON, shrunk on robustness as `explore` shrinks ([`crate::robust::explain`]): over K noise
+//! seeds from the failing seed on (20 by default, [`Harness::noise_seeds`]), no-ops are
+//! dropped, faults removed, timed pauses aimed at protocol points and durations cut, each step
+//! kept only while the plan still fails the same way (a finding of the kind that failed first,
+//! or the user's property) in half as many noise seeds as the drawn plan did. Then the shrunk
+//! plan's robustness and each fault's robustness without it, the shrunk run's own counts and
+//! first finding and its story ([`report::story_excerpt`]), at the failing seed when the shrunk
+//! plan still fails there, else at its most typical failing noise seed, and two one-line
+//! replays:
 //!
 //! - `FENCELAB_SEED=<seed> cargo test … <test>` re-runs exactly that seed, as madsim's
 //!   `MADSIM_TEST_SEED` does;
 //! - adding `FENCELAB_PLAN=<file>` (the shrunk plan, written under
 //!   `$CARGO_TARGET_DIR/fencelab-failures/`, by default `target/`, with its story beside it)
-//!   runs that seed under the shrunk plan instead of the one the nemesis draws.
+//!   runs that seed (the one the story is of) under the shrunk plan instead of the one the
+//!   nemesis draws.
 //!
 //! A seed replays byte for byte: same seed, scenario, plan, fence, recipe and workload, same
 //! history.
@@ -31,7 +37,7 @@
 use crate::checker::FindingKind;
 use crate::fault::FaultPlan;
 use crate::report;
-use crate::robust::{self, Hit, Noise, Robustness, NOISE_SEEDS_DEFAULT};
+use crate::robust::{self, Explanation, Hit, Noise, Robustness, NOISE_SEEDS_DEFAULT};
 use crate::sweep;
 use crate::world::{Builder, Run};
 use std::ops::Range;
@@ -47,8 +53,6 @@ pub const PLAN_VAR: &str = "FENCELAB_PLAN";
 pub const FAILURES_DIR: &str = "fencelab-failures";
 /// Most seeds one harness runs: a limit on everything.
 pub const SEEDS_MAX: u64 = 10_000_000;
-/// Most runs one shrink makes.
-const SHRINK_RUNS_MAX: usize = 500;
 
 /// What must hold of every run: `Err(why)` fails it.
 pub type Property = Arc<dyn Fn(&Run) -> Result<(), String> + Send + Sync>;
@@ -87,6 +91,12 @@ pub fn counts(v: &crate::checker::Verdict) -> String {
     parts.join(", ")
 }
 
+/// `a token-order break`, `an invariant break`: a finding's kind with its article.
+pub fn a(what: &str) -> String {
+    let vowel = what.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {what}", if vowel { "an" } else { "a" })
+}
+
 /// `1 fault`, `2 faults`.
 pub fn plural(n: u64, what: &str) -> String {
     match n {
@@ -115,6 +125,10 @@ pub struct Harness {
     /// Whether the property is the user's (then shrinking keeps it failing, whatever the
     /// findings), not [`no_violation`].
     custom: bool,
+    /// K: the noise seeds, from the failing seed on, robustness is measured over.
+    noise_seeds: u64,
+    /// The share of them a shrunk plan must keep failing in; `None`: half the drawn plan's.
+    share: Option<f64>,
 }
 
 /// A failing seed, as the harness reports it.
@@ -127,11 +141,21 @@ pub struct Failure {
     pub plan: FaultPlan,
     /// The plan after shrinking (the same when shrinking is off or removed nothing).
     pub shrunk: FaultPlan,
-    /// Why the run under the shrunk plan fails (its own counts and first finding).
+    /// The seed the shrunk run, its story and the shrunk plan's replay line are of: `seed`
+    /// when the shrunk plan still fails there, else its most typical failing noise seed (a
+    /// plan shrunk on robustness fails in most noise seeds, not necessarily in this one).
+    pub story_seed: u64,
+    /// Why the run under the shrunk plan at `story_seed` fails (its own counts and first
+    /// finding).
     pub shrunk_why: String,
-    /// In how many noise seeds (the plan fixed, from `seed` on) the shrunk plan fails the same
+    /// In how many noise seeds (the plan fixed, from `seed` on) the drawn plan fails the same
     /// way.
+    pub original: Robustness,
+    /// The same of the shrunk plan.
     pub robustness: Robustness,
+    /// One per fault of the shrunk plan: its robustness without that fault (the evidence
+    /// that the fault is needed).
+    pub without: Vec<Robustness>,
     /// The story of the shrunk run around its finding ([`report::story_excerpt`]).
     pub story: String,
     /// Where the shrunk plan was written, if it could be; its story is beside it
@@ -151,7 +175,29 @@ impl Harness {
             shrink: true,
             property: Arc::new(no_violation),
             custom: false,
+            noise_seeds: NOISE_SEEDS_DEFAULT,
+            share: None,
         }
+    }
+
+    /// K, the noise seeds robustness is measured and shrunk over (default 20). Shrinking
+    /// costs a few hundred measurements of K runs at most; a small K is cheaper and noisier.
+    pub fn noise_seeds(mut self, k: u64) -> Harness {
+        assert!(
+            (1..=robust::NOISE_SEEDS_MAX).contains(&k),
+            "noise seeds {k} outside 1..={}",
+            robust::NOISE_SEEDS_MAX
+        );
+        self.noise_seeds = k;
+        self
+    }
+
+    /// The share of the noise seeds a shrunk plan must keep failing in (default: half the
+    /// drawn plan's own rate, as `explore`'s).
+    pub fn robust_share(mut self, share: f64) -> Harness {
+        assert!((0.0..=1.0).contains(&share), "share {share} outside 0..=1");
+        self.share = Some(share);
+        self
     }
 
     pub fn seeds(mut self, seeds: Range<u64>) -> Harness {
@@ -238,28 +284,29 @@ impl Harness {
         };
         let plan = builder.plan_for(seed);
         let target = self.target(&builder, seed);
-        let shrunk = if self.shrink {
-            self.shrunk(&builder, seed, plan.clone(), target)
-        } else {
-            plan.clone()
+        let judge = |b: &Builder, s: u64| self.hit(target, b, s);
+        let explained = self.explain(&builder, seed, &plan, &judge);
+        let shrunk = explained.evidence.plan.clone();
+        let story_seed = match self.hit(target, &builder.clone().plan(shrunk.clone()), seed) {
+            Some(_) => seed,
+            None => explained.evidence.typical_seed.unwrap_or(seed),
         };
         let b = builder.clone().plan(shrunk.clone());
-        let (shrunk_why, story) = match run_caught(&b, seed) {
+        let (shrunk_why, story) = match run_caught(&b, story_seed) {
             Ok(run) => (self.why_of(&run), story_of(&run)),
             Err(panic) => (format!("the run panicked: {panic}"), String::new()),
         };
-        let noise = Noise::new(seed, NOISE_SEEDS_DEFAULT.min(u64::MAX - seed))
-            .expect("a seed below u64::MAX");
-        let judge = |b: &Builder, s: u64| self.hit(target, b, s);
-        let (robustness, _) = robust::measure(&builder, &shrunk, noise, self.jobs, &judge);
-        let plan_file = write_plan(&test, seed, &shrunk, &story);
+        let plan_file = write_plan(&test, story_seed, &shrunk, &story);
         let mut failure = Failure {
             seed,
             why,
             plan,
             shrunk,
+            story_seed,
             shrunk_why,
-            robustness,
+            original: explained.original,
+            robustness: explained.evidence.robustness,
+            without: explained.evidence.without,
             story,
             plan_file,
             report: String::new(),
@@ -318,20 +365,30 @@ impl Harness {
         }
     }
 
-    /// Drops the faults that cannot act (if the seed still fails without them), then removes
-    /// faults one at a time while the seed still fails the same way (`target`), until none
-    /// can go (bounded by [`SHRINK_RUNS_MAX`] runs).
-    fn shrunk(&self, builder: &Builder, seed: u64, plan: FaultPlan, target: Target) -> FaultPlan {
-        let fails = |smaller: &FaultPlan| {
-            let b = builder.clone().plan(smaller.clone());
-            self.hit(target, &b, seed).map(|_| ())
-        };
-        let acting = robust::without_noops(&plan);
-        let plan = match acting.len() < plan.len() && fails(&acting).is_some() {
-            true => acting,
-            false => plan,
-        };
-        shrink_plan(plan, (), SHRINK_RUNS_MAX - 1, fails).0
+    /// The drawn plan's robustness over K noise seeds from `seed` on, then (shrinking on) the
+    /// plan shrunk on it, with each fault's robustness without it ([`robust::explain`]).
+    fn explain(
+        &self,
+        builder: &Builder,
+        seed: u64,
+        plan: &FaultPlan,
+        judge: &robust::Judge,
+    ) -> Explanation {
+        let noise = Noise::new(seed, self.noise_seeds.min(u64::MAX - seed))
+            .expect("a seed below u64::MAX and K in range");
+        let (original, _) = robust::measure(builder, plan, noise, self.jobs, judge);
+        if self.shrink {
+            return robust::explain(builder, plan, original, self.share, self.jobs, judge).0;
+        }
+        let evidence = robust::Evidence::measure(builder, plan, noise, self.jobs, judge);
+        let (share, need) = robust::need(self.share, &original);
+        Explanation {
+            original,
+            faults_before: plan.len(),
+            share,
+            need,
+            evidence,
+        }
     }
 
     fn report(&self, test: &str, f: &Failure, target: Target) -> String {
@@ -345,31 +402,43 @@ impl Harness {
             b.workload_name(),
             f.why
         );
-        let toward = match target {
-            Target::Kind(kind) => format!("kept failing with a {}", kind.as_str()),
-            Target::Property => "kept failing the property".to_string(),
-            Target::Panic => "kept panicking".to_string(),
+        let (toward, how) = match target {
+            Target::Kind(kind) => (
+                format!("kept failing with {}", a(kind.as_str())),
+                format!("fails with {}", a(kind.as_str())),
+            ),
+            Target::Property => (
+                "kept failing the property".into(),
+                "fails the property".into(),
+            ),
+            Target::Panic => ("kept panicking".into(), "panics".into()),
         };
         out.push_str(&format!(
-            "  plan ({}, shrunk from {}, {toward}): {json}\n",
+            "  plan ({}, shrunk from {} on robustness, {toward}): {json}\n",
             plural(f.shrunk.len() as u64, "fault"),
             f.plan.len()
         ));
-        out.push_str(&format!("  the shrunk plan's run: {}\n", f.shrunk_why));
         let n = f.robustness.noise;
-        let how = match target {
-            Target::Kind(kind) => format!("fails with a {}", kind.as_str()),
-            Target::Property => "fails the property".to_string(),
-            Target::Panic => "panics".to_string(),
-        };
         out.push_str(&format!(
-            "  robustness: the shrunk plan {how} in {} (noise seeds {}..{})\n",
+            "  robustness: the shrunk plan {how} in {} (noise seeds {}..{}; the drawn plan in {})\n",
             f.robustness.text(),
             n.first,
-            n.first + n.count - 1
+            n.first + n.count - 1,
+            f.original.text()
         ));
-        let story_file = f.plan_file.as_ref().map(|p| story_path(p));
-        match &story_file {
+        for (fault, r) in f.shrunk.faults.iter().zip(&f.without) {
+            out.push_str(&format!(
+                "    {}\n      without it: {}\n",
+                fault.describe(),
+                r.text()
+            ));
+        }
+        let at = f.story_seed;
+        out.push_str(&format!(
+            "  the shrunk plan's run (seed {at}): {}\n",
+            f.shrunk_why
+        ));
+        match f.plan_file.as_ref().map(|p| story_path(p)) {
             Some(p) => out.push_str(&format!(
                 "  story of the shrunk run (also in {}):\n",
                 p.display()
@@ -383,7 +452,7 @@ impl Harness {
         out.push_str(&format!("  replay: {SEED_VAR}={seed} {cmd}\n"));
         if let Some(file) = &f.plan_file {
             out.push_str(&format!(
-                "  replay the shrunk plan: {SEED_VAR}={seed} {PLAN_VAR}={} {cmd}\n",
+                "  replay the shrunk plan: {SEED_VAR}={at} {PLAN_VAR}={} {cmd}\n",
                 file.display()
             ));
         }
@@ -415,36 +484,6 @@ fn story_of(run: &Run) -> String {
     let lines: Vec<&str> = story.lines().collect();
     let from = lines.len().saturating_sub(report::EXCERPT_LINES_MAX);
     lines[from..].iter().map(|l| format!("{l}\n")).collect()
-}
-
-/// Shrinks a failing plan by removal: drops one fault at a time, keeping each smaller plan
-/// that `fails` (which says why it fails), until no fault can go or `runs_max` runs were
-/// made. Gives the smallest failing plan and its reason (`why`, the given plan's, when no
-/// fault could go). The harness and `compare` both shrink with it.
-pub fn shrink_plan<T>(
-    mut plan: FaultPlan,
-    mut why: T,
-    runs_max: usize,
-    mut fails: impl FnMut(&FaultPlan) -> Option<T>,
-) -> (FaultPlan, T) {
-    let mut runs = 0;
-    // Bounded: each pass either removes a fault or ends, and runs are capped.
-    'outer: while runs < runs_max {
-        for i in 0..plan.faults.len() {
-            let mut smaller = plan.clone();
-            smaller.faults.remove(i);
-            runs += 1;
-            if let Some(still) = fails(&smaller) {
-                (plan, why) = (smaller, still);
-                continue 'outer;
-            }
-            if runs >= runs_max {
-                break 'outer;
-            }
-        }
-        break;
-    }
-    (plan, why)
 }
 
 /// The running test's name: libtest names each test's thread after it.
@@ -530,5 +569,7 @@ mod tests {
     fn one_fault_is_one_fault() {
         assert_eq!(plural(1, "fault"), "1 fault");
         assert_eq!(plural(3, "fault"), "3 faults");
+        assert_eq!(a("invariant break"), "an invariant break");
+        assert_eq!(a("lost update"), "a lost update");
     }
 }

@@ -205,6 +205,8 @@ fn start_etcd(
     // Lease IDs differ from seed to seed, as they do from one etcd to the next.
     cfg.member_id = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
     cfg.start_ms += seed % 1_000_000_000;
+    // The members' own random streams (election timers, request faults) derive from the seed.
+    cfg.seed = seed;
     // A member's clock: its own skew, else the plan's skew of `etcd` (all of them).
     let clocks = names
         .iter()

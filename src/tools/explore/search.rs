@@ -2,7 +2,7 @@
 
 use super::{case_strategy, Case, Space};
 use crate::fault::FaultPlan;
-use crate::robust::{self, Evidence, Noise, Robustness, Shrinker};
+use crate::robust::{self, Evidence, Noise, Robustness};
 use crate::scenario::Scenario;
 use crate::storage::Fencing;
 use crate::world;
@@ -51,11 +51,10 @@ impl Settings {
         }
     }
 
-    /// The violating seeds a plan needs, of `noise.count`, given the original's robustness.
+    /// The violating seeds a plan needs, of `noise.count`, given the original's robustness
+    /// ([`robust::need`]).
     pub fn need(&self, original: &Robustness) -> (f64, u64) {
-        let share = self.share.unwrap_or(original.rate() / 2.0);
-        let need = (share * original.noise.count as f64).ceil() as u64;
-        (share, need.clamp(1, original.noise.count))
+        robust::need(self.share, original)
     }
 }
 
@@ -134,19 +133,24 @@ pub fn explore_with(
     if let Some((case, original)) = best {
         let scenario = case.scenario(builder.scenario());
         let b = builder.clone().with_scenario(scenario.clone());
-        let (share, need) = settings.need(&original);
-        let mut shrinker = Shrinker::new(&b, original.noise, settings.jobs, need, &judge);
-        let plan = shrinker.shrink(&case.plan());
-        runs += shrinker.runs();
-        let evidence = Evidence::measure(&b, &plan, original.noise, settings.jobs, &judge);
-        runs += original.noise.count * (1 + plan.len() as u64);
+        let (explained, shrink_runs) = robust::explain(
+            &b,
+            &case.plan(),
+            original,
+            settings.share,
+            settings.jobs,
+            &judge,
+        );
+        runs += shrink_runs;
+        let plan = explained.evidence.plan.clone();
+        let (share, need, evidence) = (explained.share, explained.need, explained.evidence);
         found = Exploration {
             runs,
             faults_before: case.faults.len(),
             faults_after: plan.len(),
             case: Some(case),
             scenario: Some(scenario),
-            original: Some(original),
+            original: Some(explained.original),
             share,
             need,
             plan: Some(plan),

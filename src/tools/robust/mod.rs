@@ -247,6 +247,51 @@ impl Evidence {
     }
 }
 
+/// The violating seeds of `original.noise` a shrunk plan needs: `share` of them, or half the
+/// original plan's own rate when `share` is `None` (the default of `explore`, the harness and
+/// `compare --shrink`); at least 1 and at most all. Gives the share used and the seeds.
+pub fn need(share: Option<f64>, original: &Robustness) -> (f64, u64) {
+    let share = share.unwrap_or(original.rate() / 2.0);
+    let need = (share * original.noise.count as f64).ceil() as u64;
+    (share, need.clamp(1, original.noise.count))
+}
+
+/// Shrinks `plan`, whose robustness over its noise seeds is `original`, while it stays robust
+/// ([`Shrinker`], needing [`need`] of the seeds), then measures the shrunk plan's
+/// [`Evidence`]: the one path `explore`, the harness and `compare --shrink` share. Gives the
+/// explanation and the runs it made. A plan that violates under none of its noise seeds is
+/// not shrunk (there is nothing to keep).
+pub fn explain(
+    builder: &Builder,
+    plan: &FaultPlan,
+    original: Robustness,
+    share: Option<f64>,
+    jobs: usize,
+    judge: &Judge,
+) -> (Explanation, u64) {
+    let noise = original.noise;
+    let (share, need) = need(share, &original);
+    let mut runs = 0;
+    let shrunk = if original.violating == 0 {
+        plan.clone()
+    } else {
+        let mut shrinker = Shrinker::new(builder, noise, jobs, need, judge);
+        let shrunk = shrinker.shrink(plan);
+        runs += shrinker.runs();
+        shrunk
+    };
+    let evidence = Evidence::measure(builder, &shrunk, noise, jobs, judge);
+    runs += noise.count * (1 + shrunk.len() as u64);
+    let explanation = Explanation {
+        original,
+        faults_before: plan.len(),
+        share,
+        need,
+        evidence,
+    };
+    (explanation, runs)
+}
+
 /// What `explore --save` keeps beside the experiment, so that `replay` can measure it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +337,14 @@ mod tests {
         ];
         assert_eq!(typical(&hits), Some(3));
         assert_eq!(typical(&[]), None);
+    }
+
+    #[test]
+    fn need_is_half_the_rate_by_default_and_at_least_one() {
+        let r = Robustness::of(Noise::new(0, 20).unwrap(), 14);
+        assert_eq!(need(None, &r), (0.35, 7));
+        assert_eq!(need(Some(0.0), &r).1, 1);
+        assert_eq!(need(Some(1.0), &r).1, 20);
     }
 
     #[test]

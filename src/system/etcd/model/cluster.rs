@@ -56,11 +56,11 @@
 //! other), which would add a round of timers.
 
 use super::config::Config;
+use super::draws::Draws;
 use super::lessor::IdGen;
 use super::member::State;
 use crate::clock::NodeClock;
 use crate::etcd::LeaseId;
-use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -190,6 +190,8 @@ pub struct Cluster {
     /// Wakes requests waiting for a leader, and the election timers, at every change.
     changed: Notify,
     observer: Mutex<Option<Observer>>,
+    /// Each member's own random streams (election timeouts, request faults).
+    draws: Draws,
 }
 
 impl Cluster {
@@ -202,6 +204,7 @@ impl Cluster {
             "1..={MEMBERS_MAX} members, got {n}"
         );
         let ids = IdGen::new(cfg.member_id, cfg.start_ms);
+        let cfg_seed = cfg.seed;
         let state = Mutex::new(State::new(cfg.min_ttl_s(), ids));
         Arc::new(Cluster {
             cfg,
@@ -219,6 +222,7 @@ impl Cluster {
             }),
             changed: Notify::new(),
             observer: Mutex::new(None),
+            draws: Draws::new(cfg_seed, n),
         })
     }
 
@@ -554,7 +558,7 @@ impl Cluster {
                 _ => Timers {
                     start: q,
                     due: (0..self.members())
-                        .map(|_| q + self.draw_timeout(election_timeout))
+                        .map(|m| q + self.draw_timeout(m, election_timeout))
                         .collect(),
                 },
             });
@@ -596,7 +600,7 @@ impl Cluster {
         };
         for (m, due) in t.due.iter_mut().enumerate() {
             if !can_win[m] && *due <= now {
-                *due = now + self.draw_timeout(election_timeout);
+                *due = now + self.draw_timeout(m, election_timeout);
             }
         }
         let first = (0..t.due.len())
@@ -609,9 +613,14 @@ impl Cluster {
         }
     }
 
-    fn draw_timeout(&self, election_timeout: Duration) -> Duration {
-        let ms = election_timeout.as_millis() as u64;
-        Duration::from_millis(madsim::rand::thread_rng().gen_range(ms..2 * ms))
+    /// Member `m`'s next randomized election timeout, from its own stream.
+    fn draw_timeout(&self, m: usize, election_timeout: Duration) -> Duration {
+        self.draws.election_timeout(m, election_timeout)
+    }
+
+    /// Member `m`'s next request-fault draw (per mille), from its own stream.
+    pub(super) fn draw_fault_permille(&self, m: usize) -> u32 {
+        self.draws.fault_permille(m)
     }
 
     /// CheckQuorum: a leader that is up without a majority for an election timeout steps down

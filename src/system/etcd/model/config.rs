@@ -26,6 +26,9 @@ pub struct Config {
     /// The hazard of etcd issue 15247: how long a replaced leader goes on acting on its own
     /// lessor's view before it notices (see the model's `cluster.rs`); `None`: it notices at once.
     pub stale_leader_ms: Option<u64>,
+    /// The run's seed: each member's election timers and request faults draw from streams of
+    /// their own derived from it (`draws.rs`), not from madsim's global RNG.
+    pub seed: u64,
 }
 
 impl Config {
@@ -41,6 +44,7 @@ impl Config {
             member_id: 0x8e9e_05c5_2164_694d,
             start_ms: 1_700_000_000_000,
             stale_leader_ms: None,
+            seed: 0,
         }
     }
 

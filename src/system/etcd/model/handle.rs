@@ -8,7 +8,6 @@ use super::member::State;
 use super::wire::Request;
 use crate::clock::NodeClock;
 use crate::etcd::Version;
-use rand::Rng;
 use std::sync::{Arc, MutexGuard};
 
 /// One member of a [`Cluster`]: its index, its clock, and the cluster's state.
@@ -102,7 +101,7 @@ impl Member {
         if lost + ambiguous == 0 {
             return Fault::None;
         }
-        let r = madsim::rand::thread_rng().gen_range(0..1000);
+        let r = self.cluster.draw_fault_permille(self.index);
         if r < lost {
             Fault::Lost
         } else if r < lost + ambiguous {

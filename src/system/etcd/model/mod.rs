@@ -9,6 +9,7 @@
 //! | `member.rs` | the three together: how each request applies to the committed state |
 //! | `cluster.rs` | members, who leads, elections, Promote, CheckQuorum, issue 15247 |
 //! | `config.rs` | how one member behaves: etcd's flags, the request faults |
+//! | `draws.rs` | each member's own random streams: election timeouts, request faults |
 //! | `handle.rs` | a member as the server and the recipes hold it |
 //! | `recipes.rs` | the v3 Lock and election services (3.4 and 3.5) |
 //! | `server.rs` | the member as a node: connections, its clock, the lessor scan, stalls, faults |
@@ -30,6 +31,7 @@
 pub(crate) mod client;
 pub(crate) mod cluster;
 pub(crate) mod config;
+pub(crate) mod draws;
 pub(crate) mod handle;
 pub(crate) mod kv;
 pub(crate) mod lessor;
