@@ -551,6 +551,12 @@ fn check_sizes(f: &Fault, earlier: &[Fault]) -> Result<(), String> {
             Err("rate_permille above 500".into())
         }
         Fault::Network { .. } => check_network(f, earlier),
+        // As for a pause or a hold: the world counts a point's hits from 1, so an aim at the
+        // 0th would never strike.
+        Fault::RevokeLease {
+            at: Trigger::Point { nth: 0, .. },
+            ..
+        } => Err("nth counts from 1".into()),
         _ => Ok(()),
     }
 }

@@ -51,6 +51,20 @@ fn validation_bounds_start_times_and_refuses_duplicates() {
         faults: vec![skew.clone(), skew],
     };
     assert!(twice.validate(&nodes).unwrap_err().contains("second skew"));
+    // Every aimed fault counts its point's hits from 1: a revoke as a pause.
+    let never = FaultPlan {
+        faults: vec![Fault::RevokeLease {
+            node: client_name(1),
+            at: Trigger::Point {
+                point: Point::BeforeWrite,
+                nth: 0,
+            },
+        }],
+    };
+    assert!(never
+        .validate(&nodes)
+        .unwrap_err()
+        .contains("nth counts from 1"));
 }
 
 #[test]
