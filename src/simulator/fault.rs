@@ -46,6 +46,8 @@ pub fn redis_node(node: &str) -> std::borrow::Cow<'_, str> {
 
 /// The member nodes of a cluster of `members`: `etcd` alone, or `etcd1` to `etcdN`.
 pub fn etcd_member_names(members: u32) -> Vec<String> {
+    // A cluster has a member: with none, `etcd` would name no node and its faults nothing.
+    assert!(members >= 1, "an etcd cluster of {members} members");
     match members {
         1 => vec![ETCD.to_string()],
         n => (1..=n).map(|i| format!("{ETCD}{i}")).collect(),
@@ -368,6 +370,21 @@ impl FaultPlan {
         assert!(kinds(|f| matches!(f, Fault::EtcdTimeouts { .. })) <= 1);
         assert!(kinds(|f| matches!(f, Fault::EtcdAmbiguousTimeouts { .. })) <= 1);
         assert!(kinds(|f| matches!(f, Fault::EtcdStaleLeader { .. })) <= 1);
+        // An aimed fault counts its point's hits from 1, so it can strike (the world matches
+        // the nth hit); a node's clock is one skew (the world reads the first).
+        assert!(self
+            .faults
+            .iter()
+            .filter_map(Fault::aim)
+            .all(|(_, _, nth)| nth >= 1));
+        fn skewed(f: &Fault) -> Option<&str> {
+            match f {
+                Fault::Skew { node, .. } => Some(node),
+                _ => None,
+            }
+        }
+        debug_assert!(self.faults.iter().enumerate().all(|(i, f)| skewed(f)
+            .is_none_or(|node| !self.faults[..i].iter().any(|g| skewed(g) == Some(node)))));
         debug_assert!(self.faults.iter().all(|f| match f {
             Fault::Partition { at_ms, .. } | Fault::Crash { at_ms, .. } => *at_ms <= START_MS_MAX,
             Fault::Network { at_ms, .. } => *at_ms <= START_MS_MAX,

@@ -239,7 +239,7 @@ impl Scenario {
     /// A named scenario (see [`Scenario::PRESETS`]).
     pub fn preset(name: &str) -> Result<Scenario, String> {
         let standard = Scenario::standard();
-        match name {
+        let preset = match name {
             "standard" => Ok(standard),
             // Holders linger between read and write: room for a stale write in between.
             "long-critical" => Ok(Scenario {
@@ -267,7 +267,10 @@ impl Scenario {
                 "unknown scenario preset '{other}' (expected one of: {})",
                 Scenario::PRESETS.join(", ")
             )),
-        }
+        };
+        // A preset is a valid scenario, as a command line that names it expects.
+        debug_assert!(preset.as_ref().map_or(true, |s| s.validate().is_ok()));
+        preset
     }
 
     pub fn script(&self, client: u32) -> Option<&ClientScript> {

@@ -209,6 +209,8 @@ pub fn knobs_markdown() -> String {
         let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
         out += &format!("| `{}` | `{}` | {} | {doc} |\n", k.key, k.flag(), k.limit);
     }
+    // One row per knob after the header's two: no doc line breaks a row of the table.
+    debug_assert_eq!(out.lines().count(), KNOBS.len() + 2);
     out
 }
 
@@ -304,7 +306,7 @@ impl NemesisConfig {
 
     /// Every kind of fault, at realistic sizes: the standard scenario's nemesis.
     pub fn standard() -> Self {
-        NemesisConfig {
+        let standard = NemesisConfig {
             enabled: true,
             pauses_max: 2,
             aimed_pauses_max: 2,
@@ -326,35 +328,43 @@ impl NemesisConfig {
             network_faults_max: 1,
             network_loss_permille_max: 300,
             ..NemesisConfig::none()
-        }
+        };
+        // Every preset is within its knobs' limits: a scenario file that leaves `[nemesis]`
+        // out gets these values, and its validation must not refuse what it did not write.
+        debug_assert_eq!(standard.validate(), Ok(()));
+        standard
     }
 
     /// The standard nemesis of a Redlock world: the standard one's client faults, stalls of one
     /// Redis node or all, partitions between clients and single nodes, and per node a skewed
     /// wall clock (steps up to one TTL of the standard scenario) and crashes.
     pub fn redlock() -> Self {
-        NemesisConfig {
+        let redlock = NemesisConfig {
             step_ms_max: 2_000,
             redis_skew_permille: 200,
             redis_crashes_max: 1,
             ..NemesisConfig::standard()
-        }
+        };
+        debug_assert_eq!(redlock.validate(), Ok(()));
+        redlock
     }
 
     /// Pauses only (timed and aimed).
     pub fn pauses() -> Self {
-        NemesisConfig {
+        let pauses = NemesisConfig {
             enabled: true,
             pauses_max: 2,
             aimed_pauses_max: 2,
             ..NemesisConfig::none()
-        }
+        };
+        debug_assert_eq!(pauses.validate(), Ok(()));
+        pauses
     }
 
     /// Skewed clocks (extreme drift, steps) with keepalives cut by client-etcd partitions:
     /// what a client's local lease check has to judge by its own clock.
     pub fn skew() -> Self {
-        NemesisConfig {
+        let skew = NemesisConfig {
             enabled: true,
             skew_permille: 1_000,
             drift_ppm_max: 100_000,
@@ -364,7 +374,9 @@ impl NemesisConfig {
             etcd_partitions_max: 2,
             partition_ms: MsRange::new(1_000, 5_000),
             ..NemesisConfig::none()
-        }
+        };
+        debug_assert_eq!(skew.validate(), Ok(()));
+        skew
     }
 
     /// Every knob in its range (the scenario's `validate` calls this; the messages name the
