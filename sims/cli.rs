@@ -711,7 +711,7 @@ fn the_help_lists_every_workload_and_family() {
 /// (`schemes::catalogue()`), never from a hand-typed string.
 #[test]
 fn the_help_lists_every_value_of_each_list() {
-    use fencelab::{etcd, lock, schemes, storage};
+    use fencelab::{etcd, lock, redis, schemes, storage};
     // A `ValueEnum` flag's long help lists its values one a line: "- name: what it does".
     let listed = |help: &str, what: &str, name: &str| {
         assert!(
@@ -733,6 +733,18 @@ fn the_help_lists_every_value_of_each_list() {
     }
     for v in etcd::Version::ALL {
         listed(&run_help, "run --help's --etcd-version", v.as_str());
+    }
+    for s in lock::ServiceKind::ALL {
+        listed(&run_help, "run --help's --service", s.as_str());
+    }
+    for p in redis::Persistence::ALL {
+        listed(&run_help, "run --help's --redis-persistence", p.as_str());
+    }
+    for c in lock::ClientClock::ALL {
+        listed(&run_help, "run --help's --redlock-clock", c.as_str());
+    }
+    for t in lock::RedlockToken::ALL {
+        listed(&run_help, "run --help's --redlock-token", t.as_str());
     }
     // The short help says the same in one line.
     let short = ok(&["run", "-h"]);
@@ -775,4 +787,38 @@ fn demo_tells_the_three_redlock_stories_and_etcds_demo_is_unchanged() {
     let etcd = ok(&["demo"]);
     assert!(etcd.starts_with("== etcd's example: fencing=none seed=1"));
     assert!(!etcd.contains("redis") && !etcd.contains("DOUBLE GRANT"));
+}
+
+/// The docs' `[redis]` table lists every value of its three lists: a value added to an enum's
+/// table and left out of the docs fails here.
+#[test]
+fn the_docs_redis_table_lists_every_value() {
+    use fencelab::{lock, redis};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/scenarios-and-faults.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let lists: [(&str, Vec<&str>); 3] = [
+        (
+            "persistence",
+            redis::Persistence::ALL.iter().map(|p| p.as_str()).collect(),
+        ),
+        (
+            "clock",
+            lock::ClientClock::ALL.iter().map(|c| c.as_str()).collect(),
+        ),
+        (
+            "token",
+            lock::RedlockToken::ALL.iter().map(|t| t.as_str()).collect(),
+        ),
+    ];
+    for (key, names) in lists {
+        let head = format!("| `{key}` |");
+        let row = doc.lines().find(|l| l.starts_with(&head));
+        let row = row.unwrap_or_else(|| panic!("the docs have no row for {key}"));
+        for name in names {
+            assert!(
+                row.contains(&format!("`{name}`")),
+                "the docs' {key} row leaves out {name}"
+            );
+        }
+    }
 }

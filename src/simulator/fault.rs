@@ -46,6 +46,8 @@ pub fn redis_node(node: &str) -> std::borrow::Cow<'_, str> {
 
 /// The member nodes of a cluster of `members`: `etcd` alone, or `etcd1` to `etcdN`.
 pub fn etcd_member_names(members: u32) -> Vec<String> {
+    // A cluster has a member: with none, `etcd` would name no node and its faults nothing.
+    assert!(members >= 1, "an etcd cluster of {members} members");
     match members {
         1 => vec![ETCD.to_string()],
         n => (1..=n).map(|i| format!("{ETCD}{i}")).collect(),
@@ -368,6 +370,21 @@ impl FaultPlan {
         assert!(kinds(|f| matches!(f, Fault::EtcdTimeouts { .. })) <= 1);
         assert!(kinds(|f| matches!(f, Fault::EtcdAmbiguousTimeouts { .. })) <= 1);
         assert!(kinds(|f| matches!(f, Fault::EtcdStaleLeader { .. })) <= 1);
+        // An aimed fault counts its point's hits from 1, so it can strike (the world matches
+        // the nth hit); a node's clock is one skew (the world reads the first).
+        assert!(self
+            .faults
+            .iter()
+            .filter_map(Fault::aim)
+            .all(|(_, _, nth)| nth >= 1));
+        fn skewed(f: &Fault) -> Option<&str> {
+            match f {
+                Fault::Skew { node, .. } => Some(node),
+                _ => None,
+            }
+        }
+        debug_assert!(self.faults.iter().enumerate().all(|(i, f)| skewed(f)
+            .is_none_or(|node| !self.faults[..i].iter().any(|g| skewed(g) == Some(node)))));
         debug_assert!(self.faults.iter().all(|f| match f {
             Fault::Partition { at_ms, .. } | Fault::Crash { at_ms, .. } => *at_ms <= START_MS_MAX,
             Fault::Network { at_ms, .. } => *at_ms <= START_MS_MAX,
@@ -551,6 +568,12 @@ fn check_sizes(f: &Fault, earlier: &[Fault]) -> Result<(), String> {
             Err("rate_permille above 500".into())
         }
         Fault::Network { .. } => check_network(f, earlier),
+        // As for a pause or a hold: the world counts a point's hits from 1, so an aim at the
+        // 0th would never strike.
+        Fault::RevokeLease {
+            at: Trigger::Point { nth: 0, .. },
+            ..
+        } => Err("nth counts from 1".into()),
         _ => Ok(()),
     }
 }
@@ -624,69 +647,4 @@ impl Fault {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::client_name;
-
-    #[test]
-    fn plan_round_trips_through_json() {
-        let plan = FaultPlan {
-            faults: vec![
-                Fault::Pause {
-                    node: "client1".into(),
-                    at: Trigger::Point {
-                        point: Point::AfterAcquire,
-                        nth: 1,
-                    },
-                    duration_ms: 5000,
-                },
-                Fault::Partition {
-                    a: "client2".into(),
-                    b: STORAGE.into(),
-                    at_ms: 100,
-                    duration_ms: 200,
-                },
-                Fault::EtcdTimeouts { rate_permille: 10 },
-            ],
-        };
-        let json = serde_json::to_string(&plan).unwrap();
-        assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
-        plan.validate(&["client1".into(), "client2".into()])
-            .unwrap();
-    }
-
-    #[test]
-    fn validation_bounds_start_times_and_refuses_duplicates() {
-        let nodes = [client_name(1)];
-        let late = FaultPlan {
-            faults: vec![Fault::Partition {
-                a: client_name(1),
-                b: STORAGE.into(),
-                at_ms: u64::MAX,
-                duration_ms: 10,
-            }],
-        };
-        assert!(late.validate(&nodes).unwrap_err().contains("starts at"));
-        let skew = Fault::Skew {
-            node: client_name(1),
-            skew: Skew::default(),
-        };
-        let twice = FaultPlan {
-            faults: vec![skew.clone(), skew],
-        };
-        assert!(twice.validate(&nodes).unwrap_err().contains("second skew"));
-    }
-
-    #[test]
-    fn validation_names_the_fault() {
-        let plan = FaultPlan {
-            faults: vec![Fault::Crash {
-                node: "nobody".into(),
-                at_ms: 1,
-                restart_after_ms: 1,
-            }],
-        };
-        let e = plan.validate(&["client1".into()]).unwrap_err();
-        assert!(e.contains("fault 1") && e.contains("unknown node"), "{e}");
-    }
-}
+mod tests;

@@ -88,6 +88,8 @@ pub fn etcd_slack_ms(scenario: &Scenario) -> u64 {
 pub fn label(fault: &Fault, scenario: &Scenario) -> LabelledFault {
     let (assumption, why) =
         late_without_bound(fault, scenario).unwrap_or_else(|| label_alone(fault, scenario));
+    // Every label says why in words: the story and the reports print it beside the fault.
+    debug_assert!(!why.is_empty(), "{fault:?} labelled without a reason");
     LabelledFault {
         fault: fault.clone(),
         assumption,

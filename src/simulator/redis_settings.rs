@@ -61,6 +61,8 @@ pub const RESTART_DELAY_MS_MAX: u64 = 3_600_000;
 impl RedisSettings {
     /// The node names, `redis1` to `redisN`.
     pub fn node_names(&self) -> Vec<String> {
+        // Redlock needs a node; the world addresses at most NODES_MAX.
+        debug_assert!((1..=NODES_MAX as u32).contains(&self.nodes));
         (1..=self.nodes).map(|i| format!("redis{i}")).collect()
     }
 
@@ -102,6 +104,8 @@ impl RedisSettings {
 
     /// The scenario's Redlock recipe (`single`: the single-instance lock).
     pub fn recipe(&self, single: bool) -> Redlock {
+        // A validated table's quorum: the recipe counts that many of `nodes` answers.
+        debug_assert!(self.quorum.is_none_or(|q| (1..=self.nodes).contains(&q)));
         Redlock {
             clock: self.clock,
             token: self.token,

@@ -239,7 +239,7 @@ impl Scenario {
     /// A named scenario (see [`Scenario::PRESETS`]).
     pub fn preset(name: &str) -> Result<Scenario, String> {
         let standard = Scenario::standard();
-        match name {
+        let preset = match name {
             "standard" => Ok(standard),
             // Holders linger between read and write: room for a stale write in between.
             "long-critical" => Ok(Scenario {
@@ -267,7 +267,10 @@ impl Scenario {
                 "unknown scenario preset '{other}' (expected one of: {})",
                 Scenario::PRESETS.join(", ")
             )),
-        }
+        };
+        // A preset is a valid scenario, as a command line that names it expects.
+        debug_assert!(preset.as_ref().map_or(true, |s| s.validate().is_ok()));
+        preset
     }
 
     pub fn script(&self, client: u32) -> Option<&ClientScript> {
@@ -394,12 +397,18 @@ impl Scenario {
 
     /// The service and the lock method agree, and the service's own settings hold.
     fn validate_service(&self) -> Result<(), String> {
-        use crate::lock::ServiceKind;
+        use crate::lock::{LockMethod, ServiceKind};
         self.redis.validate()?;
         if self.lock_method.service() != self.service {
-            let methods = match self.service {
-                ServiceKind::Etcd => "election, kv-mutex or lock-api",
-                ServiceKind::Redlock => "redlock or redis-single",
+            // The service's methods, from the one table of methods: "a, b or c".
+            let methods: Vec<&str> = LockMethod::ALL
+                .iter()
+                .filter(|m| m.service() == self.service)
+                .map(|m| m.as_str())
+                .collect();
+            let methods = match methods.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => methods.concat(),
             };
             return Err(format!(
                 "lock_method: {} locks on {}, and service is {}: use {methods}",
@@ -561,5 +570,31 @@ mod tests {
             .starts_with("lease_check_margin_ms"));
         s.lease_check_margin_ms = Some(1_999);
         assert_eq!(s.validate(), Ok(()));
+    }
+
+    /// A method of the other service is refused with the service's methods, taken from
+    /// `LockMethod::ALL` in its order (the text the hand-typed lists gave).
+    #[test]
+    fn a_method_of_the_other_service_names_this_ones() {
+        use crate::lock::{LockMethod, ServiceKind};
+        let s = Scenario {
+            lock_method: LockMethod::Redlock,
+            ..Scenario::standard()
+        };
+        assert_eq!(
+            s.validate().unwrap_err(),
+            "lock_method: redlock locks on redlock, and service is etcd: use election, kv-mutex \
+             or lock-api"
+        );
+        let s = Scenario {
+            service: ServiceKind::Redlock,
+            lock_method: LockMethod::Election,
+            ..Scenario::standard()
+        };
+        assert_eq!(
+            s.validate().unwrap_err(),
+            "lock_method: election locks on etcd, and service is redlock: use redlock or \
+             redis-single"
+        );
     }
 }

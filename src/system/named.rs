@@ -109,10 +109,14 @@ mod agree {
 
     #[test]
     fn every_list_has_one_set_of_names() {
-        use crate::{etcd, lock, storage};
+        use crate::{etcd, lock, redis, storage};
         agree(&storage::Fencing::ALL, storage::Fencing::as_str);
         agree(&lock::LockMethod::ALL, lock::LockMethod::as_str);
         agree(&etcd::Backend::ALL, etcd::Backend::as_str);
         agree(&etcd::Version::ALL, etcd::Version::as_str);
+        agree(&lock::ServiceKind::ALL, lock::ServiceKind::as_str);
+        agree(&redis::Persistence::ALL, redis::Persistence::as_str);
+        agree(&lock::ClientClock::ALL, lock::ClientClock::as_str);
+        agree(&lock::RedlockToken::ALL, lock::RedlockToken::as_str);
     }
 }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// come the struct's fields (serde names them as here), the range checks of
 /// [`NemesisConfig::validate`], the [`KNOBS`] table behind the docs' list, and, with the `cli`
 /// feature, [`NemesisFlags`]: one `--flag` per knob, named as the key with dashes.
+///
+/// A library user sees the struct and the flags; the knob machinery (`Knob`, `Limit`, `KNOBS`)
+/// stays in the crate, and the docs' table is made only by the test that checks it.
 macro_rules! knobs {
     ($( $(#[doc = $doc:literal])+ $key:ident : $ty:ty = $none:expr, $limit:expr; )+) => {
         /// The random nemesis' rates and ranges. Each `*_max` is the most faults of that kind
@@ -39,7 +42,8 @@ macro_rules! knobs {
         }
 
         /// Every knob (but `enabled`): its TOML key, what it may be, and its doc line.
-        pub const KNOBS: &[KnobInfo] = &[
+        #[cfg(test)]
+        const KNOBS: &[KnobInfo] = &[
             $( KnobInfo {
                 key: stringify!($key),
                 limit: $limit,
@@ -55,7 +59,7 @@ macro_rules! knobs {
             $(
                 $(#[doc = $doc])+
                 #[arg(long, value_name = <$ty as Knob>::VALUE_NAME)]
-                pub $key: Option<<$ty as Knob>::Flag>,
+                $key: Option<<$ty as Knob>::Flag>,
             )+
         }
 
@@ -154,7 +158,7 @@ knobs! {
 
 /// What values a knob may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
+pub(crate) enum Limit {
     /// A number of faults per run: 0 to [`COUNT_MAX`].
     Count,
     /// A chance per mille: 0 to 1000.
@@ -168,7 +172,7 @@ pub enum Limit {
 }
 
 /// The most faults of one kind a plan may draw: a bound that keeps plans small enough to read.
-pub const COUNT_MAX: u32 = 16;
+pub(crate) const COUNT_MAX: u32 = 16;
 
 impl std::fmt::Display for Limit {
     /// As the docs' table shows it.
@@ -184,42 +188,49 @@ impl std::fmt::Display for Limit {
 }
 
 /// One row of [`KNOBS`].
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
-pub struct KnobInfo {
+struct KnobInfo {
     /// The TOML key in a scenario's `[nemesis]` table; the flag is `--` and it with dashes.
-    pub key: &'static str,
+    key: &'static str,
     /// What it may be.
-    pub limit: Limit,
+    limit: Limit,
     /// Its doc comment, one `\n` after each line.
-    pub doc: &'static str,
+    doc: &'static str,
 }
 
+#[cfg(test)]
 impl KnobInfo {
     /// The command's flag for this knob.
-    pub fn flag(&self) -> String {
+    fn flag(&self) -> String {
         format!("--{}", self.key.replace('_', "-"))
     }
 }
 
 /// The docs' table of knobs (`docs/scenarios-and-faults.md` holds it between
 /// [`KNOBS_BEGIN`] and [`KNOBS_END`]; a test fails when it is out of date).
-pub fn knobs_markdown() -> String {
+#[cfg(test)]
+fn knobs_markdown() -> String {
     let mut out = String::from("| key | flag | values | what |\n|---|---|---|---|\n");
     for k in KNOBS {
         let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
         out += &format!("| `{}` | `{}` | {} | {doc} |\n", k.key, k.flag(), k.limit);
     }
+    // One row per knob after the header's two: no doc line breaks a row of the table.
+    debug_assert_eq!(out.lines().count(), KNOBS.len() + 2);
     out
 }
 
 /// The line before the generated table in the docs.
-pub const KNOBS_BEGIN: &str =
+#[cfg(test)]
+const KNOBS_BEGIN: &str =
     "<!-- knobs: generated from KNOBS (nemesis/config.rs); a test checks it -->";
 /// The line after it.
-pub const KNOBS_END: &str = "<!-- end of knobs -->";
+#[cfg(test)]
+const KNOBS_END: &str = "<!-- end of knobs -->";
 
 /// A knob's type: how it is checked against its [`Limit`] and read from its flag.
-pub trait Knob: Sized {
+pub(crate) trait Knob: Sized {
     /// What the flag takes (ranges as text, so that their parse error names the flag).
     type Flag: Clone + Send + Sync + 'static;
     /// The flag's value name in `--help`.
@@ -304,7 +315,7 @@ impl NemesisConfig {
 
     /// Every kind of fault, at realistic sizes: the standard scenario's nemesis.
     pub fn standard() -> Self {
-        NemesisConfig {
+        let standard = NemesisConfig {
             enabled: true,
             pauses_max: 2,
             aimed_pauses_max: 2,
@@ -326,35 +337,43 @@ impl NemesisConfig {
             network_faults_max: 1,
             network_loss_permille_max: 300,
             ..NemesisConfig::none()
-        }
+        };
+        // Every preset is within its knobs' limits: a scenario file that leaves `[nemesis]`
+        // out gets these values, and its validation must not refuse what it did not write.
+        debug_assert_eq!(standard.validate(), Ok(()));
+        standard
     }
 
     /// The standard nemesis of a Redlock world: the standard one's client faults, stalls of one
     /// Redis node or all, partitions between clients and single nodes, and per node a skewed
     /// wall clock (steps up to one TTL of the standard scenario) and crashes.
     pub fn redlock() -> Self {
-        NemesisConfig {
+        let redlock = NemesisConfig {
             step_ms_max: 2_000,
             redis_skew_permille: 200,
             redis_crashes_max: 1,
             ..NemesisConfig::standard()
-        }
+        };
+        debug_assert_eq!(redlock.validate(), Ok(()));
+        redlock
     }
 
     /// Pauses only (timed and aimed).
     pub fn pauses() -> Self {
-        NemesisConfig {
+        let pauses = NemesisConfig {
             enabled: true,
             pauses_max: 2,
             aimed_pauses_max: 2,
             ..NemesisConfig::none()
-        }
+        };
+        debug_assert_eq!(pauses.validate(), Ok(()));
+        pauses
     }
 
     /// Skewed clocks (extreme drift, steps) with keepalives cut by client-etcd partitions:
     /// what a client's local lease check has to judge by its own clock.
     pub fn skew() -> Self {
-        NemesisConfig {
+        let skew = NemesisConfig {
             enabled: true,
             skew_permille: 1_000,
             drift_ppm_max: 100_000,
@@ -364,7 +383,9 @@ impl NemesisConfig {
             etcd_partitions_max: 2,
             partition_ms: MsRange::new(1_000, 5_000),
             ..NemesisConfig::none()
-        }
+        };
+        debug_assert_eq!(skew.validate(), Ok(()));
+        skew
     }
 
     /// Every knob in its range (the scenario's `validate` calls this; the messages name the

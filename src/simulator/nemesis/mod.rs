@@ -13,11 +13,9 @@ use crate::scenario::Scenario;
 use crate::workload::Point;
 
 mod config;
+pub use config::NemesisConfig;
 #[cfg(feature = "cli")]
 pub use config::NemesisFlags;
-pub use config::{
-    knobs_markdown, Knob, KnobInfo, Limit, NemesisConfig, COUNT_MAX, KNOBS, KNOBS_BEGIN, KNOBS_END,
-};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -53,6 +53,8 @@ impl Run {
 
 /// madsim's latency range for an inclusive range of milliseconds.
 fn latency_range(ms: MsRange) -> std::ops::Range<Duration> {
+    // A valid scenario's range; an inverted one would leave madsim an empty range to draw from.
+    assert!(ms.min <= ms.max, "latency {}..{} ms", ms.min, ms.max);
     Duration::from_millis(ms.min)..Duration::from_millis(ms.max + 1)
 }
 
@@ -72,9 +74,9 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
     config.net.send_latency = latency_range(scenario.latency_ms);
     config.net.packet_loss_rate = scenario.loss_rate;
     let mut rt = Runtime::with_seed_and_config(seed, config);
-    rt.set_time_limit(
-        Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK,
-    );
+    let time_limit =
+        Duration::from_millis(scenario.duration_ms + scenario.drain_ms) + TIME_LIMIT_SLACK;
+    rt.set_time_limit(time_limit);
     let plan_labels = label::label_plan(&plan.faults, scenario);
     // One label per fault, in plan order.
     assert_eq!(plan_labels.len(), plan.faults.len());
@@ -89,6 +91,8 @@ fn run_parts(scenario: &Scenario, plan: &FaultPlan, parts: Parts, seed: u64) -> 
     let tokens_rise = parts.recipe.tokens_rise();
     let (history, messages, simulated_ms) =
         rt.block_on(async move { supervise(scenario, plan, parts, seed).await });
+    // The run ended within madsim's time limit (past it, madsim panics first).
+    assert!(simulated_ms <= time_limit.as_millis() as u64);
     // A recipe whose tokens do not rise is judged by the order its grants came in.
     let verdict = match tokens_rise {
         true => checker::check_with(&history, |h| workload.check(h)),
