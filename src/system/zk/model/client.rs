@@ -1,0 +1,690 @@
+//! The model's client: one ZooKeeper session, as ZooKeeper 3.8.0's `ClientCnxn`
+//! (`zookeeper-server/src/main/java/org/apache/zookeeper/ClientCnxn.java`) keeps it, with
+//! Curator's `ConnectionStateManager` on top (apache/curator, `curator-framework`,
+//! `org/apache/curator/framework/state/ConnectionStateManager.java`).
+//!
+//! - **Connect** (`SendThread.startConnect`, `primeConnection`): to one server of the ensemble,
+//!   round-robin (`StaticHostProvider.next`, without its shuffle), each attempt bounded by
+//!   `connectTimeout = T / servers`; a reconnect first sleeps a random 0..1000 ms
+//!   (`startConnect`: `Thread.sleep(r.nextInt(1000))`), drawn from the client's own stream.
+//! - **Ping** (`SendThread.run`): after `readTimeout / 2 = T/3` without sending.
+//! - **Suspended** (`Disconnected`): nothing received for `readTimeout = 2T/3`
+//!   (`SessionTimeoutException`), or the connection broke. Every request outstanding fails with
+//!   `ConnectionLoss` (`cleanAndNotifyState` → `cleanup`), indeterminate: it may have been
+//!   applied. Every watch fires with the state (`ZKWatchManager.materialize`, `None` type).
+//! - **Expired** only when a server answers the reconnect so (`onConnected` with a timeout of
+//!   0); never by the client's own reckoning.
+//! - **Lost**: Curator's verdict one negotiated timeout after `Suspended`, on the client's wall
+//!   clock (`System.currentTimeMillis`; `ConnectionStateManager.processEvents` and
+//!   `checkSessionExpiration`, which injects a session expiration into the handle: the session
+//!   is given up, whatever the servers think).
+//! - After `Expired`, `Lost` or `Closed` every call answers `SessionExpired`
+//!   (`ClientCnxn.conLossPacket`, state `CLOSED`).
+
+use super::error::ZkError;
+use super::tree::{CreateMode, Op, OpResult, Stat};
+use super::wire::{Request, Response, ToClient, ToServer};
+use crate::clock::NodeClock;
+use crate::history::{EventKind, Probe};
+use crate::zk::{Created, Fired, MultiFailed, SessionInfo, SessionState, Watch, Zk, ZkResult};
+use crate::BoxFuture;
+use madsim::net::{Endpoint, Receiver, Sender};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// Most requests waiting for an answer: a limit on everything.
+const PENDING_MAX: usize = 10_000;
+/// Most client-side watches: a limit on everything.
+const WATCHES_MAX: usize = 10_000;
+/// Most connection attempts in a session's life: a limit on everything.
+const ATTEMPTS_MAX: u64 = 1_000_000;
+/// Most packets one connection handles: a limit on everything.
+const PACKETS_MAX: u64 = 100_000_000;
+/// `startConnect`'s random sleep before a reconnect, ms (`r.nextInt(1000)`).
+const RECONNECT_SLEEP_MS_MAX: u64 = 999;
+
+struct Shared {
+    session: SessionInfo,
+    link: Option<(Arc<Sender>, u64)>,
+    generation: u64,
+    next_xid: u64,
+    pending: BTreeMap<u64, (u64, oneshot::Sender<Response>)>,
+    watches: BTreeMap<String, Vec<oneshot::Sender<Fired>>>,
+    watch_count: usize,
+    /// The client's monotonic µs of its last packet received and sent (`ClientCnxnSocket`'s
+    /// `lastHeard`, `lastSend`).
+    last_recv_us: i64,
+    last_send_us: i64,
+}
+
+struct Inner {
+    servers: Vec<SocketAddr>,
+    clock: NodeClock,
+    requested_timeout_ms: u64,
+    state: watch::Sender<SessionState>,
+    shared: Mutex<Shared>,
+    probe: Option<Probe>,
+}
+
+/// One ZooKeeper session of the model (see the module doc).
+pub struct ModelZk {
+    inner: Arc<Inner>,
+}
+
+impl Inner {
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        // Every change under this lock is one map operation: a poisoned lock is still whole.
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_us(&self) -> i64 {
+        self.clock.monotonic_us()
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        match self.shared().session.timeout_ms {
+            0 => self.requested_timeout_ms,
+            t => t,
+        }
+    }
+
+    fn state(&self) -> SessionState {
+        *self.state.borrow()
+    }
+
+    /// Moves to `next`, unless the session already ended; fires the watches with it when the
+    /// connection is gone, and records a session's end.
+    fn set_state(&self, next: SessionState) {
+        let prev = self.state();
+        if prev.is_terminal() || prev == SessionState::Lost || prev == next {
+            return;
+        }
+        self.state.send_replace(next);
+        if next != SessionState::Connected {
+            self.drop_link();
+            let watches = std::mem::take(&mut self.shared().watches);
+            for w in watches.into_values().flatten() {
+                let _ = w.send(Fired::Session(next));
+            }
+            self.shared().watch_count = 0;
+        }
+        if matches!(next, SessionState::Lost | SessionState::Expired) {
+            if let Some(p) = &self.probe {
+                p.record(EventKind::LeaseLost {
+                    lease_id: self.shared().session.session_id as i64,
+                    why: format!("zookeeper session {}", next.as_str()),
+                });
+            }
+        }
+    }
+
+    /// Forgets the connection: every request on it fails with `ConnectionLoss` (its waiter is
+    /// dropped).
+    fn drop_link(&self) {
+        let mut s = self.shared();
+        s.link = None;
+        s.pending.clear();
+    }
+
+    fn send(&self, packet: ToServer) -> bool {
+        let link = self.shared().link.clone();
+        let Some((tx, _)) = link else { return false };
+        let sent = send_now(&tx, packet);
+        if sent {
+            self.shared().last_send_us = self.now_us();
+        }
+        sent
+    }
+}
+
+/// Sends without waiting: madsim's connection send completes at its first poll.
+fn send_now(tx: &Sender, packet: ToServer) -> bool {
+    use std::future::Future;
+    let mut fut = std::pin::pin!(tx.send(Box::new(packet)));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    matches!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(())))
+}
+
+/// How a connection attempt ended.
+enum Attempt {
+    Connected(Endpoint, Arc<Sender>, Receiver),
+    Expired,
+    Failed,
+}
+
+impl ModelZk {
+    /// A new session with one of `servers` (tried in turn from the first), asking for
+    /// `requested_timeout_ms`. Resolves once connected; `ConnectionLoss` when a round of every
+    /// server failed. `seed` seeds the client's own reconnect delays. The session's thread runs
+    /// on the calling node until the session ends or this is dropped.
+    pub async fn connect(
+        servers: Vec<SocketAddr>,
+        requested_timeout_ms: u64,
+        clock: NodeClock,
+        seed: u64,
+        probe: Option<Probe>,
+    ) -> ZkResult<ModelZk> {
+        assert!(
+            !servers.is_empty() && servers.len() <= 255,
+            "1 to 255 servers"
+        );
+        assert!(
+            requested_timeout_ms > 0 && requested_timeout_ms <= crate::zk::SESSION_TIMEOUT_MS_MAX
+        );
+        let now_us = clock.monotonic_us();
+        let inner = Arc::new(Inner {
+            servers,
+            clock,
+            requested_timeout_ms,
+            state: watch::channel(SessionState::Suspended).0,
+            shared: Mutex::new(Shared {
+                session: SessionInfo {
+                    session_id: 0,
+                    timeout_ms: 0,
+                },
+                link: None,
+                generation: 0,
+                next_xid: 0,
+                pending: BTreeMap::new(),
+                watches: BTreeMap::new(),
+                watch_count: 0,
+                last_recv_us: now_us,
+                last_send_us: now_us,
+            }),
+            probe,
+        });
+        // The first round: every server once, without the reconnect sleep.
+        for i in 0..inner.servers.len() {
+            match attempt(&inner, i).await {
+                Attempt::Connected(ep, tx, rx) => {
+                    inner.state.send_replace(SessionState::Connected);
+                    let session = inner.shared().session;
+                    if let Some(p) = &inner.probe {
+                        p.record(EventKind::LeaseGranted {
+                            lease_id: session.session_id as i64,
+                            ttl_s: (session.timeout_ms / 1000) as i64,
+                        });
+                    }
+                    tokio::spawn(session_thread(inner.clone(), (ep, tx, rx), i, seed));
+                    tokio::spawn(curator_state_manager(inner.clone()));
+                    return Ok(ModelZk { inner });
+                }
+                // A new session is refused only when the server is full: try the next.
+                Attempt::Expired | Attempt::Failed => continue,
+            }
+        }
+        Err(ZkError::ConnectionLoss)
+    }
+}
+
+/// One connection attempt to server `i`: connect, `ConnectRequest`, its answer within
+/// `connectTimeout = T / servers`.
+async fn attempt(inner: &Arc<Inner>, i: usize) -> Attempt {
+    let n = inner.servers.len() as u64;
+    let connect_timeout = Duration::from_millis((inner.timeout_ms() / n).max(1));
+    let addr = inner.servers[i];
+    let session_id = inner.shared().session.session_id;
+    let timeout_ms = inner.requested_timeout_ms;
+    let tried = inner
+        .clock
+        .timeout(connect_timeout, async move {
+            let ep = Endpoint::bind("0.0.0.0:0").await.ok()?;
+            let (tx, mut rx) = ep.connect1(addr).await.ok()?;
+            let hello = ToServer::Connect {
+                session_id,
+                timeout_ms,
+            };
+            tx.send(Box::new(hello)).await.ok()?;
+            let answer = rx.recv().await.ok()?.downcast::<ToClient>().ok()?;
+            Some((ep, tx, rx, *answer))
+        })
+        .await;
+    match tried {
+        Ok(Some((
+            ep,
+            tx,
+            rx,
+            ToClient::Connected {
+                session_id: id,
+                timeout_ms,
+            },
+        ))) => {
+            let now_us = inner.now_us();
+            let mut s = inner.shared();
+            assert!(
+                session_id == 0 || session_id == id,
+                "a reconnect keeps its session"
+            );
+            s.session = SessionInfo {
+                session_id: id,
+                timeout_ms,
+            };
+            s.generation += 1;
+            let tx = Arc::new(tx);
+            s.link = Some((tx.clone(), s.generation));
+            (s.last_recv_us, s.last_send_us) = (now_us, now_us);
+            Attempt::Connected(ep, tx, rx)
+        }
+        Ok(Some((_, _, _, ToClient::Expired))) => Attempt::Expired,
+        _ => Attempt::Failed,
+    }
+}
+
+/// `SendThread.run`: serve the connection until it breaks, then reconnect round-robin until
+/// connected again, expired, lost or closed.
+async fn session_thread(
+    inner: Arc<Inner>,
+    first: (Endpoint, Arc<Sender>, Receiver),
+    mut server: usize,
+    seed: u64,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut conn = Some(first);
+    for _ in 0..ATTEMPTS_MAX {
+        if let Some((_ep, _tx, rx)) = conn.take() {
+            serve_connection(&inner, rx).await;
+            if inner.state() == SessionState::Connected {
+                inner.set_state(SessionState::Suspended);
+            }
+        }
+        if inner.state() != SessionState::Suspended {
+            return;
+        }
+        let sleep_ms = rng.gen_range(0..=RECONNECT_SLEEP_MS_MAX);
+        inner.clock.sleep(Duration::from_millis(sleep_ms)).await;
+        if inner.state() != SessionState::Suspended {
+            return;
+        }
+        server = (server + 1) % inner.servers.len();
+        match attempt(&inner, server).await {
+            Attempt::Connected(ep, tx, rx) if inner.state() == SessionState::Suspended => {
+                inner.set_state(SessionState::Connected);
+                conn = Some((ep, tx, rx));
+            }
+            Attempt::Expired => inner.set_state(SessionState::Expired),
+            _ => inner.drop_link(),
+        }
+    }
+}
+
+/// One live connection: answers, events and pongs in; a ping after T/3 without sending; the
+/// connection given up after 2T/3 without receiving (`readTimeout`).
+async fn serve_connection(inner: &Arc<Inner>, mut rx: Receiver) {
+    let timeout_us = inner.timeout_ms() as i64 * 1000;
+    let read_timeout_us = timeout_us * 2 / 3;
+    let ping_after_us = read_timeout_us / 2;
+    let mut state = inner.state.subscribe();
+    for _ in 0..PACKETS_MAX {
+        if inner.state() != SessionState::Connected {
+            return;
+        }
+        let now_us = inner.now_us();
+        let (recv_us, send_us) = {
+            let s = inner.shared();
+            (s.last_recv_us, s.last_send_us)
+        };
+        if now_us - recv_us >= read_timeout_us {
+            return;
+        }
+        if now_us - send_us >= ping_after_us {
+            if !inner.send(ToServer::Ping) {
+                return;
+            }
+            continue;
+        }
+        let wait_us =
+            (read_timeout_us - (now_us - recv_us)).min(ping_after_us - (now_us - send_us));
+        tokio::select! {
+            msg = rx.recv() => {
+                let Ok(msg) = msg else { return };
+                inner.shared().last_recv_us = inner.now_us();
+                if let Ok(packet) = msg.downcast::<ToClient>() {
+                    handle(inner, *packet);
+                }
+            }
+            _ = inner.clock.sleep(Duration::from_micros(wait_us.max(1) as u64)) => {}
+            _ = state.changed() => {}
+        }
+    }
+}
+
+fn handle(inner: &Inner, packet: ToClient) {
+    match packet {
+        ToClient::Reply { xid, body } => {
+            if let Some((_, w)) = inner.shared().pending.remove(&xid) {
+                let _ = w.send(body);
+            }
+        }
+        ToClient::Event { path, kind } => {
+            let fired = {
+                let mut s = inner.shared();
+                let fired = s.watches.remove(&path).unwrap_or_default();
+                s.watch_count -= fired.len();
+                fired
+            };
+            let kind = match kind {
+                super::watch::EventKind::NodeCreated => Fired::NodeCreated,
+                super::watch::EventKind::NodeDeleted => Fired::NodeDeleted,
+                super::watch::EventKind::NodeDataChanged => Fired::NodeDataChanged,
+            };
+            for w in fired {
+                let _ = w.send(kind);
+            }
+        }
+        ToClient::Pong | ToClient::Connected { .. } | ToClient::Expired => {}
+    }
+}
+
+/// Curator's `ConnectionStateManager`: once `Suspended`, `Lost` after a negotiated timeout by
+/// the wall clock, unless the session reconnected first. The wait itself is a timed poll on
+/// the monotonic clock (`BlockingQueue.poll`), so a wall-clock step moves `Lost` only at the
+/// next check.
+async fn curator_state_manager(inner: Arc<Inner>) {
+    let mut states = inner.state.subscribe();
+    for _ in 0..ATTEMPTS_MAX {
+        if states
+            .wait_for(|s| *s != SessionState::Connected)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if inner.state() != SessionState::Suspended {
+            return;
+        }
+        let start_us = inner.clock.now_us();
+        let timeout_us = inner.timeout_ms() as i64 * 1000;
+        loop {
+            let left_us = start_us + timeout_us - inner.clock.now_us();
+            if left_us <= 0 {
+                inner.set_state(SessionState::Lost);
+                break;
+            }
+            tokio::select! {
+                _ = states.wait_for(|s| *s != SessionState::Suspended) => break,
+                _ = inner.clock.sleep(Duration::from_micros(left_us as u64)) => {}
+            }
+        }
+        if inner.state().is_terminal() || inner.state() == SessionState::Lost {
+            return;
+        }
+    }
+}
+
+impl ModelZk {
+    /// Sends a request and waits for its answer. While suspended, waits for the reconnect
+    /// (`queuePacket` queues it), at most one connect timeout per server, then
+    /// `ConnectionLoss`.
+    async fn call(&self, body: Request) -> ZkResult<Response> {
+        let inner = &self.inner;
+        let mut states = inner.state.subscribe();
+        let wait = Duration::from_millis(inner.timeout_ms());
+        let connected = inner
+            .clock
+            .timeout(wait, states.wait_for(|s| *s != SessionState::Suspended))
+            .await;
+        match (connected, inner.state()) {
+            (Err(_), _) => return Err(ZkError::ConnectionLoss),
+            (_, SessionState::Connected) => {}
+            _ => return Err(ZkError::SessionExpired),
+        }
+        let (tx, rx) = oneshot::channel();
+        let xid = {
+            let mut s = inner.shared();
+            let Some((_, generation)) = s.link.clone() else {
+                return Err(ZkError::ConnectionLoss);
+            };
+            if s.pending.len() >= PENDING_MAX {
+                return Err(ZkError::ModelLimit {
+                    what: "requests in flight",
+                });
+            }
+            s.next_xid += 1;
+            let xid = s.next_xid;
+            s.pending.insert(xid, (generation, tx));
+            xid
+        };
+        if !inner.send(ToServer::Request { xid, body }) {
+            inner.shared().pending.remove(&xid);
+            return Err(ZkError::ConnectionLoss);
+        }
+        match rx.await {
+            Ok(Response::Error(e)) => Err(e),
+            Ok(r) => Ok(r),
+            // Sent, then the connection broke: it may have been applied.
+            Err(_) => match inner.state() {
+                SessionState::Expired | SessionState::Closed => Err(ZkError::SessionExpired),
+                _ => Err(ZkError::ConnectionLoss),
+            },
+        }
+    }
+
+    /// A client-side watch on `path`, registered before the request so that no event is
+    /// missed; removed again if the request fails (`WatchRegistration.register` keeps it only
+    /// on success).
+    fn watch(&self, path: &str) -> ZkResult<(oneshot::Receiver<Fired>, WatchGuard)> {
+        let (tx, rx) = oneshot::channel();
+        let mut s = self.inner.shared();
+        if s.watch_count >= WATCHES_MAX {
+            return Err(ZkError::ModelLimit {
+                what: "client watches",
+            });
+        }
+        s.watches.entry(path.to_string()).or_default().push(tx);
+        s.watch_count += 1;
+        assert!(s.watch_count <= WATCHES_MAX);
+        Ok((
+            rx,
+            WatchGuard {
+                inner: self.inner.clone(),
+                path: path.to_string(),
+                armed: true,
+            },
+        ))
+    }
+}
+
+/// Removes a watch whose request failed (closed senders only: a watch already fired or
+/// handed out stays as it is).
+struct WatchGuard {
+    inner: Arc<Inner>,
+    path: String,
+    armed: bool,
+}
+
+impl WatchGuard {
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut s = self.inner.shared();
+        let Some(list) = s.watches.get_mut(&self.path) else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|w| !w.is_closed());
+        let removed = before - list.len();
+        if list.is_empty() {
+            s.watches.remove(&self.path);
+        }
+        s.watch_count -= removed;
+    }
+}
+
+fn into_watch(rx: oneshot::Receiver<Fired>) -> Watch {
+    // A watch whose sender went without firing was forgotten with the session: it fires
+    // with the session's end.
+    Box::pin(async move { rx.await.unwrap_or(Fired::Session(SessionState::Closed)) })
+}
+
+fn unexpected(r: Response) -> ZkError {
+    debug_assert!(false, "unexpected answer {r:?}");
+    ZkError::RuntimeInconsistency
+}
+
+impl Drop for ModelZk {
+    /// The handle goes without `close()`: its thread stops and its connection closes; the
+    /// session lives on the servers until it expires, as a crashed client's does.
+    fn drop(&mut self) {
+        self.inner.set_state(SessionState::Closed);
+    }
+}
+
+impl Zk for ModelZk {
+    fn session(&self) -> SessionInfo {
+        self.inner.shared().session
+    }
+
+    fn state(&self) -> SessionState {
+        self.inner.state()
+    }
+
+    fn state_changed(&self, seen: SessionState) -> BoxFuture<'_, SessionState> {
+        let mut states = self.inner.state.subscribe();
+        Box::pin(async move {
+            match states.wait_for(|s| *s != seen).await {
+                Ok(s) => *s,
+                Err(_) => SessionState::Closed,
+            }
+        })
+    }
+
+    fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> BoxFuture<'_, ZkResult<Created>> {
+        let body = Request::Create {
+            path: path.to_string(),
+            data: data.to_vec(),
+            mode,
+        };
+        Box::pin(async move {
+            match self.call(body).await? {
+                Response::Created { path, stat } => Ok(Created { path, stat }),
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn delete(&self, path: &str, version: i32) -> BoxFuture<'_, ZkResult<()>> {
+        let body = Request::Delete {
+            path: path.to_string(),
+            version,
+        };
+        Box::pin(async move {
+            match self.call(body).await? {
+                Response::Deleted => Ok(()),
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn get_data(&self, path: &str) -> BoxFuture<'_, ZkResult<(Vec<u8>, Stat)>> {
+        let body = Request::GetData {
+            path: path.to_string(),
+            watch: false,
+        };
+        Box::pin(async move {
+            match self.call(body).await? {
+                Response::Data { data, stat } => Ok((data, stat)),
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn get_data_watch(&self, path: &str) -> BoxFuture<'_, ZkResult<(Vec<u8>, Stat, Watch)>> {
+        let path = path.to_string();
+        Box::pin(async move {
+            let (rx, guard) = self.watch(&path)?;
+            let body = Request::GetData { path, watch: true };
+            match self.call(body).await? {
+                Response::Data { data, stat } => {
+                    guard.keep();
+                    Ok((data, stat, into_watch(rx)))
+                }
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn exists_watch(&self, path: &str) -> BoxFuture<'_, ZkResult<(Option<Stat>, Watch)>> {
+        let path = path.to_string();
+        Box::pin(async move {
+            let (rx, guard) = self.watch(&path)?;
+            let body = Request::Exists { path, watch: true };
+            match self.call(body).await? {
+                Response::Exists(stat) => {
+                    guard.keep();
+                    Ok((stat, into_watch(rx)))
+                }
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn set_data(&self, path: &str, data: &[u8], version: i32) -> BoxFuture<'_, ZkResult<Stat>> {
+        let body = Request::SetData {
+            path: path.to_string(),
+            data: data.to_vec(),
+            version,
+        };
+        Box::pin(async move {
+            match self.call(body).await? {
+                Response::Stat(stat) => Ok(stat),
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn get_children(&self, path: &str) -> BoxFuture<'_, ZkResult<Vec<String>>> {
+        let body = Request::GetChildren {
+            path: path.to_string(),
+        };
+        Box::pin(async move {
+            match self.call(body).await? {
+                Response::Children(c) if c.len() <= crate::zk::CHILDREN_MAX => Ok(c),
+                Response::Children(_) => Err(ZkError::ModelLimit { what: "children" }),
+                r => Err(unexpected(r)),
+            }
+        })
+    }
+
+    fn multi(&self, ops: &[Op]) -> BoxFuture<'_, Result<Vec<OpResult>, MultiFailed>> {
+        let body = Request::Multi { ops: ops.to_vec() };
+        let too_many = ops.len() > crate::zk::MULTI_OPS_MAX;
+        Box::pin(async move {
+            if too_many {
+                return Err(MultiFailed::Call(ZkError::ModelLimit { what: "multi ops" }));
+            }
+            match self.call(body).await.map_err(MultiFailed::Call)? {
+                Response::Multi(Ok(results)) => Ok(results),
+                Response::Multi(Err(e)) => Err(MultiFailed::Op(e)),
+                r => Err(MultiFailed::Call(unexpected(r))),
+            }
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ZkResult<()>> {
+        Box::pin(async move {
+            let closed = self.call(Request::CloseSession).await;
+            self.inner.set_state(SessionState::Closed);
+            match closed {
+                Ok(_) | Err(ZkError::SessionExpired) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
