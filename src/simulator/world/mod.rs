@@ -6,6 +6,7 @@ mod builder;
 mod nodes;
 mod redis;
 mod schedule;
+mod zk;
 
 pub use builder::Builder;
 use builder::Parts;
