@@ -6,7 +6,8 @@
 mod global_alloc;
 
 use fencelab::fault::FaultPlan;
-use fencelab::history::{EventKind, History};
+use fencelab::history::{EventKind, History, OpResult};
+use fencelab::protocol::Op;
 use fencelab::scenario::Scenario;
 use fencelab::storage::Fencing;
 use fencelab::world;
@@ -31,4 +32,318 @@ fn curator_takes_the_lock_in_turn_without_faults() {
     eprintln!("acquisitions {n} verdict {:?}", run.verdict);
     assert!(n > 10, "{n} acquisitions");
     assert!(!run.verdict.violates(), "{:?}", run.verdict);
+}
+
+fn load(name: &str) -> Scenario {
+    let path = format!("{}/sims/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn plan_of(s: &Scenario) -> FaultPlan {
+    FaultPlan {
+        faults: s.faults.clone(),
+    }
+}
+
+fn write_outcome(h: &History, node: &str) -> Option<OpResult> {
+    h.ops()
+        .iter()
+        .find(|o| {
+            o.invoke.node == node
+                && matches!(o.invoke.kind, EventKind::Invoke { op: Op::Write, .. })
+        })
+        .and_then(|o| o.outcome().cloned())
+}
+
+fn acquired_at(h: &History, node: &str) -> Option<u64> {
+    h.events.iter().find_map(|e| match e.kind {
+        EventKind::Acquired { .. } if e.node == node => Some(e.true_us),
+        _ => None,
+    })
+}
+
+/// Kleppmann's pause on ZooKeeper: the holder paused past its session, the next holder
+/// takes the lock at the expiry, and the stale write is accepted unfenced and refused by the
+/// czxid token.
+#[test]
+fn a_holder_paused_past_its_session_writes_stale_unless_fenced() {
+    let s = load("kleppmann-zk-gc-pause");
+    let run = world::run(&s, &plan_of(&s), Fencing::None, 7);
+    assert!(
+        run.verdict.anomalies.is_empty(),
+        "{:?}",
+        run.verdict.anomalies
+    );
+    let h = &run.history;
+    let (a1, a2) = (
+        acquired_at(h, "client1").unwrap(),
+        acquired_at(h, "client2").unwrap(),
+    );
+    // Client 2 holds once the server expired client 1's session: 4 to 6 s after client 1's
+    // last ping (at most T/3 before the pause).
+    let waited_ms = (a2 - a1) / 1000;
+    assert!(
+        (2_600..=7_000).contains(&waited_ms),
+        "client 2 took the lock {waited_ms} ms after client 1"
+    );
+    assert!(matches!(
+        write_outcome(h, "client2"),
+        Some(OpResult::Ok { .. })
+    ));
+    assert!(
+        matches!(write_outcome(h, "client1"), Some(OpResult::Ok { .. })),
+        "the stale write goes through unfenced: {:?}",
+        write_outcome(h, "client1")
+    );
+    let fenced = world::run(&s, &plan_of(&s), Fencing::Token, 7);
+    assert!(matches!(
+        write_outcome(&fenced.history, "client2"),
+        Some(OpResult::Ok { .. })
+    ));
+    assert!(
+        matches!(
+            write_outcome(&fenced.history, "client1"),
+            Some(OpResult::Rejected { .. })
+        ),
+        "the czxid fence refuses the stale write: {:?}",
+        write_outcome(&fenced.history, "client1")
+    );
+    // Without the pause, one holder at a time: client 2 takes the lock after client 1 let go.
+    let calm = Scenario {
+        faults: Vec::new(),
+        ..s.clone()
+    };
+    let run = world::run(&calm, &FaultPlan::default(), Fencing::None, 7);
+    assert!(!run.verdict.violates(), "{:?}", run.verdict);
+}
+
+/// The zk preset under its random nemesis: unfenced, some seeds lose updates; with the czxid
+/// token fence, none do.
+#[test]
+fn the_zk_preset_violates_unfenced_and_never_with_the_czxid_fence() {
+    let s = Scenario::preset("zk").unwrap();
+    assert_eq!(load("zk"), s, "sims/scenarios/zk.toml is the zk preset");
+    const SEEDS: u64 = 40;
+    let seeds = 0..SEEDS;
+    let started = std::time::Instant::now();
+    let (mut unfenced, mut fenced) = (Vec::new(), Vec::new());
+    for seed in seeds.clone() {
+        let plan = fencelab::nemesis::draw(&s, seed);
+        let none = world::run(&s, &plan, Fencing::None, seed);
+        assert!(
+            none.verdict.anomalies.is_empty(),
+            "seed {seed}: {:?}",
+            none.verdict.anomalies
+        );
+        if none.verdict.violates() {
+            unfenced.push(seed);
+        }
+        let token = world::run(&s, &plan, Fencing::Token, seed);
+        assert!(
+            token.verdict.anomalies.is_empty(),
+            "seed {seed}: {:?}",
+            token.verdict.anomalies
+        );
+        if token.verdict.violates() {
+            fenced.push(seed);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "zk preset, {} seeds: none violates on {:?}, token on {:?}; {:.1} runs/s",
+        SEEDS,
+        unfenced,
+        fenced,
+        2.0 * SEEDS as f64 / secs
+    );
+    assert!(!unfenced.is_empty(), "some seed violates unfenced");
+    assert!(
+        fenced.is_empty(),
+        "the czxid fence never lets a violation through: {fenced:?}"
+    );
+}
+
+/// Bad `[zk]` keys, and ZooKeeper roles on a world without ZooKeeper, get one clear error.
+#[test]
+fn bad_zk_settings_and_roles_name_the_key() {
+    let zk = |table: &str| {
+        Scenario::from_toml(&format!(
+            "service = \"zk\"\nlock_method = \"curator\"\n[zk]\n{table}"
+        ))
+    };
+    assert!(zk("servers = 1").is_ok());
+    for (table, key) in [
+        ("servers = 0", "zk.servers: 0"),
+        ("servers = 2", "zk.servers: 2"),
+        ("servers = 3", "zk.servers: 3"),
+        ("session_timeout_ms = 1000", "zk.session_timeout_ms: 1000"),
+        (
+            "session_timeout_ms = 100000",
+            "zk.session_timeout_ms: 100000",
+        ),
+        ("tick_ms = 0", "zk.tick_ms: 0"),
+        ("stop_at = \"never\"", "stop_at"),
+        ("colour = 1", "colour"),
+    ] {
+        let e = zk(table).unwrap_err();
+        assert!(e.contains(key), "{table}: {e}");
+    }
+    let e = Scenario::from_toml("service = \"zk\"\nlock_method = \"election\"").unwrap_err();
+    assert!(e.starts_with("lock_method: election"), "{e}");
+    let e =
+        Scenario::from_toml("service = \"zk\"\nlock_method = \"curator\"\nworkload = \"etcd-set\"")
+            .unwrap_err();
+    assert!(e.contains("etcd-set"), "{e}");
+    let pause = |node: &str| {
+        format!("[[faults]]\nfault = \"pause\"\nnode = \"{node}\"\nat = {{ at_ms = 1000 }}\nduration_ms = 100\n")
+    };
+    for node in ["zk:all", "zk", "zk1", "zk:1"] {
+        let on_zk = format!(
+            "service = \"zk\"\nlock_method = \"curator\"\n{}",
+            pause(node)
+        );
+        assert!(Scenario::from_toml(&on_zk).is_ok(), "{node} on a zk world");
+        let e = Scenario::from_toml(&pause(node)).unwrap_err();
+        assert!(e.starts_with("faults:"), "{node} on an etcd world: {e}");
+    }
+}
+
+/// The model's servers and clients alone, on a madsim runtime of their own.
+mod model {
+    use fencelab::clock::NodeClock;
+    use fencelab::zk::model::{self, ModelZk, ZkNode};
+    use fencelab::zk::{CreateMode, Fired, Zk};
+    use madsim::net::NetSim;
+    use madsim::runtime::{Handle, Runtime};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    const SERVER: &str = "10.0.0.41:2181";
+    const T_MS: u64 = 4000;
+    const TICK_MS: u64 = 2000;
+
+    fn server(handle: &Handle, origin: Instant) -> (Arc<ZkNode>, madsim::runtime::NodeHandle) {
+        let node = Arc::new(ZkNode::new(
+            model::Config::default(),
+            NodeClock::perfect(origin),
+        ));
+        let addr: SocketAddr = SERVER.parse().unwrap();
+        let h = model::node(handle, "zk1", addr, node.clone());
+        (node, h)
+    }
+
+    async fn session(origin: Instant, seed: u64) -> ModelZk {
+        let servers = vec![SERVER.parse().unwrap()];
+        ModelZk::connect(servers, T_MS, NodeClock::perfect(origin), seed, None)
+            .await
+            .unwrap()
+    }
+
+    /// A holder creates an ephemeral and falls silent at once (its node cut off from the
+    /// network); a watcher's `NodeDeleted` comes between T and T + tick after the create's
+    /// answer, give or take the network's latency.
+    fn expiry_latency_ms(seed: u64, offset_ms: u64) -> u64 {
+        let rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+        rt.block_on(async move {
+            let handle = Handle::current();
+            let origin = Instant::now();
+            let _server = server(&handle, origin);
+            let holder = handle
+                .create_node()
+                .name("a")
+                .ip("10.0.1.1".parse().unwrap())
+                .build();
+            let watcher = handle
+                .create_node()
+                .name("b")
+                .ip("10.0.1.2".parse().unwrap())
+                .build();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let holder_id = holder.id();
+            holder.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(offset_ms)).await;
+                let a = session(origin, seed).await;
+                a.create("/x", b"", CreateMode::Ephemeral).await.unwrap();
+                NetSim::current().clog_node(holder_id);
+                let _ = tx.send(Instant::now());
+                std::future::pending::<()>().await;
+            });
+            let deleted = watcher
+                .spawn(async move {
+                    let b = session(origin, seed + 1).await;
+                    let last = rx.await.unwrap();
+                    let (stat, watch) = b.exists_watch("/x").await.unwrap();
+                    assert!(stat.is_some(), "the ephemeral exists");
+                    assert_eq!(watch.await, Fired::NodeDeleted);
+                    Instant::now() - last
+                })
+                .await
+                .unwrap();
+            deleted.as_millis() as u64
+        })
+    }
+
+    #[test]
+    fn a_silent_session_expires_between_t_and_t_plus_a_tick() {
+        let mut seen = Vec::new();
+        for seed in 0..24u64 {
+            let ms = expiry_latency_ms(seed, seed * 137 % TICK_MS);
+            // The create's answer left the server up to 10 ms before the client read it; the
+            // event takes up to 10 ms to arrive.
+            assert!(
+                (T_MS - 10..=T_MS + TICK_MS + 10).contains(&ms),
+                "seed {seed}: NodeDeleted {ms} ms after the last packet"
+            );
+            seen.push(ms);
+        }
+        seen.sort();
+        eprintln!(
+            "expiry latency, 24 trials: min {} median {} max {} ms",
+            seen[0], seen[12], seen[23]
+        );
+        // The buckets spread the expiries over the tick, not all at one end.
+        assert!(seen[23] - seen[0] > TICK_MS / 2, "{seen:?}");
+    }
+
+    /// A server paused (SIGSTOP) for 3T with a silent client expires nothing while paused,
+    /// and expires the session within a tick of its resume (the tracker catches up).
+    #[test]
+    fn a_paused_server_expires_nothing_while_paused() {
+        let rt = Runtime::with_seed_and_config(3, madsim::Config::default());
+        rt.block_on(async move {
+            let handle = Handle::current();
+            let origin = Instant::now();
+            let (state, server) = server(&handle, origin);
+            let holder = handle
+                .create_node()
+                .name("a")
+                .ip("10.0.1.1".parse().unwrap())
+                .build();
+            let holder_id = holder.id();
+            holder.spawn(async move {
+                let a = session(origin, 3).await;
+                a.create("/x", b"", CreateMode::Ephemeral).await.unwrap();
+                std::future::pending::<()>().await;
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(state.with_server(|s| s
+                .tree()
+                .get_children("/")
+                .unwrap()
+                .contains(&"x".to_string())));
+            handle.pause(server.id());
+            handle.pause(holder_id);
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_millis(T_MS / 4)).await;
+                assert_eq!(state.expired(), 0, "a paused server expired a session");
+            }
+            handle.resume(server.id());
+            tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+            assert_eq!(state.expired(), 1, "the silent session expires on resume");
+            assert!(state.with_server(|s| s.tree().get_children("/").unwrap().is_empty()));
+        });
+    }
 }
