@@ -22,12 +22,10 @@
 //!   (`ClientCnxn.conLossPacket`, state `CLOSED`).
 
 use super::error::ZkError;
-use super::tree::{CreateMode, Op, OpResult, Stat};
-use super::wire::{Request, Response, ToClient, ToServer};
+use super::wire::{Response, ToClient, ToServer};
 use crate::clock::NodeClock;
 use crate::history::{EventKind, Probe};
-use crate::zk::{Created, Fired, MultiFailed, SessionInfo, SessionState, Watch, Zk, ZkResult};
-use crate::BoxFuture;
+use crate::zk::{Fired, SessionInfo, SessionState, ZkResult};
 use madsim::net::{Endpoint, Receiver, Sender};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,10 +35,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
-/// Most requests waiting for an answer: a limit on everything.
-const PENDING_MAX: usize = 10_000;
-/// Most client-side watches: a limit on everything.
-const WATCHES_MAX: usize = 10_000;
 /// Most connection attempts in a session's life: a limit on everything.
 const ATTEMPTS_MAX: u64 = 1_000_000;
 /// Most packets one connection handles: a limit on everything.
@@ -48,36 +42,36 @@ const PACKETS_MAX: u64 = 100_000_000;
 /// `startConnect`'s random sleep before a reconnect, ms (`r.nextInt(1000)`).
 const RECONNECT_SLEEP_MS_MAX: u64 = 999;
 
-struct Shared {
-    session: SessionInfo,
-    link: Option<(Arc<Sender>, u64)>,
-    generation: u64,
-    next_xid: u64,
-    pending: BTreeMap<u64, (u64, oneshot::Sender<Response>)>,
-    watches: BTreeMap<String, Vec<oneshot::Sender<Fired>>>,
-    watch_count: usize,
+pub(super) struct Shared {
+    pub(super) session: SessionInfo,
+    pub(super) link: Option<(Arc<Sender>, u64)>,
+    pub(super) generation: u64,
+    pub(super) next_xid: u64,
+    pub(super) pending: BTreeMap<u64, (u64, oneshot::Sender<Response>)>,
+    pub(super) watches: BTreeMap<String, Vec<oneshot::Sender<Fired>>>,
+    pub(super) watch_count: usize,
     /// The client's monotonic µs of its last packet received and sent (`ClientCnxnSocket`'s
     /// `lastHeard`, `lastSend`).
     last_recv_us: i64,
     last_send_us: i64,
 }
 
-struct Inner {
+pub(super) struct Inner {
     servers: Vec<SocketAddr>,
-    clock: NodeClock,
+    pub(super) clock: NodeClock,
     requested_timeout_ms: u64,
-    state: watch::Sender<SessionState>,
+    pub(super) state: watch::Sender<SessionState>,
     shared: Mutex<Shared>,
     probe: Option<Probe>,
 }
 
 /// One ZooKeeper session of the model (see the module doc).
 pub struct ModelZk {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl Inner {
-    fn shared(&self) -> MutexGuard<'_, Shared> {
+    pub(super) fn shared(&self) -> MutexGuard<'_, Shared> {
         // Every change under this lock is one map operation: a poisoned lock is still whole.
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -86,25 +80,27 @@ impl Inner {
         self.clock.monotonic_us()
     }
 
-    fn timeout_ms(&self) -> u64 {
+    pub(super) fn timeout_ms(&self) -> u64 {
         match self.shared().session.timeout_ms {
             0 => self.requested_timeout_ms,
             t => t,
         }
     }
 
-    fn state(&self) -> SessionState {
+    pub(super) fn state(&self) -> SessionState {
         *self.state.borrow()
     }
 
     /// Moves to `next`, unless the session already ended; fires the watches with it when the
     /// connection is gone, and records a session's end.
-    fn set_state(&self, next: SessionState) {
+    pub(super) fn set_state(&self, next: SessionState) {
         let prev = self.state();
         if prev.is_terminal() || prev == SessionState::Lost || prev == next {
             return;
         }
         self.state.send_replace(next);
+        // Connected only over a connection: the attempt that succeeded set it.
+        assert!(next != SessionState::Connected || self.shared().link.is_some());
         if next != SessionState::Connected {
             self.drop_link();
             let watches = std::mem::take(&mut self.shared().watches);
@@ -129,9 +125,13 @@ impl Inner {
         let mut s = self.shared();
         s.link = None;
         s.pending.clear();
+        assert!(
+            s.link.is_none() && s.pending.is_empty(),
+            "nothing left on a lost connection"
+        );
     }
 
-    fn send(&self, packet: ToServer) -> bool {
+    pub(super) fn send(&self, packet: ToServer) -> bool {
         let link = self.shared().link.clone();
         let Some((tx, _)) = link else { return false };
         let sent = send_now(&tx, packet);
@@ -204,6 +204,7 @@ impl ModelZk {
                 Attempt::Connected(ep, tx, rx) => {
                     inner.state.send_replace(SessionState::Connected);
                     let session = inner.shared().session;
+                    assert!(session.session_id != 0, "a connected session has its ID");
                     if let Some(p) = &inner.probe {
                         p.record(EventKind::LeaseGranted {
                             lease_id: session.session_id as i64,
@@ -260,10 +261,15 @@ async fn attempt(inner: &Arc<Inner>, i: usize) -> Attempt {
                 session_id == 0 || session_id == id,
                 "a reconnect keeps its session"
             );
+            assert!(
+                id != 0 && timeout_ms > 0,
+                "a granted session has an ID and a timeout"
+            );
             s.session = SessionInfo {
                 session_id: id,
                 timeout_ms,
             };
+            assert!(s.link.is_none(), "one connection at a time");
             s.generation += 1;
             let tx = Arc::new(tx);
             s.link = Some((tx.clone(), s.generation));
@@ -318,6 +324,10 @@ async fn serve_connection(inner: &Arc<Inner>, mut rx: Receiver) {
     let timeout_us = inner.timeout_ms() as i64 * 1000;
     let read_timeout_us = timeout_us * 2 / 3;
     let ping_after_us = read_timeout_us / 2;
+    assert!(
+        ping_after_us > 0,
+        "a session timeout of {timeout_us} µs pings"
+    );
     let mut state = inner.state.subscribe();
     for _ in 0..PACKETS_MAX {
         if inner.state() != SessionState::Connected {
@@ -364,6 +374,7 @@ fn handle(inner: &Inner, packet: ToClient) {
             let fired = {
                 let mut s = inner.shared();
                 let fired = s.watches.remove(&path).unwrap_or_default();
+                assert!(s.watch_count >= fired.len(), "the count covers every watch");
                 s.watch_count -= fired.len();
                 fired
             };
@@ -399,6 +410,7 @@ async fn curator_state_manager(inner: Arc<Inner>) {
         }
         let start_us = inner.clock.now_us();
         let timeout_us = inner.timeout_ms() as i64 * 1000;
+        assert!(timeout_us > 0, "Curator's LOST needs a timeout");
         loop {
             let left_us = start_us + timeout_us - inner.clock.now_us();
             if left_us <= 0 {
@@ -413,278 +425,5 @@ async fn curator_state_manager(inner: Arc<Inner>) {
         if inner.state().is_terminal() || inner.state() == SessionState::Lost {
             return;
         }
-    }
-}
-
-impl ModelZk {
-    /// Sends a request and waits for its answer. While suspended, waits for the reconnect
-    /// (`queuePacket` queues it), at most one connect timeout per server, then
-    /// `ConnectionLoss`.
-    async fn call(&self, body: Request) -> ZkResult<Response> {
-        let inner = &self.inner;
-        let mut states = inner.state.subscribe();
-        let wait = Duration::from_millis(inner.timeout_ms());
-        let connected = inner
-            .clock
-            .timeout(wait, states.wait_for(|s| *s != SessionState::Suspended))
-            .await;
-        match (connected, inner.state()) {
-            (Err(_), _) => return Err(ZkError::ConnectionLoss),
-            (_, SessionState::Connected) => {}
-            _ => return Err(ZkError::SessionExpired),
-        }
-        let (tx, rx) = oneshot::channel();
-        let xid = {
-            let mut s = inner.shared();
-            let Some((_, generation)) = s.link.clone() else {
-                return Err(ZkError::ConnectionLoss);
-            };
-            if s.pending.len() >= PENDING_MAX {
-                return Err(ZkError::ModelLimit {
-                    what: "requests in flight",
-                });
-            }
-            s.next_xid += 1;
-            let xid = s.next_xid;
-            s.pending.insert(xid, (generation, tx));
-            xid
-        };
-        if !inner.send(ToServer::Request { xid, body }) {
-            inner.shared().pending.remove(&xid);
-            return Err(ZkError::ConnectionLoss);
-        }
-        match rx.await {
-            Ok(Response::Error(e)) => Err(e),
-            Ok(r) => Ok(r),
-            // Sent, then the connection broke: it may have been applied.
-            Err(_) => match inner.state() {
-                SessionState::Expired | SessionState::Closed => Err(ZkError::SessionExpired),
-                _ => Err(ZkError::ConnectionLoss),
-            },
-        }
-    }
-
-    /// A client-side watch on `path`, registered before the request so that no event is
-    /// missed; removed again if the request fails (`WatchRegistration.register` keeps it only
-    /// on success).
-    fn watch(&self, path: &str) -> ZkResult<(oneshot::Receiver<Fired>, WatchGuard)> {
-        let (tx, rx) = oneshot::channel();
-        let mut s = self.inner.shared();
-        if s.watch_count >= WATCHES_MAX {
-            return Err(ZkError::ModelLimit {
-                what: "client watches",
-            });
-        }
-        s.watches.entry(path.to_string()).or_default().push(tx);
-        s.watch_count += 1;
-        assert!(s.watch_count <= WATCHES_MAX);
-        Ok((
-            rx,
-            WatchGuard {
-                inner: self.inner.clone(),
-                path: path.to_string(),
-                armed: true,
-            },
-        ))
-    }
-}
-
-/// Removes a watch whose request failed (closed senders only: a watch already fired or
-/// handed out stays as it is).
-struct WatchGuard {
-    inner: Arc<Inner>,
-    path: String,
-    armed: bool,
-}
-
-impl WatchGuard {
-    fn keep(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let mut s = self.inner.shared();
-        let Some(list) = s.watches.get_mut(&self.path) else {
-            return;
-        };
-        let before = list.len();
-        list.retain(|w| !w.is_closed());
-        let removed = before - list.len();
-        if list.is_empty() {
-            s.watches.remove(&self.path);
-        }
-        s.watch_count -= removed;
-    }
-}
-
-fn into_watch(rx: oneshot::Receiver<Fired>) -> Watch {
-    // A watch whose sender went without firing was forgotten with the session: it fires
-    // with the session's end.
-    Box::pin(async move { rx.await.unwrap_or(Fired::Session(SessionState::Closed)) })
-}
-
-fn unexpected(r: Response) -> ZkError {
-    debug_assert!(false, "unexpected answer {r:?}");
-    ZkError::RuntimeInconsistency
-}
-
-impl Drop for ModelZk {
-    /// The handle goes without `close()`: its thread stops and its connection closes; the
-    /// session lives on the servers until it expires, as a crashed client's does.
-    fn drop(&mut self) {
-        self.inner.set_state(SessionState::Closed);
-    }
-}
-
-impl Zk for ModelZk {
-    fn session(&self) -> SessionInfo {
-        self.inner.shared().session
-    }
-
-    fn state(&self) -> SessionState {
-        self.inner.state()
-    }
-
-    fn state_changed(&self, seen: SessionState) -> BoxFuture<'_, SessionState> {
-        let mut states = self.inner.state.subscribe();
-        Box::pin(async move {
-            match states.wait_for(|s| *s != seen).await {
-                Ok(s) => *s,
-                Err(_) => SessionState::Closed,
-            }
-        })
-    }
-
-    fn create(
-        &self,
-        path: &str,
-        data: &[u8],
-        mode: CreateMode,
-    ) -> BoxFuture<'_, ZkResult<Created>> {
-        let body = Request::Create {
-            path: path.to_string(),
-            data: data.to_vec(),
-            mode,
-        };
-        Box::pin(async move {
-            match self.call(body).await? {
-                Response::Created { path, stat } => Ok(Created { path, stat }),
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn delete(&self, path: &str, version: i32) -> BoxFuture<'_, ZkResult<()>> {
-        let body = Request::Delete {
-            path: path.to_string(),
-            version,
-        };
-        Box::pin(async move {
-            match self.call(body).await? {
-                Response::Deleted => Ok(()),
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn get_data(&self, path: &str) -> BoxFuture<'_, ZkResult<(Vec<u8>, Stat)>> {
-        let body = Request::GetData {
-            path: path.to_string(),
-            watch: false,
-        };
-        Box::pin(async move {
-            match self.call(body).await? {
-                Response::Data { data, stat } => Ok((data, stat)),
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn get_data_watch(&self, path: &str) -> BoxFuture<'_, ZkResult<(Vec<u8>, Stat, Watch)>> {
-        let path = path.to_string();
-        Box::pin(async move {
-            let (rx, guard) = self.watch(&path)?;
-            let body = Request::GetData { path, watch: true };
-            match self.call(body).await? {
-                Response::Data { data, stat } => {
-                    guard.keep();
-                    Ok((data, stat, into_watch(rx)))
-                }
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn exists_watch(&self, path: &str) -> BoxFuture<'_, ZkResult<(Option<Stat>, Watch)>> {
-        let path = path.to_string();
-        Box::pin(async move {
-            let (rx, guard) = self.watch(&path)?;
-            let body = Request::Exists { path, watch: true };
-            match self.call(body).await? {
-                Response::Exists(stat) => {
-                    guard.keep();
-                    Ok((stat, into_watch(rx)))
-                }
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn set_data(&self, path: &str, data: &[u8], version: i32) -> BoxFuture<'_, ZkResult<Stat>> {
-        let body = Request::SetData {
-            path: path.to_string(),
-            data: data.to_vec(),
-            version,
-        };
-        Box::pin(async move {
-            match self.call(body).await? {
-                Response::Stat(stat) => Ok(stat),
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn get_children(&self, path: &str) -> BoxFuture<'_, ZkResult<Vec<String>>> {
-        let body = Request::GetChildren {
-            path: path.to_string(),
-        };
-        Box::pin(async move {
-            match self.call(body).await? {
-                Response::Children(c) if c.len() <= crate::zk::CHILDREN_MAX => Ok(c),
-                Response::Children(_) => Err(ZkError::ModelLimit { what: "children" }),
-                r => Err(unexpected(r)),
-            }
-        })
-    }
-
-    fn multi(&self, ops: &[Op]) -> BoxFuture<'_, Result<Vec<OpResult>, MultiFailed>> {
-        let body = Request::Multi { ops: ops.to_vec() };
-        let too_many = ops.len() > crate::zk::MULTI_OPS_MAX;
-        Box::pin(async move {
-            if too_many {
-                return Err(MultiFailed::Call(ZkError::ModelLimit { what: "multi ops" }));
-            }
-            match self.call(body).await.map_err(MultiFailed::Call)? {
-                Response::Multi(Ok(results)) => Ok(results),
-                Response::Multi(Err(e)) => Err(MultiFailed::Op(e)),
-                r => Err(MultiFailed::Call(unexpected(r))),
-            }
-        })
-    }
-
-    fn close(&self) -> BoxFuture<'_, ZkResult<()>> {
-        Box::pin(async move {
-            let closed = self.call(Request::CloseSession).await;
-            self.inner.set_state(SessionState::Closed);
-            match closed {
-                Ok(_) | Err(ZkError::SessionExpired) => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
     }
 }

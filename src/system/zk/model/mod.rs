@@ -28,6 +28,8 @@
 
 #[cfg(madsim)]
 pub(crate) mod client;
+#[cfg(madsim)]
+mod client_calls;
 pub mod error;
 pub mod expiry;
 #[cfg(madsim)]

@@ -223,6 +223,11 @@ impl ZkNode {
             s.links.remove(&session);
             return false;
         }
+        assert!(s
+            .server
+            .tracker()
+            .session(session)
+            .is_some_and(|x| !x.closing));
         send_on(&s, session, conn, ToClient::Pong);
         true
     }
@@ -248,6 +253,10 @@ impl ZkNode {
             return false;
         };
         let (answer, events) = super::node_apply::apply(tree, session, body);
+        assert!(
+            events.len() <= self.cfg.limits.watches_max,
+            "more events than watches"
+        );
         send_on(&s, session, conn, reply(xid, answer));
         deliver(&mut s, events);
         true
@@ -265,6 +274,10 @@ impl ZkNode {
             deliver_closed(&mut s, c.clone());
         }
         s.expired += closed.len() as u64;
+        assert!(
+            closed.iter().all(|c| !s.links.contains_key(&c.session)),
+            "no link to the expired"
+        );
         debug_assert!({
             s.server.check_invariants();
             true
