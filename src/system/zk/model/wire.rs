@@ -1,5 +1,5 @@
 //! What travels between a model client ([`super::client::ModelZk`]) and a model server
-//! ([`super::node`]): one message per packet, on one connection per session at a time, as
+//! ([`super::ZkNode`]): one message per packet, on one connection per session at a time, as
 //! ZooKeeper's `ClientCnxnSocketNIO` carries jute records on one TCP connection. The framing
 //! (jute, the 4-byte length) is abstracted away: a message is a typed value, and a client sees
 //! the same requests, answers and events.
