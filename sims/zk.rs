@@ -118,6 +118,63 @@ fn a_holder_paused_past_its_session_writes_stale_unless_fenced() {
     assert!(!run.verdict.violates(), "{:?}", run.verdict);
 }
 
+fn token_of(h: &History, node: &str) -> Option<i64> {
+    h.events.iter().find_map(|e| match e.kind {
+        EventKind::Acquired { token, .. } if e.node == node => Some(token),
+        _ => None,
+    })
+}
+
+/// Sequence numbers restart with their container parent: both holders get 0, and a token
+/// fence fed them accepts the stale write; fed the czxid, the same fence refuses it.
+#[test]
+fn sequence_numbers_restart_and_let_a_stale_holder_through() {
+    let s = load("zk-sequence-restart");
+    let run = world::run(&s, &plan_of(&s), Fencing::Token, 7);
+    assert!(
+        run.verdict.anomalies.is_empty(),
+        "{:?}",
+        run.verdict.anomalies
+    );
+    let h = &run.history;
+    assert_eq!(token_of(h, "client1"), Some(0));
+    assert_eq!(
+        token_of(h, "client2"),
+        Some(0),
+        "the sequence restarted at 0"
+    );
+    assert!(matches!(
+        write_outcome(h, "client2"),
+        Some(OpResult::Ok { .. })
+    ));
+    assert!(
+        matches!(write_outcome(h, "client1"), Some(OpResult::Ok { .. })),
+        "the stale write passes a fence fed sequence numbers: {:?}",
+        write_outcome(h, "client1")
+    );
+    let czxid = Scenario {
+        zk: fencelab::zk_settings::ZkSettings {
+            token: fencelab::lock::ZkToken::Czxid,
+            ..s.zk
+        },
+        ..s.clone()
+    };
+    let run = world::run(&czxid, &plan_of(&czxid), Fencing::Token, 7);
+    let (t1, t2) = (
+        token_of(&run.history, "client1"),
+        token_of(&run.history, "client2"),
+    );
+    assert!(t2 > t1, "czxid rises: {t1:?} then {t2:?}");
+    assert!(
+        matches!(
+            write_outcome(&run.history, "client1"),
+            Some(OpResult::Rejected { .. })
+        ),
+        "the czxid fence refuses it: {:?}",
+        write_outcome(&run.history, "client1")
+    );
+}
+
 /// The zk preset under its random nemesis: unfenced, some seeds lose updates; with the czxid
 /// token fence, none do.
 #[test]

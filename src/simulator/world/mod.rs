@@ -211,6 +211,7 @@ impl From<&Scenario> for crate::schemes::LockSettings {
                 .redis
                 .recipe(scenario.lock_method == crate::lock::LockMethod::RedisSingle),
             etcd_version: scenario.etcd_version,
+            curator: scenario.zk.recipe(),
         }
     }
 }
