@@ -404,3 +404,36 @@ mod model {
         });
     }
 }
+
+/// `compare` on ZooKeeper: the same fault families as etcd's and Redlock's (those not tied to
+/// another service), the czxid token never violates, and the rows tied to ZooKeeper run.
+#[test]
+fn compare_rows_on_zookeeper() {
+    use fencelab::{compare, schemes};
+    let base = Scenario::zk();
+    let fitting: Vec<&str> = schemes::fitting(&base).iter().map(|s| s.name).collect();
+    for name in ["none", "token", "seq-token", "seq-token-writes"] {
+        assert!(fitting.contains(&name), "{name} runs on zk: {fitting:?}");
+    }
+    for name in ["sequencer", "lock-delay", "incr-token"] {
+        assert!(!fitting.contains(&name), "{name} is another service's");
+    }
+    let picked = ["none", "token", "seq-token"].map(|n| schemes::by_name(n).unwrap());
+    let families = compare::families_for(fencelab::lock::ServiceKind::Zk);
+    let names: Vec<&str> = families.iter().map(|f| f.name).collect();
+    assert!(
+        names.contains(&"zk-stall") && !names.contains(&"etcd-stall"),
+        "{names:?}"
+    );
+    let cmp = compare::compare(&base, &picked, &families, 0..20, 2, &|| {}).unwrap();
+    for f in &families {
+        let none = cmp.cell("none", f.name).unwrap();
+        let token = cmp.cell("token", f.name).unwrap();
+        let seq = cmp.cell("seq-token", f.name).unwrap();
+        eprintln!(
+            "{:>14}: none {}/{}, token {}/{}, seq-token {}/{}",
+            f.name, none.k, none.n, token.k, token.n, seq.k, seq.n
+        );
+        assert_eq!(token.k, 0, "the czxid token violates under {}", f.name);
+    }
+}
