@@ -33,10 +33,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, Notify};
 
 /// Most connection attempts in a session's life: a limit on everything.
 const ATTEMPTS_MAX: u64 = 1_000_000;
+/// Most state changes one wait sees: a limit on everything.
+const WAITS_MAX: u64 = 1_000_000;
 /// Most packets one connection handles: a limit on everything.
 const PACKETS_MAX: u64 = 100_000_000;
 /// `startConnect`'s random sleep before a reconnect, ms (`r.nextInt(1000)`).
@@ -60,7 +62,11 @@ pub(super) struct Inner {
     servers: Vec<SocketAddr>,
     pub(super) clock: NodeClock,
     requested_timeout_ms: u64,
-    pub(super) state: watch::Sender<SessionState>,
+    /// The session's state and its waiters. Not a `tokio::sync::watch`: its `changed` picks
+    /// one of several notifiers with tokio's thread-local RNG (`BigNotify`), outside
+    /// madsim's, and a run would depend on more than its seed.
+    state: Mutex<SessionState>,
+    changed: Notify,
     shared: Mutex<Shared>,
     probe: Option<Probe>,
 }
@@ -88,7 +94,7 @@ impl Inner {
     }
 
     pub(super) fn state(&self) -> SessionState {
-        *self.state.borrow()
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Moves to `next`, unless the session already ended; fires the watches with it when the
@@ -98,7 +104,7 @@ impl Inner {
         if prev.is_terminal() || prev == SessionState::Lost || prev == next {
             return;
         }
-        self.state.send_replace(next);
+        self.store_state(next);
         // Connected only over a connection: the attempt that succeeded set it.
         assert!(next != SessionState::Connected || self.shared().link.is_some());
         if next != SessionState::Connected {
@@ -117,6 +123,26 @@ impl Inner {
                 });
             }
         }
+    }
+
+    fn store_state(&self, next: SessionState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        self.changed.notify_waiters();
+    }
+
+    /// The state once `pred` holds of it (at once if it does now).
+    pub(super) async fn wait_for(&self, pred: impl Fn(SessionState) -> bool) -> SessionState {
+        for _ in 0..WAITS_MAX {
+            let mut notified = std::pin::pin!(self.changed.notified());
+            // Registered before the state is read, so no change between them is missed.
+            notified.as_mut().enable();
+            let now = self.state();
+            if pred(now) {
+                return now;
+            }
+            notified.await;
+        }
+        self.state()
     }
 
     /// Forgets the connection: every request on it fails with `ConnectionLoss` (its waiter is
@@ -181,7 +207,8 @@ impl ModelZk {
             servers,
             clock,
             requested_timeout_ms,
-            state: watch::channel(SessionState::Suspended).0,
+            state: Mutex::new(SessionState::Suspended),
+            changed: Notify::new(),
             shared: Mutex::new(Shared {
                 session: SessionInfo {
                     session_id: 0,
@@ -202,7 +229,7 @@ impl ModelZk {
         for i in 0..inner.servers.len() {
             match attempt(&inner, i).await {
                 Attempt::Connected(ep, tx, rx) => {
-                    inner.state.send_replace(SessionState::Connected);
+                    inner.store_state(SessionState::Connected);
                     let session = inner.shared().session;
                     assert!(session.session_id != 0, "a connected session has its ID");
                     if let Some(p) = &inner.probe {
@@ -328,7 +355,6 @@ async fn serve_connection(inner: &Arc<Inner>, mut rx: Receiver) {
         ping_after_us > 0,
         "a session timeout of {timeout_us} µs pings"
     );
-    let mut state = inner.state.subscribe();
     for _ in 0..PACKETS_MAX {
         if inner.state() != SessionState::Connected {
             return;
@@ -350,6 +376,9 @@ async fn serve_connection(inner: &Arc<Inner>, mut rx: Receiver) {
         let wait_us =
             (read_timeout_us - (now_us - recv_us)).min(ping_after_us - (now_us - send_us));
         tokio::select! {
+            // Biased: tokio's unbiased `select!` draws from a thread-local RNG outside madsim's,
+            // which would make a run depend on more than its seed.
+            biased;
             msg = rx.recv() => {
                 let Ok(msg) = msg else { return };
                 inner.shared().last_recv_us = inner.now_us();
@@ -358,7 +387,7 @@ async fn serve_connection(inner: &Arc<Inner>, mut rx: Receiver) {
                 }
             }
             _ = inner.clock.sleep(Duration::from_micros(wait_us.max(1) as u64)) => {}
-            _ = state.changed() => {}
+            _ = inner.wait_for(|s| s != SessionState::Connected) => {}
         }
     }
 }
@@ -396,16 +425,8 @@ fn handle(inner: &Inner, packet: ToClient) {
 /// the monotonic clock (`BlockingQueue.poll`), so a wall-clock step moves `Lost` only at the
 /// next check.
 async fn curator_state_manager(inner: Arc<Inner>) {
-    let mut states = inner.state.subscribe();
     for _ in 0..ATTEMPTS_MAX {
-        if states
-            .wait_for(|s| *s != SessionState::Connected)
-            .await
-            .is_err()
-        {
-            return;
-        }
-        if inner.state() != SessionState::Suspended {
+        if inner.wait_for(|s| s != SessionState::Connected).await != SessionState::Suspended {
             return;
         }
         let start_us = inner.clock.now_us();
@@ -418,7 +439,10 @@ async fn curator_state_manager(inner: Arc<Inner>) {
                 break;
             }
             tokio::select! {
-                _ = states.wait_for(|s| *s != SessionState::Suspended) => break,
+                // Biased: tokio's unbiased `select!` draws from a thread-local RNG outside madsim's,
+                // which would make a run depend on more than its seed.
+                biased;
+                _ = inner.wait_for(|s| s != SessionState::Suspended) => break,
                 _ = inner.clock.sleep(Duration::from_micros(left_us as u64)) => {}
             }
         }

@@ -23,12 +23,11 @@ impl ModelZk {
     /// `ConnectionLoss`.
     async fn call(&self, body: Request) -> ZkResult<Response> {
         let inner = &self.inner;
-        let mut states = inner.state.subscribe();
         let wait = Duration::from_millis(inner.timeout_ms());
         assert!(!wait.is_zero(), "a session has a timeout");
         let connected = inner
             .clock
-            .timeout(wait, states.wait_for(|s| *s != SessionState::Suspended))
+            .timeout(wait, inner.wait_for(|s| s != SessionState::Suspended))
             .await;
         match (connected, inner.state()) {
             (Err(_), _) => return Err(ZkError::ConnectionLoss),
@@ -156,13 +155,7 @@ impl Zk for ModelZk {
     }
 
     fn state_changed(&self, seen: SessionState) -> BoxFuture<'_, SessionState> {
-        let mut states = self.inner.state.subscribe();
-        Box::pin(async move {
-            match states.wait_for(|s| *s != seen).await {
-                Ok(s) => *s,
-                Err(_) => SessionState::Closed,
-            }
-        })
+        Box::pin(self.inner.wait_for(move |s| s != seen))
     }
 
     fn create(

@@ -411,6 +411,9 @@ async fn connection(node: Arc<ZkNode>, tx: Sender, mut rx: Receiver) {
     let mut linked: Option<(SessionId, u64)> = None;
     loop {
         tokio::select! {
+            // Biased: tokio's unbiased `select!` draws from a thread-local RNG outside madsim's,
+            // which would make a run depend on more than its seed.
+            biased;
             msg = rx.recv() => {
                 let Ok(msg) = msg else { break };
                 // No panic in a server: a message that is not a packet is dropped.
