@@ -175,6 +175,99 @@ fn sequence_numbers_restart_and_let_a_stale_holder_through() {
     );
 }
 
+/// SUSPENDED against LOST: client 1 holds and is cut off from the server (not from the
+/// storage) for 10 s while it computes for 6 s. The server expires its session 4 to 6 s after
+/// its last packet and client 2 takes the lock. Client 1's client called itself suspended
+/// after 2T/3 without an answer; Curator's LOST comes one session timeout later, about 6.7 s
+/// after its last answer. A holder that stops at SUSPENDED (Curator's advice) gives up before
+/// its write; one that waits for LOST still writes, after client 2.
+#[test]
+fn a_holder_that_waits_for_lost_writes_after_the_next_holder() {
+    use fencelab::fault::Fault;
+    use fencelab::lock::StopAt;
+    use fencelab::ms::MsRange;
+    use fencelab::scenario::{ClientScript, WorkloadKind};
+    let script = |client, start_ms, critical_ms| ClientScript {
+        client,
+        start_ms,
+        critical_ms: Some(MsRange::exactly(critical_ms)),
+    };
+    let base = Scenario {
+        clients: 2,
+        workload: WorkloadKind::Single,
+        duration_ms: 30_000,
+        scripts: vec![script(1, 0, 6_000), script(2, 500, 0)],
+        faults: vec![Fault::Partition {
+            a: "client1".into(),
+            b: "zk1".into(),
+            at_ms: 1_000,
+            duration_ms: 10_000,
+        }],
+        ..Scenario::zk()
+    };
+    let with = |stop_at| Scenario {
+        zk: fencelab::zk_settings::ZkSettings { stop_at, ..base.zk },
+        ..base.clone()
+    };
+    let lost = with(StopAt::Lost);
+    let run = world::run(&lost, &plan_of(&lost), Fencing::None, 7);
+    assert!(
+        run.verdict.anomalies.is_empty(),
+        "{:?}",
+        run.verdict.anomalies
+    );
+    let h = &run.history;
+    let (a1, a2) = (
+        acquired_at(h, "client1").unwrap(),
+        acquired_at(h, "client2").unwrap(),
+    );
+    assert!(
+        a2 > a1 + 4_000_000,
+        "client 2 holds after the expiry: {a1} then {a2} µs"
+    );
+    let written_at = |node: &str| {
+        h.ops().iter().find_map(|o| {
+            (o.invoke.node == node
+                && matches!(o.invoke.kind, EventKind::Invoke { op: Op::Write, .. }))
+            .then_some(o.invoke.true_us)
+        })
+    };
+    let (w1, w2) = (
+        written_at("client1").unwrap(),
+        written_at("client2").unwrap(),
+    );
+    assert!(
+        w1 > a2,
+        "client 1 writes after client 2 took the lock: {w1} against {a2} µs"
+    );
+    assert!(matches!(
+        write_outcome(h, "client1"),
+        Some(OpResult::Ok { .. })
+    ));
+    eprintln!(
+        "stop at lost: client 2 holds at {} ms, writes at {} ms; client 1 writes at {} ms",
+        a2 / 1000,
+        w2 / 1000,
+        w1 / 1000
+    );
+    let suspended = with(StopAt::Suspended);
+    let run = world::run(&suspended, &plan_of(&suspended), Fencing::None, 7);
+    let h = &run.history;
+    assert_eq!(
+        write_outcome(h, "client1"),
+        None,
+        "client 1 gave up at SUSPENDED"
+    );
+    assert!(h
+        .events
+        .iter()
+        .any(|e| e.node == "client1" && matches!(e.kind, EventKind::LocalCheckRefused { .. })));
+    assert!(matches!(
+        write_outcome(h, "client2"),
+        Some(OpResult::Ok { .. })
+    ));
+}
+
 /// The zk preset under its random nemesis: unfenced, some seeds lose updates; with the czxid
 /// token fence, none do.
 #[test]
