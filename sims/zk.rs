@@ -458,6 +458,91 @@ mod model {
         assert!(seen[23] - seen[0] > TICK_MS / 2, "{seen:?}");
     }
 
+    /// No panic in a server on bad input: a message that is not a packet and a request
+    /// before the connect are dropped, and bad requests get ZooKeeper's errors; the server
+    /// goes on serving.
+    #[test]
+    fn bad_input_gets_errors_not_panics() {
+        use fencelab::zk::model::wire::{Request, ToClient, ToServer};
+        use fencelab::zk::{Op, ZkError};
+        let rt = Runtime::with_seed_and_config(5, madsim::Config::default());
+        rt.block_on(async move {
+            let handle = Handle::current();
+            let origin = Instant::now();
+            let (state, _server) = server(&handle, origin);
+            let client = handle
+                .create_node()
+                .name("a")
+                .ip("10.0.1.1".parse().unwrap())
+                .build();
+            client
+                .spawn(async move {
+                    let ep = madsim::net::Endpoint::bind("0.0.0.0:0").await.unwrap();
+                    let (tx, mut rx) = ep.connect1(SERVER.parse().unwrap()).await.unwrap();
+                    tx.send(Box::new("not a packet".to_string())).await.unwrap();
+                    let early = ToServer::Request {
+                        xid: 1,
+                        body: Request::GetChildren { path: "/".into() },
+                    };
+                    tx.send(Box::new(early)).await.unwrap();
+                    let hello = ToServer::Connect {
+                        session_id: 0,
+                        timeout_ms: T_MS,
+                    };
+                    tx.send(Box::new(hello)).await.unwrap();
+                    let first = rx.recv().await.unwrap().downcast::<ToClient>().unwrap();
+                    assert!(matches!(*first, ToClient::Connected { .. }), "{first:?}");
+                    // An unknown session's reconnect is told it expired.
+                    let (tx2, mut rx2) = ep.connect1(SERVER.parse().unwrap()).await.unwrap();
+                    let stale = ToServer::Connect {
+                        session_id: 0x0100_0000_0000_0999,
+                        timeout_ms: T_MS,
+                    };
+                    tx2.send(Box::new(stale)).await.unwrap();
+                    let told = rx2.recv().await.unwrap().downcast::<ToClient>().unwrap();
+                    assert_eq!(*told, ToClient::Expired);
+                    let a = session(origin, 5).await;
+                    for bad in ["", "no-slash", "/a//b", "/a/", "/a/./b"] {
+                        let e = a
+                            .create(bad, b"", CreateMode::Persistent)
+                            .await
+                            .unwrap_err();
+                        assert_eq!(e, ZkError::BadArguments, "{bad:?}");
+                    }
+                    let e = a
+                        .create("/missing/child", b"", CreateMode::Persistent)
+                        .await
+                        .unwrap_err();
+                    assert_eq!(e, ZkError::NoNode);
+                    let e = a.delete("/missing", -1).await.unwrap_err();
+                    assert_eq!(e, ZkError::NoNode);
+                    a.create("/e", b"", CreateMode::Ephemeral).await.unwrap();
+                    let e = a
+                        .create("/e/c", b"", CreateMode::Persistent)
+                        .await
+                        .unwrap_err();
+                    assert_eq!(e, ZkError::NoChildrenForEphemerals);
+                    let e = a.set_data("/e", b"x", 7).await.unwrap_err();
+                    assert_eq!(e, ZkError::BadVersion);
+                    let ops: Vec<Op> = (0..100)
+                        .map(|_| Op::Check {
+                            path: "/e".into(),
+                            version: -1,
+                        })
+                        .collect();
+                    assert!(
+                        a.multi(&ops).await.is_err(),
+                        "a multi past its bound is refused"
+                    );
+                    // Still serving.
+                    assert_eq!(a.get_children("/").await.unwrap(), vec!["e".to_string()]);
+                })
+                .await
+                .unwrap();
+            state.with_server(|s| s.check_invariants());
+        });
+    }
+
     /// A server paused (SIGSTOP) for 3T with a silent client expires nothing while paused,
     /// and expires the session within a tick of its resume (the tracker catches up).
     #[test]
