@@ -1,5 +1,5 @@
 //! Refactors keep histories: the combined history hash of 1,000 seeds per fencing policy (and
-//! of smaller sets for the other lock recipes, workloads and presets), recorded before the
+//! of smaller sets for the other lock recipes, workloads and presets, and ZooKeeper's last), recorded before the
 //! fence, recipe and workload traits replaced the enums (issue 13), must not change; those run
 //! one etcd member. The last cases run the cluster (issue 12), recorded when it was added.
 //!
@@ -121,6 +121,16 @@ fn whole_redlock_cases() -> Vec<(String, Scenario, Fencing, u64)> {
         .collect()
 }
 
+/// ZooKeeper with Curator's mutex (issue 20): the zk preset's histories from the commit that
+/// added it on.
+fn zk_cases() -> Vec<(String, Scenario, Fencing, u64)> {
+    let zk = Scenario::preset("zk").expect("preset");
+    [Fencing::None, Fencing::Token]
+        .into_iter()
+        .map(|f| (format!("zk {f}"), zk.clone(), f, 200))
+        .collect()
+}
+
 /// A history's hash with the Redis nodes' own events left out: what it was before the nodes
 /// recorded them. Equal to the line recorded then, it shows that recording them changed no
 /// latency, poll order or outcome (they add no wake-up and draw nothing).
@@ -137,7 +147,7 @@ fn histories_are_those_recorded_before_the_traits() {
     let mut lines = Vec::new();
     let whole = whole_redlock_cases();
     let whole_names: Vec<String> = whole.iter().map(|c| c.0.clone()).collect();
-    for (name, scenario, fencing, seeds) in cases().into_iter().chain(whole) {
+    for (name, scenario, fencing, seeds) in cases().into_iter().chain(whole).chain(zk_cases()) {
         let redlock = scenario.service == fencelab::lock::ServiceKind::Redlock;
         let strip = redlock && !whole_names.contains(&name);
         let results = sweep::map_seeds(0..seeds, jobs, |seed| {

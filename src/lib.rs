@@ -88,7 +88,9 @@ pub use system::{
 
 #[cfg(madsim)]
 pub use simulator::world;
-pub use simulator::{checker, fault, label, nemesis, redis_settings, scenario, stories};
+pub use simulator::{
+    checker, fault, label, nemesis, redis_settings, scenario, stories, zk_settings,
+};
 
 #[cfg(all(not(madsim), feature = "cli"))]
 pub use tools::real;

@@ -116,6 +116,7 @@ impl ScenarioArgs {
                 s.lock_method = match service {
                     ServiceKind::Etcd => LockMethod::Election,
                     ServiceKind::Redlock => LockMethod::Redlock,
+                    ServiceKind::Zk => LockMethod::Curator,
                 };
             }
         }

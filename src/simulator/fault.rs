@@ -33,12 +33,17 @@ pub const ETCD_OTHERS: &str = "etcd:others";
 pub const REDIS: &str = "redis";
 /// A fault on every Redis node.
 pub const REDIS_ALL: &str = "redis:all";
+/// Every ZooKeeper server of a ZooKeeper world, as `zk` or `zk:all`; `zkN` (or `zk:N`) names one.
+pub const ZK: &str = "zk";
+pub const ZK_ALL: &str = "zk:all";
 
-/// `redis:N` as the node name `redisN`; any other name as it is.
+/// `redis:N` as the node name `redisN`, `zk:N` as `zkN`; any other name as it is.
 pub fn redis_node(node: &str) -> std::borrow::Cow<'_, str> {
-    match node.strip_prefix("redis:") {
-        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("redis{n}").into()
+    match node.split_once(':') {
+        Some((s @ ("redis" | "zk"), n))
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{s}{n}").into()
         }
         _ => node.into(),
     }
@@ -499,7 +504,10 @@ impl<'a> Once<'a> {
 /// The fault names nodes that exist, of a kind it applies to.
 fn check_nodes(f: &Fault, nodes: &[String]) -> Result<(), String> {
     let role = |n: &str| n == ETCD_LEADER || n == ETCD_ALL || n == REDIS_ALL;
-    let redis_all = |n: &str| (n == REDIS || n == REDIS_ALL) && nodes.iter().any(|m| m == "redis1");
+    // `redis` and `zk` (all of them) only in a world that has them: its node 1.
+    let one = |n: &str| format!("{}1", n.split(':').next().unwrap_or(n));
+    let redis_all =
+        |n: &str| [REDIS, REDIS_ALL, ZK, ZK_ALL].contains(&n) && nodes.contains(&one(n));
     let known = |n: &str| {
         n == ETCD
             || n == STORAGE

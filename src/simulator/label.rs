@@ -41,6 +41,14 @@ pub const REALISTIC_DRIFT_PPM: i64 = 500;
 /// round trips) spends it wherever a pause falls. What is left is the silence a holder
 /// survives ([`slack_name`] says which bound it is).
 pub fn renewal_slack_ms(scenario: &Scenario) -> u64 {
+    if scenario.service == crate::lock::ServiceKind::Zk {
+        // A ZooKeeper session: touched by a ping at least every T/3 while connected
+        // (`ClientCnxn`), expired no sooner than T after its last touch (`ExpiryQueue`).
+        let t_ms = scenario.zk.session_timeout_ms;
+        let slack_ms = t_ms.saturating_sub(t_ms / 3 + 2 * scenario.latency_ms.max);
+        debug_assert!(slack_ms < t_ms);
+        return slack_ms;
+    }
     let ttl_ms = scenario.ttl_s as u64 * 1000;
     if scenario.service == crate::lock::ServiceKind::Redlock {
         let drift_ms = crate::lock::Redlock::drift_ms(ttl_ms as i64) as u64;
@@ -108,6 +116,7 @@ pub fn slack_name(scenario: &Scenario) -> &'static str {
     match scenario.service {
         crate::lock::ServiceKind::Etcd => "renewal slack",
         crate::lock::ServiceKind::Redlock => "lock's validity",
+        crate::lock::ServiceKind::Zk => "session's slack",
     }
 }
 /// The bound named in a label's reason: the client's request timeout.

@@ -11,3 +11,4 @@ pub mod scenario;
 pub mod stories;
 #[cfg(madsim)]
 pub mod world;
+pub mod zk_settings;

@@ -7,6 +7,7 @@ use crate::ms::{MsRange, DURATION_MS_MAX};
 // The nemesis' knobs sit beside the nemesis that draws from them; this path stays.
 use crate::nemesis::NemesisConfig;
 use crate::redis_settings::RedisSettings;
+use crate::zk_settings::ZkSettings;
 
 /// Most clients in one world.
 pub const CLIENTS_MAX: u32 = 64;
@@ -119,6 +120,10 @@ pub struct Scenario {
     /// The Redis nodes and the Redlock client, for `service = "redlock"`.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// The ZooKeeper servers and the Curator client, for `service = "zk"`. Left out of a
+    /// saved scenario when it is the default, so that every other scenario saves as before.
+    #[serde(default, skip_serializing_if = "ZkSettings::is_default")]
+    pub zk: ZkSettings,
     /// How clients take the lock.
     pub lock_method: crate::lock::LockMethod,
     /// Which simulated etcd: fencelab's calibrated model (default) or madsim's SimServer.
@@ -194,6 +199,7 @@ impl Scenario {
             workload: WorkloadKind::Counter,
             service: crate::lock::ServiceKind::Etcd,
             redis: RedisSettings::default(),
+            zk: ZkSettings::default(),
             lock_method: crate::lock::LockMethod::Election,
             etcd: crate::etcd::Backend::Model,
             etcd_version: crate::etcd::Version::V3_5,
@@ -228,12 +234,13 @@ impl Scenario {
     }
 
     /// Named scenarios, so that a command line can name exactly what a suite ran.
-    pub const PRESETS: [&'static str; 5] = [
+    pub const PRESETS: [&'static str; 6] = [
         "standard",
         "long-critical",
         "local-check-pauses",
         "local-check-skew",
         "redlock",
+        "zk",
     ];
 
     /// A named scenario (see [`Scenario::PRESETS`]).
@@ -262,6 +269,12 @@ impl Scenario {
             "redlock" => Ok(Scenario {
                 nemesis: NemesisConfig::redlock(),
                 ..Scenario::redlock()
+            }),
+            // The standard clients and workload on one ZooKeeper server with Curator's mutex,
+            // under the ZooKeeper nemesis (client pauses past the session, server stalls).
+            "zk" => Ok(Scenario {
+                nemesis: NemesisConfig::zk(),
+                ..Scenario::zk()
             }),
             other => Err(format!(
                 "unknown scenario preset '{other}' (expected one of: {})",
@@ -293,6 +306,7 @@ impl Scenario {
         match self.service {
             crate::lock::ServiceKind::Etcd => self.etcd_member_names(),
             crate::lock::ServiceKind::Redlock => self.redis.node_names(),
+            crate::lock::ServiceKind::Zk => self.zk.server_names(),
         }
     }
 
@@ -313,7 +327,18 @@ impl Scenario {
                 self.redis
                     .recipe(self.lock_method == LockMethod::RedisSingle),
             ),
+            LockMethod::Curator => std::sync::Arc::new(self.zk.recipe()),
             other => other.recipe_on(self.etcd_version),
+        }
+    }
+
+    /// A ZooKeeper world: one server, Curator's mutex, the standard clients and workload.
+    pub fn zk() -> Scenario {
+        Scenario {
+            service: crate::lock::ServiceKind::Zk,
+            lock_method: crate::lock::LockMethod::Curator,
+            nemesis: NemesisConfig::off(),
+            ..Scenario::standard()
         }
     }
 
@@ -345,6 +370,7 @@ impl Scenario {
         let service_nodes = match self.service {
             crate::lock::ServiceKind::Etcd => self.etcd_members,
             crate::lock::ServiceKind::Redlock => self.redis.nodes,
+            crate::lock::ServiceKind::Zk => self.zk.servers,
         };
         assert_eq!(names.len(), (self.clients + service_nodes) as usize);
         debug_assert!(names
@@ -399,6 +425,7 @@ impl Scenario {
     fn validate_service(&self) -> Result<(), String> {
         use crate::lock::{LockMethod, ServiceKind};
         self.redis.validate()?;
+        self.zk.validate()?;
         if self.lock_method.service() != self.service {
             // The service's methods, from the one table of methods: "a, b or c".
             let methods: Vec<&str> = LockMethod::ALL
@@ -417,8 +444,11 @@ impl Scenario {
                 self.service.as_str()
             ));
         }
-        if self.service == ServiceKind::Redlock && self.workload == WorkloadKind::EtcdSet {
-            return Err("workload: etcd-set keeps its set in etcd, and service is redlock".into());
+        if self.service != ServiceKind::Etcd && self.workload == WorkloadKind::EtcdSet {
+            return Err(format!(
+                "workload: etcd-set keeps its set in etcd, and service is {}",
+                self.service.as_str()
+            ));
         }
         Ok(())
     }

@@ -68,6 +68,7 @@ pub fn families() -> Vec<Family> {
         redis_stall(),
         redis_clock(),
         redis_restart(),
+        zk_stall(),
     ]
 }
 
@@ -130,6 +131,21 @@ fn redis_restart() -> Family {
             ..NemesisConfig::none()
         }),
         service: Some(ServiceKind::Redlock),
+    }
+}
+
+/// The ZooKeeper server paused (SIGSTOP) 0.5 to 3 s, or every server: its tracker expires
+/// nothing while paused and catches up on resume, so a session whose bucket passed meanwhile
+/// expires at once unless one of its packets is read first.
+fn zk_stall() -> Family {
+    Family {
+        name: "zk-stall",
+        about: "a ZooKeeper server stalls (paused), or all of them",
+        nemesis: only(NemesisConfig {
+            etcd_stalls_max: 1,
+            ..NemesisConfig::none()
+        }),
+        service: Some(ServiceKind::Zk),
     }
 }
 

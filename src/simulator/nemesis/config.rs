@@ -358,6 +358,14 @@ impl NemesisConfig {
         redlock
     }
 
+    /// The standard nemesis of a ZooKeeper world: the standard one's client faults (pauses
+    /// past the session, partitions, holds, crashes) and stalls of the servers.
+    pub fn zk() -> Self {
+        NemesisConfig {
+            ..NemesisConfig::standard()
+        }
+    }
+
     /// Pauses only (timed and aimed).
     pub fn pauses() -> Self {
         let pauses = NemesisConfig {

@@ -42,6 +42,7 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
         redis: match scenario.service {
             ServiceKind::Etcd => Vec::new(),
             ServiceKind::Redlock => scenario.redis.node_names(),
+            ServiceKind::Zk => scenario.zk.server_names(),
         },
         duration_ms: scenario.duration_ms.max(1),
         faults,
@@ -64,6 +65,12 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
             d.redis_stalls();
             d.network_windows();
             d.redis_skews_and_crashes();
+        }
+        // A ZooKeeper world: its servers stall (SIGSTOP) as Redis's do, named `zk` for all;
+        // a server's clock matters only through its drift (expiry runs on the monotonic clock).
+        ServiceKind::Zk => {
+            d.service_stalls(crate::fault::ZK);
+            d.network_windows();
         }
     }
     let plan = FaultPlan { faults: d.faults };
@@ -96,7 +103,7 @@ struct Draw<'a> {
     rng: ChaCha8Rng,
     cfg: &'a NemesisConfig,
     clients: Vec<String>,
-    /// A Redlock world's Redis nodes (none in an etcd world).
+    /// A Redlock world's Redis nodes, a ZooKeeper world's servers (none in an etcd world).
     redis: Vec<String>,
     duration_ms: u64,
     faults: Vec<Fault>,
@@ -280,12 +287,18 @@ impl Draw<'_> {
 
     /// Redis stalls (SIGSTOP): one node or every node, half each, with etcd's stall knobs.
     fn redis_stalls(&mut self) {
-        assert!(!self.redis.is_empty(), "a Redlock world has Redis nodes");
+        self.service_stalls(REDIS);
+    }
+
+    /// Stalls (SIGSTOP) of the service's nodes besides etcd: one node or every node (`all`),
+    /// half each, with etcd's stall knobs.
+    fn service_stalls(&mut self, all: &str) {
+        assert!(!self.redis.is_empty(), "the world has service nodes");
         for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_stalls_max) {
             let at = Trigger::AtMs(self.at_ms());
             let duration_ms = self.span(self.cfg.etcd_stall_ms);
             let node = match self.rng.gen_range(0..2) {
-                0 => REDIS.to_string(),
+                0 => all.to_string(),
                 _ => pick(&mut self.rng, &self.redis),
             };
             self.faults.push(Fault::Pause {

@@ -7,7 +7,7 @@ use super::nodes::{Nodes, OPERATOR};
 use super::schedule::{Action, Schedule};
 use crate::etcd::model::Cluster;
 use crate::etcd::Backend;
-use crate::fault::{redis_node, ETCD_ALL, ETCD_OTHERS, REDIS, REDIS_ALL};
+use crate::fault::{redis_node, ETCD_ALL, ETCD_OTHERS, REDIS, REDIS_ALL, ZK, ZK_ALL};
 use crate::fault::{Fault, ETCD, ETCD_LEADER, NETWORK, STORAGE};
 use crate::history::{EventKind, Recorder};
 use crate::ms::MsRange;
@@ -92,6 +92,7 @@ impl Faults {
         match node {
             ETCD | ETCD_ALL => self.nodes.members.clone(),
             REDIS | REDIS_ALL => self.nodes.redis.clone(),
+            ZK | ZK_ALL => self.nodes.zk.clone(),
             ETCD_LEADER => match self.cluster() {
                 None => self.nodes.members.clone(),
                 Some(c) => c

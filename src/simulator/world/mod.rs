@@ -6,6 +6,7 @@ mod builder;
 mod nodes;
 mod redis;
 mod schedule;
+mod zk;
 
 pub use builder::Builder;
 use builder::Parts;
@@ -214,6 +215,7 @@ impl From<&Scenario> for crate::schemes::LockSettings {
                 .redis
                 .recipe(scenario.lock_method == crate::lock::LockMethod::RedisSingle),
             etcd_version: scenario.etcd_version,
+            curator: scenario.zk.recipe(),
         }
     }
 }

@@ -84,6 +84,10 @@ pub(super) struct Nodes {
     pub(super) cluster: Option<Arc<model::Cluster>>,
     /// The Redis nodes' names, in node order (a Redlock world).
     pub(super) redis: Vec<String>,
+    /// The ZooKeeper servers' names, in server order (a ZooKeeper world).
+    pub(super) zk: Vec<String>,
+    /// Their models, in the same order.
+    pub(super) zk_servers: Vec<Arc<crate::zk::model::ZkNode>>,
 }
 
 impl Nodes {
@@ -138,6 +142,13 @@ pub(super) fn start(
                 nodes.insert(name, node);
             }
         }
+        ServiceKind::Zk => {
+            for (name, node, server) in super::zk::start(handle, scenario, plan, origin) {
+                nodes.zk.push(name.clone());
+                nodes.zk_servers.push(server);
+                nodes.insert(name, node);
+            }
+        }
     }
     let store = Arc::new(Mutex::new(Store::with_fence(parts.fence.clone())));
     nodes.insert(
@@ -163,7 +174,7 @@ pub(super) fn start(
     // its own.
     assert_eq!(
         nodes.by_name.len(),
-        nodes.members.len() + nodes.redis.len() + 2 + scenario.clients as usize
+        nodes.members.len() + nodes.redis.len() + nodes.zk.len() + 2 + scenario.clients as usize
     );
     assert_eq!(clients.count(), scenario.clients as usize);
     assert!(
@@ -419,6 +430,7 @@ fn start_clients(
             index: n,
             service: scenario.service,
             redis_endpoints: super::redis::endpoints(scenario),
+            zk: super::zk::connect_spec(scenario),
             etcd_backend: scenario.etcd,
             etcd_endpoints: endpoints_of_client(scenario.etcd_members, n),
             storage_addr: STORAGE_ADDR.to_string(),

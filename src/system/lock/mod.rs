@@ -42,6 +42,7 @@
 //! }
 //! ```
 
+pub mod curator;
 pub mod recipes;
 pub mod redlock;
 mod service;
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use curator::{Curator, StopAt, ZkToken};
 pub use recipes::{Election, KvMutex, LockApi};
 pub use redlock::{Redlock, RedlockToken};
 pub use service::{RedisHandle, Service, ServiceContext, ServiceKind};
@@ -100,6 +102,9 @@ pub enum LockMethod {
     Redlock,
     /// redis.io's single-instance lock: `SET NX PX` on the first Redis node alone.
     RedisSingle,
+    /// Curator's `InterProcessMutex` on ZooKeeper (`service = "zk"`): an ephemeral sequential
+    /// node under a container parent; the lowest holds, the others watch their predecessor.
+    Curator,
 }
 
 impl LockMethod {
@@ -123,6 +128,7 @@ impl LockMethod {
                 single: true,
                 ..Redlock::default()
             }),
+            LockMethod::Curator => Arc::new(Curator::default()),
         }
     }
 
@@ -130,17 +136,19 @@ impl LockMethod {
     pub fn service(self) -> ServiceKind {
         match self {
             LockMethod::Redlock | LockMethod::RedisSingle => ServiceKind::Redlock,
+            LockMethod::Curator => ServiceKind::Zk,
             _ => ServiceKind::Etcd,
         }
     }
 
     /// Every method: the one list of names ([`crate::named`]).
-    pub const ALL: [LockMethod; 5] = [
+    pub const ALL: [LockMethod; 6] = [
         LockMethod::Election,
         LockMethod::KvMutex,
         LockMethod::LockApi,
         LockMethod::Redlock,
         LockMethod::RedisSingle,
+        LockMethod::Curator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +158,7 @@ impl LockMethod {
             LockMethod::LockApi => "lock-api",
             LockMethod::Redlock => "redlock",
             LockMethod::RedisSingle => "redis-single",
+            LockMethod::Curator => "curator",
         }
     }
 }
@@ -184,6 +193,8 @@ pub struct LockConfig {
 pub enum LockError {
     Etcd(String),
     Redis(String),
+    /// A ZooKeeper error that ended the acquisition or the release (not a connection loss).
+    Zk(String),
     Timeout(&'static str),
     CampaignTimeout,
     /// A recipe of one service ran on a world of another (an etcd recipe on Redis nodes).
@@ -208,6 +219,7 @@ impl std::fmt::Display for LockError {
         match self {
             LockError::Etcd(e) => write!(f, "etcd: {e}"),
             LockError::Redis(e) => write!(f, "redis: {e}"),
+            LockError::Zk(e) => write!(f, "{e}"),
             LockError::Timeout(what) => write!(f, "{what} timed out"),
             LockError::CampaignTimeout => f.write_str("gave up waiting for the lock"),
             LockError::WrongService { wanted, got } => {
@@ -234,6 +246,17 @@ impl From<RedisError> for LockError {
         match e {
             RedisError::Timeout => LockError::Timeout("redis command"),
             other => LockError::Redis(other.to_string()),
+        }
+    }
+}
+
+/// ZooKeeper's connection loss is as indeterminate as a timeout: the request may have been
+/// applied (`KeeperException.ConnectionLossException`).
+impl From<crate::zk::ZkError> for LockError {
+    fn from(e: crate::zk::ZkError) -> LockError {
+        match e {
+            crate::zk::ZkError::ConnectionLoss => LockError::Timeout("zookeeper request"),
+            other => LockError::Zk(other.to_string()),
         }
     }
 }
@@ -322,6 +345,14 @@ impl<'a> LockContext<'a> {
         }
     }
 
+    /// The ZooKeeper client, for recipes over ZooKeeper.
+    pub fn zk(&self) -> Result<&'a crate::zk::ZkClient, LockError> {
+        match self.service {
+            ServiceContext::Zk { client } => Ok(client),
+            other => Err(other.wrong(ServiceKind::Zk)),
+        }
+    }
+
     /// A Redis call bounded by the request timeout; `what` names it if it times out.
     pub async fn bounded_redis<T>(
         self,
@@ -391,6 +422,14 @@ pub trait LockRecipe: Send + Sync + std::fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<Validity, LockError>> {
         let _ = (cx, holding);
         Box::pin(async { Err(LockError::Redis("this lock is not extended".into())) })
+    }
+
+    /// Whether the holder has given the lock up by now, checked before each write: why, or
+    /// `None` while it still holds. A recipe whose client tells it of a lost connection
+    /// (Curator's `ConnectionStateListener`) answers here; the default never gives up.
+    fn gave_up(&self, cx: LockContext<'_>, holding: &Holding) -> Option<String> {
+        let _ = (cx, holding);
+        None
     }
 
     /// Releases it (the caller then closes the session). May fail when the lease is gone.

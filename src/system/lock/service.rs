@@ -1,7 +1,7 @@
 //! The lock service a client talks to, and what a recipe gets of it.
 //!
 //! A world hosts the nodes of one lock service: etcd's members, or Redlock's N independent
-//! Redis nodes (and next, ZooKeeper's ensemble). A client connects to that service once
+//! Redis nodes, or ZooKeeper's ensemble. A client connects to that service once
 //! ([`Service`]); each lock cycle then hands the recipe a [`ServiceContext`]: the service's
 //! client and, where the service has one, the session the lock is lost with (etcd's lease).
 //! A recipe asks for the service it is written for ([`LockContext::etcd`],
@@ -29,16 +29,19 @@ pub enum ServiceKind {
     /// N independent Redis masters (`redis_nodes`), locked with Redlock or, on one node, the
     /// single-instance `SET NX PX` lock.
     Redlock,
+    /// A ZooKeeper ensemble (`[zk] servers`), locked with Curator's `InterProcessMutex`.
+    Zk,
 }
 
 impl ServiceKind {
     /// Every service, in the order the docs list them.
-    pub const ALL: [ServiceKind; 2] = [ServiceKind::Etcd, ServiceKind::Redlock];
+    pub const ALL: [ServiceKind; 3] = [ServiceKind::Etcd, ServiceKind::Redlock, ServiceKind::Zk];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceKind::Etcd => "etcd",
             ServiceKind::Redlock => "redlock",
+            ServiceKind::Zk => "zk",
         }
     }
 }
@@ -56,6 +59,8 @@ pub enum Service {
     Etcd(EtcdHandle),
     /// One client per Redis node, in node order (`redis1` first).
     Redis(Vec<RedisHandle>),
+    /// The client of the ZooKeeper ensemble: one session at a time, as Curator's.
+    Zk(Arc<crate::zk::ZkClient>),
 }
 
 impl Service {
@@ -63,6 +68,7 @@ impl Service {
         match self {
             Service::Etcd(_) => ServiceKind::Etcd,
             Service::Redis(_) => ServiceKind::Redlock,
+            Service::Zk(_) => ServiceKind::Zk,
         }
     }
 }
@@ -79,6 +85,9 @@ pub enum ServiceContext<'a> {
     /// Redis's nodes. Redlock has no session: the lock lasts as long as the validity the
     /// client computed when it took it (`Holding::valid_until_us`).
     Redis { nodes: &'a [RedisHandle] },
+    /// ZooKeeper's client. The lock is held under its session, which the recipe takes from
+    /// the client at each attempt (a new one after the last ended, as Curator's).
+    Zk { client: &'a crate::zk::ZkClient },
 }
 
 impl<'a> ServiceContext<'a> {
@@ -87,6 +96,7 @@ impl<'a> ServiceContext<'a> {
         match self {
             ServiceContext::Etcd { .. } => ServiceKind::Etcd,
             ServiceContext::Redis { .. } => ServiceKind::Redlock,
+            ServiceContext::Zk { .. } => ServiceKind::Zk,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct LockSettings {
     pub redlock: Redlock,
     /// The etcd release whose client library runs the recipe (kv-mutex differs).
     pub etcd_version: crate::etcd::Version,
+    /// The scenario's Curator client (its policy and token), for ZooKeeper schemes.
+    pub curator: crate::lock::Curator,
 }
 
 /// How a scheme makes its recipe from the scenario's lock settings.
@@ -109,6 +111,25 @@ impl Scheme {
     }
 }
 
+impl Scheme {
+    /// A ZooKeeper scheme: `fencing` fed the lock node's sequence number instead of its
+    /// `czxid` (the parent's cversion, which restarts with a new container parent).
+    fn sequence(name: &'static str, fencing: Fencing, about: &'static str) -> Scheme {
+        Scheme {
+            name,
+            about,
+            fence: fencing.fence(),
+            recipe: Some(|settings| {
+                Arc::new(crate::lock::Curator {
+                    token: crate::lock::ZkToken::Sequence,
+                    ..settings.curator
+                })
+            }),
+            service: Some(ServiceKind::Zk),
+        }
+    }
+}
+
 /// Every scheme, in the order the comparison shows them.
 pub fn catalogue() -> Vec<Scheme> {
     vec![
@@ -173,6 +194,16 @@ pub fn catalogue() -> Vec<Scheme> {
             "incr-token",
             Fencing::Token,
             "Redlock, and a token from INCR on one Redis node, checked on reads and writes",
+        ),
+        Scheme::sequence(
+            "seq-token-writes",
+            Fencing::TokenWrites,
+            "Curator's mutex, and the lock node's sequence number as the token, checked on writes (it starts again at 0 once the empty container parent is deleted)",
+        ),
+        Scheme::sequence(
+            "seq-token",
+            Fencing::Token,
+            "Curator's mutex, and the lock node's sequence number as the token, checked on reads and writes",
         ),
     ]
 }

@@ -93,6 +93,8 @@ pub struct ClientSpec {
     pub service: ServiceKind,
     /// The Redis nodes' endpoints, in node order (a Redlock world).
     pub redis_endpoints: Vec<String>,
+    /// The ZooKeeper servers and the session timeout asked for (a ZooKeeper world).
+    pub zk: crate::zk::ConnectSpec,
     /// Which etcd client to use (the real build always uses a real etcd).
     pub etcd_backend: crate::etcd::Backend,
     /// etcd's members' endpoints; the client talks to the first until it fails over.
@@ -198,6 +200,13 @@ impl ClientRun {
                     .await
                     .map(Service::Redis)
                     .map_err(|e| e.to_string()),
+                // Curator's client connects at its first call, and again after a session ends.
+                ServiceKind::Zk => Ok(Service::Zk(Arc::new(crate::zk::ZkClient::new(
+                    self.spec.zk.clone(),
+                    self.clock.clone(),
+                    self.spec.seed ^ (self.spec.index as u64).rotate_left(24),
+                    Some(self.probe.clone()),
+                )))),
             };
             match connected {
                 Ok(service) => return Some(service),
@@ -244,13 +253,13 @@ impl ClientRun {
                     return CycleEnd::NoLock(e.to_string());
                 }
             },
-            Service::Redis(_) => None,
+            Service::Redis(_) | Service::Zk(_) => None,
         };
         // Only where the lock's value must be unique per acquisition: a draw on etcd would
         // shift the client's later draws, and with them every etcd history.
         let nonce = match service {
             Service::Etcd(_) => 0,
-            Service::Redis(_) => self.rng.gen(),
+            Service::Redis(_) | Service::Zk(_) => self.rng.gen(),
         };
         let cx = service_context(service, session.as_ref());
         let value = self.name().to_string();
@@ -432,6 +441,7 @@ fn service_context<'a>(service: &'a Service, session: Option<&'a Session>) -> Se
             session,
         },
         (Service::Redis(nodes), _) => ServiceContext::Redis { nodes },
+        (Service::Zk(client), _) => ServiceContext::Zk { client },
         (Service::Etcd(_), None) => unreachable!("an etcd cycle always has a session"),
     }
 }
@@ -530,6 +540,7 @@ impl Critical<'_> {
     pub async fn prepare_write(&mut self) -> Result<(), CycleEnd> {
         let critical = self.run.draw(self.run.spec.critical_ms);
         self.compute(critical).await?;
+        self.still_held()?;
         let run = &mut *self.run;
         // "My lease looks valid": the client-side variant checks its own deadline here (a
         // lock without a session, its validity, on the clock the recipe measured it with).
@@ -554,6 +565,29 @@ impl Critical<'_> {
         // Kleppmann's window: between the check above and the write below.
         run.reach(Point::BeforeWrite).await;
         Ok(())
+    }
+}
+
+impl Critical<'_> {
+    /// The recipe's own verdict on the lock before a write ([`LockRecipe::gave_up`]): a
+    /// holder that gave it up stops, recorded as a refused local check.
+    fn still_held(&mut self) -> Result<(), CycleEnd> {
+        let name = self.run.name().to_string();
+        let cx = LockContext {
+            service: service_context(self.service, self.session),
+            clock: &self.run.clock,
+            cfg: &self.run.spec.lock,
+            value: &name,
+            nonce: self.nonce,
+        };
+        let Some(why) = self.run.spec.recipe.gave_up(cx, self.holding) else {
+            return Ok(());
+        };
+        self.run.probe.record(EventKind::LocalCheckRefused {
+            token: self.holding.token,
+            deadline_us: self.run.clock.now_us(),
+        });
+        Err(CycleEnd::Abandoned(why))
     }
 }
 

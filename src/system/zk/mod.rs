@@ -30,12 +30,17 @@
 //!   session's ephemerals are gone;
 //! - `Closed`: the client closed the session itself.
 
+use crate::clock::NodeClock;
+use crate::history::Probe;
 use crate::BoxFuture;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub mod model;
 
-pub use model::{CreateMode, MultiError, Op, OpResult, Stat, ZkError, ZkResult};
+pub use model::{
+    sort_by_sequence, CreateMode, MultiError, Op, OpResult, Owner, Stat, ZkError, ZkResult,
+};
 
 /// The session a [`Zk`] is: its ID and the timeout the server negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,5 +159,127 @@ impl std::fmt::Display for MultiFailed {
             MultiFailed::Op(e) => write!(f, "multi: op {} failed: {}", e.index, e.error),
             MultiFailed::Call(e) => write!(f, "multi: {e}"),
         }
+    }
+}
+
+/// A shared handle on one session, whichever backend.
+pub type ZkHandle = Arc<dyn Zk>;
+
+/// Where a client finds the ensemble and what session timeout it asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectSpec {
+    /// The servers' endpoints, in the order the client tries them.
+    pub endpoints: Vec<String>,
+    /// The timeout the client asks for; the server clamps it (`processConnectRequest`).
+    pub session_timeout_ms: u64,
+}
+
+/// Most sessions one client makes in a run: a limit on everything.
+pub const SESSIONS_MAX: u64 = 100_000;
+
+/// A client of the ensemble as Curator's `CuratorFramework` is one: one session at a time,
+/// and a new one once it ended (`ConnectionState.checkState` → `handleExpiredSession` →
+/// `reset`, which makes a new ZooKeeper handle after an expiry, and the same after Curator's
+/// own `LOST`, which injects an expiry).
+pub struct ZkClient {
+    spec: ConnectSpec,
+    clock: NodeClock,
+    seed: u64,
+    probe: Option<Probe>,
+    /// The session now and how many were made.
+    current: std::sync::Mutex<(Option<ZkHandle>, u64)>,
+    /// Serializes making a session, so two calls make one.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl ZkClient {
+    /// A client that connects at its first [`ZkClient::session`]. `seed` seeds the sessions'
+    /// own random choices (reconnect delays); `probe` records each session's start and end.
+    pub fn new(spec: ConnectSpec, clock: NodeClock, seed: u64, probe: Option<Probe>) -> Self {
+        assert!(
+            !spec.endpoints.is_empty(),
+            "a ZooKeeper client needs a server"
+        );
+        ZkClient {
+            spec,
+            clock,
+            seed,
+            probe,
+            current: std::sync::Mutex::new((None, 0)),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The session now, if there is one: it may have ended.
+    pub fn current(&self) -> Option<ZkHandle> {
+        self.lock().0.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<ZkHandle>, u64)> {
+        // One assignment at a time under this lock: a poisoned lock is still whole.
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives the session up without closing it (its thread stops, its connection closes):
+    /// the servers expire it after its timeout, and its ephemerals with it. For a node the
+    /// client could not delete (Curator's guaranteed delete retries in the background; the
+    /// model lets the session go instead).
+    pub fn abandon(&self) {
+        self.lock().0 = None;
+    }
+
+    /// The live session, or a new one when there is none or it ended (expired, lost or
+    /// closed). A suspended session is still the session: it may reconnect.
+    pub async fn session(&self) -> ZkResult<ZkHandle> {
+        let _one = self.connecting.lock().await;
+        let made = {
+            let current = self.lock();
+            if let Some(zk) = current.0.as_ref() {
+                let state = zk.state();
+                if !state.is_terminal() && state != SessionState::Lost {
+                    return Ok(zk.clone());
+                }
+            }
+            current.1
+        };
+        if made >= SESSIONS_MAX {
+            return Err(ZkError::ModelLimit { what: "sessions" });
+        }
+        let seed = self.seed ^ (made + 1).rotate_left(40);
+        let zk = connect(&self.spec, &self.clock, seed, self.probe.clone()).await?;
+        assert!(
+            zk.state() == SessionState::Connected,
+            "a new session is connected"
+        );
+        let mut current = self.lock();
+        current.1 = made + 1;
+        current.0 = Some(zk.clone());
+        Ok(zk)
+    }
+}
+
+/// A new session with the ensemble at `spec` (the model's in the simulation).
+pub async fn connect(
+    spec: &ConnectSpec,
+    clock: &NodeClock,
+    seed: u64,
+    probe: Option<Probe>,
+) -> ZkResult<ZkHandle> {
+    #[cfg(madsim)]
+    {
+        let mut servers = Vec::with_capacity(spec.endpoints.len());
+        for e in &spec.endpoints {
+            servers.push(e.parse().map_err(|_| ZkError::BadArguments)?);
+        }
+        let zk =
+            model::ModelZk::connect(servers, spec.session_timeout_ms, clock.clone(), seed, probe)
+                .await?;
+        Ok(Arc::new(zk))
+    }
+    #[cfg(not(madsim))]
+    {
+        // The real client (`real.rs`, over `zookeeper-client`) plugs in here.
+        let _ = (spec, clock, seed, probe);
+        Err(ZkError::ConnectionLoss)
     }
 }

@@ -141,6 +141,7 @@ impl SeedClient {
             index: self.n,
             service: crate::lock::ServiceKind::Etcd,
             redis_endpoints: Vec::new(),
+            zk: Default::default(),
             etcd_backend: crate::etcd::Backend::default(),
             etcd_endpoints: vec![self.etcd.clone()],
             storage_addr: self.storage.clone(),

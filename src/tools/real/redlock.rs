@@ -258,6 +258,7 @@ impl DemoClient {
             index: self.n,
             service: ServiceKind::Redlock,
             redis_endpoints: self.nodes.iter().map(|n| n.endpoint.clone()).collect(),
+            zk: Default::default(),
             etcd_backend: crate::etcd::Backend::default(),
             etcd_endpoints: Vec::new(),
             storage_addr: storage.to_string(),

@@ -11,6 +11,9 @@
 //! | `path.rs` | path validation (`PathUtils.java`), the version check, Curator's order of lock nodes |
 //! | `watch.rs` | one-shot data watches (`WatchManager.java`) |
 //! | `server.rs` | [`Server`]: the two together, as the leader runs them (`ZooKeeperServer.java`) |
+//! | `node.rs`, `node_apply.rs` | [`ZkNode`]: a server as a madsim node: connections, the tracker's thread, the container manager |
+//! | `client.rs` | [`ModelZk`]: one session as `ClientCnxn` keeps it, with Curator's connection states |
+//! | `wire.rs` | the packets between them |
 //! | `error.rs` | [`ZkError`]: ZooKeeper's error codes (`KeeperException.java`) |
 //!
 //! **What is abstracted away.** These are not modelled yet, so unlike Redis's and etcd's models
@@ -23,19 +26,32 @@
 //!
 //! `docs/zookeeper-model.md` lists every rule with its source and what is not yet done.
 
+#[cfg(madsim)]
+pub(crate) mod client;
+#[cfg(madsim)]
+mod client_calls;
 pub mod error;
 pub mod expiry;
+#[cfg(madsim)]
+pub mod node;
+#[cfg(madsim)]
+mod node_apply;
 pub mod path;
 pub mod server;
 pub mod session;
 pub mod tree;
 pub mod watch;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
+#[cfg(madsim)]
+pub use client::ModelZk;
 pub use error::{ZkError, ZkResult};
 pub use expiry::ExpiryQueue;
+#[cfg(madsim)]
+pub use node::{node, serve, Config, ZkNode};
 pub use path::sort_by_sequence;
 pub use server::{Closed, Server};
 pub use session::{SessionConfig, SessionId, SessionTracker};

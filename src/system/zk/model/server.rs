@@ -134,6 +134,14 @@ impl Server {
         self.tree.new_epoch();
     }
 
+    /// A standalone server restarted: it reloads its snapshot and log (the tree and the
+    /// session table) and its new tracker gives every session a full timeout from `now_ms`
+    /// (`ZooKeeperServer.startdata` → `loadData`, then `createSessionTracker`: the
+    /// `SessionTrackerImpl` constructor → `trackSession`). Unlike a new leader, no new epoch.
+    pub fn restart(&mut self, now_ms: u64) {
+        self.tracker = self.tracker.leader_change(now_ms);
+    }
+
     /// Both sides' invariants, and the one between them: every ephemeral's owner is a tracked
     /// session.
     pub fn check_invariants(&self) {

@@ -135,6 +135,12 @@ impl SessionTracker {
         self.queue.expiry_ms(id)
     }
 
+    /// How long the tracker's thread sleeps before its next poll, ms (`SessionTrackerImpl.run`
+    /// → `ExpiryQueue.getWaitTime`): 0 once a bucket is due.
+    pub fn wait_ms(&self, now_ms: u64) -> u64 {
+        self.queue.wait_ms(now_ms)
+    }
+
     /// `createSession(int sessionTimeout)` after `processConnectRequest`'s negotiation: a new ID
     /// and its first bucket. Answers the ID and the negotiated timeout.
     pub fn create(

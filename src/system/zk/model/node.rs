@@ -1,0 +1,460 @@
+//! One ZooKeeper server as a node of the simulated world: the model [`Server`] behind one lock,
+//! its connections, its session tracker's thread and its container manager.
+//!
+//! - **Time.** ZooKeeper's session tracker and `ExpiryQueue` run on `Time.currentElapsedTime()`
+//!   (`System.nanoTime`, `zookeeper-server/src/main/java/org/apache/zookeeper/common/Time.java`),
+//!   a monotonic clock: the node reads [`NodeClock::monotonic_us`] (drift applies, steps of the
+//!   wall clock do not) and its timers sleep on the node's clock.
+//! - **A paused node** (madsim `Handle::pause`, like `kill -STOP`) runs nothing: its tracker's
+//!   thread sleeps through the pause and expires nothing. On resume the sleep is over, and
+//!   [`Server::tick`] catches up bucket by bucket (`SessionTrackerImpl.run`), while the queued
+//!   packets of the connections touch their sessions in whatever order madsim resumes the tasks:
+//!   the same race as the JVM's threads.
+//! - **Connections.** A session has at most one connection; a reconnect moves it
+//!   (`NIOServerCnxnFactory.addSession` replaces the old `ServerCnxn`; the old one is closed).
+//!   Watches belong to the session, not the connection: a reconnecting ZooKeeper client re-sends
+//!   them with `SetWatches` and the server fires at once what changed since the zxid it last saw
+//!   (`ClientCnxn.SendThread.primeConnection`, `DataTree.setWatches`), which the model gives by
+//!   keeping a disconnected session's events until it reconnects.
+//! - **No panic on bad input**: a message that is not a packet is dropped; a request on a
+//!   connection that has not connected is dropped; a bad request is answered with ZooKeeper's
+//!   error.
+
+use super::server::{Closed, Server};
+use super::session::{SessionConfig, SessionId};
+use super::tree::TreeLimits;
+use super::watch::{EventKind, WatchEvent};
+use super::wire::{Request, Response, ToClient, ToServer};
+use crate::clock::NodeClock;
+use madsim::net::{Endpoint, Receiver, Sender};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+/// Most events kept for one disconnected session until it reconnects: a limit on everything.
+const UNDELIVERED_MAX: usize = 1024;
+/// Most ticks of the tracker's thread or container checks in one life of a node (a year of
+/// 100 ms ticks): a limit on everything.
+const TICKS_MAX: u64 = 315_360_000;
+/// Most connections one node serves at once (ZooKeeper's `maxClientCnxns` is per client
+/// address, 60 by default): a limit on everything.
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// How one server behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    pub sessions: SessionConfig,
+    pub limits: TreeLimits,
+    /// `znode.container.checkIntervalMs` (`ContainerManager`; default 60000 in
+    /// `ZooKeeperServerMain.runFromConfig`).
+    pub container_check_ms: u64,
+    /// `znode.container.maxPerMinute` (default 10000): the model's bound per check.
+    pub container_deletes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sessions: SessionConfig::default(),
+            limits: TreeLimits::default(),
+            container_check_ms: 60_000,
+            container_deletes_max: 10_000,
+        }
+    }
+}
+
+/// One connection's place in the node: its number and where its packets go.
+struct Link {
+    conn: u64,
+    out: UnboundedSender<ToClient>,
+}
+
+struct State {
+    server: Server,
+    /// The connection each connected session is on.
+    links: BTreeMap<SessionId, Link>,
+    /// Fired watches of sessions without a connection, delivered when they reconnect.
+    undelivered: BTreeMap<SessionId, Vec<(String, EventKind)>>,
+    next_conn: u64,
+    /// Expired sessions so far (for probes and tests).
+    expired: u64,
+    /// How many times the node started serving.
+    boots: u64,
+}
+
+/// One server: the model's sessions and tree, with its clock.
+pub struct ZkNode {
+    cfg: Config,
+    clock: NodeClock,
+    state: Mutex<State>,
+}
+
+impl ZkNode {
+    pub fn new(cfg: Config, clock: NodeClock) -> Self {
+        assert!(cfg.sessions.tick_ms > 0, "a tick of 0 ms never expires");
+        assert!(cfg.container_check_ms > 0 && cfg.container_deletes_max > 0);
+        let now_ms = clock_ms(&clock);
+        let state = State {
+            server: Server::new(cfg.sessions, cfg.limits, now_ms),
+            links: BTreeMap::new(),
+            undelivered: BTreeMap::new(),
+            next_conn: 0,
+            expired: 0,
+            boots: 0,
+        };
+        ZkNode {
+            cfg,
+            clock,
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn clock(&self) -> &NodeClock {
+        &self.clock
+    }
+
+    /// The server's monotonic time, ms (`Time.currentElapsedTime`).
+    pub fn now_ms(&self) -> u64 {
+        clock_ms(&self.clock)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every change under this lock leaves the model whole (the model asserts it), so a
+        // poisoned lock is taken as it is: the run has already failed.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the model server, for probes and tests.
+    pub fn with_server<T>(&self, f: impl FnOnce(&Server) -> T) -> T {
+        f(&self.state().server)
+    }
+
+    /// How many sessions this node expired.
+    pub fn expired(&self) -> u64 {
+        self.state().expired
+    }
+
+    /// A start of the server process: the first, or a restart after a crash, which reloads
+    /// the tree and the sessions and gives each a full timeout ([`Server::restart`]); the
+    /// old connections died with the process.
+    pub fn boot(&self) {
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        if s.boots > 0 {
+            s.server.restart(now_ms);
+        }
+        s.links.clear();
+        s.boots += 1;
+        assert!(s.links.is_empty() && s.boots > 0);
+    }
+
+    /// A connection's first packet (`processConnectRequest`): a new session, or the reconnect
+    /// of `session_id` (`reopenSession` → `revalidateSession` → `touchSession`). Registers
+    /// `out` as the session's connection and answers through it. `None` when the connection
+    /// must close (an expired or unknown session, or no room).
+    fn connect(
+        &self,
+        session_id: u64,
+        timeout_ms: u64,
+        out: UnboundedSender<ToClient>,
+    ) -> Option<(SessionId, u64)> {
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        let answer = match session_id {
+            0 => s.server.connect(timeout_ms, now_ms).ok(),
+            id => s
+                .server
+                .ping(id, now_ms)
+                .then(|| s.server.tracker().session(id).map(|x| (id, x.timeout_ms)))
+                .flatten(),
+        };
+        let Some((id, granted_ms)) = answer else {
+            let _ = out.send(ToClient::Expired);
+            return None;
+        };
+        if s.links.len() >= CONNECTIONS_MAX && !s.links.contains_key(&id) {
+            // No room: the connection closes unanswered, as a refused accept does.
+            return None;
+        }
+        let _ = out.send(ToClient::Connected {
+            session_id: id,
+            timeout_ms: granted_ms,
+        });
+        for (path, kind) in s.undelivered.remove(&id).unwrap_or_default() {
+            let _ = out.send(ToClient::Event { path, kind });
+        }
+        s.next_conn += 1;
+        let conn = s.next_conn;
+        // A reconnect replaces the old connection, which closes once its sender is dropped.
+        s.links.insert(id, Link { conn, out });
+        assert!(s.links.len() <= CONNECTIONS_MAX, "links past their bound");
+        Some((id, conn))
+    }
+
+    /// A connection closed: the session keeps its watches and its expiry, and loses its link
+    /// if the link is still this connection.
+    fn disconnect(&self, session: SessionId, conn: u64) {
+        let mut s = self.state();
+        if s.links.get(&session).is_some_and(|l| l.conn == conn) {
+            s.links.remove(&session);
+        }
+    }
+
+    /// Whether `conn` is still `session`'s connection.
+    fn linked(&self, session: SessionId, conn: u64) -> bool {
+        self.state()
+            .links
+            .get(&session)
+            .is_some_and(|l| l.conn == conn)
+    }
+
+    /// A ping (`OpCode.ping`): touches the session and answers. False when the session is
+    /// closing or gone: ZooKeeper closes the connection (`MissingSessionException`).
+    fn ping(&self, session: SessionId, conn: u64) -> bool {
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        if !s.server.ping(session, now_ms) {
+            s.links.remove(&session);
+            return false;
+        }
+        assert!(s
+            .server
+            .tracker()
+            .session(session)
+            .is_some_and(|x| !x.closing));
+        send_on(&s, session, conn, ToClient::Pong);
+        true
+    }
+
+    /// A request: touched, checked, applied (`submitRequestNow` → `FinalRequestProcessor`),
+    /// answered on the connection and its fired watches delivered. False when the session is
+    /// closing or gone: the connection closes without an answer (`checkSession` throws
+    /// `SessionExpiredException`, and the client learns it on reconnect).
+    fn request(&self, session: SessionId, conn: u64, xid: u64, body: Request) -> bool {
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        if let Request::CloseSession = body {
+            let closed = s.server.close(session);
+            send_on(&s, session, conn, reply(xid, Response::Closed));
+            s.links.remove(&session);
+            if let Some(closed) = closed {
+                deliver_closed(&mut s, closed);
+            }
+            return false;
+        }
+        let Ok(tree) = s.server.request(session, now_ms) else {
+            s.links.remove(&session);
+            return false;
+        };
+        let (answer, events) = super::node_apply::apply(tree, session, body);
+        assert!(
+            events.len() <= self.cfg.limits.watches_max,
+            "more events than watches"
+        );
+        send_on(&s, session, conn, reply(xid, answer));
+        deliver(&mut s, events);
+        true
+    }
+
+    /// The tracker's thread caught up to now: every expired session closed, its connection
+    /// closed (`NIOServerCnxnFactory.closeSession`), its ephemerals' watches delivered.
+    pub fn tick(&self) -> Vec<Closed> {
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        let closed = s.server.tick(now_ms);
+        for c in &closed {
+            s.links.remove(&c.session);
+            s.undelivered.remove(&c.session);
+            deliver_closed(&mut s, c.clone());
+        }
+        s.expired += closed.len() as u64;
+        assert!(
+            closed.iter().all(|c| !s.links.contains_key(&c.session)),
+            "no link to the expired"
+        );
+        debug_assert!({
+            s.server.check_invariants();
+            true
+        });
+        closed
+    }
+
+    /// How long the tracker's thread sleeps now, ms.
+    fn wait_ms(&self) -> u64 {
+        let now_ms = self.now_ms();
+        self.state().server.tracker().wait_ms(now_ms)
+    }
+
+    /// One run of the container manager.
+    pub fn check_containers(&self) -> Vec<String> {
+        let mut s = self.state();
+        let (deleted, events) = s.server.check_containers(self.cfg.container_deletes_max);
+        deliver(&mut s, events);
+        deleted
+    }
+}
+
+fn clock_ms(clock: &NodeClock) -> u64 {
+    // The monotonic clock starts at the world's origin and never runs back.
+    clock.monotonic_us().max(0) as u64 / 1000
+}
+
+fn reply(xid: u64, body: Response) -> ToClient {
+    ToClient::Reply { xid, body }
+}
+
+/// Sends on `session`'s link if it is still `conn`.
+fn send_on(s: &State, session: SessionId, conn: u64, msg: ToClient) {
+    if let Some(link) = s.links.get(&session).filter(|l| l.conn == conn) {
+        let _ = link.out.send(msg);
+    }
+}
+
+/// Delivers fired watches: on the watcher's connection, or kept until it reconnects.
+fn deliver(s: &mut State, events: Vec<WatchEvent>) {
+    for WatchEvent {
+        session,
+        path,
+        kind,
+    } in events
+    {
+        match s.links.get(&session) {
+            Some(link) => {
+                let _ = link.out.send(ToClient::Event { path, kind });
+            }
+            None if s.server.tracker().session(session).is_some() => {
+                let kept = s.undelivered.entry(session).or_default();
+                if kept.len() < UNDELIVERED_MAX {
+                    kept.push((path, kind));
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+fn deliver_closed(s: &mut State, closed: Closed) {
+    assert!(
+        s.server.tracker().session(closed.session).is_none(),
+        "a closed session is forgotten"
+    );
+    deliver(s, closed.events);
+}
+
+/// A node of its own, named `name` at `addr`'s IP, serving `node` on `addr`. The model's
+/// state outlives a madsim restart of the node only as far as the caller keeps `node`: a
+/// ZooKeeper server that restarts reloads its snapshot and log, so its sessions and tree
+/// survive (`ZKDatabase.loadDataBase`).
+pub fn node(
+    handle: &madsim::runtime::Handle,
+    name: &str,
+    addr: SocketAddr,
+    node: Arc<ZkNode>,
+) -> madsim::runtime::NodeHandle {
+    handle
+        .create_node()
+        .name(name)
+        .ip(addr.ip())
+        .init(move || {
+            let node = node.clone();
+            async move {
+                let _ = serve(addr, node).await;
+            }
+        })
+        .build()
+}
+
+/// Serves `node` on `addr` until the madsim node is killed: the tracker's thread, the
+/// container manager and one task per connection.
+pub async fn serve(addr: SocketAddr, node: Arc<ZkNode>) -> std::io::Result<()> {
+    node.boot();
+    let ep = Endpoint::bind(addr).await?;
+    let _tracker = tokio::spawn(tracker(node.clone()));
+    let _containers = tokio::spawn(containers(node.clone()));
+    loop {
+        let (tx, rx, _) = ep.accept1().await?;
+        tokio::spawn(connection(node.clone(), tx, rx));
+    }
+}
+
+/// `SessionTrackerImpl.run`: sleep until the next bucket, expire it, again.
+async fn tracker(node: Arc<ZkNode>) {
+    for _ in 0..TICKS_MAX {
+        let wait_ms = node.wait_ms();
+        if wait_ms > 0 {
+            node.clock().sleep(Duration::from_millis(wait_ms)).await;
+        }
+        node.tick();
+    }
+}
+
+/// `ContainerManager`'s timer: a check every `checkIntervalMs`.
+async fn containers(node: Arc<ZkNode>) {
+    let period = Duration::from_millis(node.config().container_check_ms);
+    for _ in 0..TICKS_MAX {
+        node.clock().sleep(period).await;
+        node.check_containers();
+    }
+}
+
+/// One client connection: its `ConnectRequest` first, then its packets, with its answers and
+/// events written back in order.
+async fn connection(node: Arc<ZkNode>, tx: Sender, mut rx: Receiver) {
+    let (out, mut outgoing) = unbounded_channel();
+    let mut out = Some(out);
+    let mut linked: Option<(SessionId, u64)> = None;
+    loop {
+        tokio::select! {
+            // Biased: tokio's unbiased `select!` draws from a thread-local RNG outside madsim's,
+            // which would make a run depend on more than its seed.
+            biased;
+            msg = rx.recv() => {
+                let Ok(msg) = msg else { break };
+                // No panic in a server: a message that is not a packet is dropped.
+                let Ok(packet) = msg.downcast::<ToServer>() else { continue };
+                let open = match (*packet, linked, out.take()) {
+                    (ToServer::Connect { session_id, timeout_ms }, None, Some(o)) => {
+                        linked = node.connect(session_id, timeout_ms, o);
+                        linked.is_some()
+                    }
+                    (ToServer::Ping, Some((session, conn)), _) => node.ping(session, conn),
+                    (ToServer::Request { xid, body }, Some((session, conn)), _) => {
+                        node.request(session, conn, xid, body)
+                    }
+                    // A packet before the connect, or a second connect: dropped.
+                    (_, _, o) => {
+                        out = o;
+                        true
+                    }
+                };
+                if !open {
+                    // Write what is queued (the answer, or "expired"), then close.
+                    while let Ok(m) = outgoing.try_recv() {
+                        if tx.send(Box::new(m)).await.is_err() { break; }
+                    }
+                    break;
+                }
+            }
+            m = outgoing.recv() => {
+                match m {
+                    Some(m) => if tx.send(Box::new(m)).await.is_err() { break },
+                    // The node dropped the link (expiry, or a newer connection of the session).
+                    None => break,
+                }
+            }
+        }
+        if linked.is_some_and(|(s, c)| !node.linked(s, c)) && outgoing.is_empty() {
+            break;
+        }
+    }
+    if let Some((session, conn)) = linked {
+        node.disconnect(session, conn);
+    }
+    debug_assert!(linked.is_none_or(|(s, c)| !node.linked(s, c)));
+}
