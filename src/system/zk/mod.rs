@@ -156,3 +156,24 @@ impl std::fmt::Display for MultiFailed {
         }
     }
 }
+
+/// Opens one session on `endpoints` (ZooKeeper's connect string, `host:port,host:port,...`)
+/// asking for a session timeout of `timeout_ms`: a real ZooKeeper in the real build.
+pub async fn connect(endpoints: &str, timeout_ms: u64) -> ZkResult<std::sync::Arc<dyn Zk>> {
+    #[cfg(madsim)]
+    {
+        // TODO(issue 20): the model's client (`ClientCnxn` over the simulated network) comes
+        // with the simulated ensemble; until then the simulation build has no session to open.
+        let _ = (endpoints, timeout_ms);
+        Err(ZkError::ModelLimit {
+            what: "no simulated ZooKeeper client yet",
+        })
+    }
+    #[cfg(not(madsim))]
+    {
+        real::connect(endpoints, timeout_ms).await
+    }
+}
+
+#[cfg(not(madsim))]
+pub mod real;
