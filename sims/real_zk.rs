@@ -21,7 +21,7 @@ mod global_alloc;
 #[path = "shared/machine.rs"]
 mod machine;
 
-use fencelab::calibrate::zk::real::RealSessions;
+use fencelab::calibrate::zk::real::{RealEnsemble, RealSessions};
 use fencelab::calibrate::zk::{self as cal, Sessions, ZkRecord};
 use fencelab::calibrate::SigStop;
 use fencelab::zk::{CreateMode, Fired, MultiFailed, Op, SessionState, Zk, ZkError};
@@ -81,7 +81,13 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 const CALIBRATION_FILE: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/sims/calibration/zk-real.json");
-const PARTS: [&str; 3] = ["negotiation", "expiry_latency", "paused"];
+const PARTS: [&str; 5] = [
+    "negotiation",
+    "expiry_latency",
+    "paused",
+    "failover",
+    "sequence_restart",
+];
 
 /// The committed record.
 fn committed() -> ZkRecord {
@@ -390,4 +396,124 @@ fn a_paused_server_expires_on_resume() {
     let c = committed().parts.paused.expect("committed paused").figures;
     let factors = |x: &cal::Paused| x.pauses.iter().map(|p| p.factor).collect::<Vec<_>>();
     assert_eq!(factors(&p), factors(&c), "the committed pauses");
+}
+
+/// A container parent's sequence restarts at 0 once the server deleted it empty
+/// (`ContainerManager.checkContainers`; the suffix is the parent's cversion,
+/// `PrepRequestProcessor.pRequest2TxnCreate`), while `czxid` keeps rising (zxids are the
+/// ensemble's, never a node's).
+#[test]
+fn sequence_numbers_restart_with_the_container_czxid_does_not() {
+    let Some(server) = standalone() else {
+        return;
+    };
+    let _one = one_at_a_time();
+    let dir = run_dir("sequence");
+    let q = block_on(cal::sequence_restart(&*sessions(&server), &dir)).unwrap();
+    println!("sequence restart: {q:?}");
+    assert_eq!(q.before, [0, 1, 2]);
+    assert_eq!(q.after, 0, "the sequence restarted");
+    assert!(q.before_czxids.windows(2).all(|w| w[0] < w[1]), "{q:?}");
+    assert!(q.after_czxid > q.before_czxids[2], "czxid rose: {q:?}");
+    // The servers check containers every 1000 ms (`.ci/zk-servers`).
+    assert!(q.container_deleted_after_ms <= 2_500, "{q:?}");
+    if writing() {
+        calibration_part(
+            &server.endpoint,
+            "sequence_restart",
+            cal::SEQUENCE_METHOD,
+            &q,
+        );
+        return;
+    }
+    let c = committed()
+        .parts
+        .sequence_restart
+        .expect("committed sequence")
+        .figures;
+    assert_eq!(
+        (&q.before, q.after),
+        (&c.before, c.after),
+        "the committed sequences"
+    );
+}
+
+/// The ensemble from the environment.
+fn ensemble() -> Option<RealEnsemble> {
+    let endpoints = std::env::var("FENCELAB_ZK_ENSEMBLE").ok()?;
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("FENCELAB_ZK_ENSEMBLE is set, {name} is not"))
+    };
+    let launch_file = var("FENCELAB_ZK_ENSEMBLE_LAUNCH");
+    let launch = std::fs::read_to_string(&launch_file)
+        .unwrap_or_else(|e| panic!("{launch_file}: {e}"))
+        .lines()
+        .map(String::from)
+        .collect();
+    let pids = var("FENCELAB_ZK_ENSEMBLE_PIDS")
+        .split(',')
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|e| panic!("FENCELAB_ZK_ENSEMBLE_PIDS: {p}: {e}"))
+        })
+        .collect();
+    Some(RealEnsemble {
+        endpoints: endpoints.split(',').map(String::from).collect(),
+        pids: Mutex::new(pids),
+        launch,
+        restarted_pids_file: var("FENCELAB_ZK_RESTARTED_PIDS"),
+    })
+}
+
+/// How much sooner than the new leader first seen serving + T the session may end: the new
+/// leader's tracker started before `srvr` could see it lead (a poll every 20 ms, and a
+/// round trip), never after.
+const FAILOVER_SEEN_LATE_MS: f64 = 100.0;
+
+/// The leader killed while a client is silent: the new leader re-tracks the session with a
+/// full T (`SessionTrackerImpl`'s constructor touches every session it loads), so the session
+/// ends no sooner than the new leader's start + T, though its client went silent before.
+#[test]
+fn a_new_leader_gives_every_session_a_full_timeout() {
+    if standalone().is_none() {
+        return;
+    }
+    let e = ensemble().expect("FENCELAB_ZK is set, FENCELAB_ZK_ENSEMBLE is not");
+    // Not on the standalone server, but a JVM's restart on two cores would disturb the
+    // standalone probes' timings.
+    let _one = one_at_a_time();
+    let dir = run_dir("failover");
+    let f = block_on(cal::failover(&e, &dir)).unwrap();
+    println!("failover: {f:?}");
+    let t = f.timeout_ms as f64;
+    let tick = cal::TICK_MS as f64;
+    for k in &f.trials {
+        assert!(
+            k.new_leader_to_deleted_ms >= t - FAILOVER_SEEN_LATE_MS,
+            "{k:?}"
+        );
+        assert!(
+            k.new_leader_to_deleted_ms <= t + tick + EXPIRY_LATE_MS + 1_000.0,
+            "{k:?}"
+        );
+        // Later than the standalone server would have ended it (T + tick after the packet).
+        assert!(
+            k.last_packet_to_deleted_ms > t + k.last_packet_to_kill_ms,
+            "{k:?}"
+        );
+    }
+    let endpoint = e.endpoints[0].clone();
+    if writing() {
+        calibration_part(&endpoint, "failover", cal::FAILOVER_METHOD, &f);
+        return;
+    }
+    let c = committed()
+        .parts
+        .failover
+        .expect("committed failover")
+        .figures;
+    assert_eq!(
+        (f.timeout_ms, f.trials.len()),
+        (c.timeout_ms, c.trials.len())
+    );
 }

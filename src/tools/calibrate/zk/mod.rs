@@ -32,6 +32,10 @@
 //! - **a paused server** ([`paused`]): [`PAUSE_SESSIONS`] sessions with an ephemeral each, the
 //!   server paused for each of [`PAUSE_FACTORS`] × T; the share of the sessions whose
 //!   ephemeral is gone [`PAUSE_READ_AFTER`] after the resume, read by a session of 40 s.
+//! - **failover** ([`failover`]): a 3-server [`Ensemble`] with its leader killed while a client
+//!   is silent: the session ends no sooner than the new leader's start + T.
+//! - **sequence restart** ([`sequence_restart`]): a container parent's sequence numbers restart
+//!   at 0 once the server deleted it empty (`ContainerManager`), while `czxid` keeps rising.
 
 use crate::deadline;
 use crate::zk::{ZkError, ZkResult};
@@ -45,11 +49,21 @@ use tokio::time::Instant;
 pub use super::Stall;
 pub use crate::zk::Zk;
 
+mod failover;
 mod probes;
 #[cfg(not(madsim))]
 pub mod real;
+mod tokens;
 
+pub use failover::{
+    failover, Ensemble, Failover, LeaderKill, ELECTION_MAX, FAILOVER_METHOD, FAILOVER_TRIALS,
+    KILL_AFTER,
+};
 pub use probes::{expiry_latency, negotiation, paused};
+pub use tokens::{
+    sequence_of, sequence_restart, SequenceRestart, CONTAINER_GONE_MAX, SEQUENCE_CHILDREN,
+    SEQUENCE_METHOD,
+};
 
 /// tickTime of the servers the figures are measured on (Debian's `zoo.cfg`, `.ci/zk-servers`).
 pub const TICK_MS: u64 = 2_000;
@@ -158,6 +172,10 @@ pub struct ZkParts {
     pub expiry_latency: Option<Part<ExpiryLatency>>,
     #[serde(default)]
     pub paused: Option<Part<Paused>>,
+    #[serde(default)]
+    pub failover: Option<Part<Failover>>,
+    #[serde(default)]
+    pub sequence_restart: Option<Part<SequenceRestart>>,
 }
 
 /// The figures of a real ZooKeeper as committed (`sims/calibration/zk-real.json`).

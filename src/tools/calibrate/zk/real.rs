@@ -163,3 +163,126 @@ impl Silence for Proxy {
         })
     }
 }
+
+/// How long one `srvr` may take.
+const SRVR_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the new leader is looked for.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+/// How long a restarted server may take to serve again (a JVM's start, then the sync).
+const RESTART_MAX: Duration = Duration::from_secs(60);
+
+/// What `srvr` says the server at `endpoint` is (`standalone`, `leader`, `follower`), or
+/// `None` if it does not answer with a `Mode:` line (down, or not serving yet: 4lw commands
+/// answer "not currently serving requests" until its ZooKeeperServer runs,
+/// `FourLetterCommands`/`NIOServerCnxn.checkFourLetterWord`).
+pub async fn srvr_mode(endpoint: &str) -> Option<String> {
+    let ask = async {
+        let mut s = TcpStream::connect(endpoint).await.ok()?;
+        s.write_all(b"srvr").await.ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).await.ok()?;
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    };
+    deadline::timeout(SRVR_TIMEOUT, ask).await.ok().flatten()
+}
+
+/// A real ensemble of processes this test may kill and start again.
+pub struct RealEnsemble {
+    /// `host:port` of each server, in server order.
+    pub endpoints: Vec<String>,
+    /// Each server's PID now (a restarted one's new PID).
+    pub pids: std::sync::Mutex<Vec<u32>>,
+    /// The command line that starts each server (`.ci/zk-servers`'s launch file).
+    pub launch: Vec<String>,
+    /// Where the PIDs of restarted servers go, for `.ci/zk-servers` to stop them.
+    pub restarted_pids_file: String,
+}
+
+impl RealEnsemble {
+    fn pid(&self, i: usize) -> Result<u32, String> {
+        let pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        pids.get(i).copied().ok_or_else(|| format!("no server {i}"))
+    }
+
+    fn start(&self, i: usize) -> Result<(), String> {
+        let line = self
+            .launch
+            .get(i)
+            .ok_or_else(|| format!("no launch line {i}"))?;
+        let mut words = line.split_whitespace();
+        let program = words.next().ok_or("empty launch line")?;
+        let child = std::process::Command::new(program)
+            .args(words)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start server {i}: {e}"))?;
+        let pid = child.id();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.restarted_pids_file)
+            .map_err(|e| format!("{}: {e}", self.restarted_pids_file))?;
+        std::io::Write::write_all(&mut f, format!("{pid}\n").as_bytes())
+            .map_err(|e| format!("{}: {e}", self.restarted_pids_file))?;
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())[i] = pid;
+        Ok(())
+    }
+}
+
+impl super::failover::Ensemble for RealEnsemble {
+    fn sessions(&self) -> Arc<dyn Sessions> {
+        Arc::new(RealSessions {
+            endpoints: self.endpoints.join(","),
+        })
+    }
+
+    fn kill_leader(&self) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move {
+            for (i, e) in self.endpoints.iter().enumerate() {
+                if srvr_mode(e).await.as_deref() == Some("leader") {
+                    super::super::stall::signal(self.pid(i)?, "KILL")?;
+                    return Ok(i);
+                }
+            }
+            Err("no server says it leads".into())
+        })
+    }
+
+    fn new_leader(&self, killed: usize) -> BoxFuture<'_, Result<Instant, String>> {
+        Box::pin(async move {
+            let limit = Instant::now() + super::failover::ELECTION_MAX;
+            while Instant::now() < limit {
+                for (i, e) in self.endpoints.iter().enumerate() {
+                    if i != killed && srvr_mode(e).await.as_deref() == Some("leader") {
+                        return Ok(Instant::now());
+                    }
+                }
+                tokio::time::sleep(LEADER_POLL).await;
+            }
+            Err(format!(
+                "no new leader in {:?}",
+                super::failover::ELECTION_MAX
+            ))
+        })
+    }
+
+    fn restart(&self, killed: usize) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.start(killed)?;
+            let limit = Instant::now() + RESTART_MAX;
+            while Instant::now() < limit {
+                if srvr_mode(&self.endpoints[killed]).await.is_some() {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(format!(
+                "server {killed} not serving {RESTART_MAX:?} after its restart"
+            ))
+        })
+    }
+}
