@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::zk::{CreateMode, Fired};
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::sleep_until;
 
 /// Leader kills, one after another.
 pub const FAILOVER_TRIALS: usize = 3;

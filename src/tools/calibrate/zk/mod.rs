@@ -7,7 +7,7 @@
 //! against fencelab's model. Time is `tokio::time`: real in the real build, simulated under
 //! madsim. What differs between a real server and a model goes through small traits:
 //!
-//! | trait | real ([`real`]) | simulation |
+//! | trait | real (`real`, real build only) | simulation |
 //! |---|---|---|
 //! | [`Sessions`] | `zookeeper-client` sessions, directly or through a TCP proxy of the probe's own | (to come with the model's client) |
 //! | [`Silence`] | the proxy drops every byte both ways and refuses new connections | a partition of the client's node |
@@ -95,15 +95,15 @@ pub const NEGOTIATION_METHOD: &str = "calibrate/zk: one session per requested ti
 pub const EXPIRY_METHOD: &str = "calibrate/zk: 20 sessions of 4000 ms started 103 ms apart, each through a TCP proxy of the probe's own, each with an ephemeral node that a second session (40000 ms, direct) watches with exists; each proxy then drops every byte both ways; ms from the last byte the proxy forwarded to the server to the watcher's NodeDeleted; also the silent client's own Suspended, and the first of its Lost or Expired, after that byte";
 pub const PAUSE_METHOD: &str = "calibrate/zk: per pause p in 0.5, 0.75, 1, 1.25, 1.5, 2 x T (T 4000 ms), 10 sessions of 4000 ms with an ephemeral each; the server SIGSTOPped for p, SIGCONTed; 3000 ms after the resume a session of 40000 ms reads which ephemerals are left";
 
+/// A session that can be silenced, and its switch.
+pub type Silenceable = (Arc<dyn Zk>, Box<dyn Silence>);
+
 /// Sessions on the server a probe measures.
 pub trait Sessions: Send + Sync {
     /// A session asking for `timeout_ms`.
     fn open(&self, timeout_ms: u64) -> BoxFuture<'_, ZkResult<Arc<dyn Zk>>>;
     /// A session asking for `timeout_ms` whose traffic can be cut off ([`Silence`]).
-    fn open_silenceable(
-        &self,
-        timeout_ms: u64,
-    ) -> BoxFuture<'_, Result<(Arc<dyn Zk>, Box<dyn Silence>), String>>;
+    fn open_silenceable(&self, timeout_ms: u64) -> BoxFuture<'_, Result<Silenceable, String>>;
 }
 
 /// Cuts one session off from its servers, both ways, for good.
@@ -206,6 +206,16 @@ pub(super) async fn call<T>(what: &str, fut: BoxFuture<'_, ZkResult<T>>) -> Resu
         Ok(Err(e)) => Err(format!("{what}: {e}")),
         Err(_) => Err(format!("{what}: no answer in {CALL_TIMEOUT:?}")),
     }
+}
+
+/// `fut` bounded by the instant `limit` (madsim's tokio has no `timeout_at`); `Err` when it
+/// passed first.
+pub(super) async fn timeout_at<F: std::future::Future>(
+    limit: Instant,
+    fut: F,
+) -> Result<F::Output, ()> {
+    let left = limit.saturating_duration_since(Instant::now());
+    deadline::timeout(left, fut).await.map_err(|_| ())
 }
 
 /// A duration in ms, to the µs.

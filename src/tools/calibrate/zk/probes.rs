@@ -3,7 +3,7 @@
 use super::*;
 use crate::calibrate::redis::spread;
 use crate::zk::{CreateMode, Fired, SessionState};
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::sleep_until;
 
 /// The timeout granted for each of [`NEGOTIATION_REQUESTS_MS`].
 pub async fn negotiation(sessions: &dyn Sessions) -> Result<Vec<Negotiated>, String> {

@@ -16,10 +16,7 @@ impl Sessions for RealSessions {
         Box::pin(crate::zk::connect(&self.endpoints, timeout_ms))
     }
 
-    fn open_silenceable(
-        &self,
-        timeout_ms: u64,
-    ) -> BoxFuture<'_, Result<(Arc<dyn Zk>, Box<dyn Silence>), String>> {
+    fn open_silenceable(&self, timeout_ms: u64) -> BoxFuture<'_, Result<Silenceable, String>> {
         Box::pin(async move {
             let proxy = Proxy::start(&self.endpoints).await?;
             let zk = crate::zk::connect(&proxy.local, timeout_ms)

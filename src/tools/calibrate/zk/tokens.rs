@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::zk::{CreateMode, Fired};
-use tokio::time::timeout_at;
 
 /// Children created under the container before it is emptied.
 pub const SEQUENCE_CHILDREN: usize = 3;
