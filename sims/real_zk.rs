@@ -24,6 +24,7 @@ mod machine;
 use fencelab::calibrate::zk::real::{RealEnsemble, RealSessions};
 use fencelab::calibrate::zk::{self as cal, Sessions, ZkRecord};
 use fencelab::calibrate::SigStop;
+use fencelab::zk::model::Owner;
 use fencelab::zk::{CreateMode, Fired, MultiFailed, Op, SessionState, Zk, ZkError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -206,6 +207,14 @@ fn the_seams_operations_on_a_real_server() {
             ZkError::NoNode
         );
         assert_eq!(a.delete(&lock, -1).await, Err(ZkError::NotEmpty));
+        // Owners as a client reads them: the session; and 0 for a container, whose stored
+        // owner is the container marker but which `DataNode.copyStat` hands out as 0
+        // (`getClientEphemeralOwner`: 0 for every type but NORMAL).
+        let me = a.session().session_id;
+        assert_eq!(n0.stat.owner, Owner::Session(me));
+        let (_, parent) = a.get_data(&lock).await.unwrap();
+        assert_eq!(parent.owner, Owner::None);
+        assert_eq!((parent.cversion, parent.num_children), (2, 2));
         // A watch on b's node fires NodeDeleted when b's session closes.
         let (stat, watch) = a.exists_watch(&n1.path).await.unwrap();
         assert!(stat.is_some());
@@ -219,6 +228,15 @@ fn the_seams_operations_on_a_real_server() {
             .await
             .expect("fired");
         assert_eq!(fired, Fired::NodeDeleted);
+        // A delete does not move the stored cversion, the next suffix (the server reads out
+        // 2 × 2 − 1 = 3, `DataNode.copyStat`; the seam keeps the stored 2).
+        let (_, parent) = a.get_data(&lock).await.unwrap();
+        assert_eq!((parent.cversion, parent.num_children), (2, 1));
+        let n2 = a
+            .create(&format!("{lock}/n-"), b"", CreateMode::EphemeralSequential)
+            .await
+            .unwrap();
+        assert_eq!(n2.path, format!("{lock}/n-0000000002"));
         // multi with check: the failed op's index, nothing applied.
         let ops = [
             Op::SetData {

@@ -47,7 +47,9 @@ use tokio::time::{sleep_until, Instant};
 use zookeeper_client as zkc;
 
 /// ZooKeeper's container owner marker (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`,
-/// `Long.MIN_VALUE`): what `ephemeralOwner` reads for a container node.
+/// `Long.MIN_VALUE`), as it is stored. A 3.8.0 server never sends it: `DataNode.copyStat`
+/// hands out 0 for every owner type but NORMAL (`getClientEphemeralOwner`), so a real
+/// container reads as [`Owner::None`] (`sims/real_zk.rs` asserts it); mapped all the same.
 const CONTAINER_OWNER: i64 = i64::MIN;
 
 /// One real ZooKeeper session.
