@@ -91,3 +91,16 @@ pub async fn sequence_restart(
         after_czxid: c.stat.czxid,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sequence_of;
+
+    #[test]
+    fn a_sequence_is_the_names_last_ten_digits() {
+        assert_eq!(sequence_of("/a/lock/n-0000000000"), Ok(0));
+        assert_eq!(sequence_of("/a/lock/_c_x-lock-0000000042"), Ok(42));
+        assert!(sequence_of("/a/n-12").is_err());
+        assert!(sequence_of("/a/lock/n-00000000x1").is_err());
+    }
+}
