@@ -82,6 +82,8 @@ pub const WATCHER_TIMEOUT_MS: u64 = 40_000;
 pub const PAUSE_SESSIONS: usize = 10;
 /// The pauses, in units of T.
 pub const PAUSE_FACTORS: [f64; 6] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0];
+/// Rounds over the pauses (about 45 s each).
+pub const PAUSE_ROUNDS: usize = 2;
 /// When the paused probe reads which ephemerals are left, after the resume: past every
 /// bucket a resumed server's `SessionTrackerImpl.run` finds due, yet shorter than T, so
 /// that no session touched on resume can have expired since.
@@ -93,7 +95,7 @@ pub const LATE_MAX: Duration = Duration::from_secs(5);
 
 pub const NEGOTIATION_METHOD: &str = "calibrate/zk: one session per requested timeout (1000, 4000, 10000, 60000 ms), the timeout its ConnectResponse granted; tickTime 2000";
 pub const EXPIRY_METHOD: &str = "calibrate/zk: 20 sessions of 4000 ms started 103 ms apart, each through a TCP proxy of the probe's own, each with an ephemeral node that a second session (40000 ms, direct) watches with exists; each proxy then drops every byte both ways; ms from the last byte the proxy forwarded to the server to the watcher's NodeDeleted; also the silent client's own Suspended, and the first of its Lost or Expired, after that byte";
-pub const PAUSE_METHOD: &str = "calibrate/zk: per pause p in 0.5, 0.75, 1, 1.25, 1.5, 2 x T (T 4000 ms), 10 sessions of 4000 ms with an ephemeral each; the server SIGSTOPped for p, SIGCONTed; 3000 ms after the resume a session of 40000 ms reads which ephemerals are left";
+pub const PAUSE_METHOD: &str = "calibrate/zk: 2 rounds; per round, per pause p in 0.5, 0.75, 1, 1.25, 1.5, 2 x T (T 4000 ms), 10 fresh sessions of 4000 ms with an ephemeral each; the server SIGSTOPped for p, SIGCONTed; 3000 ms after the resume a session of 40000 ms reads which ephemerals are left";
 
 /// A session that can be silenced, and its switch.
 pub type Silenceable = (Arc<dyn Zk>, Box<dyn Silence>);
@@ -145,6 +147,9 @@ pub struct ExpiryLatency {
 /// One pause of the server.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Pause {
+    /// Which round of [`PAUSE_FACTORS`] (0-based).
+    #[serde(default)]
+    pub round: usize,
     pub factor: f64,
     pub pause_ms: f64,
     pub sessions: usize,
@@ -157,6 +162,9 @@ pub struct Pause {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Paused {
     pub timeout_ms: u64,
+    /// Rounds over [`PAUSE_FACTORS`]: the outcome past T is a race, so one round is one draw.
+    #[serde(default)]
+    pub rounds: usize,
     pub pauses: Vec<Pause>,
 }
 

@@ -150,6 +150,7 @@ async fn pause_once(
         let _ = deadline::timeout(CALL_TIMEOUT, zk.close()).await;
     }
     Ok(Pause {
+        round: 0,
         factor,
         pause_ms: ms(resumed - began),
         sessions: PAUSE_SESSIONS,
@@ -158,20 +159,27 @@ async fn pause_once(
     })
 }
 
-/// The server stalled for each of [`PAUSE_FACTORS`] × T in turn; `dir` is the probe's own.
+/// The server stalled for each of [`PAUSE_FACTORS`] × T in turn, [`PAUSE_ROUNDS`] times; `dir`
+/// is the probe's own.
 pub async fn paused(
     sessions: &dyn Sessions,
     stall: &dyn Stall,
     dir: &str,
 ) -> Result<Paused, String> {
     let reader = call("reader", sessions.open(WATCHER_TIMEOUT_MS)).await?;
-    let mut pauses = Vec::with_capacity(PAUSE_FACTORS.len());
-    for (i, factor) in PAUSE_FACTORS.into_iter().enumerate() {
-        pauses.push(pause_once(sessions, &*reader, stall, &format!("{dir}/p{i}"), factor).await?);
+    let mut pauses = Vec::with_capacity(PAUSE_ROUNDS * PAUSE_FACTORS.len());
+    for round in 0..PAUSE_ROUNDS {
+        for (i, factor) in PAUSE_FACTORS.into_iter().enumerate() {
+            let at = format!("{dir}/r{round}p{i}");
+            let mut p = pause_once(sessions, &*reader, stall, &at, factor).await?;
+            p.round = round;
+            pauses.push(p);
+        }
     }
     let _ = call("close", reader.close()).await;
     Ok(Paused {
         timeout_ms: EXPIRY_TIMEOUT_MS,
+        rounds: PAUSE_ROUNDS,
         pauses,
     })
 }
