@@ -278,8 +278,12 @@ pub async fn connect(
     }
     #[cfg(not(madsim))]
     {
-        // The real client (`real.rs`, over `zookeeper-client`) plugs in here.
-        let _ = (spec, clock, seed, probe);
-        Err(ZkError::ConnectionLoss)
+        // The real client keeps its own clock and randomness (the `zookeeper-client` crate's),
+        // and its session's start and end are not recorded.
+        let _ = (clock, seed, probe);
+        real::connect(&spec.endpoints.join(","), spec.session_timeout_ms).await
     }
 }
+
+#[cfg(not(madsim))]
+pub mod real;

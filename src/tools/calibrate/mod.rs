@@ -66,6 +66,7 @@ mod probes;
 pub mod redis;
 pub(crate) mod stall;
 mod table;
+pub mod zk;
 
 #[cfg(not(madsim))]
 pub use cluster::SigStopCluster;
