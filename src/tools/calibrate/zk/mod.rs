@@ -3,15 +3,17 @@
 //!
 //! The probes run against real ZooKeeper 3.8.0 servers (`sims/real_zk.rs`, which writes the
 //! figures to `sims/calibration/zk-real.json` with `FENCELAB_CALIBRATION_WRITE=1` and holds
-//! the real servers to the committed ones) and, once the simulated ensemble has a client,
-//! against fencelab's model. Time is `tokio::time`: real in the real build, simulated under
-//! madsim. What differs between a real server and a model goes through small traits:
+//! the real servers to the committed ones) and, in the simulation, against fencelab's model
+//! (`sims/zk_calibration.rs`, which holds the model to the committed real figures:
+//! [`zk_compare`]). Time is `tokio::time`: real in the real build, simulated under madsim.
+//! What differs between a real server and a model goes through small traits:
 //!
-//! | trait | real (`real`, real build only) | simulation |
+//! | trait | real (`real`, real build only) | simulation (`model`, simulation only) |
 //! |---|---|---|
-//! | [`Sessions`] | `zookeeper-client` sessions, directly or through a TCP proxy of the probe's own | (to come with the model's client) |
-//! | [`Silence`] | the proxy drops every byte both ways and refuses new connections | a partition of the client's node |
-//! | [`Stall`] | `SIGSTOP`, `SIGCONT` of the server | madsim's pause of the node |
+//! | [`Sessions`] | `zookeeper-client` sessions, directly or through a TCP proxy of the probe's own | `zk::connect`: the model's `ClientCnxn`, a silenceable one on a client node of its own |
+//! | [`Silence`] | the proxy drops every byte both ways and refuses new connections | a partition of the client's node (madsim's `clog_node`) |
+//! | [`Stall`] | `SIGSTOP`, `SIGCONT` of the server | madsim's pause of the node ([`PauseNode`](super::PauseNode)) |
+//! | [`Ensemble`] | kill and restart of a real 3-server ensemble's processes | none yet: the model has no ensemble, so the failover probe does not run on it |
 //!
 //! Why a proxy, not `SIGSTOP` of a client process, to make a client silent: the sessions are
 //! in this process (the crate's task), twenty of them at once; a proxy per session silences
@@ -49,12 +51,18 @@ use tokio::time::Instant;
 pub use super::Stall;
 pub use crate::zk::Zk;
 
+mod compare;
 mod failover;
+#[cfg(madsim)]
+pub mod model;
 mod probes;
 #[cfg(not(madsim))]
 pub mod real;
 mod tokens;
 
+pub use compare::{
+    observed_range, run_zk, zk_compare, zk_table, ZkFigures, EXPIRY_WIDEN_MS, PAUSE_SHARES_OBSERVED,
+};
 pub use failover::{
     failover, Ensemble, Failover, LeaderKill, ELECTION_MAX, FAILOVER_METHOD, FAILOVER_TRIALS,
     KILL_AFTER,
