@@ -232,7 +232,12 @@ impl DemoZkClient {
                 format!("successfully wrote {SINGLE_KEY} to storage with version {version}")
             }
             OpResult::Rejected { err } if self.n == 1 => {
-                format!("expected fail to write to storage with old fencing token: error: {err}")
+                let what = if self.fencing.sends_lease_id() {
+                    "old session ID"
+                } else {
+                    "old fencing token"
+                };
+                format!("expected fail to write to storage with {what}: error: {err}")
             }
             OpResult::Rejected { err } => {
                 format!("unexpected fail to write to storage: error: {err}")
