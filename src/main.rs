@@ -174,7 +174,8 @@ struct SweepArgs {
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
     /// Sweep one parameter (pause-ttl, drift or delay), or two at once for an atlas: a
-    /// fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and a knob (ttl-s, margin-ms).
+    /// fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and a knob (ttl-s, session-s
+    /// for ZooKeeper, margin-ms).
     #[arg(long)]
     vary: Vec<String>,
     /// Steps of the varied parameter.
