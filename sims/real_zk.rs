@@ -1,6 +1,8 @@
 //! Real mode against real ZooKeeper 3.8.0: the seam (`fencelab::zk::real::RealZk`) on a
-//! standalone server, and the calibration probes of `fencelab::calibrate::zk` held to what
-//! ZooKeeper's source says and to the committed figures (`sims/calibration/zk-real.json`).
+//! standalone server, `fencelab real-zk-demo`'s walkthrough (Curator's lock, a holder stopped
+//! past its session, the stale write and the czxid fence), and the calibration probes of
+//! `fencelab::calibrate::zk` held to what ZooKeeper's source says and to the committed figures
+//! (`sims/calibration/zk-real.json`).
 //!
 //! Needs the servers `.ci/zk-servers` starts (`FENCELAB_ZK`, `FENCELAB_ZK_PID`, ...); skipped,
 //! with a message, without them. `.ci/run` always starts them. On a developer's machine:
@@ -24,6 +26,9 @@ mod machine;
 use fencelab::calibrate::zk::real::{RealEnsemble, RealSessions};
 use fencelab::calibrate::zk::{self as cal, Sessions, ZkRecord};
 use fencelab::calibrate::SigStop;
+use fencelab::history::OpResult;
+use fencelab::real::{self, ZkDemoConfig, ZkWalkthrough};
+use fencelab::storage::Fencing;
 use fencelab::zk::model::Owner;
 use fencelab::zk::{CreateMode, Fired, MultiFailed, Op, SessionState, Zk, ZkError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -544,4 +549,123 @@ fn a_new_leader_gives_every_session_a_full_timeout() {
         (f.timeout_ms, f.trials.len()),
         (c.timeout_ms, c.trials.len())
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// `fencelab real-zk-demo`: etcd's example on ZooKeeper with Curator's lock
+
+/// The walkthrough on the standalone server under `fencing`, and what holds whatever the
+/// fence: client 2 took the lock only once client 1's session expired, with a higher czxid,
+/// and its write landed.
+fn zk_walkthrough(server: &Standalone, fencing: Fencing) -> ZkWalkthrough {
+    let cfg = ZkDemoConfig {
+        zk: server.endpoint.clone(),
+        fencing,
+        session_timeout_ms: real::ZK_SESSION_TIMEOUT_MS,
+        echo: false,
+    };
+    let w = real::zk_walkthrough(&cfg).unwrap_or_else(|e| panic!("{fencing}: {e}"));
+    println!("{}", w.lines.join("\n"));
+    println!("{}", real::zk_summary(&w));
+    let (c1, c2) = (&w.client1, &w.client2);
+    assert!(
+        c2.holding.token > c1.holding.token,
+        "{}",
+        real::zk_summary(&w)
+    );
+    assert_ne!(c1.holding.lease_id, c2.holding.lease_id);
+    assert_ne!(c1.holding.key, c2.holding.key);
+    assert!(matches!(c2.write, OpResult::Ok { .. }), "{w:?}");
+    // 4000 ms asked, 2 ticks granted. Client 1's last packet came just before it stopped (the
+    // answer to its last request): its node cannot go sooner than T after that, nor client 2
+    // hold sooner.
+    assert_eq!(c1.timeout_ms, real::ZK_SESSION_TIMEOUT_MS);
+    let t = Duration::from_millis(c1.timeout_ms);
+    let early = Duration::from_millis(500);
+    assert!(w.node_deleted_after >= t - early, "{w:?}");
+    assert!(w.client2_held_after >= t - early, "{w:?}");
+    w
+}
+
+/// Without a fence, client 1's write with its old czxid lands over client 2's.
+#[test]
+fn zk_demo_without_a_fence_the_stale_write_is_accepted() {
+    let Some(server) = standalone() else {
+        return;
+    };
+    let _one = one_at_a_time();
+    let w = zk_walkthrough(&server, Fencing::None);
+    assert!(w.stale_write_accepted(), "{w:?}");
+    let key0 = w.key0.expect("key0 written");
+    assert_eq!(key0.val, "value from client1", "the stale write won");
+    assert_eq!(key0.version, w.client1.holding.token);
+}
+
+/// The token fences refuse client 1's old czxid, naming both tokens; client 2's write stays.
+#[test]
+fn zk_demo_the_czxid_fence_refuses_the_stale_write() {
+    let Some(server) = standalone() else {
+        return;
+    };
+    let _one = one_at_a_time();
+    for fencing in [Fencing::TokenWrites, Fencing::Token] {
+        let w = zk_walkthrough(&server, fencing);
+        let (t1, t2) = (w.client1.holding.token, w.client2.holding.token);
+        match &w.client1.write {
+            OpResult::Rejected { err } => assert!(
+                err.contains(&format!("({t1})")) && err.contains(&format!("({t2})")),
+                "{err}"
+            ),
+            other => panic!("{fencing}: client 1 should be refused, got {other:?}"),
+        }
+        assert!(
+            w.lines
+                .iter()
+                .any(|l| l.contains("expected fail to write to storage with old fencing token")),
+            "{:?}",
+            w.lines
+        );
+        let key0 = w.key0.expect("key0");
+        assert_eq!(key0.val, "value from client2");
+        assert_eq!(key0.version, t2);
+    }
+}
+
+/// Bad arguments get one clear error before any server is touched.
+#[test]
+fn zk_demo_refuses_bad_arguments() {
+    let bad = |zk: &str, session_timeout_ms: u64| ZkDemoConfig {
+        zk: zk.into(),
+        fencing: Fencing::Token,
+        session_timeout_ms,
+        echo: false,
+    };
+    let e = real::zk_walkthrough(&bad("127.0.0.1:1", 0)).expect_err("timeout 0");
+    assert!(e.contains("--session-timeout-ms 0 is outside"), "{e}");
+    let e = real::zk_walkthrough(&bad("127.0.0.1:1", 700_000)).expect_err("timeout");
+    assert!(e.contains("--session-timeout-ms 700000 is outside"), "{e}");
+    let e = real::zk_walkthrough(&bad("127.0.0.1", 4_000)).expect_err("no port");
+    assert!(e.contains("is not host:port"), "{e}");
+    let e = real::zk_walkthrough(&bad("a:1,,b:2", 4_000)).expect_err("empty");
+    assert!(e.contains("is not host:port"), "{e}");
+    // The command line: exit status 2 and the same one line.
+    let bin = env!("CARGO_BIN_EXE_fencelab");
+    for (args, said) in [
+        (
+            &["--session-timeout-ms", "0"][..],
+            "error: --session-timeout-ms 0 is outside",
+        ),
+        (&["--zk", "nowhere"][..], "is not host:port"),
+        (&["--fencing", "czxid"][..], "czxid"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("real-zk-demo")
+            .args(args)
+            .output()
+            .expect("run fencelab");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
+    }
 }

@@ -174,7 +174,8 @@ struct SweepArgs {
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
     /// Sweep one parameter (pause-ttl, drift or delay), or two at once for an atlas: a
-    /// fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and a knob (ttl-s, margin-ms).
+    /// fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and a knob (ttl-s, session-s
+    /// for ZooKeeper, margin-ms).
     #[arg(long)]
     vary: Vec<String>,
     /// Steps of the varied parameter.
@@ -284,6 +285,11 @@ enum Command {
     /// grant), and what each fence makes of the stale write.
     #[cfg(not(madsim))]
     RealRedlockDemo(fencelab::real::RedlockDemoArgs),
+    /// Real mode: the walkthrough of etcd's example on a real ZooKeeper with Curator's lock:
+    /// client 1 stopped past its session timeout, client 2 takes the lock, client 1's stale
+    /// write with its old czxid, per policy.
+    #[cfg(not(madsim))]
+    RealZkDemo(fencelab::real::ZkDemoArgs),
 }
 
 fn main() {
@@ -337,6 +343,7 @@ fn run(command: Command, _out: &mut String) -> Result<(), String> {
         Command::Client(args) => fencelab::real::client(args),
         Command::RealDemo(args) => fencelab::real::demo(args),
         Command::RealRedlockDemo(args) => fencelab::real::redlock_demo(args),
+        Command::RealZkDemo(args) => fencelab::real::zk_demo(args),
         _ => Err("this subcommand runs the simulation: build without RUSTFLAGS (the default .cargo/config.toml sets --cfg madsim)".into()),
     }
 }

@@ -32,6 +32,9 @@ pub enum Axis {
     StepMs,
     /// The lease TTL, s.
     TtlS,
+    /// A ZooKeeper scenario's session timeout, s, on servers with tickTime 1000 ms (so that
+    /// 2 to 20 s are granted unchanged).
+    SessionS,
     /// The client-side lease check's safety margin, ms.
     MarginMs,
 }
@@ -46,10 +49,11 @@ impl std::str::FromStr for Axis {
             "drift-ppm" => Axis::DriftPpm,
             "step-ms" => Axis::StepMs,
             "ttl-s" => Axis::TtlS,
+            "session-s" => Axis::SessionS,
             "margin-ms" => Axis::MarginMs,
             other => {
                 return Err(format!(
-                    "--vary {other}: expected two of pause-ms, stall-ms, delay-ms, drift-ppm, step-ms (a fault) and ttl-s, margin-ms (a knob)"
+                    "--vary {other}: expected two of pause-ms, stall-ms, delay-ms, drift-ppm, step-ms (a fault) and ttl-s, session-s, margin-ms (a knob)"
                 ))
             }
         })
@@ -65,6 +69,7 @@ impl Axis {
             Axis::DriftPpm => "drift-ppm",
             Axis::StepMs => "step-ms",
             Axis::TtlS => "ttl-s",
+            Axis::SessionS => "session-s",
             Axis::MarginMs => "margin-ms",
         }
     }
@@ -77,6 +82,7 @@ impl Axis {
             Axis::DriftPpm => "clock drift bound (ppm)",
             Axis::StepMs => "wall-clock step of one Redis node (ms)",
             Axis::TtlS => "lease TTL (s)",
+            Axis::SessionS => "ZooKeeper session timeout (s)",
             Axis::MarginMs => "lease-check margin (ms)",
         }
     }
@@ -96,7 +102,7 @@ impl Axis {
             Axis::DriftPpm => (0.0, 100_000.0),
             // Up to twice the longest TTL of the TTL axis.
             Axis::StepMs => (0.0, 20_000.0),
-            Axis::TtlS => (2.0, 10.0),
+            Axis::TtlS | Axis::SessionS => (2.0, 10.0),
             Axis::MarginMs => (0.0, 1_000.0),
         };
         (0..steps)
@@ -128,7 +134,7 @@ impl Axes {
             (true, false) => Ok(Axes { fault: a, knob: b }),
             (false, true) => Ok(Axes { fault: b, knob: a }),
             _ => Err(format!(
-                "--vary {} --vary {}: give one fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and one knob (ttl-s, margin-ms)",
+                "--vary {} --vary {}: give one fault (pause-ms, stall-ms, delay-ms, drift-ppm, step-ms) and one knob (ttl-s, session-s, margin-ms)",
                 a.name(),
                 b.name()
             )),
@@ -175,12 +181,27 @@ impl Axes {
         };
         match self.knob {
             Axis::TtlS => s.ttl_s = knob as i64,
+            Axis::SessionS => set_session(&mut s, knob)?,
             Axis::MarginMs => s.lease_check_margin_ms = Some(knob as u64),
             other => return Err(format!("{} is not a knob axis", other.name())),
         }
         s.validate()?;
         Ok(s)
     }
+}
+
+/// Sets a ZooKeeper scenario's session timeout to `session_s`, on servers with tickTime
+/// 1000 ms: every session of the axis (2 to 10 s) is then granted as asked ([2, 20] ticks).
+fn set_session(s: &mut Scenario, session_s: f64) -> Result<(), String> {
+    if s.service != crate::lock::ServiceKind::Zk {
+        return Err(format!(
+            "session-s varies a ZooKeeper scenario's session timeout; this scenario's service is {}",
+            s.service.as_str()
+        ));
+    }
+    s.zk.tick_ms = 1_000;
+    s.zk.session_timeout_ms = session_s as u64 * 1_000;
+    Ok(())
 }
 
 /// Sets the size of a Redlock scenario's one scripted clock step on a Redis node (Kleppmann's
@@ -253,6 +274,16 @@ pub fn run(
 pub fn line(base: &Scenario, axes: Axes, steps: u32) -> Option<(&'static str, Vec<(f64, f64)>)> {
     match (axes.fault, axes.knob) {
         (Axis::PauseMs, Axis::TtlS) => Some(("renewal slack", slack_line(base, axes, steps)?)),
+        // The shortest pause that can end a session: a client pings after T/3 without
+        // sending, so its last packet can be T/3 old when the pause begins.
+        (Axis::PauseMs, Axis::SessionS) => Some((
+            "2T/3",
+            axes.knob
+                .values(steps)
+                .into_iter()
+                .map(|t_s| (t_s, t_s * 1000.0 * 2.0 / 3.0))
+                .collect(),
+        )),
         (Axis::StepMs, Axis::TtlS) => Some((
             "Redlock's drift margin",
             axes.knob
@@ -348,5 +379,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(line[0], (2.0, 1312.0));
+    }
+
+    #[test]
+    fn a_session_cell_sets_the_session_on_a_zk_scenario_only() {
+        let axes = Axes::new(Axis::PauseMs, "session-s".parse().unwrap()).unwrap();
+        let s = axes
+            .cell(&Scenario::preset("zk").unwrap(), 3000.0, 6.0)
+            .unwrap();
+        assert_eq!((s.zk.session_timeout_ms, s.zk.tick_ms), (6_000, 1_000));
+        assert_eq!(s.nemesis.pause_ms, MsRange::exactly(3000));
+        let e = axes.cell(&Scenario::standard(), 3000.0, 6.0).unwrap_err();
+        assert!(e.contains("session-s varies a ZooKeeper scenario"), "{e}");
+        let (name, line) = line(&Scenario::zk(), axes, 2).unwrap();
+        assert_eq!(name, "2T/3");
+        assert_eq!(line[0].0, 2.0);
+        assert!((line[0].1 - 4000.0 / 3.0).abs() < 1e-9);
     }
 }

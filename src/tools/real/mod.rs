@@ -65,9 +65,11 @@ mod load;
 mod redlock;
 mod redlock_nodes;
 mod storage;
+mod zk_demo;
 
 pub use client::*;
 pub use demo::*;
 pub use load::*;
 pub use redlock::*;
 pub use storage::*;
+pub use zk_demo::*;
