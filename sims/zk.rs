@@ -326,7 +326,7 @@ fn bad_zk_settings_and_roles_name_the_key() {
     for (table, key) in [
         ("servers = 0", "zk.servers: 0"),
         ("servers = 2", "zk.servers: 2"),
-        ("servers = 3", "zk.servers: 3"),
+        ("servers = 7", "zk.servers: 7"),
         ("session_timeout_ms = 1000", "zk.session_timeout_ms: 1000"),
         (
             "session_timeout_ms = 100000",

@@ -36,6 +36,9 @@ pub const REDIS_ALL: &str = "redis:all";
 /// Every ZooKeeper server of a ZooKeeper world, as `zk` or `zk:all`; `zkN` (or `zk:N`) names one.
 pub const ZK: &str = "zk";
 pub const ZK_ALL: &str = "zk:all";
+/// A fault on the ZooKeeper server that leads when the fault strikes (resolved then, and
+/// recorded with who led); with one server, the server.
+pub const ZK_LEADER: &str = "zk:leader";
 
 /// `redis:N` as the node name `redisN`, `zk:N` as `zkN`; any other name as it is.
 pub fn redis_node(node: &str) -> std::borrow::Cow<'_, str> {
@@ -507,7 +510,7 @@ fn check_nodes(f: &Fault, nodes: &[String]) -> Result<(), String> {
     // `redis` and `zk` (all of them) only in a world that has them: its node 1.
     let one = |n: &str| format!("{}1", n.split(':').next().unwrap_or(n));
     let redis_all =
-        |n: &str| [REDIS, REDIS_ALL, ZK, ZK_ALL].contains(&n) && nodes.contains(&one(n));
+        |n: &str| [REDIS, REDIS_ALL, ZK, ZK_ALL, ZK_LEADER].contains(&n) && nodes.contains(&one(n));
     let known = |n: &str| {
         n == ETCD
             || n == STORAGE

@@ -17,7 +17,8 @@ pub const CONTAINER_CHECK_MS_MAX: u64 = 3_600_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZkSettings {
-    /// How many servers (`zk1` … `zkN`): 1, 3 or 5. Only 1 (standalone) is modelled so far.
+    /// How many servers (`zk1` … `zkN`): 1 (standalone), 3 or 5 (an ensemble: one leader,
+    /// followers, elections). The default stays 1 so that existing runs keep their histories.
     pub servers: u32,
     /// The session timeout the client asks for, ms. It must lie where the server grants it
     /// unchanged, within [2, 20] × `tick_ms` (`ZooKeeperServer.processConnectRequest` clamps
@@ -65,16 +66,15 @@ impl ZkSettings {
     /// Checks every limit; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         match self.servers {
-            1 => {}
-            3 | 5 => {
+            1 | 3 | 5 => {}
+            n if n % 2 == 0 && n > 0 => {
                 return Err(format!(
-                    "zk.servers: {}: the ensemble (leader, followers, election) is not modelled yet; use 1",
-                    self.servers
+                    "zk.servers: {n}: an even ensemble is refused: it tolerates no more failures than one server fewer; use 1, 3 or 5"
                 ))
             }
             n => {
                 return Err(format!(
-                    "zk.servers: {n}: an ensemble has 1, 3 or 5 servers (an odd number, so that a majority is unique)"
+                    "zk.servers: {n}: an ensemble has 1, 3 or 5 servers (the model's bound; an odd number, so that a majority is unique)"
                 ))
             }
         }
@@ -121,7 +121,9 @@ mod tests {
         assert!(ok.validate().is_ok());
         for (bad, key) in [
             (ZkSettings { servers: 0, ..ok }, "zk.servers: 0"),
-            (ZkSettings { servers: 4, ..ok }, "zk.servers: 4"),
+            (ZkSettings { servers: 4, ..ok }, "zk.servers: 4: an even"),
+            (ZkSettings { servers: 7, ..ok }, "zk.servers: 7"),
+            (ZkSettings { servers: 2, ..ok }, "zk.servers: 2: an even"),
             (
                 ZkSettings {
                     session_timeout_ms: 1000,

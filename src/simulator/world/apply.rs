@@ -7,7 +7,7 @@ use super::nodes::{Nodes, OPERATOR};
 use super::schedule::{Action, Schedule};
 use crate::etcd::model::Cluster;
 use crate::etcd::Backend;
-use crate::fault::{redis_node, ETCD_ALL, ETCD_OTHERS, REDIS, REDIS_ALL, ZK, ZK_ALL};
+use crate::fault::{redis_node, ETCD_ALL, ETCD_OTHERS, REDIS, REDIS_ALL, ZK, ZK_ALL, ZK_LEADER};
 use crate::fault::{Fault, ETCD, ETCD_LEADER, NETWORK, STORAGE};
 use crate::history::{EventKind, Recorder};
 use crate::ms::MsRange;
@@ -75,6 +75,9 @@ impl Faults {
         if let (Some(c), Some(m)) = (self.cluster(), self.member_index(node)) {
             c.set_up(m, up, crashed);
         }
+        if let Some(i) = self.nodes.zk.iter().position(|n| n == node) {
+            self.nodes.zk_servers[i].set_up(up, crashed);
+        }
     }
 
     /// Tells the cluster that two members can, or cannot, reach each other.
@@ -93,6 +96,15 @@ impl Faults {
             ETCD | ETCD_ALL => self.nodes.members.clone(),
             REDIS | REDIS_ALL => self.nodes.redis.clone(),
             ZK | ZK_ALL => self.nodes.zk.clone(),
+            // The server that leads now; a standalone server leads itself; nobody while an
+            // election runs.
+            ZK_LEADER => self
+                .nodes
+                .zk_servers
+                .iter()
+                .position(|z| z.leads())
+                .map(|i| vec![self.nodes.zk[i].clone()])
+                .unwrap_or_default(),
             ETCD_LEADER => match self.cluster() {
                 None => self.nodes.members.clone(),
                 Some(c) => c
@@ -104,8 +116,15 @@ impl Faults {
         }
     }
 
-    /// Who leads, in words, for the notes of faults aimed at members.
+    /// Who leads, in words, for the notes of faults aimed at members or ZooKeeper servers.
     fn leadership(&self) -> String {
+        if self.nodes.zk.len() > 1 {
+            let servers = &self.nodes.zk_servers;
+            return match servers.iter().position(|z| z.leads()) {
+                Some(l) => format!("leader {} (epoch {})", self.nodes.zk[l], servers[l].epoch()),
+                None => "no leader".into(),
+            };
+        }
         match self
             .cluster()
             .and_then(|c| c.leader().map(|l| (l, c.term())))
@@ -118,7 +137,7 @@ impl Faults {
     /// How a note names the target when it was a role or the whole cluster: empty otherwise
     /// (and for one member, whose notes read as they always did).
     fn aimed(&self, node: &str, resolved: &str) -> String {
-        if node == resolved || self.nodes.members.len() < 2 {
+        if node == resolved || (self.nodes.members.len() < 2 && self.nodes.zk.len() < 2) {
             return String::new();
         }
         format!(" ({node}; {})", self.leadership())
@@ -151,8 +170,17 @@ impl Faults {
             Action::Unclog(a, b) => self.unclog(&a, &b),
             Action::Release(node) => self.release(&node),
             Action::Crash(node, ms) => {
+                if node == ZK_LEADER && self.resolve(&node).is_empty() {
+                    self.note(&node, format!("no {node} to crash ({})", self.leadership()));
+                }
                 for target in self.resolve(&node) {
-                    self.crash(target, ms, now_ms, schedule);
+                    // Only a ZooKeeper role's crash says who held it: etcd's notes stay as
+                    // they were.
+                    let aimed = match node == ZK_LEADER {
+                        true => self.aimed(&node, &target),
+                        false => String::new(),
+                    };
+                    self.crash(target, ms, now_ms, schedule, aimed);
                 }
             }
             Action::Restart(node) => self.restart(node),
@@ -182,7 +210,10 @@ impl Faults {
             debug_assert!(self.nest.pauses.get(node).is_some_and(|n| *n == 0));
             debug_assert!(!self.crashed.get(node).copied().unwrap_or(false));
             self.member_up(node, true, false);
-            let what = match self.member_index(node).is_some() && self.nodes.members.len() > 1 {
+            let ensemble = self.nodes.zk.len() > 1 && self.nodes.zk.iter().any(|n| n == node);
+            let what = match ensemble
+                || (self.member_index(node).is_some() && self.nodes.members.len() > 1)
+            {
                 true => format!("resumed ({})", self.leadership()),
                 false => "resumed".into(),
             };
@@ -268,7 +299,14 @@ impl Faults {
         }
     }
 
-    fn crash(&mut self, node: String, ms: u64, now_ms: u64, schedule: &mut Schedule) {
+    fn crash(
+        &mut self,
+        node: String,
+        ms: u64,
+        now_ms: u64,
+        schedule: &mut Schedule,
+        aimed: String,
+    ) {
         // A Redis node under the delayed-restart rule stays down longer than any lock's TTL.
         let ms = match self.nodes.redis.contains(&node) {
             true => ms.max(self.redis_restart_delay_ms),
@@ -280,7 +318,7 @@ impl Faults {
         self.nest.forget_pauses(&node);
         debug_assert!(!self.nest.pauses.contains_key(&node));
         self.crashed.insert(node.clone(), true);
-        self.note(&node, format!("crashed, restart in {ms} ms"));
+        self.note(&node, format!("crashed, restart in {ms} ms{aimed}"));
         schedule.push(now_ms + ms, Action::Restart(node));
     }
 

@@ -143,7 +143,7 @@ pub(super) fn start(
             }
         }
         ServiceKind::Zk => {
-            for (name, node, server) in super::zk::start(handle, scenario, plan, origin) {
+            for (name, node, server) in super::zk::start(handle, scenario, plan, seed, origin) {
                 nodes.zk.push(name.clone());
                 nodes.zk_servers.push(server);
                 nodes.insert(name, node);

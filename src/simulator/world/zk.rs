@@ -46,21 +46,31 @@ fn config(scenario: &Scenario, i: usize) -> model::Config {
 }
 
 /// Starts the servers, each with its own clock (its skew, else the plan's skew of `zk`, all
-/// of them). Returns each server's node and its model, which outlives a crash of the node
-/// (the snapshot and log a restarted server reloads).
+/// of them): one standalone server, or an ensemble whose election draws come from `seed`.
+/// Returns each server's node and its model, which outlives a crash of the node (the
+/// snapshot and log a restarted server reloads).
 pub(super) fn start(
     handle: &Handle,
     scenario: &Scenario,
     plan: &FaultPlan,
+    seed: u64,
     origin: Instant,
 ) -> Vec<(String, NodeHandle, Arc<model::ZkNode>)> {
     let names = scenario.zk.server_names();
+    let clocks: Vec<NodeClock> = names
+        .iter()
+        .map(|name| NodeClock::new(origin, plan.skew_of_member(name, ZK)))
+        .collect();
+    let models: Vec<model::ZkNode> = match names.len() {
+        1 => vec![model::ZkNode::new(config(scenario, 0), clocks[0].clone())],
+        n => model::ZkNode::ensemble((0..n).map(|i| config(scenario, i)).collect(), clocks, seed),
+    };
     let servers: Vec<_> = names
         .iter()
+        .zip(models)
         .enumerate()
-        .map(|(i, name)| {
-            let clock = NodeClock::new(origin, plan.skew_of_member(name, ZK));
-            let state = Arc::new(model::ZkNode::new(config(scenario, i), clock));
+        .map(|(i, (name, state))| {
+            let state = Arc::new(state);
             let node = model::node(handle, name, server_addr(i), state.clone());
             (name.clone(), node, state)
         })

@@ -30,12 +30,15 @@
 pub(crate) mod client;
 #[cfg(madsim)]
 mod client_calls;
+pub mod ensemble;
 pub mod error;
 pub mod expiry;
 #[cfg(madsim)]
 pub mod node;
 #[cfg(madsim)]
 mod node_apply;
+#[cfg(madsim)]
+mod node_ensemble;
 pub mod path;
 pub mod server;
 pub mod session;

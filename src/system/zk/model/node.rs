@@ -20,6 +20,7 @@
 //!   connection that has not connected is dropped; a bad request is answered with ZooKeeper's
 //!   error.
 
+use super::ensemble::Quorum;
 use super::server::{Closed, Server};
 use super::session::{SessionConfig, SessionId};
 use super::tree::TreeLimits;
@@ -66,29 +67,46 @@ impl Default for Config {
 }
 
 /// One connection's place in the node: its number and where its packets go.
-struct Link {
-    conn: u64,
-    out: UnboundedSender<ToClient>,
+pub(super) struct Link {
+    /// The server the connection is on (0 for a standalone server).
+    pub(super) node: usize,
+    pub(super) conn: u64,
+    pub(super) out: UnboundedSender<ToClient>,
 }
 
-struct State {
-    server: Server,
+/// What the servers of one ensemble share (a standalone server shares it with nobody): the
+/// committed server, the connections, the roles. See `ensemble.rs` for what is abstracted.
+pub(super) struct State {
+    pub(super) server: Server,
+    /// Who leads and the followers' touch tables; `None` for a standalone server.
+    pub(super) quorum: Option<Quorum>,
     /// The connection each connected session is on.
-    links: BTreeMap<SessionId, Link>,
+    pub(super) links: BTreeMap<SessionId, Link>,
     /// Fired watches of sessions without a connection, delivered when they reconnect.
     undelivered: BTreeMap<SessionId, Vec<(String, EventKind)>>,
     next_conn: u64,
     /// Expired sessions so far (for probes and tests).
-    expired: u64,
+    pub(super) expired: u64,
     /// How many times the node started serving.
     boots: u64,
 }
 
+/// The state and wake-up of one ensemble's servers, with every server's clock (a new leader
+/// re-tracks sessions on its own clock).
+pub(super) struct Shared {
+    pub(super) state: Mutex<State>,
+    /// Wakes every server's ensemble task when a server stops or starts.
+    pub(super) changed: tokio::sync::Notify,
+    pub(super) clocks: Vec<NodeClock>,
+}
+
 /// One server: the model's sessions and tree, with its clock.
 pub struct ZkNode {
-    cfg: Config,
-    clock: NodeClock,
-    state: Mutex<State>,
+    pub(super) cfg: Config,
+    pub(super) clock: NodeClock,
+    /// This server's place in the ensemble (0 for a standalone server).
+    pub(super) index: usize,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl ZkNode {
@@ -98,17 +116,62 @@ impl ZkNode {
         let now_ms = clock_ms(&clock);
         let state = State {
             server: Server::new(cfg.sessions, cfg.limits, now_ms),
+            quorum: None,
             links: BTreeMap::new(),
             undelivered: BTreeMap::new(),
             next_conn: 0,
             expired: 0,
             boots: 0,
         };
+        let shared = Shared {
+            state: Mutex::new(state),
+            changed: tokio::sync::Notify::new(),
+            clocks: vec![clock.clone()],
+        };
         ZkNode {
             cfg,
             clock,
-            state: Mutex::new(state),
+            index: 0,
+            shared: Arc::new(shared),
         }
+    }
+
+    /// The servers of an ensemble of `clocks.len()` (3 or 5), each with its own config and
+    /// clock, sharing one committed server led by the highest `myid` ([`Quorum::new`]).
+    pub fn ensemble(cfgs: Vec<Config>, clocks: Vec<NodeClock>, seed: u64) -> Vec<ZkNode> {
+        assert_eq!(cfgs.len(), clocks.len());
+        let n = clocks.len();
+        let quorum = Quorum::new(n, seed);
+        let leader = quorum.leader().expect("an ensemble starts with a leader");
+        let now_ms = clock_ms(&clocks[leader]);
+        let cfg = cfgs[leader];
+        let state = State {
+            server: Server::new(cfg.sessions, cfg.limits, now_ms),
+            quorum: Some(quorum),
+            links: BTreeMap::new(),
+            undelivered: BTreeMap::new(),
+            next_conn: 0,
+            expired: 0,
+            boots: 0,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            changed: tokio::sync::Notify::new(),
+            clocks: clocks.clone(),
+        });
+        let nodes: Vec<ZkNode> = cfgs
+            .into_iter()
+            .zip(clocks)
+            .enumerate()
+            .map(|(index, (cfg, clock))| ZkNode {
+                cfg,
+                clock,
+                index,
+                shared: shared.clone(),
+            })
+            .collect();
+        assert!(nodes.len() == n && n >= 3);
+        nodes
     }
 
     pub fn config(&self) -> &Config {
@@ -124,10 +187,10 @@ impl ZkNode {
         clock_ms(&self.clock)
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
         // Every change under this lock leaves the model whole (the model asserts it), so a
         // poisoned lock is taken as it is: the run has already failed.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the model server, for probes and tests.
@@ -146,12 +209,15 @@ impl ZkNode {
     pub fn boot(&self) {
         let now_ms = self.now_ms();
         let mut s = self.state();
-        if s.boots > 0 {
+        // In an ensemble a restarted server rejoins as a follower: the committed state lives
+        // on in the others.
+        if s.boots > 0 && s.quorum.is_none() {
             s.server.restart(now_ms);
         }
-        s.links.clear();
+        let me = self.index;
+        s.links.retain(|_, l| l.node != me);
         s.boots += 1;
-        assert!(s.links.is_empty() && s.boots > 0);
+        assert!(s.links.values().all(|l| l.node != me) && s.boots > 0);
     }
 
     /// A connection's first packet (`processConnectRequest`): a new session, or the reconnect
@@ -168,9 +234,8 @@ impl ZkNode {
         let mut s = self.state();
         let answer = match session_id {
             0 => s.server.connect(timeout_ms, now_ms).ok(),
-            id => s
-                .server
-                .ping(id, now_ms)
+            id => self
+                .touch_in(&mut s, id, now_ms)
                 .then(|| s.server.tracker().session(id).map(|x| (id, x.timeout_ms)))
                 .flatten(),
         };
@@ -192,7 +257,8 @@ impl ZkNode {
         s.next_conn += 1;
         let conn = s.next_conn;
         // A reconnect replaces the old connection, which closes once its sender is dropped.
-        s.links.insert(id, Link { conn, out });
+        let node = self.index;
+        s.links.insert(id, Link { node, conn, out });
         assert!(s.links.len() <= CONNECTIONS_MAX, "links past their bound");
         Some((id, conn))
     }
@@ -219,7 +285,7 @@ impl ZkNode {
     fn ping(&self, session: SessionId, conn: u64) -> bool {
         let now_ms = self.now_ms();
         let mut s = self.state();
-        if !s.server.ping(session, now_ms) {
+        if !self.touch_in(&mut s, session, now_ms) {
             s.links.remove(&session);
             return false;
         }
@@ -248,10 +314,11 @@ impl ZkNode {
             }
             return false;
         }
-        let Ok(tree) = s.server.request(session, now_ms) else {
+        if !self.touch_in(&mut s, session, now_ms) {
             s.links.remove(&session);
             return false;
-        };
+        }
+        let tree = s.server.tree_mut();
         let (answer, events) = super::node_apply::apply(tree, session, body);
         assert!(
             events.len() <= self.cfg.limits.watches_max,
@@ -267,6 +334,11 @@ impl ZkNode {
     pub fn tick(&self) -> Vec<Closed> {
         let now_ms = self.now_ms();
         let mut s = self.state();
+        // Only the leader runs `SessionTrackerImpl` (a follower's is a `LearnerSessionTracker`,
+        // which expires nothing).
+        if !leads(&s, self.index) {
+            return Vec::new();
+        }
         let closed = s.server.tick(now_ms);
         for c in &closed {
             s.links.remove(&c.session);
@@ -294,13 +366,22 @@ impl ZkNode {
     /// One run of the container manager.
     pub fn check_containers(&self) -> Vec<String> {
         let mut s = self.state();
+        // `ContainerManager` runs on the leader (`LeaderZooKeeperServer.startupWithServerState`).
+        if !leads(&s, self.index) {
+            return Vec::new();
+        }
         let (deleted, events) = s.server.check_containers(self.cfg.container_deletes_max);
         deliver(&mut s, events);
         deleted
     }
 }
 
-fn clock_ms(clock: &NodeClock) -> u64 {
+/// Whether server `index` leads (a standalone server always does).
+pub(super) fn leads(s: &State, index: usize) -> bool {
+    s.quorum.as_ref().is_none_or(|q| q.leader() == Some(index))
+}
+
+pub(super) fn clock_ms(clock: &NodeClock) -> u64 {
     // The monotonic clock starts at the world's origin and never runs back.
     clock.monotonic_us().max(0) as u64 / 1000
 }
@@ -317,7 +398,7 @@ fn send_on(s: &State, session: SessionId, conn: u64, msg: ToClient) {
 }
 
 /// Delivers fired watches: on the watcher's connection, or kept until it reconnects.
-fn deliver(s: &mut State, events: Vec<WatchEvent>) {
+pub(super) fn deliver(s: &mut State, events: Vec<WatchEvent>) {
     for WatchEvent {
         session,
         path,
@@ -376,6 +457,11 @@ pub async fn serve(addr: SocketAddr, node: Arc<ZkNode>) -> std::io::Result<()> {
     node.boot();
     let ep = Endpoint::bind(addr).await?;
     let _tracker = tokio::spawn(tracker(node.clone()));
+    // Only an ensemble's server has a role task: a standalone server spawns no more tasks
+    // than it did, so its runs stay what they were.
+    let _roles = node
+        .in_ensemble()
+        .then(|| tokio::spawn(super::node_ensemble::roles(node.clone())));
     let _containers = tokio::spawn(containers(node.clone()));
     loop {
         let (tx, rx, _) = ep.accept1().await?;
@@ -418,6 +504,8 @@ async fn connection(node: Arc<ZkNode>, tx: Sender, mut rx: Receiver) {
                 let Ok(msg) = msg else { break };
                 // No panic in a server: a message that is not a packet is dropped.
                 let Ok(packet) = msg.downcast::<ToServer>() else { continue };
+                // A server without a leader, or a write without a quorum: no answer.
+                if !node.answers(&packet) { continue }
                 let open = match (*packet, linked, out.take()) {
                     (ToServer::Connect { session_id, timeout_ms }, None, Some(o)) => {
                         linked = node.connect(session_id, timeout_ms, o);

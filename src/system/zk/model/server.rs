@@ -77,6 +77,12 @@ impl Server {
         Ok(&mut self.tree)
     }
 
+    /// The tree, for a request whose session was touched and checked by the caller (a
+    /// follower's `LearnerSessionTracker` touch, then the committed tree).
+    pub fn tree_mut(&mut self) -> &mut DataTree {
+        &mut self.tree
+    }
+
     /// The client's own `close()`: `closeSession` marks it closing, deletes its ephemerals in
     /// one transaction, and the tracker forgets it (`killSession` → `removeSession`).
     pub fn close(&mut self, session: SessionId) -> Option<Closed> {

@@ -1,0 +1,235 @@
+//! Who leads an ensemble of 3 or 5 servers, and what the leader gathers from its followers:
+//! the pure part of the ensemble (the node part is `node_ensemble.rs`).
+//!
+//! **What is abstracted, and why a client cannot tell.** Zab's messages (`PROPOSAL`, `ACK`,
+//! `COMMIT`, the `NEWLEADER` sync) are not sent: the ensemble keeps one committed [`Server`]
+//! (tree and session table) that every server reads, and a write through any server commits
+//! at once when the leader runs and a majority of servers is up (`Leader.propose`,
+//! `SyncedLearnerTracker.hasAllQuorums`), else it is not answered. A client sees a write
+//! answered or not answered, the committed tree on every read, and zxids that rise, as from
+//! a real ensemble whose followers are caught up: the real ones are within a millisecond on
+//! one machine. What it *could* tell, and the model does not give: a follower that lags
+//! behind the leader (so CURATOR-604's window does not show), and partitions between servers
+//! (only a server's crash or pause is seen by the ensemble).
+//!
+//! [`Server`]: super::Server
+
+use super::session::SessionId;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+
+/// Most servers in an ensemble: the scenario allows 1, 3 or 5.
+pub const SERVERS_MAX: usize = 5;
+/// `syncLimit` (`conf/zoo_sample.cfg`, Debian's `zoo.cfg` and `.ci/zk-servers`): a follower
+/// that reads nothing from its leader for `syncLimit × tickTime` gives it up
+/// (`Learner.connectToLeader` → `sock.setSoTimeout(self.tickTime * self.syncLimit)`;
+/// `Follower.followLeader` → `readPacket` throws, the follower shuts down and goes LOOKING).
+pub const SYNC_LIMIT_TICKS: u64 = 5;
+/// The shortest election, ms: `FastLeaderElection.finalizeWait` (200 ms) and the new leader's
+/// sync with a majority. The span is the real one measured from the kill of a leader to the
+/// new leader serving (379–654 ms over twelve trials, `sims/calibration/zk-real.json`).
+pub const ELECTION_MS_MIN: u64 = 380;
+/// The longest election, ms (see [`ELECTION_MS_MIN`]).
+pub const ELECTION_MS_MAX: u64 = 650;
+/// Most touches one follower keeps between two pings of the leader: a limit on everything.
+pub const TOUCHES_MAX: usize = 100_000;
+
+/// The ensemble's roles: who leads, who is up, the followers' touch tables.
+#[derive(Debug, Clone)]
+pub struct Quorum {
+    /// Up: running and not paused (the world tells).
+    up: Vec<bool>,
+    leader: Option<usize>,
+    /// Elections won so far (the epoch, `QuorumPeer.getAcceptedEpoch`).
+    epoch: u64,
+    /// The leader's pings so far: a follower that sees no new one for `syncLimit` ticks gives
+    /// the leader up.
+    beats: u64,
+    /// Each follower's `LearnerSessionTracker.touchTable`: the sessions its clients touched
+    /// since the leader's last ping.
+    touches: Vec<BTreeSet<SessionId>>,
+    /// Each server's own stream for its election's length, seeded from the run's seed.
+    rngs: Vec<ChaCha8Rng>,
+}
+
+impl Quorum {
+    /// An ensemble of `servers`, led by the highest `myid` as `FastLeaderElection` elects it
+    /// when every log is equal (`totalOrderPredicate`: epoch, then zxid, then `myid`).
+    pub fn new(servers: usize, seed: u64) -> Self {
+        assert!(
+            servers >= 3 && servers <= SERVERS_MAX && servers % 2 == 1,
+            "an ensemble of {servers}"
+        );
+        let rngs = (0..servers)
+            .map(|i| ChaCha8Rng::seed_from_u64(seed ^ 0x7a6b_0000_0000_0000 ^ i as u64))
+            .collect();
+        Quorum {
+            up: vec![true; servers],
+            leader: Some(servers - 1),
+            epoch: 1,
+            beats: 0,
+            touches: vec![BTreeSet::new(); servers],
+            rngs,
+        }
+    }
+
+    pub fn servers(&self) -> usize {
+        self.up.len()
+    }
+
+    pub fn leader(&self) -> Option<usize> {
+        self.leader
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn beats(&self) -> u64 {
+        self.beats
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.up[i]
+    }
+
+    /// Whether a majority of servers is up (`QuorumMaj.containsQuorum`).
+    pub fn majority_up(&self) -> bool {
+        2 * self.up.iter().filter(|u| **u).count() > self.servers()
+    }
+
+    /// Whether server `i` follows or leads: it answers reads and pings.
+    pub fn serving(&self, i: usize) -> bool {
+        self.leader.is_some() && self.up[i]
+    }
+
+    /// Whether a write through server `i` commits now: its leader runs and a majority is up.
+    pub fn commits(&self, i: usize) -> bool {
+        self.serving(i) && self.leader.is_some_and(|l| self.up[l]) && self.majority_up()
+    }
+
+    /// The world stopped or restarted server `i`. A crashed leader is given up at once: its
+    /// followers' sockets to it close (`Follower.followLeader` → `readPacket` throws). A
+    /// paused one is given up only after `syncLimit` ticks without a ping.
+    pub fn set_up(&mut self, i: usize, up: bool, crashed: bool) {
+        assert!(i < self.servers());
+        self.up[i] = up;
+        if crashed && self.leader == Some(i) {
+            self.leader = None;
+        }
+        if !up {
+            self.touches[i].clear();
+        }
+    }
+
+    /// A follower's client touched `session` (`LearnerSessionTracker.touchSession`).
+    pub fn touch(&mut self, i: usize, session: SessionId) {
+        if self.touches[i].len() < TOUCHES_MAX {
+            self.touches[i].insert(session);
+        }
+    }
+
+    /// The leader's ping round (`Leader.lead` pings every learner each tick/2;
+    /// `Learner.ping` answers with the touch table, which the leader applies through
+    /// `LearnerHandler` → `ZooKeeperServer.touch`): the sessions to touch now. A follower that
+    /// is not up cannot answer and keeps its table.
+    pub fn ping_round(&mut self) -> Vec<SessionId> {
+        let leader = self.leader.expect("only a leader pings");
+        self.beats += 1;
+        let mut touched = BTreeSet::new();
+        for f in (0..self.servers()).filter(|f| *f != leader && self.up[*f]) {
+            touched.append(&mut self.touches[f]);
+        }
+        touched.into_iter().collect()
+    }
+
+    /// The leader gives up: it lost its majority (`Leader.lead`: `!tickSkip &&
+    /// !syncedAckSet.hasAllQuorums()` → `shutdown("Not sufficient followers synced")`), or its
+    /// followers noticed it silent for `syncLimit` ticks.
+    pub fn step_down(&mut self, epoch: u64) {
+        if self.epoch == epoch {
+            self.leader = None;
+        }
+    }
+
+    /// How long server `i`'s election takes, ms, from its own stream.
+    pub fn election_ms(&mut self, i: usize) -> u64 {
+        let ms = self.rngs[i].gen_range(ELECTION_MS_MIN..=ELECTION_MS_MAX);
+        assert!((ELECTION_MS_MIN..=ELECTION_MS_MAX).contains(&ms));
+        ms
+    }
+
+    /// An election among the servers that are up, if they are a majority
+    /// (`FastLeaderElection.lookForLeader` ends on a quorum of votes): the highest
+    /// (epoch, zxid, `myid`) wins (`totalOrderPredicate`). The committed log is shared, so
+    /// every voter's epoch and zxid are the same and the highest `myid` that is up wins.
+    pub fn elect(&mut self) -> Option<usize> {
+        if self.leader.is_some() || !self.majority_up() {
+            return None;
+        }
+        let winner = (0..self.servers()).rev().find(|i| self.up[*i])?;
+        self.leader = Some(winner);
+        self.epoch += 1;
+        for t in &mut self.touches {
+            t.clear();
+        }
+        self.check_invariants();
+        Some(winner)
+    }
+
+    /// One leader at a time, and it is up when it was just elected.
+    pub fn check_invariants(&self) {
+        assert!(self.leader.is_none_or(|l| l < self.servers()));
+        assert!(self.touches.iter().all(|t| t.len() <= TOUCHES_MAX));
+        assert!(self.epoch >= 1, "the first leader is epoch 1");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_up_myid_wins_with_a_majority_and_one_leads() {
+        let mut q = Quorum::new(3, 7);
+        assert_eq!(q.leader(), Some(2));
+        assert_eq!(q.elect(), None, "a leader leads: no election");
+        q.set_up(2, false, true);
+        assert_eq!(q.leader(), None, "a crashed leader is given up at once");
+        assert_eq!(q.elect(), Some(1));
+        assert_eq!(q.epoch(), 2);
+        q.set_up(1, false, false);
+        assert_eq!(
+            q.leader(),
+            Some(1),
+            "a paused leader still leads until noticed"
+        );
+        assert!(!q.commits(0), "no majority: no commit");
+        q.step_down(2);
+        assert_eq!(q.elect(), None, "one server of three is no majority");
+        q.set_up(2, true, false);
+        assert_eq!(q.elect(), Some(2));
+        q.step_down(2);
+        assert_eq!(
+            q.leader(),
+            Some(2),
+            "a step-down of an old epoch changes nothing"
+        );
+    }
+
+    #[test]
+    fn the_leader_gathers_touches_of_up_followers_only() {
+        let mut q = Quorum::new(5, 1);
+        q.touch(0, 10);
+        q.touch(1, 11);
+        q.touch(1, 10);
+        q.set_up(1, false, false);
+        assert_eq!(q.ping_round(), vec![10]);
+        assert_eq!(q.beats(), 1);
+        for i in 0..5 {
+            let ms = q.election_ms(i);
+            assert!((ELECTION_MS_MIN..=ELECTION_MS_MAX).contains(&ms));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! A server of an ensemble of 3 or 5 as a madsim node: what it answers, how its clients'
+//! touches reach the leader, and its role task (the leader's pings, a follower noticing a
+//! silent leader, the election). The roles themselves are [`Quorum`]'s; what is abstracted is
+//! said in `ensemble.rs`.
+//!
+//! ZooKeeper 3.8.0 (`zookeeper-server/src/main/java/org/apache/zookeeper/server/`):
+//! - a follower accepts client connections and answers reads and pings itself
+//!   (`quorum/FollowerZooKeeperServer`, `FollowerRequestProcessor`); it forwards writes to the
+//!   leader (`Learner.request`), and touches go into its `LearnerSessionTracker` touch table;
+//! - the leader pings every learner each tick/2 (`quorum/Leader.lead`, `LearnerHandler.ping`);
+//!   the learner answers with its touch table (`Learner.ping`), and the leader touches those
+//!   sessions in its `SessionTrackerImpl`, the only tracker that expires;
+//! - a follower that reads nothing from its leader for `syncLimit` ticks, or whose socket to it
+//!   closes, goes LOOKING (`Follower.followLeader`); a server without a leader answers nothing
+//!   (its `ZooKeeperServer` is not running);
+//! - `FastLeaderElection.lookForLeader` elects the highest (epoch, zxid, `myid`) among a
+//!   majority; the new leader's `SessionTrackerImpl` is built from the snapshot's sessions and
+//!   gives each a full timeout (`Server::leader_change`).
+
+use super::ensemble::{Quorum, SYNC_LIMIT_TICKS};
+use super::node::{clock_ms, State, ZkNode};
+use super::session::SessionId;
+use super::wire::{Request, ToServer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most rounds of one server's role task in one life (a year of 1 ms rounds): a limit on
+/// everything.
+const ROUNDS_MAX: u64 = 31_536_000_000;
+
+impl ZkNode {
+    /// Whether this server is one of an ensemble.
+    pub fn in_ensemble(&self) -> bool {
+        self.state().quorum.is_some()
+    }
+
+    /// Whether this server leads now (a standalone server always does).
+    pub fn leads(&self) -> bool {
+        super::node::leads(&self.state(), self.index)
+    }
+
+    /// The ensemble's leader now (`None` during an election, or for a standalone server).
+    pub fn leader(&self) -> Option<usize> {
+        self.state().quorum.as_ref().and_then(Quorum::leader)
+    }
+
+    /// The ensemble's epoch (elections won so far), 0 for a standalone server.
+    pub fn epoch(&self) -> u64 {
+        self.state().quorum.as_ref().map_or(0, Quorum::epoch)
+    }
+
+    /// The world stopped (paused or crashed) or restarted this server.
+    pub fn set_up(&self, up: bool, crashed: bool) {
+        let mut s = self.state();
+        if let Some(q) = s.quorum.as_mut() {
+            q.set_up(self.index, up, crashed);
+            q.check_invariants();
+            drop(s);
+            self.shared.changed.notify_waiters();
+        }
+    }
+
+    /// Whether this server answers `packet` now: reads, pings and reconnects while it has a
+    /// leader; writes (a new session's `createSession` too) only while they can commit.
+    pub(super) fn answers(&self, packet: &ToServer) -> bool {
+        let s = self.state();
+        let Some(q) = s.quorum.as_ref() else {
+            return true;
+        };
+        match packet {
+            ToServer::Connect { session_id: 0, .. } => q.commits(self.index),
+            ToServer::Request { body, .. } if is_write(body) => q.commits(self.index),
+            _ => q.serving(self.index),
+        }
+    }
+
+    /// A packet's touch of `session`: the leader's (or a standalone server's) tracker touches
+    /// it; a follower puts it in its touch table for the leader's next ping
+    /// (`LearnerSessionTracker.touchSession`), if the session is committed and not closing.
+    pub(super) fn touch_in(&self, s: &mut State, session: SessionId, now_ms: u64) -> bool {
+        match s.quorum.as_mut() {
+            Some(q) if q.leader() != Some(self.index) => {
+                let live = s
+                    .server
+                    .tracker()
+                    .session(session)
+                    .is_some_and(|x| !x.closing);
+                if live {
+                    q.touch(self.index, session);
+                }
+                live
+            }
+            _ => s.server.ping(session, now_ms),
+        }
+    }
+
+    /// One round of this server's role; how long until the next.
+    fn round(&self, seen: &mut (u64, u64), looking_until_ms: &mut Option<u64>) -> Duration {
+        let tick_ms = self.cfg.sessions.tick_ms;
+        let period_ms = (tick_ms / 2).max(1);
+        let now_ms = self.now_ms();
+        let mut s = self.state();
+        let me = self.index;
+        let q = s.quorum.as_mut().expect("an ensemble's server");
+        let epoch = q.epoch();
+        let before = q.leader();
+        let wait_ms = match q.leader() {
+            Some(l) if l == me && !q.majority_up() => {
+                q.step_down(epoch);
+                period_ms
+            }
+            Some(l) if l == me => {
+                for session in q.ping_round() {
+                    s.server.ping(session, now_ms);
+                }
+                period_ms
+            }
+            Some(_) => {
+                *looking_until_ms = None;
+                if q.beats() != seen.0 {
+                    *seen = (q.beats(), now_ms);
+                } else if now_ms.saturating_sub(seen.1) >= SYNC_LIMIT_TICKS * tick_ms {
+                    q.step_down(epoch);
+                }
+                period_ms
+            }
+            None => match *looking_until_ms {
+                None => {
+                    let ms = q.election_ms(me);
+                    *looking_until_ms = Some(now_ms + ms);
+                    ms
+                }
+                Some(until_ms) if now_ms < until_ms => until_ms - now_ms,
+                Some(_) => {
+                    *looking_until_ms = None;
+                    if let Some(w) = q.elect() {
+                        let leader_now_ms = clock_ms(&self.shared.clocks[w]);
+                        s.server.leader_change(leader_now_ms);
+                        *seen = (u64::MAX, now_ms);
+                    }
+                    period_ms
+                }
+            },
+        };
+        // Wake the others only on a change of leader made in this round: waking them on every
+        // round without a leader would have them wake each other forever at one instant.
+        let q = s.quorum.as_ref().expect("an ensemble's server");
+        let changed = q.epoch() != epoch || q.leader() != before;
+        q.check_invariants();
+        drop(s);
+        if changed {
+            self.shared.changed.notify_waiters();
+        }
+        Duration::from_millis(wait_ms.max(1))
+    }
+}
+
+fn is_write(body: &Request) -> bool {
+    !matches!(
+        body,
+        Request::GetData { .. } | Request::Exists { .. } | Request::GetChildren { .. }
+    )
+}
+
+/// The role task of one server of an ensemble; nothing for a standalone server.
+pub(super) async fn roles(node: Arc<ZkNode>) {
+    if !node.in_ensemble() {
+        return;
+    }
+    let mut seen = (u64::MAX, node.now_ms());
+    let mut looking_until_ms = None;
+    for _ in 0..ROUNDS_MAX {
+        let notified = node.shared.changed.notified();
+        let wait = node.round(&mut seen, &mut looking_until_ms);
+        tokio::select! {
+            // Biased: tokio's unbiased `select!` draws from its own thread RNG.
+            biased;
+            _ = notified => {}
+            _ = node.clock().sleep(wait) => {}
+        }
+    }
+}
