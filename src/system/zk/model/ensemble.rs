@@ -58,7 +58,7 @@ impl Quorum {
     /// when every log is equal (`totalOrderPredicate`: epoch, then zxid, then `myid`).
     pub fn new(servers: usize, seed: u64) -> Self {
         assert!(
-            servers >= 3 && servers <= SERVERS_MAX && servers % 2 == 1,
+            (3..=SERVERS_MAX).contains(&servers) && servers % 2 == 1,
             "an ensemble of {servers}"
         );
         let rngs = (0..servers)

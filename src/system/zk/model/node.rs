@@ -461,7 +461,7 @@ pub async fn serve(addr: SocketAddr, node: Arc<ZkNode>) -> std::io::Result<()> {
     // than it did, so its runs stay what they were.
     let _roles = node
         .in_ensemble()
-        .then(|| tokio::spawn(super::node_ensemble::roles(node.clone())));
+        .then(|| tokio::spawn(roles(node.clone())));
     let _containers = tokio::spawn(containers(node.clone()));
     loop {
         let (tx, rx, _) = ep.accept1().await?;
@@ -545,4 +545,27 @@ async fn connection(node: Arc<ZkNode>, tx: Sender, mut rx: Receiver) {
         node.disconnect(session, conn);
     }
     debug_assert!(linked.is_none_or(|(s, c)| !node.linked(s, c)));
+}
+
+/// Most rounds of one server's role task in one life (a year of 1 ms rounds): a limit on
+/// everything.
+const ROUNDS_MAX: u64 = 31_536_000_000;
+
+/// The role task of one server of an ensemble; nothing for a standalone server.
+async fn roles(node: Arc<ZkNode>) {
+    if !node.in_ensemble() {
+        return;
+    }
+    let mut seen = (u64::MAX, node.now_ms());
+    let mut looking_until_ms = None;
+    for _ in 0..ROUNDS_MAX {
+        let notified = node.shared.changed.notified();
+        let wait = node.round(&mut seen, &mut looking_until_ms);
+        tokio::select! {
+            // Biased: tokio's unbiased `select!` draws from its own thread RNG.
+            biased;
+            _ = notified => {}
+            _ = node.clock().sleep(wait) => {}
+        }
+    }
 }

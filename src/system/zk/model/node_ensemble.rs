@@ -21,12 +21,7 @@ use super::ensemble::{Quorum, SYNC_LIMIT_TICKS};
 use super::node::{clock_ms, State, ZkNode};
 use super::session::SessionId;
 use super::wire::{Request, ToServer};
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Most rounds of one server's role task in one life (a year of 1 ms rounds): a limit on
-/// everything.
-const ROUNDS_MAX: u64 = 31_536_000_000;
 
 impl ZkNode {
     /// Whether this server is one of an ensemble.
@@ -95,7 +90,11 @@ impl ZkNode {
     }
 
     /// One round of this server's role; how long until the next.
-    fn round(&self, seen: &mut (u64, u64), looking_until_ms: &mut Option<u64>) -> Duration {
+    pub(super) fn round(
+        &self,
+        seen: &mut (u64, u64),
+        looking_until_ms: &mut Option<u64>,
+    ) -> Duration {
         let tick_ms = self.cfg.sessions.tick_ms;
         let period_ms = (tick_ms / 2).max(1);
         let now_ms = self.now_ms();
@@ -142,6 +141,10 @@ impl ZkNode {
                 }
             },
         };
+        assert!(
+            wait_ms <= period_ms.max(super::ensemble::ELECTION_MS_MAX),
+            "a round waits at most tick/2 or an election"
+        );
         // Wake the others only on a change of leader made in this round: waking them on every
         // round without a leader would have them wake each other forever at one instant.
         let q = s.quorum.as_ref().expect("an ensemble's server");
@@ -160,23 +163,4 @@ fn is_write(body: &Request) -> bool {
         body,
         Request::GetData { .. } | Request::Exists { .. } | Request::GetChildren { .. }
     )
-}
-
-/// The role task of one server of an ensemble; nothing for a standalone server.
-pub(super) async fn roles(node: Arc<ZkNode>) {
-    if !node.in_ensemble() {
-        return;
-    }
-    let mut seen = (u64::MAX, node.now_ms());
-    let mut looking_until_ms = None;
-    for _ in 0..ROUNDS_MAX {
-        let notified = node.shared.changed.notified();
-        let wait = node.round(&mut seen, &mut looking_until_ms);
-        tokio::select! {
-            // Biased: tokio's unbiased `select!` draws from its own thread RNG.
-            biased;
-            _ = notified => {}
-            _ = node.clock().sleep(wait) => {}
-        }
-    }
 }
