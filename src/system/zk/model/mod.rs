@@ -11,6 +11,7 @@
 //! | `path.rs` | path validation (`PathUtils.java`), the version check, Curator's order of lock nodes |
 //! | `watch.rs` | one-shot data watches (`WatchManager.java`) |
 //! | `server.rs` | [`Server`]: the two together, as the leader runs them (`ZooKeeperServer.java`) |
+//! | `ensemble.rs`, `node_ensemble.rs` | [`Quorum`](ensemble::Quorum): who leads, the followers' touch tables, elections |
 //! | `node.rs`, `node_apply.rs` | [`ZkNode`]: a server as a madsim node: connections, the tracker's thread, the container manager |
 //! | `client.rs` | [`ModelZk`]: one session as `ClientCnxn` keeps it, with Curator's connection states |
 //! | `wire.rs` | the packets between them |
@@ -21,7 +22,8 @@
 //! - ZooKeeper's request pipeline (`PrepRequestProcessor` → `SyncRequestProcessor` →
 //!   `FinalRequestProcessor`): a write is checked and applied in one call, and an expired
 //!   session's `closeSession` lands in the tick that expired it;
-//! - a follower forwarding touches and the quorum commit;
+//! - Zab's messages: an ensemble (`ensemble.rs`) shares one committed server, and a write
+//!   commits at once when a majority is up (what a client can and cannot tell is said there);
 //! - ACLs, quotas, TTL nodes, child and persistent watches.
 //!
 //! `docs/zookeeper-model.md` lists every rule with its source and what is not yet done.
