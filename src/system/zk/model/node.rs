@@ -358,9 +358,15 @@ impl ZkNode {
     }
 
     /// How long the tracker's thread sleeps now, ms.
+    /// A follower's thread has nothing to expire: it looks again a tick later (without this it
+    /// would spin on a bucket that only the leader's thread empties, at one instant).
     fn wait_ms(&self) -> u64 {
         let now_ms = self.now_ms();
-        self.state().server.tracker().wait_ms(now_ms)
+        let s = self.state();
+        match leads(&s, self.index) {
+            true => s.server.tracker().wait_ms(now_ms),
+            false => self.cfg.sessions.tick_ms,
+        }
     }
 
     /// One run of the container manager.
