@@ -32,6 +32,12 @@ pub const SYNC_LIMIT_TICKS: u64 = 5;
 pub const ELECTION_MS_MIN: u64 = 380;
 /// The longest election, ms (see [`ELECTION_MS_MIN`]).
 pub const ELECTION_MS_MAX: u64 = 650;
+/// How long a follower's answer to the leader's ping takes to reach it, ms: one round trip
+/// on one machine, rounded up to the model's millisecond. Why it is not 0: on resume from a
+/// pause the leader's `SessionTracker` thread, whose sleep has run out, expires before any
+/// answer to the leader's first new ping can arrive; answers applied at the instant of the
+/// ping would race it.
+pub const PING_ANSWER_MS: u64 = 1;
 /// Most touches one follower keeps between two pings of the leader: a limit on everything.
 pub const TOUCHES_MAX: usize = 100_000;
 
@@ -49,6 +55,9 @@ pub struct Quorum {
     /// Each follower's `LearnerSessionTracker.touchTable`: the sessions its clients touched
     /// since the leader's last ping.
     touches: Vec<BTreeSet<SessionId>>,
+    /// The followers' answers to the leader's last ping, in flight for [`PING_ANSWER_MS`]:
+    /// `None` when no ping waits for its answers.
+    in_flight: Option<BTreeSet<SessionId>>,
     /// Each server's own stream for its election's length, seeded from the run's seed.
     rngs: Vec<ChaCha8Rng>,
 }
@@ -70,6 +79,7 @@ impl Quorum {
             epoch: 1,
             beats: 0,
             touches: vec![BTreeSet::new(); servers],
+            in_flight: None,
             rngs,
         }
     }
@@ -130,18 +140,25 @@ impl Quorum {
         }
     }
 
-    /// The leader's ping round (`Leader.lead` pings every learner each tick/2;
-    /// `Learner.ping` answers with the touch table, which the leader applies through
-    /// `LearnerHandler` → `ZooKeeperServer.touch`): the sessions to touch now. A follower that
-    /// is not up cannot answer and keeps its table.
-    pub fn ping_round(&mut self) -> Vec<SessionId> {
+    /// The leader's ping (`Leader.lead` pings every learner each tick/2): each follower that
+    /// is up answers with its touch table (`Learner.ping`), which reaches the leader
+    /// [`PING_ANSWER_MS`] later ([`Quorum::answers`]). A follower that is not up cannot answer
+    /// and keeps its table.
+    pub fn ping(&mut self) {
         let leader = self.leader.expect("only a leader pings");
+        assert!(self.in_flight.is_none(), "one ping at a time");
         self.beats += 1;
         let mut touched = BTreeSet::new();
         for f in (0..self.servers()).filter(|f| *f != leader && self.up[*f]) {
             touched.append(&mut self.touches[f]);
         }
-        touched.into_iter().collect()
+        self.in_flight = Some(touched);
+    }
+
+    /// The answers to the last ping, if one is in flight: the sessions the leader touches now
+    /// (`LearnerHandler` → `ZooKeeperServer.touch`).
+    pub fn answers(&mut self) -> Option<Vec<SessionId>> {
+        self.in_flight.take().map(|t| t.into_iter().collect())
     }
 
     /// The leader gives up: it lost its majority (`Leader.lead`: `!tickSkip &&
@@ -150,6 +167,8 @@ impl Quorum {
     pub fn step_down(&mut self, epoch: u64) {
         if self.epoch == epoch {
             self.leader = None;
+            // Answers in flight reach a server that no longer leads: they are lost.
+            self.in_flight = None;
         }
     }
 
@@ -174,6 +193,7 @@ impl Quorum {
         for t in &mut self.touches {
             t.clear();
         }
+        self.in_flight = None;
         self.check_invariants();
         Some(winner)
     }
@@ -183,6 +203,10 @@ impl Quorum {
         assert!(self.leader.is_none_or(|l| l < self.servers()));
         assert!(self.touches.iter().all(|t| t.len() <= TOUCHES_MAX));
         assert!(self.epoch >= 1, "the first leader is epoch 1");
+        assert!(
+            self.leader.is_some() || self.in_flight.is_none(),
+            "answers in flight without a leader"
+        );
     }
 }
 
@@ -225,7 +249,10 @@ mod tests {
         q.touch(1, 11);
         q.touch(1, 10);
         q.set_up(1, false, false);
-        assert_eq!(q.ping_round(), vec![10]);
+        assert_eq!(q.answers(), None, "no ping, no answers");
+        q.ping();
+        assert_eq!(q.answers(), Some(vec![10]));
+        assert_eq!(q.answers(), None, "answers arrive once");
         assert_eq!(q.beats(), 1);
         for i in 0..5 {
             let ms = q.election_ms(i);

@@ -17,7 +17,7 @@
 //!   majority; the new leader's `SessionTrackerImpl` is built from the snapshot's sessions and
 //!   gives each a full timeout (`Server::leader_change`).
 
-use super::ensemble::{Quorum, SYNC_LIMIT_TICKS};
+use super::ensemble::{Quorum, PING_ANSWER_MS, SYNC_LIMIT_TICKS};
 use super::node::{clock_ms, State, ZkNode};
 use super::session::SessionId;
 use super::wire::{Request, ToServer};
@@ -108,12 +108,19 @@ impl ZkNode {
                 q.step_down(epoch);
                 period_ms
             }
-            Some(l) if l == me => {
-                for session in q.ping_round() {
-                    s.server.ping(session, now_ms);
+            // A ping, then its answers a round trip later, then the next ping at tick/2.
+            Some(l) if l == me => match q.answers() {
+                Some(sessions) => {
+                    for session in sessions {
+                        s.server.ping(session, now_ms);
+                    }
+                    period_ms.saturating_sub(PING_ANSWER_MS).max(1)
                 }
-                period_ms
-            }
+                None => {
+                    q.ping();
+                    PING_ANSWER_MS
+                }
+            },
             Some(_) => {
                 *looking_until_ms = None;
                 if q.beats() != seen.0 {
