@@ -121,14 +121,19 @@ fn whole_redlock_cases() -> Vec<(String, Scenario, Fencing, u64)> {
         .collect()
 }
 
-/// ZooKeeper with Curator's mutex (issue 20): the zk preset's histories from the commit that
-/// added it on.
+/// ZooKeeper with Curator's mutex (issue 20): the zk preset's histories on one standalone
+/// server, from the commit that added it on (the preset itself moved to 3 servers later, so
+/// these lines ask for 1), then on the preset's ensemble of 3, from the commit that made it
+/// the default.
 fn zk_cases() -> Vec<(String, Scenario, Fencing, u64)> {
-    let zk = Scenario::preset("zk").expect("preset");
-    [Fencing::None, Fencing::Token]
-        .into_iter()
-        .map(|f| (format!("zk {f}"), zk.clone(), f, 200))
-        .collect()
+    let mut standalone = Scenario::preset("zk").expect("preset");
+    standalone.zk.servers = 1;
+    let ensemble = Scenario::preset("zk").expect("preset");
+    assert_eq!(ensemble.zk.servers, 3, "the preset's ensemble");
+    let fencings = [Fencing::None, Fencing::Token];
+    let one = fencings.map(|f| (format!("zk {f}"), standalone.clone(), f, 200));
+    let three = fencings.map(|f| (format!("zk 3 servers {f}"), ensemble.clone(), f, 200));
+    one.into_iter().chain(three).collect()
 }
 
 /// A history's hash with the Redis nodes' own events left out: what it was before the nodes

@@ -199,7 +199,7 @@ fn a_holder_that_waits_for_lost_writes_after_the_next_holder() {
         scripts: vec![script(1, 0, 6_000), script(2, 500, 0)],
         faults: vec![Fault::Partition {
             a: "client1".into(),
-            b: "zk1".into(),
+            b: "zk:all".into(),
             at_ms: 1_000,
             duration_ms: 10_000,
         }],

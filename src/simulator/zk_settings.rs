@@ -18,7 +18,8 @@ pub const CONTAINER_CHECK_MS_MAX: u64 = 3_600_000;
 #[serde(deny_unknown_fields, default)]
 pub struct ZkSettings {
     /// How many servers (`zk1` … `zkN`): 1 (standalone), 3 or 5 (an ensemble: one leader,
-    /// followers, elections). The default stays 1 so that existing runs keep their histories.
+    /// followers, elections). The default is 3, the smallest ensemble that survives a server's
+    /// loss, as ZooKeeper is run in production.
     pub servers: u32,
     /// The session timeout the client asks for, ms. It must lie where the server grants it
     /// unchanged, within [2, 20] × `tick_ms` (`ZooKeeperServer.processConnectRequest` clamps
@@ -42,7 +43,7 @@ pub struct ZkSettings {
 impl Default for ZkSettings {
     fn default() -> Self {
         ZkSettings {
-            servers: 1,
+            servers: 3,
             session_timeout_ms: 4_000,
             tick_ms: crate::zk::model::session::TICK_MS_DEFAULT,
             stop_at: StopAt::Suspended,

@@ -154,6 +154,10 @@ knobs! {
     /// A Redlock world: most crashes of a Redis node per run; it comes back after restart_ms
     /// with what its persistence mode kept.
     redis_crashes_max: u32 = 0, Limit::Count;
+    /// A ZooKeeper ensemble (3 or 5 servers): most crashes of a server per run, the leader
+    /// or one server drawn; it comes back after restart_ms and rejoins as a follower. A
+    /// standalone server is not crashed by the nemesis (its draws stay as they were).
+    zk_crashes_max: u32 = 0, Limit::Count;
 }
 
 /// What values a knob may take.
@@ -362,6 +366,7 @@ impl NemesisConfig {
     /// past the session, partitions, holds, crashes) and stalls of the servers.
     pub fn zk() -> Self {
         NemesisConfig {
+            zk_crashes_max: 1,
             ..NemesisConfig::standard()
         }
     }

@@ -68,9 +68,11 @@ pub fn draw(scenario: &Scenario, seed: u64) -> FaultPlan {
         }
         // A ZooKeeper world: its servers stall (SIGSTOP) as Redis's do, named `zk` for all;
         // a server's clock matters only through its drift (expiry runs on the monotonic clock).
+        // An ensemble's stalls aim at its leader too, and its servers crash.
         ServiceKind::Zk => {
             d.service_stalls(crate::fault::ZK);
             d.network_windows();
+            d.zk_crashes();
         }
     }
     let plan = FaultPlan { faults: d.faults };
@@ -297,15 +299,39 @@ impl Draw<'_> {
         for _ in 0..self.rng.gen_range(0..=self.cfg.etcd_stalls_max) {
             let at = Trigger::AtMs(self.at_ms());
             let duration_ms = self.span(self.cfg.etcd_stall_ms);
-            let node = match self.rng.gen_range(0..2) {
+            // A ZooKeeper ensemble's leader is a target of its own (`zk:leader`, resolved
+            // when the fault strikes); other worlds draw as they always did.
+            let ensemble = all == crate::fault::ZK && self.redis.len() > 1;
+            let node = match self.rng.gen_range(0..if ensemble { 3 } else { 2 }) {
                 0 => all.to_string(),
-                _ => pick(&mut self.rng, &self.redis),
+                1 => pick(&mut self.rng, &self.redis),
+                _ => crate::fault::ZK_LEADER.to_string(),
             };
             self.faults.push(Fault::Pause {
                 node,
                 at,
                 duration_ms,
             });
+        }
+    }
+
+    /// Crashes of a ZooKeeper ensemble's servers (the leader, or one drawn), each back after
+    /// `restart_ms`. A standalone server draws none, so its runs stay what they were.
+    fn zk_crashes(&mut self) {
+        if self.redis.len() < 2 {
+            return;
+        }
+        for _ in 0..self.rng.gen_range(0..=self.cfg.zk_crashes_max) {
+            let node = match self.rng.gen_range(0..2) {
+                0 => crate::fault::ZK_LEADER.to_string(),
+                _ => pick(&mut self.rng, &self.redis),
+            };
+            let fault = Fault::Crash {
+                node,
+                at_ms: self.at_ms(),
+                restart_after_ms: self.span(self.cfg.restart_ms),
+            };
+            self.faults.push(fault);
         }
     }
 
