@@ -7,7 +7,8 @@
 //! same run), each for fencelab's etcd model and for madsim's SimServer, cost against clients and simulated duration, and peak memory over many seeds.
 //! Each figure is the median of `FENCELAB_BENCH_REPEATS` (default 5) repetitions. The last
 //! line is machine-readable. `FENCELAB_BENCH_MEMORY_SEEDS` (default 100000) sets the memory run;
-//! `FENCELAB_BENCH_ONLY=services` runs only the lock-service table (Redlock against etcd).
+//! `FENCELAB_BENCH_ONLY=services` runs only the lock-service table (Redlock and ZooKeeper on
+//! 1 and 3 servers against etcd).
 
 // mimalloc, as in every binary of the package (the library sets no allocator).
 #[path = "../src/global_alloc.rs"]
@@ -17,6 +18,11 @@ mod global_alloc;
 fn main() {
     eprintln!("the benchmark runs the simulation: run `cargo bench` without RUSTFLAGS");
 }
+
+// The lock-service table (benches/bench/services.rs).
+#[cfg(madsim)]
+#[path = "bench/services.rs"]
+mod services;
 
 #[cfg(madsim)]
 use fencelab::etcd::Backend;
@@ -191,32 +197,6 @@ fn model_floor(requests: u64) -> Floor {
 }
 
 #[cfg(madsim)]
-/// One Redis request through fencelab's model (its client's one connection to a model node):
-/// Redlock's two calls, `SET NX PX` and the unlock script, alternately.
-fn redis_floor(requests: u64) -> Floor {
-    use fencelab::redis::{model, Redis};
-    floor(
-        requests,
-        || async {
-            let clock = fencelab::clock::NodeClock::perfect(tokio::time::Instant::now());
-            let node = std::sync::Arc::new(model::Node::new(model::Config::defaults(), clock));
-            let _ = model::serve("10.0.0.1:6379".parse().unwrap(), node).await;
-        },
-        move || async move {
-            let redis = model::ModelRedis::new("10.0.0.1:6379".parse().unwrap());
-            for i in 0..requests {
-                let key = fencelab::lock::redlock::REDLOCK_KEY;
-                if i % 2 == 0 {
-                    redis.set_nx_px(key, "client1:0", 2000).await.unwrap();
-                } else {
-                    redis.del_if_eq(key, "client1:0").await.unwrap();
-                }
-            }
-        },
-    )
-}
-
-#[cfg(madsim)]
 /// One storage exchange: fencelab's HTTP/1.1 client and server (hyper), a read.
 fn http_floor(requests: u64) -> Floor {
     use fencelab::protocol::{Op, Request};
@@ -363,83 +343,16 @@ fn backend_table(
 }
 
 #[cfg(madsim)]
-/// A Redlock seed beside an etcd seed with the same clients, workload, duration and nemesis
-/// (issue 19: a Redlock seed may cost at most 1.5 times an etcd seed), measured interleaved, in
-/// one run, so that the ratio holds on a noisy machine. Each row also gets its protocol floor:
-/// its lock service's requests (from its messages) and its storage exchanges, each at the cost
-/// of one alone, measured in the same repetition. A Redlock waiter polls (an attempt and its
-/// unlocks are ten requests) where an etcd waiter waits on one watch, so the floor says how
-/// much of the ratio the protocol's own messages leave to win.
-fn service_table(standard: &Scenario, repeats: usize, seeds: u64) {
-    let redlock = Scenario {
-        service: fencelab::lock::ServiceKind::Redlock,
-        lock_method: fencelab::lock::LockMethod::Redlock,
-        ..standard.clone()
-    };
-    // Per service: (seeds/s, messages per seed, lock requests per seed, protocol floor ms).
-    let mut by_service: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(), Vec::new()];
-    let (mut etcd_us, mut redis_us) = (vec![], vec![]);
-    for r in 0..repeats {
-        let start = r as u64 * seeds;
-        let http = http_floor(20_000);
-        let etcd = model_floor(20_000);
-        let redis = redis_floor(20_000);
-        etcd_us.push(etcd.wall_s * 1e6);
-        redis_us.push(redis.wall_s * 1e6);
-        for (i, (s, request)) in [(standard, etcd), (&redlock, redis)]
-            .into_iter()
-            .enumerate()
-        {
-            let (sps, _, m) = measure(s, seeds / 4, 1, start);
-            let x = exchanges_per_seed(s, start..start + seeds / 4);
-            let requests = (m - x * http.messages) / request.messages;
-            let floor_ms = (x * http.wall_s + requests * request.wall_s) * 1000.0;
-            by_service[i].push((sps, m, requests, floor_ms));
-        }
-    }
-    println!();
-    println!("| lock service (standard clients, workload, nemesis) | seeds/s (1 thread) | ms per seed | messages per seed | lock requests per seed | protocol floor, ms per seed | cost / etcd's |");
-    println!("|---|---|---|---|---|---|---|");
-    let etcd_sps = median(by_service[0].iter().map(|r| r.0).collect());
-    for (name, runs) in ["etcd, 3 members", "Redlock, 5 Redis nodes"]
-        .into_iter()
-        .zip(&by_service)
-    {
-        let sps = median(runs.iter().map(|r| r.0).collect());
-        let m = median(runs.iter().map(|r| r.1).collect());
-        let requests = median(runs.iter().map(|r| r.2).collect());
-        let floor_ms = median(runs.iter().map(|r| r.3).collect());
-        println!(
-            "| {name} | {sps:.0} | {:.2} | {m:.0} | {requests:.0} | {floor_ms:.2} | {:.2} |",
-            1000.0 / sps,
-            etcd_sps / sps
-        );
-    }
-    let redlock_floor_ms = median(by_service[1].iter().map(|r| r.3).collect());
-    println!(
-        "one etcd request alone (model): {:.2} µs; one Redis request alone (model): {:.2} µs; Redlock's protocol floor / etcd's seed: {:.2}",
-        median(etcd_us),
-        median(redis_us),
-        redlock_floor_ms * etcd_sps / 1000.0
-    );
-    let redlock_sps = median(by_service[1].iter().map(|r| r.0).collect());
-    println!(
-        "fencelab-bench-redlock seeds_per_sec={redlock_sps:.0} cost_vs_etcd={:.2}",
-        etcd_sps / redlock_sps
-    );
-}
-
-#[cfg(madsim)]
 fn main() {
     let repeats = env_u64("FENCELAB_BENCH_REPEATS", 5).max(1) as usize;
     let seeds = env_u64("FENCELAB_BENCH_SEEDS", 400);
     let memory_seeds = env_u64("FENCELAB_BENCH_MEMORY_SEEDS", 100_000);
     let cores = sweep::default_jobs();
     let standard = Scenario::standard();
-    // `FENCELAB_BENCH_ONLY=services`: the lock-service table alone (Redlock against etcd).
+    // `FENCELAB_BENCH_ONLY=services`: the lock-service table alone (Redlock, ZooKeeper, etcd).
     if std::env::var("FENCELAB_BENCH_ONLY").as_deref() == Ok("services") {
         println!("fencelab bench: the lock-service table alone, {repeats} repeats, median");
-        service_table(&standard, repeats, seeds);
+        services::service_table(&standard, repeats, seeds);
         return;
     }
     println!("fencelab bench: standard scenario (3 clients, 3 etcd members, counter, TTL 2 s, 20 s), fencing=token, {repeats} repeats, median");
@@ -479,7 +392,7 @@ fn main() {
         };
         backend_table(&scenario, backend, repeats, seeds, cores, etcd_floor);
     }
-    service_table(&standard, repeats, seeds);
+    services::service_table(&standard, repeats, seeds);
     // Rows on the model (the default): its election serves any number of clients.
     let by_clients: Vec<(String, f64, Scenario)> = [3u32, 10, 30]
         .into_iter()
