@@ -127,6 +127,8 @@ impl Quorum {
         self.up[i] = up;
         if crashed && self.leader == Some(i) {
             self.leader = None;
+            // The answers to its last ping reach a server that is gone.
+            self.in_flight = None;
         }
         if !up {
             self.touches[i].clear();
@@ -219,8 +221,11 @@ mod tests {
         let mut q = Quorum::new(3, 7);
         assert_eq!(q.leader(), Some(2));
         assert_eq!(q.elect(), None, "a leader leads: no election");
+        q.ping();
         q.set_up(2, false, true);
         assert_eq!(q.leader(), None, "a crashed leader is given up at once");
+        q.check_invariants();
+        assert_eq!(q.answers(), None, "its ping's answers are lost with it");
         assert_eq!(q.elect(), Some(1));
         assert_eq!(q.epoch(), 2);
         q.set_up(1, false, false);
