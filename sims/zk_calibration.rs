@@ -9,8 +9,12 @@
 //! max inside the real [min, max] widened by `EXPIRY_WIDEN_MS`; each pause's share of expired
 //! sessions inside the range the real server showed at that pause over nine rounds
 //! (`PAUSE_SHARES_OBSERVED`: none up to 1 T); sequence numbers restarting at 0 under a
-//! container created again, czxids rising. Not run: the failover probe (the model has no
-//! ensemble yet). Reported only: the silent clients' own states (the real client is the
+//! container created again, czxids rising; the failover probe (on the model's 3-server ensemble,
+//! in a world of its own) as many trials as the real, kill → new leader min, median and max
+//! inside the real ones widened by `FAILOVER_WIDEN_MS`, and every session ended no sooner than
+//! T after its new leader and no later than T + tick + `FAILOVER_WIDEN_MS`. Known to fail, and
+//! asserted failing (`KNOWN_MISFITS`, which says why): the failover's new leader → `NodeDeleted`
+//! min, median and max inside the real ones widened by `FAILOVER_WIDEN_MS`. Reported only: the silent clients' own states (the real client is the
 //! `zookeeper-client` crate, not `ClientCnxn`, which the model follows), and when the container
 //! went (a phase of the 1000 ms check interval). One difference passes the checks: past 1 T the
 //! model expires every session on resume, in every round and seed tried, where the real server's queued
@@ -25,8 +29,9 @@
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
 
-use fencelab::calibrate::zk::{self as calibrate, model::ModelSessions, ZkFigures, ZkRecord};
-use fencelab::calibrate::PauseNode;
+use fencelab::calibrate::zk::model::{ModelEnsemble, ModelSessions};
+use fencelab::calibrate::zk::{self as calibrate, ZkFigures, ZkRecord};
+use fencelab::calibrate::{Check, PauseNode};
 use fencelab::clock::NodeClock;
 use fencelab::zk::model::{self, ZkNode};
 use madsim::runtime::{Handle, Runtime};
@@ -37,11 +42,34 @@ use tokio::time::Instant;
 
 const SERVER: &str = "10.0.0.41:2181";
 const PROBE_IP: &str = "10.0.1.1";
+/// The failover probe's ensemble: 3 servers, addressed as the world addresses them.
+const ENSEMBLE: [&str; 3] = ["10.0.0.41:2181", "10.0.0.42:2181", "10.0.0.43:2181"];
 /// One-way message latency: the real loopback's order (madsim delivers a connection's
 /// message no sooner than 1 ms after it was sent whatever is set; see `sims/redis_calibration.rs`).
 const LATENCY: std::ops::Range<Duration> = Duration::from_micros(50)..Duration::from_micros(200);
 /// `znode.container.checkIntervalMs` of the real servers (`.ci/zk-servers`).
 const CONTAINER_CHECK_MS: u64 = 1_000;
+
+/// Checks the model fails, and must fail until the cause below is dealt with (a pass fails the
+/// test, so the list cannot go stale); every other check is held.
+///
+/// The failover probe's new leader → `NodeDeleted`, min / median / max: the model lands at
+/// 4435..4582 ms (seeds 20, 1, 2, 3), the committed real trials at 5457..5838. Not a rule of the
+/// model: the figure is T + (tick − the new leader's phase against the tick-sized buckets), as
+/// `ExpiryQueue.roundToNextInterval` makes it on both sides (every model deletion fell 1 ms past
+/// a multiple of 2000 on the model's clock, and the real ones put the new leader 162..543 ms
+/// past a bucket boundary), and that phase is set by the run, not by ZooKeeper: the model's
+/// buckets start at the world's origin, and its restart is instant, so each trial's silent
+/// client goes quiet about 20 ms past a bucket boundary; the real buckets count from the
+/// machine's boot (`Time.currentElapsedTime`, `System.nanoTime`), and the committed real trials
+/// went quiet 760..932 ms past one. An experiment (not committed) that started the model's trials
+/// about 800 ms past a boundary moved its figures to 5655..5802 ms. Four real runs spanned
+/// 4026..5838 ms over twelve trials. `docs/zookeeper-model.md` says more.
+const KNOWN_MISFITS: [&str; 3] = [
+    "failover-deleted-min",
+    "failover-deleted-median",
+    "failover-deleted-max",
+];
 
 /// The world's seed: `FENCELAB_CALIBRATION_SEED`, else 20 (ZooKeeper's issue; any seed must
 /// pass).
@@ -52,20 +80,92 @@ fn seed() -> u64 {
         .unwrap_or(20)
 }
 
-/// Every probe but the failover against one model server (tickTime 2000, as the real one), on a
-/// loopback's network.
+/// Every probe against the model: the failover on a 3-server ensemble in a world of its own
+/// (the other probes' world, and so their figures, are as they were without it).
 fn simulate(seed: u64) -> ZkFigures {
+    let mut figures = simulate_server(seed);
+    let failover = simulate_ensemble(seed);
+    figures.failover = calibrate::keep(&mut figures.errors, "failover", failover);
+    figures
+}
+
+/// A madsim runtime on a loopback's network.
+fn runtime(seed: u64) -> Runtime {
     let mut config = madsim::Config::default();
     config.net.send_latency = LATENCY;
     config.net.packet_loss_rate = 0.0;
     let mut rt = Runtime::with_seed_and_config(seed, config);
     rt.set_time_limit(Duration::from_secs(900));
-    rt.block_on(async move {
+    rt
+}
+
+/// A server's configuration: tickTime 2000 (as the real ones), the real servers' container
+/// interval, `server_id` its ID (the top byte of its session IDs).
+fn server_config(server_id: u8) -> model::Config {
+    let mut cfg = model::Config::default();
+    assert_eq!(cfg.sessions.tick_ms, calibrate::TICK_MS);
+    cfg.container_check_ms = CONTAINER_CHECK_MS;
+    cfg.sessions.server_id = server_id;
+    cfg
+}
+
+/// The failover probe against the model's ensemble of 3 servers (tickTime 2000, as the real
+/// one; its election draws from `seed`), on a loopback's network.
+fn simulate_ensemble(seed: u64) -> Result<calibrate::Failover, String> {
+    runtime(seed).block_on(async move {
         let handle = Handle::current();
         let origin = Instant::now();
-        let mut cfg = model::Config::default();
-        assert_eq!(cfg.sessions.tick_ms, calibrate::TICK_MS);
-        cfg.container_check_ms = CONTAINER_CHECK_MS;
+        let endpoints: Vec<String> = ENSEMBLE.iter().map(|e| e.to_string()).collect();
+        let cfgs = (0..ENSEMBLE.len())
+            .map(|i| server_config(i as u8 + 1))
+            .collect();
+        let clocks = ENSEMBLE
+            .iter()
+            .map(|_| NodeClock::perfect(origin))
+            .collect();
+        let servers: Vec<_> = ZkNode::ensemble(cfgs, clocks, seed)
+            .into_iter()
+            .zip(&endpoints)
+            .enumerate()
+            .map(|(i, (z, e))| {
+                let z = Arc::new(z);
+                let addr: SocketAddr = e.parse().expect("address");
+                let node = model::node(&handle, &format!("zk{}", i + 1), addr, z.clone());
+                (z, node.id())
+            })
+            .collect();
+        let probe = handle
+            .create_node()
+            .name("probe")
+            .ip(PROBE_IP.parse().expect("ip"))
+            .build();
+        let sessions = Arc::new(ModelSessions::new(endpoints, origin, seed));
+        let ensemble = ModelEnsemble {
+            servers: servers.clone(),
+            sessions,
+        };
+        let failover = probe
+            .spawn(async move {
+                // Let the servers bind first.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                calibrate::failover(&ensemble, "/calibration/failover").await
+            })
+            .await
+            .expect("the probe ran");
+        for (z, _) in &servers {
+            z.with_server(|s| s.check_invariants());
+        }
+        failover
+    })
+}
+
+/// Every probe but the failover against one model server (tickTime 2000, as the real one), on a
+/// loopback's network.
+fn simulate_server(seed: u64) -> ZkFigures {
+    runtime(seed).block_on(async move {
+        let handle = Handle::current();
+        let origin = Instant::now();
+        let cfg = server_config(model::Config::default().sessions.server_id);
         let node = Arc::new(ZkNode::new(cfg, NodeClock::perfect(origin)));
         let addr: SocketAddr = SERVER.parse().expect("address");
         let server = model::node(&handle, "zk1", addr, node.clone());
@@ -118,6 +218,7 @@ fn the_zookeeper_model_lands_within_the_tolerances_of_a_real_zookeeper() {
         ("expiry_latency", real_figures.expiry_latency.is_some()),
         ("paused", real_figures.paused.is_some()),
         ("sequence_restart", real_figures.sequence_restart.is_some()),
+        ("failover", real_figures.failover.is_some()),
     ] {
         assert!(present, "zk-real.json has no part {part}");
     }
@@ -125,15 +226,30 @@ fn the_zookeeper_model_lands_within_the_tolerances_of_a_real_zookeeper() {
     for check in &checks {
         println!("  {check}");
     }
+    let known = |c: &&Check| KNOWN_MISFITS.contains(&c.id.as_str());
     let failed: Vec<String> = checks
         .iter()
-        .filter(|c| !c.ok)
+        .filter(|c| !c.ok && !known(c))
         .map(|c| c.to_string())
         .collect();
     assert!(
         failed.is_empty(),
         "the model is outside the tolerances of {real_name}:\n{}",
         failed.join("\n")
+    );
+    // A known misfit that passes is a stale entry: the list must shrink, not hide a pass.
+    let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
+    for id in KNOWN_MISFITS {
+        assert!(ids.contains(&id), "no check {id}");
+    }
+    let passing: Vec<String> = (checks.iter().filter(known))
+        .filter(|c| c.ok)
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        passing.is_empty(),
+        "known misfits now pass; remove them from KNOWN_MISFITS:\n{}",
+        passing.join("\n")
     );
 }
 

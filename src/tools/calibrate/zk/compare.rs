@@ -4,6 +4,7 @@
 use super::super::table::aligned;
 use super::super::Check;
 use super::*;
+use crate::calibrate::redis::spread;
 
 /// The expiry latency's tolerance, ms: the model's min, median and max must each fall within
 /// this of the real min, median and max (issue 20's rule: inside the real ones widened by it). Four runs of the real
@@ -11,6 +12,11 @@ use super::*;
 /// run and the three in `docs/zookeeper-model.md`): where the 20 staggered trials fall against
 /// the buckets' phase moves them by up to a stagger (103 ms).
 pub const EXPIRY_WIDEN_MS: f64 = 150.0;
+
+/// The failover probe's tolerance, ms: the model's kill → new leader and new leader →
+/// `NodeDeleted` min, median and max must each fall inside the real ones widened by this, and
+/// each model session must end no later than T + tick + this after its new leader.
+pub const FAILOVER_WIDEN_MS: f64 = 150.0;
 
 /// The shares of sessions expired 3 s after a pause of the real server, per pause (in units of
 /// T), in each of the nine rounds measured (`docs/zookeeper-model.md`, `sims/real_zk.rs`; the
@@ -34,13 +40,15 @@ pub struct ZkFigures {
     pub expiry_latency: Option<ExpiryLatency>,
     pub paused: Option<Paused>,
     pub sequence_restart: Option<SequenceRestart>,
+    /// The leader killed while a client is silent (the model's runs in an ensemble of its own).
+    #[serde(default)]
+    pub failover: Option<Failover>,
     /// Probe name → why it has no figure.
     pub errors: BTreeMap<String, String>,
 }
 
 impl ZkRecord {
-    /// The record's figures, without their dates and methods. The failover part is not among
-    /// them: the model has no ensemble yet.
+    /// The record's figures, without their dates and methods.
     pub fn figures(&self) -> ZkFigures {
         let p = &self.parts;
         ZkFigures {
@@ -48,6 +56,7 @@ impl ZkRecord {
             expiry_latency: p.expiry_latency.as_ref().map(|x| x.figures.clone()),
             paused: p.paused.as_ref().map(|x| x.figures.clone()),
             sequence_restart: p.sequence_restart.as_ref().map(|x| x.figures.clone()),
+            failover: p.failover.as_ref().map(|x| x.figures.clone()),
             errors: BTreeMap::new(),
         }
     }
@@ -84,24 +93,111 @@ fn negotiation_checks(out: &mut Vec<Check>, r: &[Negotiated], c: Option<&Vec<Neg
     }
 }
 
-fn expiry_checks(out: &mut Vec<Check>, r: &ExpiryLatency, c: Option<&ExpiryLatency>) {
+/// The candidate's min, median and max of a figure, each inside the reference's widened by
+/// `widen_ms`: checks `{id}-min`, `{id}-median`, `{id}-max`.
+fn spread_checks(
+    out: &mut Vec<Check>,
+    (id, what): (&str, &str),
+    r: &Spread,
+    c: Option<&Spread>,
+    widen_ms: f64,
+) {
     type Get = fn(&Spread) -> f64;
     for (end, get) in [
         ("min", (|s| s.min_ms) as Get),
         ("median", |s| s.median_ms),
         ("max", |s| s.max_ms),
     ] {
-        let real = get(&r.last_packet_to_deleted);
-        let (lo, hi) = (real - EXPIRY_WIDEN_MS, real + EXPIRY_WIDEN_MS);
-        let v = c.map(|c| get(&c.last_packet_to_deleted));
+        let real = get(r);
+        let (lo, hi) = (real - widen_ms, real + widen_ms);
+        let v = c.map(get);
         out.push(check(
-            format!("expiry-{end}"),
-            format!("silent session, last packet to NodeDeleted: the {end}"),
-            format!("{real:.3} ms widened by {EXPIRY_WIDEN_MS}: {lo:.3} ..= {hi:.3} ms"),
+            format!("{id}-{end}"),
+            format!("{what}: the {end}"),
+            format!("{real:.3} ms widened by {widen_ms}: {lo:.3} ..= {hi:.3} ms"),
             v.map_or("no figure".into(), |v| format!("{v:.3} ms")),
             v.is_some_and(|v| (lo..=hi).contains(&v)),
         ));
     }
+}
+
+fn expiry_checks(out: &mut Vec<Check>, r: &ExpiryLatency, c: Option<&ExpiryLatency>) {
+    spread_checks(
+        out,
+        ("expiry", "silent session, last packet to NodeDeleted"),
+        &r.last_packet_to_deleted,
+        c.map(|c| &c.last_packet_to_deleted),
+        EXPIRY_WIDEN_MS,
+    );
+}
+
+impl Failover {
+    /// From each kill to its new leader first seen serving, over the trials.
+    pub fn kill_to_new_leader(&self) -> Spread {
+        spread(
+            self.trials
+                .iter()
+                .map(|k| k.kill_to_new_leader_ms)
+                .collect(),
+        )
+    }
+
+    /// From each new leader first seen serving to the watcher's `NodeDeleted`.
+    pub fn new_leader_to_deleted(&self) -> Spread {
+        spread(
+            self.trials
+                .iter()
+                .map(|k| k.new_leader_to_deleted_ms)
+                .collect(),
+        )
+    }
+}
+
+/// As many trials as the reference; the kill → new leader and new leader → `NodeDeleted`
+/// spreads inside the reference's widened by [`FAILOVER_WIDEN_MS`]; and every candidate
+/// session ended no sooner than T after its new leader (the new leader's tracker re-tracks it
+/// with a full T), no later than T + tick + [`FAILOVER_WIDEN_MS`].
+fn failover_checks(out: &mut Vec<Check>, r: &Failover, c: Option<&Failover>) {
+    out.push(check(
+        "failover-trials".into(),
+        "leader kills".into(),
+        format!("{}", r.trials.len()),
+        c.map_or("no figure".into(), |c| format!("{}", c.trials.len())),
+        c.is_some_and(|c| c.trials.len() == r.trials.len()),
+    ));
+    let what = "leader killed, kill to new leader serving";
+    let c_kill = c.map(Failover::kill_to_new_leader);
+    let r_kill = r.kill_to_new_leader();
+    spread_checks(
+        out,
+        ("failover-kill", what),
+        &r_kill,
+        c_kill.as_ref(),
+        FAILOVER_WIDEN_MS,
+    );
+    let t_ms = r.timeout_ms as f64;
+    let (lo, hi) = (t_ms, t_ms + TICK_MS as f64 + FAILOVER_WIDEN_MS);
+    let ended = |k: &LeaderKill| (lo..=hi).contains(&k.new_leader_to_deleted_ms);
+    let r_ended = r.trials.iter().all(ended);
+    for (i, k) in c.map_or(&[][..], |c| &c.trials[..]).iter().enumerate() {
+        out.push(check(
+            format!("failover-ended-{i}"),
+            format!("leader kill {i}: new leader to NodeDeleted, T {t_ms} ms, tick {TICK_MS}"),
+            format!("T ..= T + tick + {FAILOVER_WIDEN_MS}: {lo} ..= {hi} ms (real: all {r_ended})"),
+            format!("{:.3} ms", k.new_leader_to_deleted_ms),
+            ended(k),
+        ));
+    }
+    let what = "leader killed, new leader to NodeDeleted";
+    let c_deleted = c.map(Failover::new_leader_to_deleted);
+    let r_deleted = r.new_leader_to_deleted();
+    spread_checks(
+        out,
+        ("failover-deleted", what),
+        &r_deleted,
+        c_deleted.as_ref(),
+        FAILOVER_WIDEN_MS,
+    );
 }
 
 fn pause_checks(out: &mut Vec<Check>, r: &Paused, c: Option<&Paused>) {
@@ -166,6 +262,9 @@ pub fn zk_compare(reference: &ZkFigures, candidate: &ZkFigures) -> Vec<Check> {
     }
     if let Some(r) = &reference.sequence_restart {
         sequence_checks(&mut out, r, candidate.sequence_restart.as_ref());
+    }
+    if let Some(r) = &reference.failover {
+        failover_checks(&mut out, r, candidate.failover.as_ref());
     }
     out
 }
@@ -247,6 +346,20 @@ fn rows(columns: &[(&str, &ZkFigures)]) -> Vec<Row> {
             })
         },
     );
+    row(
+        "3 servers, leader killed 1000 ms after a client fell silent: kill → new leader serving, min / median / max ms".into(),
+        &|f| cell(f.failover.as_ref(), |x| spread_cell(&x.kill_to_new_leader())),
+    );
+    row(
+        "the same: new leader → NodeDeleted, min / median / max ms (per trial)".into(),
+        &|f| {
+            cell(f.failover.as_ref(), |x| {
+                let s = x.new_leader_to_deleted();
+                let each: Vec<String> = s.samples_ms.iter().map(|v| format!("{v:.0}")).collect();
+                format!("{} ({})", spread_cell(&s), each.join(", "))
+            })
+        },
+    );
     rows
 }
 
@@ -263,8 +376,8 @@ pub fn zk_table(columns: &[(&str, &ZkFigures)]) -> String {
     out
 }
 
-/// Every probe but the failover (the model has no ensemble yet) against the sessions of
-/// `sessions`, the server stalled by `stall`; `dir` is the run's own.
+/// Every probe but the failover (which needs an ensemble: [`failover`]) against the sessions
+/// of `sessions`, the server stalled by `stall`; `dir` is the run's own.
 pub async fn run_zk(sessions: Arc<dyn Sessions>, stall: &dyn Stall, dir: &str) -> ZkFigures {
     let mut errors = BTreeMap::new();
     let e = &mut errors;
@@ -280,6 +393,7 @@ pub async fn run_zk(sessions: Arc<dyn Sessions>, stall: &dyn Stall, dir: &str) -
         expiry_latency,
         paused,
         sequence_restart,
+        failover: None,
         errors,
     }
 }

@@ -13,7 +13,7 @@
 //! | [`Sessions`] | `zookeeper-client` sessions, directly or through a TCP proxy of the probe's own | `zk::connect`: the model's `ClientCnxn`, a silenceable one on a client node of its own |
 //! | [`Silence`] | the proxy drops every byte both ways and refuses new connections | a partition of the client's node (madsim's `clog_node`) |
 //! | [`Stall`] | `SIGSTOP`, `SIGCONT` of the server | madsim's pause of the node ([`PauseNode`](super::PauseNode)) |
-//! | [`Ensemble`] | kill and restart of a real 3-server ensemble's processes | none yet: the model has no ensemble, so the failover probe does not run on it |
+//! | [`Ensemble`] | kill and restart of a real 3-server ensemble's processes | the model's 3-server ensemble: madsim's kill and restart of the leader's node, the model told (`set_up`) |
 //!
 //! Why a proxy, not `SIGSTOP` of a client process, to make a client silent: the sessions are
 //! in this process (the crate's task), twenty of them at once; a proxy per session silences
@@ -61,7 +61,8 @@ pub mod real;
 mod tokens;
 
 pub use compare::{
-    observed_range, run_zk, zk_compare, zk_table, ZkFigures, EXPIRY_WIDEN_MS, PAUSE_SHARES_OBSERVED,
+    observed_range, run_zk, zk_compare, zk_table, ZkFigures, EXPIRY_WIDEN_MS, FAILOVER_WIDEN_MS,
+    PAUSE_SHARES_OBSERVED,
 };
 pub use failover::{
     failover, Ensemble, Failover, LeaderKill, ELECTION_MAX, FAILOVER_METHOD, FAILOVER_TRIALS,

@@ -1,7 +1,9 @@
 //! The probes' seams against fencelab's ZooKeeper model in a madsim world: sessions of
 //! [`zk::connect`](crate::zk::connect) (the model's `ClientCnxn`), silenced by a partition of a
 //! client node of their own; the server stalled by madsim's pause of its node
-//! ([`PauseNode`](crate::calibrate::PauseNode), as the world's pause faults do).
+//! ([`PauseNode`](crate::calibrate::PauseNode), as the world's pause faults do); the failover
+//! probe's ensemble is the model's 3 servers, each a node whose leader is killed and restarted
+//! as the world's crash faults do ([`ModelEnsemble`]).
 
 use super::*;
 use crate::clock::NodeClock;
@@ -108,6 +110,83 @@ impl Silence for Partition {
         Box::pin(async move {
             NetSim::current().clog_node(self.node);
             Ok(Instant::now())
+        })
+    }
+}
+
+/// How often [`ModelEnsemble::new_leader`] looks for the new leader: the real probe's
+/// `srvr` poll (`real.rs`'s `LEADER_POLL`), on the simulated clock.
+pub const LEADER_POLL: Duration = Duration::from_millis(20);
+/// How often [`ModelEnsemble::restart`] looks whether the restarted server serves, as the
+/// real probe does.
+pub const RESTART_POLL: Duration = Duration::from_millis(200);
+/// How long a restarted server may take to serve again (the real probe's bound).
+pub const RESTART_MAX: Duration = Duration::from_secs(60);
+
+/// The model's ensemble of 3 servers in a madsim world, each a node of its own: a kill is
+/// madsim's kill of the leader's node and the model told it crashed (`set_up(false, true)`),
+/// a restart madsim's restart and `set_up(true, false)`, as the world's crash faults do
+/// (`world/apply.rs`). The leader is read from the model (`ZkNode::leader`), which answers
+/// what a real server's `srvr` `Mode:` line does: who leads, once its server runs.
+pub struct ModelEnsemble {
+    /// Each server's model and madsim node, in server order.
+    pub servers: Vec<(Arc<crate::zk::model::ZkNode>, NodeId)>,
+    /// Sessions on every server (the connect string of all, tried in order, so a silenceable
+    /// session lands on server 0 as the real probe's proxy does).
+    pub sessions: Arc<ModelSessions>,
+}
+
+impl ModelEnsemble {
+    /// Who leads now, as every server's shared state says.
+    fn leader(&self) -> Option<usize> {
+        self.servers.first().and_then(|(z, _)| z.leader())
+    }
+}
+
+impl Ensemble for ModelEnsemble {
+    fn sessions(&self) -> Arc<dyn Sessions> {
+        self.sessions.clone()
+    }
+
+    fn kill_leader(&self) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move {
+            let i = self.leader().ok_or("no server leads")?;
+            let (z, node) = &self.servers[i];
+            Handle::current().kill(*node);
+            z.set_up(false, true);
+            Ok(i)
+        })
+    }
+
+    fn new_leader(&self, killed: usize) -> BoxFuture<'_, Result<Instant, String>> {
+        Box::pin(async move {
+            let limit = Instant::now() + ELECTION_MAX;
+            while Instant::now() < limit {
+                if self.leader().is_some_and(|l| l != killed) {
+                    return Ok(Instant::now());
+                }
+                tokio::time::sleep(LEADER_POLL).await;
+            }
+            Err(format!("no new leader in {ELECTION_MAX:?}"))
+        })
+    }
+
+    fn restart(&self, killed: usize) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let (z, node) = self.servers.get(killed).ok_or("no such server")?;
+            Handle::current().restart(*node);
+            z.set_up(true, false);
+            let limit = Instant::now() + RESTART_MAX;
+            while Instant::now() < limit {
+                // Up, it serves while the ensemble has a leader (`Quorum::serving`).
+                if self.leader().is_some() {
+                    return Ok(());
+                }
+                tokio::time::sleep(RESTART_POLL).await;
+            }
+            Err(format!(
+                "server {killed} not serving {RESTART_MAX:?} after its restart"
+            ))
         })
     }
 }
