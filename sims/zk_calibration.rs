@@ -12,9 +12,10 @@
 //! container created again, czxids rising; the failover probe (on the model's 3-server ensemble,
 //! in a world of its own) as many trials as the real, kill → new leader min, median and max
 //! inside the real ones widened by `FAILOVER_WIDEN_MS`, and every session ended no sooner than
-//! T after its new leader and no later than T + tick + `FAILOVER_WIDEN_MS`. Known to fail, and
-//! asserted failing (`KNOWN_MISFITS`, which says why): the failover's new leader → `NodeDeleted`
-//! min, median and max inside the real ones widened by `FAILOVER_WIDEN_MS`. Reported only: the silent clients' own states (the real client is the
+//! T after its new leader and no later than T + tick + `FAILOVER_WIDEN_MS`, the real trials too.
+//! Reported only: the failover's new leader → `NodeDeleted` min, median and max (T plus the rest
+//! of the bucket the new leader started in: a phase set by the run, not by ZooKeeper, see
+//! `calibrate::zk::compare`); the silent clients' own states (the real client is the
 //! `zookeeper-client` crate, not `ClientCnxn`, which the model follows), and when the container
 //! went (a phase of the 1000 ms check interval). One difference passes the checks: past 1 T the
 //! model expires every session on resume, in every round and seed tried, where the real server's queued
@@ -31,7 +32,7 @@ mod global_alloc;
 
 use fencelab::calibrate::zk::model::{ModelEnsemble, ModelSessions};
 use fencelab::calibrate::zk::{self as calibrate, ZkFigures, ZkRecord};
-use fencelab::calibrate::{Check, PauseNode};
+use fencelab::calibrate::PauseNode;
 use fencelab::clock::NodeClock;
 use fencelab::zk::model::{self, ZkNode};
 use madsim::runtime::{Handle, Runtime};
@@ -49,27 +50,6 @@ const ENSEMBLE: [&str; 3] = ["10.0.0.41:2181", "10.0.0.42:2181", "10.0.0.43:2181
 const LATENCY: std::ops::Range<Duration> = Duration::from_micros(50)..Duration::from_micros(200);
 /// `znode.container.checkIntervalMs` of the real servers (`.ci/zk-servers`).
 const CONTAINER_CHECK_MS: u64 = 1_000;
-
-/// Checks the model fails, and must fail until the cause below is dealt with (a pass fails the
-/// test, so the list cannot go stale); every other check is held.
-///
-/// The failover probe's new leader → `NodeDeleted`, min / median / max: the model lands at
-/// 4435..4582 ms (seeds 20, 1, 2, 3), the committed real trials at 5457..5838. Not a rule of the
-/// model: the figure is T + (tick − the new leader's phase against the tick-sized buckets), as
-/// `ExpiryQueue.roundToNextInterval` makes it on both sides (every model deletion fell 1 ms past
-/// a multiple of 2000 on the model's clock, and the real ones put the new leader 162..543 ms
-/// past a bucket boundary), and that phase is set by the run, not by ZooKeeper: the model's
-/// buckets start at the world's origin, and its restart is instant, so each trial's silent
-/// client goes quiet about 20 ms past a bucket boundary; the real buckets count from the
-/// machine's boot (`Time.currentElapsedTime`, `System.nanoTime`), and the committed real trials
-/// went quiet 760..932 ms past one. An experiment (not committed) that started the model's trials
-/// about 800 ms past a boundary moved its figures to 5655..5802 ms. Four real runs spanned
-/// 4026..5838 ms over twelve trials. `docs/zookeeper-model.md` says more.
-const KNOWN_MISFITS: [&str; 3] = [
-    "failover-deleted-min",
-    "failover-deleted-median",
-    "failover-deleted-max",
-];
 
 /// The world's seed: `FENCELAB_CALIBRATION_SEED`, else 20 (ZooKeeper's issue; any seed must
 /// pass).
@@ -226,30 +206,15 @@ fn the_zookeeper_model_lands_within_the_tolerances_of_a_real_zookeeper() {
     for check in &checks {
         println!("  {check}");
     }
-    let known = |c: &&Check| KNOWN_MISFITS.contains(&c.id.as_str());
     let failed: Vec<String> = checks
         .iter()
-        .filter(|c| !c.ok && !known(c))
+        .filter(|c| !c.ok)
         .map(|c| c.to_string())
         .collect();
     assert!(
         failed.is_empty(),
         "the model is outside the tolerances of {real_name}:\n{}",
         failed.join("\n")
-    );
-    // A known misfit that passes is a stale entry: the list must shrink, not hide a pass.
-    let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
-    for id in KNOWN_MISFITS {
-        assert!(ids.contains(&id), "no check {id}");
-    }
-    let passing: Vec<String> = (checks.iter().filter(known))
-        .filter(|c| c.ok)
-        .map(|c| c.to_string())
-        .collect();
-    assert!(
-        passing.is_empty(),
-        "known misfits now pass; remove them from KNOWN_MISFITS:\n{}",
-        passing.join("\n")
     );
 }
 
