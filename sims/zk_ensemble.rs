@@ -311,3 +311,97 @@ fn bad_ensemble_sizes_are_refused() {
         );
     }
 }
+
+fn scenario_file(name: &str) -> Scenario {
+    let path = format!("{}/sims/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Each client's grants: (true µs, lease ID, token), in order.
+fn grants(h: &fencelab::history::History, node: &str) -> Vec<(u64, i64, i64)> {
+    h.events
+        .iter()
+        .filter(|e| e.node == node)
+        .filter_map(|e| match e.kind {
+            EventKind::Acquired { lease_id, token } => Some((e.true_us, lease_id, token)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// CURATOR-604 in a run (`zk-curator-604.toml`): a create whose answer is cut off, Curator's
+/// LOST on the client's clock before the leader's bucket expires the old session, and a new
+/// session whose protected-mode search takes the old session's node. With the switch on,
+/// client 1 holds on a node its *first* session made, client 2 is granted while client 1
+/// still holds, and client 1's write lands after client 2's: accepted unfenced, refused by
+/// the czxid token. With the switch off the same seeds are safe, and on a standalone server
+/// the window never opens.
+#[test]
+fn curator_604_double_locks_on_an_ensemble_and_only_with_its_switch() {
+    let on = scenario_file("zk-curator-604");
+    assert!(on.zk.curator_604 && on.zk.servers == 3);
+    let plan = FaultPlan {
+        faults: on.faults.clone(),
+    };
+    let run = world::run(&on, &plan, Fencing::None, 0);
+    assert!(run.verdict.anomalies.is_empty(), "{:?}", run.verdict);
+    assert!(run.verdict.violates(), "{:?}", run.verdict);
+    let h = &run.history;
+    let (one, two) = (grants(h, "client1"), grants(h, "client2"));
+    assert_eq!((one.len(), two.len()), (1, 1), "{one:?} {two:?}");
+    let ((at1, lease1, token1), (at2, _, token2)) = (one[0], two[0]);
+    let first_lease = h.events.iter().find_map(|e| match e.kind {
+        EventKind::LeaseGranted { lease_id, .. } if e.node == "client1" => Some(lease_id),
+        _ => None,
+    });
+    assert_ne!(
+        Some(lease1),
+        first_lease,
+        "client 1 holds on a later session"
+    );
+    assert!(
+        token1 < token2,
+        "client 1's node is the older one: {token1} {token2}"
+    );
+    let critical_us = 3_000_000;
+    assert!(
+        at1 < at2 && at2 < at1 + critical_us,
+        "both hold: {at1} {at2}"
+    );
+    eprintln!(
+        "seed 0: client 1 holds at {} ms on its old session's node (czxid {token1}), client 2 at {} ms (czxid {token2})",
+        at1 / 1000,
+        at2 / 1000
+    );
+    let fenced = world::run(&on, &plan, Fencing::Token, 0);
+    assert!(!fenced.verdict.violates(), "{:?}", fenced.verdict);
+    const SEEDS: u64 = 60;
+    let count = |s: &Scenario| {
+        (0..SEEDS)
+            .filter(|seed| {
+                world::run(s, &plan, Fencing::None, *seed)
+                    .verdict
+                    .violates()
+            })
+            .count()
+    };
+    let off = Scenario {
+        zk: fencelab::zk_settings::ZkSettings {
+            curator_604: false,
+            ..on.zk
+        },
+        ..on.clone()
+    };
+    let one_server = Scenario {
+        zk: fencelab::zk_settings::ZkSettings {
+            servers: 1,
+            ..on.zk
+        },
+        ..on.clone()
+    };
+    let (with, without, standalone) = (count(&on), count(&off), count(&one_server));
+    eprintln!("{SEEDS} seeds: {with} double-lock with the switch, {without} without, {standalone} on one server");
+    assert!(with * 5 > SEEDS as usize, "{with} of {SEEDS}");
+    assert_eq!((without, standalone), (0, 0));
+}

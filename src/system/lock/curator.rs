@@ -274,7 +274,12 @@ impl Curator {
                     Ok(holding) => return Ok(holding),
                     Err(Retry::Fail(e)) => return Err(e),
                     Err(Retry::Again(e)) => {
-                        after_loss = e.indeterminate().is_some();
+                        // Once a call may have made our node, every later try searches for it
+                        // first: Curator retries the create in one `RetryLoop` whose every
+                        // retry after the first searches (`CreateBuilderImpl.pathInForeground`:
+                        // `!localFirstTime && doProtected()`), through `ConnectionLoss` and
+                        // `SessionExpired` alike (`RetryLoop.shouldRetry`), a new session too.
+                        after_loss = after_loss || e.indeterminate().is_some();
                         last = e;
                     }
                 }

@@ -9,7 +9,8 @@
 //! answered or not answered, the committed tree on every read, and zxids that rise, as from
 //! a real ensemble whose followers are caught up: the real ones are within a millisecond on
 //! one machine. What it *could* tell, and the model does not give: a follower that lags
-//! behind the leader (so CURATOR-604's window does not show), and partitions between servers
+//! behind the leader in applying commits (CURATOR-604's window opens without it, through the
+//! leader's late touch: docs/zookeeper-model.md), and partitions between servers
 //! (only a server's crash or pause is seen by the ensemble).
 //!
 //! [`Server`]: super::Server
