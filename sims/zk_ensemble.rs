@@ -405,3 +405,86 @@ fn curator_604_double_locks_on_an_ensemble_and_only_with_its_switch() {
     assert!(with * 5 > SEEDS as usize, "{with} of {SEEDS}");
     assert_eq!((without, standalone), (0, 0));
 }
+
+/// A follower cut from its leader (`zk-cut-follower.toml`): it answers its holder's pings
+/// itself, so the holder stays CONNECTED (Curator's advice to stop at SUSPENDED does not fire)
+/// while the leader, which sees none of its touches, expires the session and grants the lock
+/// to a client on another server; the holder's write lands after that client's. Unfenced it
+/// is accepted, with the czxid token refused. Without the cut, no violation.
+#[test]
+fn a_follower_cut_from_its_leader_keeps_a_dead_session_connected() {
+    let s = scenario_file("zk-cut-follower");
+    let plan = FaultPlan {
+        faults: s.faults.clone(),
+    };
+    for seed in 1..=3 {
+        let run = world::run(&s, &plan, Fencing::None, seed);
+        assert!(run.verdict.anomalies.is_empty(), "{:?}", run.verdict);
+        assert!(run.verdict.violates(), "seed {seed}: {:?}", run.verdict);
+        let h = &run.history;
+        let (one, two) = (grants(h, "client1"), grants(h, "client2"));
+        assert_eq!((one.len(), two.len()), (1, 1), "{one:?} {two:?}");
+        let suspended_before_write = h
+            .events
+            .iter()
+            .any(|e| e.node == "client1" && matches!(e.kind, EventKind::LocalCheckRefused { .. }));
+        assert!(!suspended_before_write, "client 1 saw nothing wrong");
+        // The leader expired the session T..T + tick + tick/2 after the cut (its last touch
+        // came with a ping before it), and client 2 took the lock then.
+        let at2_ms = two[0].0 / 1000;
+        assert!(
+            (1_000 + T_MS..=1_000 + T_MS + TICK_MS + TICK_MS / 2 + 100).contains(&at2_ms),
+            "seed {seed}: client 2 at {at2_ms} ms"
+        );
+        let fenced = world::run(&s, &plan, Fencing::Token, seed);
+        assert!(!fenced.verdict.violates(), "{:?}", fenced.verdict);
+    }
+    let calm = world::run(&s, &FaultPlan::default(), Fencing::None, 1);
+    assert!(!calm.verdict.violates(), "{:?}", calm.verdict);
+}
+
+/// A leader cut from both followers keeps no majority: it steps down after `syncLimit` ticks,
+/// the followers, having heard nothing for as long, elect the highest `myid` among them, and
+/// the old leader stays out until the partition heals; one leader at a time where the test
+/// looks, and writes through the old leader are not answered meanwhile.
+#[test]
+fn a_leader_cut_from_its_majority_steps_down_and_the_majority_elects() {
+    let rt = Runtime::with_seed_and_config(5, madsim::Config::default());
+    rt.block_on(async move {
+        let handle = Handle::current();
+        let origin = Instant::now();
+        let servers = ensemble(&handle, origin, 3, 5);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let leader = &servers[2].0;
+        assert!(leader.leads());
+        leader.set_link(0, false);
+        leader.set_link(1, false);
+        let cut = Instant::now();
+        let sync_ms = 5 * TICK_MS;
+        let mut new_leader_ms = None;
+        while Instant::now() - cut < Duration::from_millis(sync_ms + 3_000) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let led: Vec<usize> = (0..3).filter(|i| servers[*i].0.leads()).collect();
+            assert!(led.len() <= 1, "one leader at a time: {led:?}");
+            let ms = (Instant::now() - cut).as_millis() as u64;
+            if ms < sync_ms - TICK_MS {
+                assert_eq!(led, vec![2], "{ms} ms: the old leader still leads");
+            }
+            if led == vec![1] && new_leader_ms.is_none() {
+                new_leader_ms = Some(ms);
+            }
+        }
+        let ms = new_leader_ms.expect("the majority elected zk2");
+        eprintln!("leader cut from both followers: zk2 leads {ms} ms after the cut");
+        assert!(
+            (sync_ms - TICK_MS / 2..=sync_ms + TICK_MS + 700).contains(&ms),
+            "{ms}"
+        );
+        assert!(!leader.leads() && servers[1].0.epoch() == 2);
+        leader.set_link(0, true);
+        leader.set_link(1, true);
+        tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        assert_eq!(servers[1].0.leader(), Some(1), "zk3 rejoins as a follower");
+        assert!(!leader.is_cut());
+    });
+}

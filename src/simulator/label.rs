@@ -110,6 +110,11 @@ fn is_redis(node: &str) -> bool {
     node.starts_with("redis")
 }
 
+/// A ZooKeeper server, a role of one (`zk:leader`) or all of them.
+fn is_zk(node: &str) -> bool {
+    node.starts_with("zk")
+}
+
 /// The bound named in a label's reason: the renewal slack (etcd), or the lock's validity
 /// (Redlock, which renews nothing).
 pub fn slack_name(scenario: &Scenario) -> &'static str {
@@ -231,7 +236,8 @@ fn pause_label(node: &str, duration_ms: u64, scenario: &Scenario) -> (Assumption
 /// A partition by the pair it cuts: between clients or between etcd and the storage it cuts
 /// nothing used; inside the cluster it moves leadership; between etcd and a client, twice its
 /// length (retransmission) must fit in etcd's slack; between a client and the storage, in the
-/// request timeout.
+/// request timeout. On ZooKeeper: between a client and a server, twice its length must fit in
+/// the session's slack; between two servers, its length (a follower's touches wait in it).
 fn partition_label(
     a: &str,
     b: &str,
@@ -259,6 +265,23 @@ fn partition_label(
             2 * duration_ms,
             etcd_slack_ms(scenario),
             "a retransmitted etcd message's delay",
+            slack_name(scenario),
+        )
+    } else if is_zk(a) && is_zk(b) {
+        // A follower cut from its leader keeps answering its clients' pings while their
+        // touches wait in its table: past the session's slack the leader expires sessions the
+        // follower still calls live (`node_cut.rs`).
+        within(
+            duration_ms,
+            renewal_slack_ms(scenario),
+            "a follower's touches held from its leader",
+            slack_name(scenario),
+        )
+    } else if is_zk(a) || is_zk(b) {
+        within(
+            2 * duration_ms,
+            renewal_slack_ms(scenario),
+            "a retransmitted ZooKeeper message's delay",
             slack_name(scenario),
         )
     } else if is_redis(a) || is_redis(b) {
@@ -580,117 +603,4 @@ fn label_silence_outside(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fault::ETCD;
-    use crate::scenario::client_name;
-
-    #[test]
-    fn labels_follow_the_renewal_slack() {
-        let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
-        let pause = |ms| Fault::Pause {
-            node: client_name(1),
-            at: Trigger::AtMs(0),
-            duration_ms: ms,
-        };
-        assert_eq!(label(&pause(1000), &s).assumption, Assumption::Inside);
-        assert_eq!(label(&pause(3000), &s).assumption, Assumption::Outside);
-        let skew = |drift_ppm| Fault::Skew {
-            node: client_name(1),
-            skew: Skew {
-                drift_ppm,
-                ..Skew::default()
-            },
-        };
-        assert_eq!(label(&skew(400), &s).assumption, Assumption::Inside);
-        assert_eq!(label(&skew(-50_000), &s).assumption, Assumption::Outside);
-    }
-
-    #[test]
-    fn network_labels_follow_round_trips_and_loss() {
-        let s = Scenario::standard(); // TTL 2 s: slack 1333 ms
-        let of = |f: Fault| label(&f, &s).assumption;
-        assert_eq!(
-            of(Fault::network_window(0, 1_000, 300, 0)),
-            Assumption::Inside
-        );
-        // A round trip of 1,400 ms outlives the slack.
-        assert_eq!(
-            of(Fault::network_window(0, 1_000, 700, 0)),
-            Assumption::Outside
-        );
-        // Any loss: a message lost again and again is late without bound.
-        assert_eq!(
-            of(Fault::network_window(0, 1_000, 100, 1)),
-            Assumption::Outside
-        );
-        assert_eq!(
-            of(Fault::network_window(0, 1_000, 100, 0)),
-            Assumption::Inside
-        );
-    }
-
-    fn pause(node: &str, at_ms: u64, duration_ms: u64) -> Fault {
-        Fault::Pause {
-            node: node.into(),
-            at: Trigger::AtMs(at_ms),
-            duration_ms,
-        }
-    }
-
-    #[test]
-    fn silences_that_follow_closely_add_up() {
-        let s = Scenario::standard();
-        assert_eq!(renewal_slack_ms(&s), 2000 - 666 - 20 - 2);
-        let outside = |plan: &[Fault]| -> Vec<bool> {
-            label_plan(plan, &s)
-                .iter()
-                .map(|l| l.assumption == Assumption::Outside)
-                .collect()
-        };
-        // The counterexample the seeds suite found (seed 1671, pauses within the slack): two
-        // overlapping pauses of client3, each inside alone, silence it for 2,120 ms.
-        let found = [
-            pause("client3", 18_452, 1_252),
-            pause("client3", 19_547, 1_025),
-        ];
-        assert_eq!(outside(&found[..1]), [false]);
-        assert_eq!(outside(&found), [true, true]);
-        // A pause, then an etcd stall a moment later: together too long.
-        assert_eq!(
-            outside(&[pause("client1", 1_000, 800), pause(ETCD, 1_900, 800)]),
-            [true, true]
-        );
-        // The same two far apart: each alone, both inside.
-        assert_eq!(
-            outside(&[pause("client1", 1_000, 800), pause(ETCD, 9_000, 800)]),
-            [false, false]
-        );
-        // Pauses of different clients do not add up.
-        assert_eq!(
-            outside(&[pause("client1", 1_000, 800), pause("client2", 1_500, 800)]),
-            [false, false]
-        );
-        // An aimed pause may land next to a timed one.
-        let aimed = Fault::Pause {
-            node: client_name(1),
-            at: Trigger::Point {
-                point: crate::workload::Point::BeforeWrite,
-                nth: 1,
-            },
-            duration_ms: 700,
-        };
-        assert_eq!(
-            outside(&[aimed.clone(), pause("client1", 5_000, 700)]),
-            [true, true]
-        );
-        assert_eq!(outside(&[aimed]), [false]);
-        // On a lossy network no timing fault is inside.
-        let lossy = Scenario {
-            loss_rate: 0.01,
-            ..Scenario::standard()
-        };
-        let p = pause("client1", 1_000, 100);
-        assert_eq!(label(&p, &lossy).assumption, Assumption::Outside);
-    }
-}
+mod tests;

@@ -80,12 +80,17 @@ impl Faults {
         }
     }
 
-    /// Tells the cluster that two members can, or cannot, reach each other.
+    /// Tells the cluster, or the ZooKeeper ensemble, that two members can, or cannot, reach
+    /// each other.
     fn member_link(&self, a: &str, b: &str, connected: bool) {
         if let (Some(c), Some(i), Some(j)) =
             (self.cluster(), self.member_index(a), self.member_index(b))
         {
             c.set_link(i, j, connected);
+        }
+        let zk = |n: &str| self.nodes.zk.iter().position(|z| z == n);
+        if let (Some(i), Some(j)) = (zk(a), zk(b)) {
+            self.nodes.zk_servers[i].set_link(j, connected);
         }
     }
 

@@ -4,14 +4,16 @@
 //! **What is abstracted, and why a client cannot tell.** Zab's messages (`PROPOSAL`, `ACK`,
 //! `COMMIT`, the `NEWLEADER` sync) are not sent: the ensemble keeps one committed [`Server`]
 //! (tree and session table) that every server reads, and a write through any server commits
-//! at once when the leader runs and a majority of servers is up (`Leader.propose`,
-//! `SyncedLearnerTracker.hasAllQuorums`), else it is not answered. A client sees a write
+//! at once when it reaches the leader and the leader runs and reaches a majority of servers
+//! (`Leader.propose`, `SyncedLearnerTracker.hasAllQuorums`), else it is not answered. A
+//! partition between servers cuts a pair ([`Quorum::set_link`]): a follower cut from its
+//! leader serves on a view of its own (`node_cut.rs`). A client sees a write
 //! answered or not answered, the committed tree on every read, and zxids that rise, as from
 //! a real ensemble whose followers are caught up: the real ones are within a millisecond on
 //! one machine. What it *could* tell, and the model does not give: a follower that lags
 //! behind the leader in applying commits (CURATOR-604's window opens without it, through the
-//! leader's late touch: docs/zookeeper-model.md), and partitions between servers
-//! (only a server's crash or pause is seen by the ensemble).
+//! leader's late touch: docs/zookeeper-model.md), and the stale reads of a cut follower (it
+//! answers from the committed tree).
 //!
 //! [`Server`]: super::Server
 
@@ -50,9 +52,19 @@ pub struct Quorum {
     leader: Option<usize>,
     /// Elections won so far (the epoch, `QuorumPeer.getAcceptedEpoch`).
     epoch: u64,
-    /// The leader's pings so far: a follower that sees no new one for `syncLimit` ticks gives
-    /// the leader up.
-    beats: u64,
+    /// The leader's pings that reached each server so far: a follower that sees no new one
+    /// for `syncLimit` ticks gives the leader up. A ping reaches a follower linked to the
+    /// leader, running or not (a paused one reads it from its socket on resume).
+    beats: Vec<u64>,
+    /// Which servers can reach each other (`links[i][j]`, symmetric): a partition between
+    /// servers cuts a pair.
+    links: Vec<Vec<bool>>,
+    /// Servers that gave their leader up alone (cut from it for `syncLimit` ticks while it
+    /// still led others): LOOKING, serving nobody, until they join a leader again.
+    looking: Vec<bool>,
+    /// Since when the leader has not reached a majority, ms on its clock (`None` while it
+    /// does).
+    quorum_lost_ms: Option<u64>,
     /// Each follower's `LearnerSessionTracker.touchTable`: the sessions its clients touched
     /// since the leader's last ping.
     touches: Vec<BTreeSet<SessionId>>,
@@ -78,7 +90,10 @@ impl Quorum {
             up: vec![true; servers],
             leader: Some(servers - 1),
             epoch: 1,
-            beats: 0,
+            beats: vec![0; servers],
+            links: vec![vec![true; servers]; servers],
+            looking: vec![false; servers],
+            quorum_lost_ms: None,
             touches: vec![BTreeSet::new(); servers],
             in_flight: None,
             rngs,
@@ -97,8 +112,87 @@ impl Quorum {
         self.epoch
     }
 
-    pub fn beats(&self) -> u64 {
-        self.beats
+    /// The leader's pings that reached server `i` so far.
+    pub fn beats_of(&self, i: usize) -> u64 {
+        self.beats[i]
+    }
+
+    /// Whether servers `i` and `j` can reach each other.
+    pub fn linked(&self, i: usize, j: usize) -> bool {
+        self.links[i][j]
+    }
+
+    /// A partition between servers `i` and `j` began (`connected` false) or healed.
+    pub fn set_link(&mut self, i: usize, j: usize, connected: bool) {
+        assert!(i < self.servers() && j < self.servers() && i != j);
+        self.links[i][j] = connected;
+        self.links[j][i] = connected;
+    }
+
+    /// Whether server `i` gave its leader up alone and looks for one.
+    pub fn is_looking(&self, i: usize) -> bool {
+        self.looking[i]
+    }
+
+    /// How many servers are up and linked to server `l`, `l` included.
+    pub fn reach(&self, l: usize) -> usize {
+        (0..self.servers())
+            .filter(|i| self.up[*i] && self.linked(*i, l))
+            .count()
+    }
+
+    /// Whether server `l` reaches a majority (`SyncedLearnerTracker.hasAllQuorums` over the
+    /// learners that keep acking).
+    pub fn has_quorum(&self, l: usize) -> bool {
+        2 * self.reach(l) > self.servers()
+    }
+
+    /// Whether follower `i` still follows a leader it cannot reach: it answers its clients'
+    /// pings and reads as before, but nothing it forwards reaches the leader, and nothing the
+    /// leader commits reaches it.
+    pub fn cut(&self, i: usize) -> bool {
+        !self.looking[i] && self.leader.is_some_and(|l| l != i && !self.linked(i, l))
+    }
+
+    /// The leader's own check each round (`Leader.lead`: `!syncedAckSet.hasAllQuorums()`
+    /// once no majority acked within `syncLimit` ticks → `shutdown("Not sufficient followers
+    /// synced")`): whether it stepped down now, `limit_ms` after it last reached a majority.
+    pub fn leader_check(&mut self, now_ms: u64, limit_ms: u64) -> bool {
+        let Some(l) = self.leader else { return false };
+        if self.has_quorum(l) {
+            self.quorum_lost_ms = None;
+            return false;
+        }
+        let since_ms = *self.quorum_lost_ms.get_or_insert(now_ms);
+        if now_ms.saturating_sub(since_ms) < limit_ms {
+            return false;
+        }
+        let epoch = self.epoch;
+        self.step_down(epoch);
+        true
+    }
+
+    /// Follower `i` gives its leader up alone (`Follower.followLeader`: the read times out
+    /// after `syncLimit` ticks): LOOKING, its touch table gone with its `LearnerSessionTracker`.
+    pub fn detach(&mut self, i: usize) {
+        assert!(
+            self.leader != Some(i),
+            "a leader steps down, it does not detach"
+        );
+        self.looking[i] = true;
+        self.touches[i].clear();
+    }
+
+    /// Server `i`, LOOKING, joins the leader if it is up and reachable (the election's
+    /// notifications reach it and it syncs): whether it did.
+    pub fn rejoin(&mut self, i: usize) -> bool {
+        let joins = self.looking[i]
+            && self.up[i]
+            && self.leader.is_some_and(|l| self.up[l] && self.linked(i, l));
+        if joins {
+            self.looking[i] = false;
+        }
+        joins
     }
 
     pub fn is_up(&self, i: usize) -> bool {
@@ -110,14 +204,20 @@ impl Quorum {
         2 * self.up.iter().filter(|u| **u).count() > self.servers()
     }
 
-    /// Whether server `i` follows or leads: it answers reads and pings.
+    /// Whether server `i` follows or leads: it answers reads and pings (a follower cut from
+    /// its leader too, until it gives the leader up).
     pub fn serving(&self, i: usize) -> bool {
-        self.leader.is_some() && self.up[i]
+        self.leader.is_some() && self.up[i] && !self.looking[i]
     }
 
-    /// Whether a write through server `i` commits now: its leader runs and a majority is up.
+    /// Whether a write through server `i` commits now: it reaches its leader, which runs and
+    /// reaches a majority.
     pub fn commits(&self, i: usize) -> bool {
-        self.serving(i) && self.leader.is_some_and(|l| self.up[l]) && self.majority_up()
+        self.serving(i)
+            && self.majority_up()
+            && self
+                .leader
+                .is_some_and(|l| self.up[l] && self.linked(i, l) && self.has_quorum(l))
     }
 
     /// The world stopped or restarted server `i`. A crashed leader is given up at once: its
@@ -150,10 +250,15 @@ impl Quorum {
     pub fn ping(&mut self) {
         let leader = self.leader.expect("only a leader pings");
         assert!(self.in_flight.is_none(), "one ping at a time");
-        self.beats += 1;
         let mut touched = BTreeSet::new();
-        for f in (0..self.servers()).filter(|f| *f != leader && self.up[*f]) {
-            touched.append(&mut self.touches[f]);
+        let reached: Vec<usize> = (0..self.servers())
+            .filter(|f| *f != leader && self.linked(*f, leader))
+            .collect();
+        for f in reached {
+            self.beats[f] += 1;
+            if self.up[f] && !self.looking[f] {
+                touched.append(&mut self.touches[f]);
+            }
         }
         self.in_flight = Some(touched);
     }
@@ -172,6 +277,7 @@ impl Quorum {
             self.leader = None;
             // Answers in flight reach a server that no longer leads: they are lost.
             self.in_flight = None;
+            self.quorum_lost_ms = None;
         }
     }
 
@@ -182,21 +288,28 @@ impl Quorum {
         ms
     }
 
-    /// An election among the servers that are up, if they are a majority
-    /// (`FastLeaderElection.lookForLeader` ends on a quorum of votes): the highest
+    /// An election among the servers that are up and reach each other, if they are a
+    /// majority (`FastLeaderElection.lookForLeader` ends on a quorum of votes): the highest
     /// (epoch, zxid, `myid`) wins (`totalOrderPredicate`). The committed log is shared, so
-    /// every voter's epoch and zxid are the same and the highest `myid` that is up wins.
+    /// every voter's epoch and zxid are the same and the highest `myid` that is up and reaches
+    /// a majority wins; a server it does not reach stays LOOKING.
     pub fn elect(&mut self) -> Option<usize> {
         if self.leader.is_some() || !self.majority_up() {
             return None;
         }
-        let winner = (0..self.servers()).rev().find(|i| self.up[*i])?;
+        let winner = (0..self.servers())
+            .rev()
+            .find(|w| self.up[*w] && self.has_quorum(*w))?;
         self.leader = Some(winner);
         self.epoch += 1;
+        for i in 0..self.servers() {
+            self.looking[i] = !self.linked(i, winner);
+        }
         for t in &mut self.touches {
             t.clear();
         }
         self.in_flight = None;
+        self.quorum_lost_ms = None;
         self.check_invariants();
         Some(winner)
     }
@@ -204,6 +317,18 @@ impl Quorum {
     /// One leader at a time, and it is up when it was just elected.
     pub fn check_invariants(&self) {
         assert!(self.leader.is_none_or(|l| l < self.servers()));
+        assert!(
+            self.leader.is_none_or(|l| !self.looking[l]),
+            "a leader is not LOOKING"
+        );
+        assert!(
+            (0..self.servers()).all(|i| self.links[i][i]
+                && self.links[i]
+                    == (0..self.servers())
+                        .map(|j| self.links[j][i])
+                        .collect::<Vec<_>>()),
+            "links are symmetric"
+        );
         assert!(self.touches.iter().all(|t| t.len() <= TOUCHES_MAX));
         assert!(self.epoch >= 1, "the first leader is epoch 1");
         assert!(
@@ -259,7 +384,11 @@ mod tests {
         q.ping();
         assert_eq!(q.answers(), Some(vec![10]));
         assert_eq!(q.answers(), None, "answers arrive once");
-        assert_eq!(q.beats(), 1);
+        assert_eq!(
+            (q.beats_of(0), q.beats_of(1)),
+            (1, 1),
+            "a paused follower reads it later"
+        );
         for i in 0..5 {
             let ms = q.election_ms(i);
             assert!((ELECTION_MS_MIN..=ELECTION_MS_MAX).contains(&ms));

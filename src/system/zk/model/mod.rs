@@ -41,6 +41,9 @@ pub mod node;
 mod node_apply;
 #[cfg(madsim)]
 mod node_ensemble;
+// A follower cut from its leader by a partition between servers: its view, its held events.
+#[cfg(madsim)]
+mod node_cut;
 pub mod path;
 pub mod server;
 pub mod session;

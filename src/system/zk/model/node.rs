@@ -28,7 +28,7 @@ use super::watch::{EventKind, WatchEvent};
 use super::wire::{Request, Response, ToClient, ToServer};
 use crate::clock::NodeClock;
 use madsim::net::{Endpoint, Receiver, Sender};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -83,7 +83,10 @@ pub(super) struct State {
     /// The connection each connected session is on.
     pub(super) links: BTreeMap<SessionId, Link>,
     /// Fired watches of sessions without a connection, delivered when they reconnect.
-    undelivered: BTreeMap<SessionId, Vec<(String, EventKind)>>,
+    pub(super) undelivered: BTreeMap<SessionId, Vec<(String, EventKind)>>,
+    /// Each follower cut from its leader by a partition between servers: its view of the
+    /// sessions, and the events held for its clients (`node_cut.rs`).
+    pub(super) cuts: BTreeMap<usize, Cut>,
     next_conn: u64,
     /// Expired sessions so far (for probes and tests).
     pub(super) expired: u64,
@@ -119,6 +122,7 @@ impl ZkNode {
             quorum: None,
             links: BTreeMap::new(),
             undelivered: BTreeMap::new(),
+            cuts: BTreeMap::new(),
             next_conn: 0,
             expired: 0,
             boots: 0,
@@ -150,6 +154,7 @@ impl ZkNode {
             quorum: Some(quorum),
             links: BTreeMap::new(),
             undelivered: BTreeMap::new(),
+            cuts: BTreeMap::new(),
             next_conn: 0,
             expired: 0,
             boots: 0,
@@ -289,11 +294,11 @@ impl ZkNode {
             s.links.remove(&session);
             return false;
         }
-        assert!(s
-            .server
-            .tracker()
-            .session(session)
-            .is_some_and(|x| !x.closing));
+        assert!(
+            s.cuts.contains_key(&self.index)
+                || (s.server.tracker().session(session)).is_some_and(|x| !x.closing),
+            "a pong only to a live session, as this server knows it"
+        );
         send_on(&s, session, conn, ToClient::Pong);
         true
     }
@@ -341,14 +346,20 @@ impl ZkNode {
         }
         let closed = s.server.tick(now_ms);
         for c in &closed {
-            s.links.remove(&c.session);
+            // The server a client is on closes its connection when it applies the
+            // `closeSession`: a follower cut from the leader does not, until it catches up.
+            let on_cut = (s.links.get(&c.session)).is_some_and(|l| s.cuts.contains_key(&l.node));
+            if !on_cut {
+                s.links.remove(&c.session);
+            }
             s.undelivered.remove(&c.session);
             deliver_closed(&mut s, c.clone());
         }
         s.expired += closed.len() as u64;
         assert!(
-            closed.iter().all(|c| !s.links.contains_key(&c.session)),
-            "no link to the expired"
+            (closed.iter().filter_map(|c| s.links.get(&c.session)))
+                .all(|l| s.cuts.contains_key(&l.node)),
+            "no link to the expired but on a cut follower"
         );
         debug_assert!({
             s.server.check_invariants();
@@ -403,6 +414,34 @@ fn send_on(s: &State, session: SessionId, conn: u64, msg: ToClient) {
     }
 }
 
+/// Most watch events one cut follower holds: a limit on everything.
+const HELD_MAX: usize = 100_000;
+
+/// A follower's view while it is cut from its leader (`node_cut.rs`).
+pub(super) struct Cut {
+    /// The sessions live when it was cut: its `LearnerSessionTracker`'s global sessions.
+    pub(super) sessions: BTreeSet<SessionId>,
+    /// The watch events of its clients, held until it catches up.
+    pub(super) held: Vec<WatchEvent>,
+}
+
+impl Cut {
+    pub(super) fn new(sessions: BTreeSet<SessionId>) -> Self {
+        Cut {
+            sessions,
+            held: Vec::new(),
+        }
+    }
+}
+
+/// Holds `event` for the clients of cut follower `node`.
+fn hold(s: &mut State, node: usize, event: WatchEvent) {
+    let cut = s.cuts.get_mut(&node).expect("held only for a cut follower");
+    if cut.held.len() < HELD_MAX {
+        cut.held.push(event);
+    }
+}
+
 /// Delivers fired watches: on the watcher's connection, or kept until it reconnects.
 pub(super) fn deliver(s: &mut State, events: Vec<WatchEvent>) {
     for WatchEvent {
@@ -412,6 +451,19 @@ pub(super) fn deliver(s: &mut State, events: Vec<WatchEvent>) {
     } in events
     {
         match s.links.get(&session) {
+            // A follower cut from its leader has not applied the change: held until it does.
+            Some(link) if s.cuts.contains_key(&link.node) => {
+                let node = link.node;
+                hold(
+                    s,
+                    node,
+                    WatchEvent {
+                        session,
+                        path,
+                        kind,
+                    },
+                );
+            }
             Some(link) => {
                 let _ = link.out.send(ToClient::Event { path, kind });
             }

@@ -19,6 +19,7 @@
 
 use super::ensemble::{Quorum, PING_ANSWER_MS, SYNC_LIMIT_TICKS};
 use super::node::{clock_ms, State, ZkNode};
+use super::server::Server;
 use super::session::SessionId;
 use super::wire::{Request, ToServer};
 use std::time::Duration;
@@ -50,6 +51,7 @@ impl ZkNode {
         if let Some(q) = s.quorum.as_mut() {
             q.set_up(self.index, up, crashed);
             q.check_invariants();
+            super::node_cut::refresh_cuts(&mut s);
             drop(s);
             self.shared.changed.notify_waiters();
         }
@@ -64,6 +66,8 @@ impl ZkNode {
         };
         match packet {
             ToServer::Connect { session_id: 0, .. } => q.commits(self.index),
+            // A reconnect is revalidated with the leader (`Learner.validateSession`).
+            ToServer::Connect { .. } => q.serving(self.index) && !q.cut(self.index),
             ToServer::Request { body, .. } if is_write(body) => q.commits(self.index),
             _ => q.serving(self.index),
         }
@@ -75,11 +79,16 @@ impl ZkNode {
     pub(super) fn touch_in(&self, s: &mut State, session: SessionId, now_ms: u64) -> bool {
         match s.quorum.as_mut() {
             Some(q) if q.leader() != Some(self.index) => {
-                let live = s
-                    .server
-                    .tracker()
-                    .session(session)
-                    .is_some_and(|x| !x.closing);
+                // A follower cut from its leader judges by the sessions it knew when cut: no
+                // `closeSession` committed since has reached it.
+                let live = match s.cuts.get(&self.index) {
+                    Some(cut) => cut.sessions.contains(&session),
+                    None => s
+                        .server
+                        .tracker()
+                        .session(session)
+                        .is_some_and(|x| !x.closing),
+                };
                 if live {
                     q.touch(self.index, session);
                 }
@@ -97,71 +106,111 @@ impl ZkNode {
     ) -> Duration {
         let tick_ms = self.cfg.sessions.tick_ms;
         let period_ms = (tick_ms / 2).max(1);
+        let sync_ms = SYNC_LIMIT_TICKS * tick_ms;
         let now_ms = self.now_ms();
-        let mut s = self.state();
+        let mut guard = self.state();
+        let State { quorum, server, .. } = &mut *guard;
         let me = self.index;
-        let q = s.quorum.as_mut().expect("an ensemble's server");
-        let epoch = q.epoch();
-        let before = q.leader();
+        let q = quorum.as_mut().expect("an ensemble's server");
+        let (epoch, before) = (q.epoch(), q.leader());
         let wait_ms = match q.leader() {
             Some(l) if l == me && !q.majority_up() => {
                 q.step_down(epoch);
                 period_ms
             }
-            // A ping, then its answers a round trip later, then the next ping at tick/2.
-            Some(l) if l == me => match q.answers() {
-                Some(sessions) => {
-                    for session in sessions {
-                        s.server.ping(session, now_ms);
-                    }
-                    period_ms.saturating_sub(PING_ANSWER_MS).max(1)
-                }
-                None => {
-                    q.ping();
-                    PING_ANSWER_MS
-                }
-            },
-            Some(_) => {
-                *looking_until_ms = None;
-                if q.beats() != seen.0 {
-                    *seen = (q.beats(), now_ms);
-                } else if now_ms.saturating_sub(seen.1) >= SYNC_LIMIT_TICKS * tick_ms {
-                    q.step_down(epoch);
-                }
-                period_ms
-            }
-            None => match *looking_until_ms {
-                None => {
-                    let ms = q.election_ms(me);
-                    *looking_until_ms = Some(now_ms + ms);
-                    ms
-                }
-                Some(until_ms) if now_ms < until_ms => until_ms - now_ms,
-                Some(_) => {
-                    *looking_until_ms = None;
-                    if let Some(w) = q.elect() {
-                        let leader_now_ms = clock_ms(&self.shared.clocks[w]);
-                        s.server.leader_change(leader_now_ms);
+            // Cut from a majority by partitions: it gives up after `syncLimit` ticks.
+            Some(l) if l == me && q.leader_check(now_ms, sync_ms) => period_ms,
+            Some(l) if l == me => lead(q, server, now_ms, period_ms),
+            // LOOKING alone (a leader leads the others): join it once it is reachable, after
+            // an election's length.
+            Some(_) if q.is_looking(me) => election_wait(q, me, now_ms, looking_until_ms)
+                .unwrap_or_else(|| {
+                    if q.rejoin(me) {
                         *seen = (u64::MAX, now_ms);
                     }
                     period_ms
+                }),
+            Some(l) => {
+                *looking_until_ms = None;
+                follow(q, me, l, now_ms, seen, sync_ms);
+                period_ms
+            }
+            None => election_wait(q, me, now_ms, looking_until_ms).unwrap_or_else(|| {
+                if let Some(w) = q.elect() {
+                    server.leader_change(clock_ms(&self.shared.clocks[w]));
+                    *seen = (u64::MAX, now_ms);
                 }
-            },
+                period_ms
+            }),
         };
         assert!(
             wait_ms <= period_ms.max(super::ensemble::ELECTION_MS_MAX),
             "a round waits at most tick/2 or an election"
         );
+        super::node_cut::refresh_cuts(&mut guard);
+        let q = guard.quorum.as_ref().expect("an ensemble's server");
         // Wake the others only on a change of leader made in this round: waking them on every
         // round without a leader would have them wake each other forever at one instant.
-        let q = s.quorum.as_ref().expect("an ensemble's server");
         let changed = q.epoch() != epoch || q.leader() != before;
         q.check_invariants();
-        drop(s);
+        drop(guard);
         if changed {
             self.shared.changed.notify_waiters();
         }
         Duration::from_millis(wait_ms.max(1))
+    }
+}
+
+/// The leader's round: a ping, then its answers a round trip later (the sessions they touch),
+/// then the next ping at tick/2. How long until the next round, ms.
+fn lead(q: &mut Quorum, server: &mut Server, now_ms: u64, period_ms: u64) -> u64 {
+    match q.answers() {
+        Some(sessions) => {
+            for session in sessions {
+                server.ping(session, now_ms);
+            }
+            period_ms.saturating_sub(PING_ANSWER_MS).max(1)
+        }
+        None => {
+            q.ping();
+            PING_ANSWER_MS
+        }
+    }
+}
+
+/// A follower's round: a new ping from leader `l` is news; none for `sync_ms` and the leader
+/// is given up, by every follower alike when it is stopped, by this one alone when it runs
+/// but cannot be reached.
+fn follow(q: &mut Quorum, me: usize, l: usize, now_ms: u64, seen: &mut (u64, u64), sync_ms: u64) {
+    if q.beats_of(me) != seen.0 {
+        *seen = (q.beats_of(me), now_ms);
+    } else if now_ms.saturating_sub(seen.1) >= sync_ms {
+        match q.is_up(l) {
+            true => q.detach(me),
+            false => q.step_down(q.epoch()),
+        }
+    }
+}
+
+/// A LOOKING server's wait: `Some(ms)` while its election runs (its length drawn from its own
+/// stream when it starts), `None` once it is over.
+fn election_wait(
+    q: &mut Quorum,
+    me: usize,
+    now_ms: u64,
+    looking_until_ms: &mut Option<u64>,
+) -> Option<u64> {
+    match *looking_until_ms {
+        None => {
+            let ms = q.election_ms(me);
+            *looking_until_ms = Some(now_ms + ms);
+            Some(ms)
+        }
+        Some(until_ms) if now_ms < until_ms => Some(until_ms - now_ms),
+        Some(_) => {
+            *looking_until_ms = None;
+            None
+        }
     }
 }
 

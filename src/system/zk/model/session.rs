@@ -130,6 +130,14 @@ impl SessionTracker {
         self.sessions.values()
     }
 
+    /// The IDs of the sessions not closing: the global sessions a follower knows.
+    pub fn live_sessions(&self) -> std::collections::BTreeSet<SessionId> {
+        (self.sessions.iter())
+            .filter(|(_, x)| !x.closing)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// When `id` expires at the earliest, ms: its bucket.
     pub fn expiry_ms(&self, id: SessionId) -> Option<u64> {
         self.queue.expiry_ms(id)
