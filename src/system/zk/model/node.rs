@@ -94,6 +94,22 @@ pub(super) struct State {
     boots: u64,
 }
 
+impl State {
+    /// A server's state (an ensemble's, with its `quorum`) before its first boot.
+    fn new(server: Server, quorum: Option<Quorum>) -> Self {
+        State {
+            server,
+            quorum,
+            links: BTreeMap::new(),
+            undelivered: BTreeMap::new(),
+            cuts: BTreeMap::new(),
+            next_conn: 0,
+            expired: 0,
+            boots: 0,
+        }
+    }
+}
+
 /// The state and wake-up of one ensemble's servers, with every server's clock (a new leader
 /// re-tracks sessions on its own clock).
 pub(super) struct Shared {
@@ -117,16 +133,7 @@ impl ZkNode {
         assert!(cfg.sessions.tick_ms > 0, "a tick of 0 ms never expires");
         assert!(cfg.container_check_ms > 0 && cfg.container_deletes_max > 0);
         let now_ms = clock_ms(&clock);
-        let state = State {
-            server: Server::new(cfg.sessions, cfg.limits, now_ms),
-            quorum: None,
-            links: BTreeMap::new(),
-            undelivered: BTreeMap::new(),
-            cuts: BTreeMap::new(),
-            next_conn: 0,
-            expired: 0,
-            boots: 0,
-        };
+        let state = State::new(Server::new(cfg.sessions, cfg.limits, now_ms), None);
         let shared = Shared {
             state: Mutex::new(state),
             changed: tokio::sync::Notify::new(),
@@ -149,16 +156,7 @@ impl ZkNode {
         let leader = quorum.leader().expect("an ensemble starts with a leader");
         let now_ms = clock_ms(&clocks[leader]);
         let cfg = cfgs[leader];
-        let state = State {
-            server: Server::new(cfg.sessions, cfg.limits, now_ms),
-            quorum: Some(quorum),
-            links: BTreeMap::new(),
-            undelivered: BTreeMap::new(),
-            cuts: BTreeMap::new(),
-            next_conn: 0,
-            expired: 0,
-            boots: 0,
-        };
+        let state = State::new(Server::new(cfg.sessions, cfg.limits, now_ms), Some(quorum));
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             changed: tokio::sync::Notify::new(),
