@@ -23,8 +23,11 @@ fn fencelab(args: &[&str]) -> Output {
         .expect("fencelab runs")
 }
 
+/// A file of this run's own under cargo's `target/tmp` (not the system's /tmp, which the
+/// suite would litter; `cargo clean` removes it).
 fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("fencelab-compare-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fencelab-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
