@@ -79,8 +79,10 @@ pub enum EventKind {
         #[serde(with = "crate::exact_json::lease_id")]
         lease_id: i64,
     },
-    /// An etcd request of the client's ended without an answer (its own deadline, or etcd's
-    /// "request timed out"): it may or may not have taken effect.
+    /// A lock-service request of the client's ended without an answer (its own deadline,
+    /// etcd's "request timed out", a Redis command's timeout, ZooKeeper's `ConnectionLoss`):
+    /// it may or may not have taken effect. `what` names the call (Redis's and ZooKeeper's
+    /// name their service too). The name stays `Etcd…`, as saved histories spell it.
     EtcdIndeterminate { what: String },
     /// The client released the lock (resign + revoke).
     Released {

@@ -47,7 +47,12 @@ fn event_words(kind: &EventKind) -> String {
             format!("gives up waiting for the lock, revokes lease {lease_id:x}")
         }
         EventKind::EtcdIndeterminate { what } => {
-            format!("etcd {what}: no answer, it may or may not have taken effect")
+            // Redis's and ZooKeeper's requests name their service; etcd's name only the call.
+            let service = match what.starts_with("redis") || what.starts_with("zookeeper") {
+                true => "",
+                false => "etcd ",
+            };
+            format!("{service}{what}: no answer, it may or may not have taken effect")
         }
         EventKind::Released { token, .. } => format!("releases the lock (token {token})"),
         EventKind::LocalCheckRefused { token, deadline_us } => format!(
