@@ -262,9 +262,7 @@ fn redlock_restart_and_gc_pause_draw_their_double_grants() {
 fn redlock_without_the_jump_draws_no_double_grant() {
     let (mut scenario, _) = redlock_story("kleppmann-redlock-clock-jump");
     scenario.faults.retain(|f| !matches!(f, Fault::Skew { .. }));
-    let plan = FaultPlan {
-        faults: scenario.faults.clone(),
-    };
+    let plan = scenario.scripted_plan();
     let (svg, finding_events) = picture(&scenario, &plan, Fencing::None, 1);
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
     assert_eq!(finding_events, 0);

@@ -7,6 +7,9 @@
 
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
+#[path = "shared/scenario_files.rs"]
+mod scenario_files;
+use scenario_files::load;
 
 use fencelab::fault::{Fault, FaultPlan};
 use fencelab::history::{EventKind, History, OpResult};
@@ -19,20 +22,8 @@ use fencelab::world::{self, Builder, Run};
 
 const SEED: u64 = 7;
 
-fn load(name: &str) -> Scenario {
-    let path = format!("{}/sims/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn plan_of(s: &Scenario) -> FaultPlan {
-    FaultPlan {
-        faults: s.faults.clone(),
-    }
-}
-
 fn run(s: &Scenario, fencing: Fencing) -> Run {
-    let run = world::run(s, &plan_of(s), fencing, SEED);
+    let run = world::run(s, &s.scripted_plan(), fencing, SEED);
     assert!(
         run.verdict.anomalies.is_empty(),
         "{:?}",
@@ -174,8 +165,14 @@ fn an_incr_token_resets_when_its_node_restarts_without_persistence() {
 #[test]
 fn the_same_seed_gives_the_same_history() {
     let s = load("kleppmann-redlock-clock-jump");
-    let a = Builder::new(s.clone()).plan(plan_of(&s)).seed(3).run();
-    let b = Builder::new(s.clone()).plan(plan_of(&s)).seed(3).run();
+    let a = Builder::new(s.clone())
+        .plan(s.scripted_plan())
+        .seed(3)
+        .run();
+    let b = Builder::new(s.clone())
+        .plan(s.scripted_plan())
+        .seed(3)
+        .run();
     assert_eq!(a.history_hash(), b.history_hash());
 }
 

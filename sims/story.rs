@@ -440,9 +440,7 @@ fn redlock_story(name: &str) -> (Scenario, FaultPlan) {
 fn changed(name: &str, f: impl FnOnce(&mut Scenario)) -> (Scenario, FaultPlan) {
     let (mut s, _) = redlock_story(name);
     f(&mut s);
-    let plan = FaultPlan {
-        faults: s.faults.clone(),
-    };
+    let plan = s.scripted_plan();
     (s, plan)
 }
 

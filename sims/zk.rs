@@ -4,6 +4,9 @@
 
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
+#[path = "shared/scenario_files.rs"]
+mod scenario_files;
+use scenario_files::{grants, load};
 
 use fencelab::fault::FaultPlan;
 use fencelab::history::{EventKind, History, OpResult};
@@ -34,18 +37,6 @@ fn curator_takes_the_lock_in_turn_without_faults() {
     assert!(!run.verdict.violates(), "{:?}", run.verdict);
 }
 
-fn load(name: &str) -> Scenario {
-    let path = format!("{}/sims/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn plan_of(s: &Scenario) -> FaultPlan {
-    FaultPlan {
-        faults: s.faults.clone(),
-    }
-}
-
 fn write_outcome(h: &History, node: &str) -> Option<OpResult> {
     h.ops()
         .iter()
@@ -57,10 +48,7 @@ fn write_outcome(h: &History, node: &str) -> Option<OpResult> {
 }
 
 fn acquired_at(h: &History, node: &str) -> Option<u64> {
-    h.events.iter().find_map(|e| match e.kind {
-        EventKind::Acquired { .. } if e.node == node => Some(e.true_us),
-        _ => None,
-    })
+    grants(h, node).first().map(|g| g.0)
 }
 
 /// Kleppmann's pause on ZooKeeper: the holder paused past its session, the next holder
@@ -69,7 +57,7 @@ fn acquired_at(h: &History, node: &str) -> Option<u64> {
 #[test]
 fn a_holder_paused_past_its_session_writes_stale_unless_fenced() {
     let s = load("kleppmann-zk-gc-pause");
-    let run = world::run(&s, &plan_of(&s), Fencing::None, 7);
+    let run = world::run(&s, &s.scripted_plan(), Fencing::None, 7);
     assert!(
         run.verdict.anomalies.is_empty(),
         "{:?}",
@@ -96,7 +84,7 @@ fn a_holder_paused_past_its_session_writes_stale_unless_fenced() {
         "the stale write goes through unfenced: {:?}",
         write_outcome(h, "client1")
     );
-    let fenced = world::run(&s, &plan_of(&s), Fencing::Token, 7);
+    let fenced = world::run(&s, &s.scripted_plan(), Fencing::Token, 7);
     assert!(matches!(
         write_outcome(&fenced.history, "client2"),
         Some(OpResult::Ok { .. })
@@ -119,10 +107,7 @@ fn a_holder_paused_past_its_session_writes_stale_unless_fenced() {
 }
 
 fn token_of(h: &History, node: &str) -> Option<i64> {
-    h.events.iter().find_map(|e| match e.kind {
-        EventKind::Acquired { token, .. } if e.node == node => Some(token),
-        _ => None,
-    })
+    grants(h, node).first().map(|g| g.2)
 }
 
 /// Sequence numbers restart with their container parent: both holders get 0, and a token
@@ -130,7 +115,7 @@ fn token_of(h: &History, node: &str) -> Option<i64> {
 #[test]
 fn sequence_numbers_restart_and_let_a_stale_holder_through() {
     let s = load("zk-sequence-restart");
-    let run = world::run(&s, &plan_of(&s), Fencing::Token, 7);
+    let run = world::run(&s, &s.scripted_plan(), Fencing::Token, 7);
     assert!(
         run.verdict.anomalies.is_empty(),
         "{:?}",
@@ -159,7 +144,7 @@ fn sequence_numbers_restart_and_let_a_stale_holder_through() {
         },
         ..s.clone()
     };
-    let run = world::run(&czxid, &plan_of(&czxid), Fencing::Token, 7);
+    let run = world::run(&czxid, &czxid.scripted_plan(), Fencing::Token, 7);
     let (t1, t2) = (
         token_of(&run.history, "client1"),
         token_of(&run.history, "client2"),
@@ -210,7 +195,7 @@ fn a_holder_that_waits_for_lost_writes_after_the_next_holder() {
         ..base.clone()
     };
     let lost = with(StopAt::Lost);
-    let run = world::run(&lost, &plan_of(&lost), Fencing::None, 7);
+    let run = world::run(&lost, &lost.scripted_plan(), Fencing::None, 7);
     assert!(
         run.verdict.anomalies.is_empty(),
         "{:?}",
@@ -251,7 +236,7 @@ fn a_holder_that_waits_for_lost_writes_after_the_next_holder() {
         w1 / 1000
     );
     let suspended = with(StopAt::Suspended);
-    let run = world::run(&suspended, &plan_of(&suspended), Fencing::None, 7);
+    let run = world::run(&suspended, &suspended.scripted_plan(), Fencing::None, 7);
     let h = &run.history;
     assert_eq!(
         write_outcome(h, "client1"),

@@ -5,6 +5,9 @@
 
 #[path = "../src/global_alloc.rs"]
 mod global_alloc;
+#[path = "shared/scenario_files.rs"]
+mod scenario_files;
+use scenario_files::{grants, load};
 
 use fencelab::clock::NodeClock;
 use fencelab::fault::FaultPlan;
@@ -249,9 +252,7 @@ fn a_world_with_three_servers_survives_its_leaders_crash() {
     let text = "service = \"zk\"\nlock_method = \"curator\"\n[zk]\nservers = 3\n\
         [[faults]]\nfault = \"crash\"\nnode = \"zk:leader\"\nat_ms = 3000\nrestart_after_ms = 2000\n";
     let s = Scenario::from_toml(text).unwrap();
-    let plan = FaultPlan {
-        faults: s.faults.clone(),
-    };
+    let plan = s.scripted_plan();
     let run = world::run(&s, &plan, Fencing::Token, 5);
     assert!(
         run.verdict.anomalies.is_empty(),
@@ -312,24 +313,6 @@ fn bad_ensemble_sizes_are_refused() {
     }
 }
 
-fn scenario_file(name: &str) -> Scenario {
-    let path = format!("{}/sims/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Each client's grants: (true µs, lease ID, token), in order.
-fn grants(h: &fencelab::history::History, node: &str) -> Vec<(u64, i64, i64)> {
-    h.events
-        .iter()
-        .filter(|e| e.node == node)
-        .filter_map(|e| match e.kind {
-            EventKind::Acquired { lease_id, token } => Some((e.true_us, lease_id, token)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// CURATOR-604 in a run (`zk-curator-604.toml`): a create whose answer is cut off, Curator's
 /// LOST on the client's clock before the leader's bucket expires the old session, and a new
 /// session whose protected-mode search takes the old session's node. With the switch on,
@@ -339,11 +322,9 @@ fn grants(h: &fencelab::history::History, node: &str) -> Vec<(u64, i64, i64)> {
 /// the window never opens.
 #[test]
 fn curator_604_double_locks_on_an_ensemble_and_only_with_its_switch() {
-    let on = scenario_file("zk-curator-604");
+    let on = load("zk-curator-604");
     assert!(on.zk.curator_604 && on.zk.servers == 3);
-    let plan = FaultPlan {
-        faults: on.faults.clone(),
-    };
+    let plan = on.scripted_plan();
     let run = world::run(&on, &plan, Fencing::None, 0);
     assert!(run.verdict.anomalies.is_empty(), "{:?}", run.verdict);
     assert!(run.verdict.violates(), "{:?}", run.verdict);
@@ -413,10 +394,8 @@ fn curator_604_double_locks_on_an_ensemble_and_only_with_its_switch() {
 /// is accepted, with the czxid token refused. Without the cut, no violation.
 #[test]
 fn a_follower_cut_from_its_leader_keeps_a_dead_session_connected() {
-    let s = scenario_file("zk-cut-follower");
-    let plan = FaultPlan {
-        faults: s.faults.clone(),
-    };
+    let s = load("zk-cut-follower");
+    let plan = s.scripted_plan();
     for seed in 1..=3 {
         let run = world::run(&s, &plan, Fencing::None, seed);
         assert!(run.verdict.anomalies.is_empty(), "{:?}", run.verdict);

@@ -352,6 +352,14 @@ impl Scenario {
         }
     }
 
+    /// The plan of the scenario's scripted faults alone (`[[faults]]`, as written): a story's
+    /// whole plan, or the start of a drawn one.
+    pub fn scripted_plan(&self) -> crate::fault::FaultPlan {
+        crate::fault::FaultPlan {
+            faults: self.faults.clone(),
+        }
+    }
+
     /// Checks every limit; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         self.validate_nodes()?;

@@ -31,9 +31,7 @@ fn story(clients: u32, scripts: Vec<ClientScript>, faults: Vec<Fault>) -> Scenar
 }
 
 fn with_plan(s: Scenario) -> (Scenario, FaultPlan) {
-    let plan = FaultPlan {
-        faults: s.faults.clone(),
-    };
+    let plan = s.scripted_plan();
     // A story is a valid scenario whose plan is exactly its scripted faults.
     debug_assert_eq!(s.validate(), Ok(()));
     debug_assert!(!s.nemesis.enabled, "a story draws no random fault");
