@@ -18,6 +18,8 @@ pub mod named;
 pub mod protocol;
 pub mod redis;
 pub mod schemes;
+#[cfg(madsim)]
+pub mod sim_node;
 pub mod storage;
 pub mod workload;
 pub mod zk;

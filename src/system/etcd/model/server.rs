@@ -47,17 +47,7 @@ pub fn node(
     addr: SocketAddr,
     member: Arc<Member>,
 ) -> madsim::runtime::NodeHandle {
-    handle
-        .create_node()
-        .name(name)
-        .ip(addr.ip())
-        .init(move || {
-            let member = member.clone();
-            async move {
-                let _ = serve(addr, member).await;
-            }
-        })
-        .build()
+    crate::system::sim_node::serving(handle, name, addr, member, serve)
 }
 
 /// Serves the member on `addr` until the node is killed.

@@ -34,17 +34,7 @@ pub fn node(
     addr: SocketAddr,
     node: Arc<Node>,
 ) -> madsim::runtime::NodeHandle {
-    handle
-        .create_node()
-        .name(name)
-        .ip(addr.ip())
-        .init(move || {
-            let node = node.clone();
-            async move {
-                let _ = serve(addr, node).await;
-            }
-        })
-        .build()
+    crate::system::sim_node::serving(handle, name, addr, node, serve)
 }
 
 /// Boots `node` from its durable copy, then serves it on `addr` until the madsim node is

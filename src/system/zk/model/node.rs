@@ -494,17 +494,7 @@ pub fn node(
     addr: SocketAddr,
     node: Arc<ZkNode>,
 ) -> madsim::runtime::NodeHandle {
-    handle
-        .create_node()
-        .name(name)
-        .ip(addr.ip())
-        .init(move || {
-            let node = node.clone();
-            async move {
-                let _ = serve(addr, node).await;
-            }
-        })
-        .build()
+    crate::system::sim_node::serving(handle, name, addr, node, serve)
 }
 
 /// Serves `node` on `addr` until the madsim node is killed: the tracker's thread, the
