@@ -246,11 +246,7 @@ pub struct DemoArgs {
 }
 
 pub fn demo(args: DemoArgs) -> Result<(), String> {
-    let policies = if args.fencing == "all" {
-        Fencing::ALL.to_vec()
-    } else {
-        vec![args.fencing.parse()?]
-    };
+    let policies = super::demo_policies(&args.fencing)?;
     for fencing in policies {
         println!("== etcd's example for real, fencing {fencing}");
         let w = walkthrough(&WalkthroughConfig {

@@ -59,6 +59,14 @@ fn runtime_single() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start a tokio runtime: {e}"))
 }
 
+/// A demo's `--fencing`: `all`, or one policy.
+fn demo_policies(fencing: &str) -> Result<Vec<Fencing>, String> {
+    match fencing {
+        "all" => Ok(Fencing::ALL.to_vec()),
+        one => Ok(vec![one.parse()?]),
+    }
+}
+
 mod client;
 mod demo;
 mod load;

@@ -650,11 +650,7 @@ pub fn redlock_config(
 }
 
 pub fn redlock_demo(args: RedlockDemoArgs) -> Result<(), String> {
-    let policies = if args.fencing == "all" {
-        Fencing::ALL.to_vec()
-    } else {
-        vec![args.fencing.parse()?]
-    };
+    let policies = super::demo_policies(&args.fencing)?;
     for fencing in policies {
         let cfg = redlock_config(&args, fencing)?;
         println!(

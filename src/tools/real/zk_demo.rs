@@ -526,11 +526,7 @@ pub fn zk_config(args: &ZkDemoArgs, fencing: Fencing) -> Result<ZkDemoConfig, St
 }
 
 pub fn zk_demo(args: ZkDemoArgs) -> Result<(), String> {
-    let policies = if args.fencing == "all" {
-        Fencing::ALL.to_vec()
-    } else {
-        vec![args.fencing.parse()?]
-    };
+    let policies = super::demo_policies(&args.fencing)?;
     // Every policy's configuration checked before the first story starts.
     let configs = policies
         .into_iter()
