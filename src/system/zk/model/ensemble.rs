@@ -321,13 +321,11 @@ impl Quorum {
             self.leader.is_none_or(|l| !self.looking[l]),
             "a leader is not LOOKING"
         );
+        let n = self.servers();
         assert!(
-            (0..self.servers()).all(|i| self.links[i][i]
-                && self.links[i]
-                    == (0..self.servers())
-                        .map(|j| self.links[j][i])
-                        .collect::<Vec<_>>()),
-            "links are symmetric"
+            (0..n)
+                .all(|i| self.links[i][i] && (0..n).all(|j| self.links[i][j] == self.links[j][i])),
+            "links are symmetric, and a server reaches itself"
         );
         assert!(self.touches.iter().all(|t| t.len() <= TOUCHES_MAX));
         assert!(self.epoch >= 1, "the first leader is epoch 1");
