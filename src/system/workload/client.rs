@@ -569,17 +569,22 @@ impl Critical<'_> {
 }
 
 impl Critical<'_> {
+    /// What the recipe gets to judge or extend this cycle's lock, `name` its value.
+    fn lock_context<'c>(&'c self, name: &'c str) -> LockContext<'c> {
+        LockContext {
+            service: service_context(self.service, self.session),
+            clock: &self.run.clock,
+            cfg: &self.run.spec.lock,
+            value: name,
+            nonce: self.nonce,
+        }
+    }
+
     /// The recipe's own verdict on the lock before a write ([`LockRecipe::gave_up`]): a
     /// holder that gave it up stops, recorded as a refused local check.
     fn still_held(&mut self) -> Result<(), CycleEnd> {
         let name = self.run.name().to_string();
-        let cx = LockContext {
-            service: service_context(self.service, self.session),
-            clock: &self.run.clock,
-            cfg: &self.run.spec.lock,
-            value: &name,
-            nonce: self.nonce,
-        };
+        let cx = self.lock_context(&name);
         let Some(why) = self.run.spec.recipe.gave_up(cx, self.holding) else {
             return Ok(());
         };
@@ -642,13 +647,7 @@ impl Critical<'_> {
         validity: crate::lock::Validity,
     ) -> Result<(), CycleEnd> {
         let name = self.run.name().to_string();
-        let cx = LockContext {
-            service: service_context(self.service, self.session),
-            clock: &self.run.clock,
-            cfg: &self.run.spec.lock,
-            value: &name,
-            nonce: self.nonce,
-        };
+        let cx = self.lock_context(&name);
         let extended = recipe.extend(cx, self.holding).await;
         let token = self.holding.token;
         let until_us = extended.as_ref().ok().map(|v| v.until_us);
